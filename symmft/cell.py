@@ -1,0 +1,365 @@
+"""Cells: a gated recurrent cell file, traced into a computation graph.
+
+A cell file is plain Python (see ``cells/lstm.py``)::
+
+    STATE = ("c", "h")
+    def step(x, c, h, ops):
+        ...
+        return c_new, h_new
+
+``ops`` is a namespace of operations. :func:`load_cell` runs ``step`` once with a *tracing* ``ops`` whose
+values are graph nodes; the result is a :class:`Cell` holding a ``networkx.DiGraph`` (every node records its
+operation, name, whether it is Gaussian in the mean-field limit and the ``file:line`` that created it) and the
+step function itself, so the simulator can run the very same file with numeric ``ops``.
+
+This module is the first stage: cell file -> ``Cell``. It imports nothing else from symmft but errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import keyword
+import sys
+import traceback
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import networkx as nx
+
+from .errors import CellDefinitionError
+
+#: Elementwise nonlinearities a cell may use; each is defined once more in every interpreter (meanfield, simulate).
+NONLINEARITIES = ("sigmoid", "tanh", "erf")
+#: Every name an ``ops`` namespace offers to a cell file.
+OPS = ("affine",) + NONLINEARITIES
+#: Where built-in cells live (``load_cell("lstm")``).
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "cells"
+INPUT = "x"
+
+
+@dataclass(frozen=True)
+class AffineInput:
+    """One vector multiplied by its own random matrix inside an affine map.
+
+    ``vector`` is ``"x"`` for the cell input (weights ~ N(0, sigma2_k/m)) or a state-derived name (weights ~
+    N(0, nu2/n)); ``hyperparameter`` is the variance name that scales that matrix; ``node`` the graph node.
+    """
+
+    vector: str
+    hyperparameter: str
+    node: int
+
+
+@dataclass(frozen=True)
+class AffineMap:
+    """``u^k = sum_v M_kv v + b_k``: one independent random matrix per input vector plus a bias vector."""
+
+    name: str
+    inputs: tuple[AffineInput, ...]
+    node: int
+    where: str
+
+    @property
+    def mean(self) -> str:
+        return f"mu_{self.name}"
+
+    @property
+    def bias_variance(self) -> str:
+        return f"rho2_{self.name}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A traced cell: its graph, state names, affine maps and the original step function."""
+
+    name: str
+    path: Path
+    file_hash: str
+    states: tuple[str, ...]
+    graph: nx.DiGraph
+    outputs: dict[str, int]  # new state name -> node
+    affines: tuple[AffineMap, ...]
+    step: Callable
+    doc: str
+
+    def hyperparameter_names(self) -> tuple[str, ...]:
+        """Every weight/bias hyperparameter of the cell, in definition order (without q_x, c_x)."""
+        names = []
+        for a in self.affines:
+            names += [i.hyperparameter for i in a.inputs] + [a.mean, a.bias_variance]
+        return tuple(names)
+
+    def affine(self, name: str) -> AffineMap:
+        return next(a for a in self.affines if a.name == name)
+
+    def where(self, node: int) -> str:
+        return self.graph.nodes[node]["where"]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def available_cells() -> list[str]:
+    """Names of the built-in cells (files in ``cells/``)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def resolve_cell_path(spec: str | Path) -> Path:
+    """A built-in cell name (``lstm``) or a path to a cell file -> the file's path."""
+    p = Path(spec)
+    if p.suffix == ".py" or p.parent != Path("."):
+        if not p.is_file():
+            raise CellDefinitionError(f"cell file {str(p)!r} does not exist")
+        return p.resolve()
+    builtin = BUILTIN_DIR / f"{spec}.py"
+    if builtin.is_file():
+        return builtin
+    raise CellDefinitionError(
+        f"unknown cell {str(spec)!r}: built-in cells are {', '.join(available_cells())}; "
+        "or pass the path of a cell file (e.g. my_cells/janet.py)"
+    )
+
+
+def _load_module(path: Path) -> types.ModuleType:
+    source = path.read_text()
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as e:
+        raise CellDefinitionError(f"{path}:{e.lineno}: syntax error in cell file: {e.msg}") from None
+    module = types.ModuleType(f"symmft_cell_{path.stem}")
+    module.__file__ = str(path)
+    try:
+        exec(code, module.__dict__)
+    except Exception as e:  # the cell file itself failed at import
+        raise CellDefinitionError(f"{_cell_frame(e, path)}: cell file failed to load: {type(e).__name__}: {e}") from None
+    return module
+
+
+def _cell_frame(exc: BaseException, path: Path) -> str:
+    """``file:line`` of the innermost traceback frame inside the cell file."""
+    where = str(path)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename) == path:
+            where = f"{path}:{frame.lineno}"
+    return where
+
+
+def load_cell(spec: str | Path) -> Cell:
+    """Load and trace a cell by built-in name or file path.
+
+    Raises :class:`CellDefinitionError` naming ``file:line`` for any problem in the file.
+    """
+    path = resolve_cell_path(spec)
+    module = _load_module(path)
+    states = getattr(module, "STATE", None)
+    if isinstance(states, str):
+        states = (states,)
+    if not isinstance(states, (tuple, list)) or not states or not all(isinstance(s, str) for s in states):
+        raise CellDefinitionError(f"{path}: the cell file must define STATE, a tuple of state names, e.g. STATE = (\"h\",)")
+    states = tuple(states)
+    for s in states:
+        if not s.isidentifier() or keyword.iskeyword(s) or s in (INPUT, "ops"):
+            raise CellDefinitionError(f"{path}: state name {s!r} must be an identifier other than 'x' and 'ops'")
+    if len(set(states)) != len(states):
+        raise CellDefinitionError(f"{path}: STATE {states} names a state twice")
+    step = getattr(module, "step", None)
+    if not callable(step):
+        raise CellDefinitionError(f"{path}: the cell file must define a function step(x, {', '.join(states)}, ops)")
+    line = step.__code__.co_firstlineno
+    params = list(inspect.signature(step).parameters)
+    expected = [INPUT, *states, "ops"]
+    if params != expected:
+        raise CellDefinitionError(
+            f"{path}:{line}: step must take ({', '.join(expected)}) to match STATE; it takes ({', '.join(params)})"
+        )
+    tracer = _Tracer(path)
+    x = tracer.add("input", name=INPUT, where=f"{path}:{line}")
+    prev = [tracer.add("state", name=s, where=f"{path}:{line}") for s in states]
+    try:
+        result = step(x, *prev, tracer)
+    except CellDefinitionError:
+        raise
+    except Exception as e:
+        raise CellDefinitionError(f"{_cell_frame(e, path)}: error while tracing step: {type(e).__name__}: {e}") from None
+    if not isinstance(result, tuple):
+        result = (result,)
+    if len(result) != len(states):
+        raise CellDefinitionError(f"{path}:{line}: step returns {len(result)} values but STATE has {len(states)} ({', '.join(states)})")
+    outputs = {}
+    for s, value, p in zip(states, result, prev):
+        node = tracer.node_of(value, f"{path}:{line}")
+        if node == p.id:
+            raise CellDefinitionError(f"{path}:{line}: state {s!r} is never updated (step returns it unchanged)")
+        if tracer.graph.nodes[node]["op"] == "input":
+            raise CellDefinitionError(f"{path}:{line}: state {s!r} is set to the raw input x; pass x through ops.affine")
+        outputs[s] = node
+        tracer.graph.add_node(f"{s}'", op="output", name=s, gaussian=False, where=f"{path}:{line}")
+        tracer.graph.add_edge(node, f"{s}'", position=0)
+    return Cell(
+        name=path.stem,
+        path=path,
+        file_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
+        states=states,
+        graph=tracer.graph,
+        outputs=outputs,
+        affines=tuple(tracer.affines),
+        step=step,
+        doc=(module.__doc__ or "").strip(),
+    )
+
+
+# ---------------------------------------------------------------- tracing
+
+
+class Value:
+    """A traced value: arithmetic on it adds nodes to the tracer's graph."""
+
+    __slots__ = ("tracer", "id")
+    __array_ufunc__ = None  # numpy must not swallow a Value: np.tanh(v) fails loudly instead
+
+    def __init__(self, tracer: "_Tracer", node: int):
+        self.tracer, self.id = tracer, node
+
+    def _bin(self, op: str, a, b) -> "Value":
+        return self.tracer.elementwise(op, a, b)
+
+    def __add__(self, o): return self._bin("add", self, o)
+    def __radd__(self, o): return self._bin("add", o, self)
+    def __sub__(self, o): return self._bin("sub", self, o)
+    def __rsub__(self, o): return self._bin("sub", o, self)
+    def __mul__(self, o): return self._bin("mul", self, o)
+    def __rmul__(self, o): return self._bin("mul", o, self)
+    def __neg__(self): return self._bin("mul", -1.0, self)
+    def __pos__(self): return self
+
+    def __bool__(self):
+        raise CellDefinitionError(f"{self.tracer.where()}: a cell value cannot be used in a Python condition (if/and/or)")
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # protocol probes (numpy, copy) must see a plain AttributeError
+            raise AttributeError(name)
+        raise CellDefinitionError(f"{self.tracer.where()}: cell values have no attribute {name!r}; use ops.{name}(...) if it is an operation")
+
+    def _unsupported(self, *_):
+        raise CellDefinitionError(f"{self.tracer.where()}: only +, -, * and the ops {', '.join(OPS)} are supported in a cell")
+
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _unsupported
+
+
+class _Tracer:
+    """The symbolic ``ops`` namespace: each call adds a node to ``graph``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.graph = nx.DiGraph()
+        self.affines: list[AffineMap] = []
+
+    def where(self) -> str:
+        frame = inspect.currentframe()
+        line = None
+        while frame is not None:
+            if Path(frame.f_code.co_filename) == self.path:
+                line = frame.f_lineno
+                break
+            frame = frame.f_back
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def add(self, op: str, *, args=(), gaussian=False, where=None, **attrs) -> Value:
+        node = self.graph.number_of_nodes()
+        self.graph.add_node(node, op=op, gaussian=gaussian, where=where or self.where(), **attrs)
+        for position, a in enumerate(args):
+            self.graph.add_edge(a, node, position=position)
+        return Value(self, node)
+
+    def node_of(self, value, where: str) -> int:
+        if isinstance(value, Value):
+            if value.tracer is not self:
+                raise CellDefinitionError(f"{where}: a value from another cell was used")
+            return value.id
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return self.add("const", value=float(value), where=where).id
+        raise CellDefinitionError(f"{where}: expected a cell value or a number, got {type(value).__name__} {value!r}")
+
+    def _elementwise_arg(self, value, where: str) -> int:
+        node = self.node_of(value, where)
+        if self.graph.nodes[node]["op"] == "input":
+            raise CellDefinitionError(f"{where}: the input x can only enter the cell through ops.affine(name, x, ...)")
+        return node
+
+    def elementwise(self, op: str, *values) -> Value:
+        where = self.where()
+        args = [self._elementwise_arg(v, where) for v in values]
+        ops = [self.graph.nodes[a]["op"] for a in args]
+        # An affine output plus/times constants stays Gaussian (the mean-field law of a linear map of it).
+        gaussian = op in ("add", "sub", "mul") and sorted(
+            "g" if self.graph.nodes[a]["gaussian"] else ("c" if o == "const" else "o") for a, o in zip(args, ops)
+        ) == ["c", "g"]
+        return self.add(op, args=args, gaussian=gaussian, where=where)
+
+    def _nonlinearity(self, op: str) -> Callable[[Value], Value]:
+        def apply(value) -> Value:
+            where = self.where()
+            arg = self._elementwise_arg(value, where)
+            return self.add(op, args=[arg], where=where)
+
+        return apply
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in NONLINEARITIES:
+            return self._nonlinearity(name)
+        raise CellDefinitionError(
+            f"{self.where()}: unknown operation ops.{name}; a cell may use {', '.join('ops.' + o for o in OPS)}, "
+            "+, -, * and numbers"
+        )
+
+    def affine(self, name: str, *vectors, **named_vectors) -> Value:
+        """``u = sum_v M_v v + b``: the cell input ``x`` and state-derived vectors, each with its own matrix."""
+        where = self.where()
+        if not isinstance(name, str) or not name.isidentifier():
+            raise CellDefinitionError(f"{where}: ops.affine needs a name (an identifier) first, got {name!r}")
+        if any(a.name == name for a in self.affines):
+            raise CellDefinitionError(f"{where}: affine map {name!r} is defined twice (first at {self._affine(name).where})")
+        if not vectors and not named_vectors:
+            raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies no vector")
+        items = []  # (vector name or None, node)
+        for v in vectors:
+            node = self.node_of(v, where)
+            attrs = self.graph.nodes[node]
+            items.append((attrs["name"] if attrs["op"] in ("input", "state") else None, node))
+        items += [(k, self.node_of(v, where)) for k, v in named_vectors.items()]
+        for vec, node in items:
+            if self.graph.nodes[node]["op"] == "const":
+                raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies a constant; biases are implicit")
+        derived = [vec for vec, node in items if self.graph.nodes[node]["op"] != "input"]
+        if len(derived) > 1 and None in derived:
+            raise CellDefinitionError(
+                f"{where}: ops.affine({name!r}) multiplies several state-derived vectors; pass the derived ones by "
+                f"keyword so each matrix has a name, e.g. ops.affine({name!r}, x, h, r=r)"
+            )
+        names = [vec for vec, _ in items]
+        if len(set(names)) != len(names):
+            raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies {names} (a vector twice)")
+        inputs = []
+        for vec, node in items:
+            if self.graph.nodes[node]["op"] == "input":
+                hyper = f"sigma2_{name}"
+            elif len(derived) == 1:
+                hyper = f"nu2_{name}"
+            else:
+                hyper = f"nu2_{name}_{vec}"
+            inputs.append((vec or "v", hyper, node))
+        out = self.add("affine", args=[n for *_, n in inputs], gaussian=True, name=name, where=where)
+        for vec, hyper, node in inputs:
+            self.graph.edges[node, out.id].update(vector=vec, hyperparameter=hyper)
+        self.affines.append(
+            AffineMap(name, tuple(AffineInput(v, h, n) for v, h, n in inputs), out.id, where)
+        )
+        return out
+
+    def _affine(self, name: str) -> AffineMap:
+        return next(a for a in self.affines if a.name == name)

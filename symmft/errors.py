@@ -1,0 +1,51 @@
+"""The exceptions symmft raises for bad input, and the per-grid-point status of numeric work.
+
+Every message says what must hold, where (``file:line`` or a hyperparameter name), what it got, and what to do.
+Numeric failure on a grid is never an exception: it is a :class:`Status` value per grid point.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class SymmftError(Exception):
+    """Base class of every error symmft raises on purpose."""
+
+
+class CellDefinitionError(SymmftError):
+    """A cell file is wrong; the message starts with ``file:line``."""
+
+
+class HyperparameterError(SymmftError, ValueError):
+    """A hyperparameter name or value is invalid; the message names the parameter."""
+
+
+class ClosureError(SymmftError):
+    """The chosen closure cannot evaluate an expectation of this cell; the message names the node."""
+
+
+class BackendError(SymmftError):
+    """A numeric backend (numpy, cupy, mpmath) is unavailable or misused."""
+
+
+class Status(enum.IntEnum):
+    """Outcome of the fixed-point solve at one grid point. The message is the remedy."""
+
+    OK = 0
+    NOT_CONVERGED = 1
+    DIVERGED = 2
+    NAN = 3
+
+    @property
+    def message(self) -> str:
+        return _STATUS_MESSAGES[self]
+
+
+_STATUS_MESSAGES = {
+    Status.OK: "converged",
+    Status.NOT_CONVERGED: "fixed-point iteration did not converge (slow or oscillating); raise max_iterations "
+    "or inspect the dynamics near this point",
+    Status.DIVERGED: "state second moment grew without bound: no finite fixed point at these hyperparameters",
+    Status.NAN: "the map produced NaN/inf (hyperparameters out of range for the Gaussian expectations)",
+}

@@ -1,0 +1,114 @@
+"""Hyperparameters of a cell: names, meanings, defaults and validation.
+
+Names follow one spelling end to end (sympy symbol = keyword = JSON key = CLI name):
+
+    sigma2_k      variance scale of the matrix applied to the cell input x: entries ~ N(0, sigma2_k / m)
+    nu2_k         variance scale of the matrix applied to a state-derived vector: entries ~ N(0, nu2_k / n)
+    nu2_k_v       the same, for vector v, when map k multiplies several state-derived vectors
+    mu_k, rho2_k  mean and variance of the bias of map k: b_k,i ~ N(mu_k, rho2_k)
+    q_x           per-coordinate second moment of the input, x.x/m
+    c_x           correlation of the two input sequences, x^a.x^b/(m q_x)
+
+Values may be numbers or arrays (a grid); arrays broadcast against each other.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Mapping
+
+import numpy as np
+
+from .cell import Cell
+from .errors import HyperparameterError
+
+GLOBAL_DEFAULTS = {"q_x": 1.0, "c_x": 1.0}
+
+
+def default(name: str) -> float:
+    """Default value: variances 1 (sigma2, nu2), bias means 0, bias variances 0."""
+    if name in GLOBAL_DEFAULTS:
+        return GLOBAL_DEFAULTS[name]
+    return 1.0 if name.startswith(("sigma2_", "nu2_")) else 0.0
+
+
+def names(cell: Cell) -> tuple[str, ...]:
+    """Every hyperparameter of ``cell``, including the input statistics."""
+    return cell.hyperparameter_names() + tuple(GLOBAL_DEFAULTS)
+
+
+def describe(cell: Cell) -> list[dict]:
+    """One record per hyperparameter: name, default and meaning (for ``symmft params``)."""
+    rows = []
+    for a in cell.affines:
+        for i in a.inputs:
+            if i.vector == "x":
+                meaning = f"variance scale of the input matrix of map {a.name}: entries ~ N(0, {i.hyperparameter}/m)"
+            else:
+                meaning = f"variance scale of the matrix of map {a.name} applied to {i.vector}: entries ~ N(0, {i.hyperparameter}/n)"
+            rows.append({"name": i.hyperparameter, "default": default(i.hyperparameter), "meaning": meaning})
+        rows.append({"name": a.mean, "default": 0.0, "meaning": f"mean of the bias of map {a.name}"})
+        rows.append({"name": a.bias_variance, "default": 0.0, "meaning": f"variance of the bias of map {a.name}"})
+    rows.append({"name": "q_x", "default": 1.0, "meaning": "per-coordinate second moment of the input, x.x/m"})
+    rows.append({"name": "c_x", "default": 1.0, "meaning": "correlation of the two input sequences, x^a.x^b/(m q_x)"})
+    return rows
+
+
+def resolve(cell: Cell, values: Mapping[str, object] | None = None) -> dict[str, np.ndarray | float]:
+    """Complete ``values`` with defaults and validate every entry.
+
+    Raises :class:`HyperparameterError` for unknown names (with the closest known name), non-numeric or
+    non-finite values, negative variances, q_x < 0 and |c_x| > 1.
+    """
+    known = names(cell)
+    out: dict[str, np.ndarray | float] = {n: default(n) for n in known}
+    for name, value in (values or {}).items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise HyperparameterError(
+                f"unknown hyperparameter {name!r} for cell {cell.name!r}{hint} (known: {', '.join(known)})"
+            )
+        out[name] = _check(name, value)
+    return out
+
+
+def _check(name: str, value) -> np.ndarray | float:
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise HyperparameterError(f"hyperparameter {name} must be a number or array of numbers, got {value!r}") from None
+    if not np.all(np.isfinite(array)):
+        raise HyperparameterError(f"hyperparameter {name} must be finite, got {value!r}")
+    is_variance = name.startswith(("sigma2_", "nu2_", "rho2_")) or name == "q_x"
+    if is_variance and np.any(array < 0):
+        raise HyperparameterError(f"hyperparameter {name} is a variance and must be >= 0, got {array.min():g}")
+    if name == "c_x" and np.any(np.abs(array) > 1):
+        raise HyperparameterError(f"hyperparameter c_x is a correlation and must lie in [-1, 1], got {value!r}")
+    return float(array) if array.ndim == 0 else array
+
+
+def parse_assignment(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` from the command line -> (name, value)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise HyperparameterError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise HyperparameterError(f"hyperparameter {name.strip()}: {value!r} is not a number") from None
+
+
+def parse_grid(text: str) -> tuple[str, np.ndarray]:
+    """``NAME=START:STOP:NUM`` -> (name, linspace)."""
+    name, sep, spec = text.partition("=")
+    parts = spec.split(":")
+    if not sep or len(parts) != 3:
+        raise HyperparameterError(f"expected NAME=START:STOP:NUM, got {text!r}")
+    try:
+        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise HyperparameterError(f"grid {text!r}: START and STOP must be numbers and NUM an integer") from None
+    if num < 1:
+        raise HyperparameterError(f"grid {text!r}: NUM must be >= 1")
+    return name.strip(), np.linspace(start, stop, num)
