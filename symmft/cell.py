@@ -17,6 +17,8 @@ This module is the first stage: cell file -> ``Cell``. It imports nothing else f
 
 from __future__ import annotations
 
+import ast
+import difflib
 import hashlib
 import inspect
 import keyword
@@ -117,8 +119,10 @@ def resolve_cell_path(spec: str | Path) -> Path:
     builtin = BUILTIN_DIR / f"{spec}.py"
     if builtin.is_file():
         return builtin
+    close = difflib.get_close_matches(str(spec), available_cells(), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise CellDefinitionError(
-        f"unknown cell {str(spec)!r}: built-in cells are {', '.join(available_cells())}; "
+        f"unknown cell {str(spec)!r}: {hint}built-in cells are {', '.join(available_cells())}; "
         "or pass the path of a cell file (e.g. my_cells/janet.py)"
     )
 
@@ -145,6 +149,28 @@ def _cell_frame(exc: BaseException, path: Path) -> str:
         if Path(frame.filename) == path:
             where = f"{path}:{frame.lineno}"
     return where
+
+
+def _return_line(path: Path, step: Callable) -> int:
+    """Line of ``step``'s return statement, for errors about what it returns.
+
+    Read from the file's syntax tree (no runtime hooks). With no return statement or several of them, the line
+    of ``def step``.
+    """
+    code = step.__code__
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name != code.co_name:
+            continue
+        if code.co_firstlineno in (node.lineno, *(d.lineno for d in node.decorator_list)):
+            returns, todo = [], list(node.body)
+            while todo:  # the function's own returns, not those of nested functions or classes
+                n = todo.pop()
+                if isinstance(n, ast.Return):
+                    returns.append(n.lineno)
+                elif not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                    todo.extend(ast.iter_child_nodes(n))
+            return returns[0] if len(returns) == 1 else node.lineno
+    return code.co_firstlineno
 
 
 def load_cell(spec: str | Path) -> Cell:
@@ -183,20 +209,29 @@ def load_cell(spec: str | Path) -> Cell:
     except CellDefinitionError:
         raise
     except Exception as e:
-        raise CellDefinitionError(f"{_cell_frame(e, path)}: error while tracing step: {type(e).__name__}: {e}") from None
+        hint = ""
+        if isinstance(e, TypeError) and "does not support ufuncs" in str(e):
+            hint = f"; numpy functions cannot act on cell values: use {', '.join('ops.' + n for n in NONLINEARITIES)}"
+        raise CellDefinitionError(f"{_cell_frame(e, path)}: error while tracing step: {type(e).__name__}: {e}{hint}") from None
+    returned = f"{path}:{_return_line(path, step)}"  # errors about the returned values point at the return
+    if result is None:
+        raise CellDefinitionError(f"{returned}: step returns nothing; it must return the new {', '.join(states)}")
     if not isinstance(result, tuple):
         result = (result,)
     if len(result) != len(states):
-        raise CellDefinitionError(f"{path}:{line}: step returns {len(result)} values but STATE has {len(states)} ({', '.join(states)})")
+        raise CellDefinitionError(
+            f"{returned}: step returns {len(result)} value{'s' * (len(result) != 1)} but STATE has {len(states)} "
+            f"({', '.join(states)})"
+        )
     outputs = {}
     for s, value, p in zip(states, result, prev):
-        node = tracer.node_of(value, f"{path}:{line}")
+        node = tracer.node_of(value, returned)
         if node == p.id:
-            raise CellDefinitionError(f"{path}:{line}: state {s!r} is never updated (step returns it unchanged)")
+            raise CellDefinitionError(f"{returned}: state {s!r} is never updated (step returns it unchanged)")
         if tracer.graph.nodes[node]["op"] == "input":
-            raise CellDefinitionError(f"{path}:{line}: state {s!r} is set to the raw input x; pass x through ops.affine")
+            raise CellDefinitionError(f"{returned}: state {s!r} is set to the raw input x; pass x through ops.affine")
         outputs[s] = node
-        tracer.graph.add_node(f"{s}'", op="output", name=s, gaussian=False, where=f"{path}:{line}")
+        tracer.graph.add_node(f"{s}'", op="output", name=s, gaussian=False, where=returned)
         tracer.graph.add_edge(node, f"{s}'", position=0)
     return Cell(
         name=path.stem,
@@ -238,15 +273,32 @@ class Value:
     def __bool__(self):
         raise CellDefinitionError(f"{self.tracer.where()}: a cell value cannot be used in a Python condition (if/and/or)")
 
+    def __float__(self):  # math.tanh(v), float(v)
+        raise CellDefinitionError(
+            f"{self.tracer.where()}: a cell value is a vector, not a number; apply "
+            f"{', '.join('ops.' + n for n in NONLINEARITIES)} instead of math or numpy functions"
+        )
+
     def __getattr__(self, name):
         if name.startswith("__"):  # protocol probes (numpy, copy) must see a plain AttributeError
             raise AttributeError(name)
-        raise CellDefinitionError(f"{self.tracer.where()}: cell values have no attribute {name!r}; use ops.{name}(...) if it is an operation")
+        ops = ", ".join("ops." + o for o in OPS)
+        hint = f"use ops.{name}(...)" if name in OPS else f"a cell may use {ops}, +, - and *"
+        raise CellDefinitionError(f"{self.tracer.where()}: cell values have no attribute {name!r}; {hint}")
 
-    def _unsupported(self, *_):
-        raise CellDefinitionError(f"{self.tracer.where()}: only +, -, * and the ops {', '.join(OPS)} are supported in a cell")
+    def _unsupported(what: str, advice: str):
+        def method(self, *_):
+            raise CellDefinitionError(
+                f"{self.tracer.where()}: {what} is not supported in a cell ({advice}); "
+                f"only +, -, * and the ops {', '.join(OPS)} are"
+            )
 
-    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _unsupported
+        return method
+
+    __truediv__ = __rtruediv__ = _unsupported("division '/'", "to divide by a constant c, multiply by 1/c")
+    __pow__ = __rpow__ = _unsupported("power '**'", "write v * v for a square")
+    __matmul__ = __rmatmul__ = _unsupported("matrix product '@'", "random matrices enter only through ops.affine")
+    del _unsupported
 
 
 class _Tracer:
@@ -331,7 +383,14 @@ class _Tracer:
             node = self.node_of(v, where)
             attrs = self.graph.nodes[node]
             items.append((attrs["name"] if attrs["op"] in ("input", "state") else None, node))
-        items += [(k, self.node_of(v, where)) for k, v in named_vectors.items()]
+        for k, v in named_vectors.items():
+            node = self.node_of(v, where)
+            if (k == INPUT) != (self.graph.nodes[node]["op"] == "input"):  # "x" means the input, everywhere
+                raise CellDefinitionError(
+                    f"{where}: ops.affine({name!r}, ..., {k}=...): pass the input x positionally and do not name "
+                    "another vector 'x'"
+                )
+            items.append((k, node))
         for vec, node in items:
             if self.graph.nodes[node]["op"] == "const":
                 raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies a constant; biases are implicit")
@@ -353,6 +412,13 @@ class _Tracer:
             else:
                 hyper = f"nu2_{name}_{vec}"
             inputs.append((vec or "v", hyper, node))
+        for _, hyper, _ in inputs:  # e.g. map "u" with vectors h, c (nu2_u_h) beside a map "u_h" (nu2_u_h)
+            other = next((a for a in self.affines if hyper in (i.hyperparameter for i in a.inputs)), None)
+            if other is not None:
+                raise CellDefinitionError(
+                    f"{where}: ops.affine({name!r}) would name its matrix variance {hyper}, which map {other.name!r} "
+                    f"(at {other.where}) already uses; rename one of the maps"
+                )
         out = self.add("affine", args=[n for *_, n in inputs], gaussian=True, name=name, where=where)
         for vec, hyper, node in inputs:
             self.graph.edges[node, out.id].update(vector=vec, hyperparameter=hyper)

@@ -70,11 +70,22 @@ def resolve(cell: Cell, values: Mapping[str, object] | None = None) -> dict[str,
                 f"unknown hyperparameter {name!r} for cell {cell.name!r}{hint} (known: {', '.join(known)})"
             )
         out[name] = _check(name, value)
+    grids = {n: v for n, v in out.items() if isinstance(v, np.ndarray)}
+    try:
+        np.broadcast_shapes(*(v.shape for v in grids.values()))
+    except ValueError:
+        shapes = ", ".join(f"{n} {v.shape}" for n, v in grids.items())
+        raise HyperparameterError(
+            f"hyperparameter grids must broadcast against each other, got shapes {shapes}; "
+            "give one axis per swept parameter, e.g. with np.meshgrid"
+        ) from None
     return out
 
 
 def _check(name: str, value) -> np.ndarray | float:
     try:
+        if value is None:  # np.asarray(None, dtype=float) is NaN, which would read as "not finite"
+            raise TypeError
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise HyperparameterError(f"hyperparameter {name} must be a number or array of numbers, got {value!r}") from None
@@ -91,19 +102,21 @@ def _check(name: str, value) -> np.ndarray | float:
 def parse_assignment(text: str) -> tuple[str, float]:
     """``NAME=VALUE`` from the command line -> (name, value)."""
     name, sep, value = text.partition("=")
+    name = name.strip()
     if not sep or not name:
         raise HyperparameterError(f"expected NAME=VALUE, got {text!r}")
     try:
-        return name.strip(), float(value)
+        return name, float(value)
     except ValueError:
-        raise HyperparameterError(f"hyperparameter {name.strip()}: {value!r} is not a number") from None
+        raise HyperparameterError(f"hyperparameter {name}: {value!r} is not a number") from None
 
 
 def parse_grid(text: str) -> tuple[str, np.ndarray]:
     """``NAME=START:STOP:NUM`` -> (name, linspace)."""
     name, sep, spec = text.partition("=")
+    name = name.strip()
     parts = spec.split(":")
-    if not sep or len(parts) != 3:
+    if not sep or not name or len(parts) != 3:
         raise HyperparameterError(f"expected NAME=START:STOP:NUM, got {text!r}")
     try:
         start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
@@ -111,4 +124,4 @@ def parse_grid(text: str) -> tuple[str, np.ndarray]:
         raise HyperparameterError(f"grid {text!r}: START and STOP must be numbers and NUM an integer") from None
     if num < 1:
         raise HyperparameterError(f"grid {text!r}: NUM must be >= 1")
-    return name.strip(), np.linspace(start, stop, num)
+    return name, np.linspace(start, stop, num)

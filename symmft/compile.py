@@ -1,0 +1,208 @@
+"""Compile a :class:`~symmft.meanfield.MeanFieldMap` into numeric functions for one backend.
+
+Stage: mean-field map (sympy) -> :class:`CompiledMap` -> :mod:`symmft.dynamics`.
+
+A backend is a namespace (sympy's lambdify idiom): the expression is printed once and executed against a table
+that binds ``tanh``, ``sigmoid``, ``erf`` and the Gaussian expectations ``E1``/``E2`` to numpy, CuPy or mpmath
+implementations (:mod:`symmft.gaussian`). Every function name is checked against the table before compiling, so
+a missing implementation fails here, not at call time. Besides the maps, their Jacobians with respect to the keys
+are differentiated symbolically (through ``E1``/``E2`` by Price's theorem) and compiled the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import mpmath
+import numpy as np
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from . import gaussian
+from .backend import get_xp
+from .errors import BackendError
+from .expectation import E1, E2, sigmoid, u
+from .meanfield import MeanFieldMap
+
+BACKENDS = ("numpy", "cupy", "mpmath")
+
+
+class _Printer(StrPrinter):
+    """Python source for lambdify: Lambdas become Python lambdas, E1/E2 calls into the namespace."""
+
+    printmethod = "_symmft_code"  # not StrPrinter's _sympystr, which E1/E2 use for human-readable text
+
+    def _print_Lambda(self, expr):
+        return f"(lambda u: {self._print(expr(u))})"
+
+    def _print_Function(self, expr):
+        return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Pi(self, expr):
+        return "pi"
+
+    def _print_Exp1(self, expr):
+        return "exp(1)"
+
+
+class _MpmathPrinter(_Printer):
+    """Exact rationals and floats as mpf, so 30-digit evaluation is not spoiled by binary constants."""
+
+    def _print_Rational(self, expr):
+        return f"(mpf({expr.p})/mpf({expr.q}))"
+
+    def _print_Float(self, expr):
+        return f"mpf('{expr}')"
+
+
+def _numeric_namespace(xp) -> dict:
+    erf = getattr(xp, "erf", None)
+    if erf is None:
+        if xp is np:
+            from scipy.special import erf
+        else:
+            from cupyx.scipy.special import erf
+
+    def sigmoid_(x):
+        return 0.5 * (1.0 + xp.tanh(0.5 * x))  # overflow-free logistic
+
+    def nonneg(v):  # rounding can leave a closure variance at -1e-17
+        return xp.maximum(v, 0.0)
+
+    def cov_(c, v):
+        return xp.clip(c, -v, v)
+
+    return {
+        "tanh": xp.tanh,
+        "sigmoid": sigmoid_,
+        "erf": erf,
+        "exp": xp.exp,
+        "sqrt": xp.sqrt,
+        "pi": math.pi,
+        "E1": lambda f, m, v: gaussian.expect1(f, m, nonneg(v), xp=xp),
+        "E2": lambda f, g, m, v, k: gaussian.expect2(f, g, m, nonneg(v), cov_(k, nonneg(v)), xp=xp),
+    }
+
+
+def _mpmath_namespace(dps: int) -> dict:
+    def nonneg(v):
+        return max(v, mpmath.mpf(0))
+
+    return {
+        "tanh": mpmath.tanh,
+        "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
+        "erf": mpmath.erf,
+        "exp": mpmath.exp,
+        "sqrt": mpmath.sqrt,
+        "pi": mpmath.pi,
+        "mpf": mpmath.mpf,
+        "E1": lambda f, m, v: gaussian.expect1_mp(f, m, nonneg(v), dps=dps),
+        "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
+            f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
+        ),
+    }
+
+
+def _check_functions(exprs, namespace, backend):
+    names = {f.func.__name__ for e in exprs for f in e.atoms(sp.Function)}
+    for e in exprs:
+        for lam in e.atoms(sp.Lambda):
+            names |= {f.func.__name__ for f in lam(u).atoms(sp.Function)}
+    missing = sorted(n for n in names if n not in namespace)
+    if missing:
+        raise BackendError(f"backend {backend!r} has no implementation of {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class CompiledMap:
+    """Numeric map of one backend. Arguments are the key values (tuples of arrays) and a hyperparameter dict.
+
+    ``diagonal(d, h)`` -> new diagonal keys; ``cross(d, c, h)`` -> new cross keys; ``diagonal_jacobian(d, h)``
+    and ``cross_jacobian(d, c, h)`` -> nested lists J[i][j] = d new_i / d key_j.
+    """
+
+    map: MeanFieldMap
+    backend: str
+    _diag: Callable
+    _cross: Callable
+    _jdiag: Callable
+    _jcross: Callable
+
+    def _hyper(self, h: dict) -> list:
+        return [h[s.name] for s in self.map.hyperparameters]
+
+    def diagonal(self, d, h):
+        return self._diag(*d, *self._hyper(h))
+
+    def cross(self, d, c, h):
+        return self._cross(*d, *c, *self._hyper(h))
+
+    def diagonal_jacobian(self, d, h):
+        return self._jdiag(*d, *self._hyper(h))
+
+    def cross_jacobian(self, d, c, h):
+        return self._jcross(*d, *c, *self._hyper(h))
+
+
+_COMPILED: dict = {}
+
+
+def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> CompiledMap:
+    """Compile ``mf`` for ``backend`` ("numpy", "cupy" or "mpmath" at ``dps`` digits); cached."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    key = (mf.cell.file_hash, mf.closure, backend, dps if backend == "mpmath" else None)
+    if key in _COMPILED:
+        return _COMPILED[key]
+    if backend == "mpmath":
+        namespace, printer = _mpmath_namespace(dps), _MpmathPrinter()
+    else:
+        namespace, printer = _numeric_namespace(get_xp(backend)), _Printer()
+    d, c, h = list(mf.diagonal), list(mf.cross), list(mf.hyperparameters)
+    diag = [mf.update[k] for k in d]
+    cross = [mf.update[k] for k in c]
+    jdiag = [[_derivative(e, k) for k in d] for e in diag]
+    jcross = [[_derivative(e, k) for k in c] for e in cross]
+    _check_functions(diag + cross + sum(jdiag, []) + sum(jcross, []), namespace, backend)
+
+    def build(args, exprs):
+        return sp.lambdify(args, exprs, modules=[namespace], printer=printer, cse=_cse, docstring_limit=0)
+
+    compiled = CompiledMap(
+        map=mf,
+        backend=backend,
+        _diag=build(d + h, diag),
+        _cross=build(d + c + h, cross),
+        _jdiag=build(d + h, jdiag),
+        _jcross=build(d + c + h, jcross),
+    )
+    _COMPILED[key] = compiled
+    return compiled
+
+
+class _IntegerPower(sp.Function):
+    """b**n (n a positive integer) differentiated as n*b**(n-1): sympy's Pow rule writes d(b**2) as
+    b**2 * 2 db / b when b holds a function, which is 0/0 where b = 0 (a zero mean)."""
+
+    @classmethod
+    def eval(cls, base, n):
+        if n == 1:
+            return base
+
+    def fdiff(self, argindex=1):
+        base, n = self.args
+        return n * _IntegerPower(base, n - 1)
+
+
+def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
+    """d e / d key, with integer powers of compound bases kept polynomial."""
+    compound = lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and bool(p.base.free_symbols - {u})
+    d = e.replace(compound, lambda p: _IntegerPower(p.base, p.exp)).diff(key)
+    return d.replace(lambda f: isinstance(f, _IntegerPower), lambda f: f.args[0] ** f.args[1])
+
+
+def _cse(exprs):
+    """Common subexpressions, never reaching inside a Lambda (its body is bound to ``u``)."""
+    return sp.cse(exprs, ignore=(u,), list=False)

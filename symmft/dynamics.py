@@ -1,0 +1,303 @@
+"""Dynamics of a compiled mean-field map: fixed points, correlation c*, eigenvalue lambda, time scale xi.
+
+Stage: :class:`~symmft.compile.CompiledMap` -> :class:`Analysis` (per grid point, with a status).
+
+1. Diagonal map (means, second moments): a few plain iterations from a unit state, then Newton steps
+   x <- x - (J - I)^-1 (F(x) - x) with the symbolic Jacobian, each step kept only where it lowers the residual
+   (else a plain step). Newton matters near criticality, where plain iteration converges like E[f^2]^t.
+2. Cross map (cross moments between two input sequences) with the diagonal held at its fixed point. With
+   identical inputs (c_x = 1) C = Q is an exact fixed point; it is used when stable, else the attracting c* < 1
+   is solved for (the chaotic phase).
+3. lambda = leading eigenvalue of the cross map's Jacobian at C*: a one-sided slope at c = 1, exactly as Price's
+   theorem gives it; xi = -1/log|lambda| (inf where |lambda| >= 1). The diagonal map's leading eigenvalue is
+   reported too (``diagonal_lambda``).
+
+Every failure is a :class:`~symmft.errors.Status` per point; failed points carry NaN in every quantity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+
+from . import params as params_mod
+from .backend import get_xp, to_numpy
+from .cell import Cell
+from .compile import CompiledMap, compile_map
+from .errors import HyperparameterError, Status
+from .meanfield import derive
+
+#: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
+#: rounding of O(1) moments, so every converged point is accurate to ~1e-12 before quadrature error.
+TOLERANCE = 1e-13
+#: A second moment above this is treated as divergence (bounded gates keep moments O(1)-O(1e4)).
+DIVERGENCE = 1e12
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Mean-field predictions at every point of a hyperparameter grid (arrays of the grid's shape)."""
+
+    cell: Cell
+    closure: str
+    backend: str
+    hyperparameters: dict
+    fixed_point: dict  # key name (M_s, Q_s, ...) -> array
+    cross_fixed_point: dict  # key name (C_s, ...) -> array
+    correlation: dict  # state -> c* = C_s / Q_s
+    lambda_: np.ndarray
+    xi: np.ndarray
+    diagonal_lambda: np.ndarray
+    status: np.ndarray  # Status values
+    extras: dict = field(default_factory=dict)
+
+    def state_moments(self, state: str) -> dict:
+        return {"mean": self.fixed_point[f"M_{state}"], "second_moment": self.fixed_point[f"Q_{state}"]}
+
+    def to_json(self) -> dict:
+        """JSON-ready dict (lists for grids, floats for scalars)."""
+
+        def j(a):
+            a = np.asarray(a, dtype=float)
+            return None if a.ndim == 0 and not np.isfinite(a) and np.isnan(a) else _jsonable(a)
+
+        status = np.asarray(self.status)
+        return {
+            "cell": self.cell.name,
+            "closure": self.closure,
+            "backend": self.backend,
+            "hyperparameters": {k: _jsonable(np.asarray(v, dtype=float)) for k, v in self.hyperparameters.items()},
+            "fixed_point": {s: {k: j(v) for k, v in self.state_moments(s).items()} for s in self.cell.states},
+            "correlation": {s: j(v) for s, v in self.correlation.items()},
+            "lambda": j(self.lambda_),
+            "xi": j(self.xi),
+            "diagonal_lambda": j(self.diagonal_lambda),
+            "status": Status(int(status)).name if status.ndim == 0 else [Status(int(s)).name for s in status.ravel()],
+            **{k: j(v) for k, v in self.extras.items()},
+        }
+
+
+def _jsonable(a: np.ndarray):
+    if a.ndim == 0:
+        x = float(a)
+        return x if np.isfinite(x) else ("inf" if x > 0 else "-inf" if x < 0 else "nan")
+    return [_jsonable(v) for v in a]
+
+
+def analyze(
+    cell: Cell,
+    hyperparameters: dict | None = None,
+    *,
+    backend: str = "numpy",
+    closure: str = "gaussian",
+    max_iterations: int = 200,
+    dps: int = 30,
+) -> Analysis:
+    """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
+
+    ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
+    ``closure`` "population" is delegated to :mod:`symmft.population`.
+    """
+    h = params_mod.resolve(cell, hyperparameters)
+    if closure == "population":
+        from .population import analyze_population
+
+        return analyze_population(cell, h)
+    compiled = compile_map(derive(cell, closure), backend, dps=dps)
+    if backend == "mpmath":
+        if any(np.ndim(v) for v in h.values()):
+            raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")
+        return _analyze_mp(compiled, h, dps, max_iterations)
+    return _analyze_array(compiled, h, get_xp(backend), max_iterations)
+
+
+# ---------------------------------------------------------------- vectorized (numpy / cupy)
+
+
+def _stack(values, shape, xp):
+    return xp.stack([xp.broadcast_to(xp.asarray(v, dtype=float), shape) for v in values])
+
+
+def _matrix(rows, shape, xp):
+    """Nested lists J[i][j] -> array (*shape, k, k)."""
+    k = len(rows)
+    out = xp.stack([_stack(r, shape, xp) for r in rows])  # (k, k, *shape)
+    return xp.moveaxis(xp.moveaxis(out, 0, -1), 0, -1) if k else out
+
+
+def _leading_eigenvalue(J, xp):
+    """Signed leading eigenvalue (by modulus) of stacked matrices; its modulus where it is complex."""
+    J = to_numpy(J)
+    finite = np.all(np.isfinite(J), axis=(-2, -1))
+    ev = np.linalg.eigvals(np.where(finite[..., None, None], J, 0.0))  # host: tiny k x k, CuPy lacks eigvals
+    idx = np.argmax(np.abs(ev), axis=-1)
+    lead = np.take_along_axis(ev, idx[..., None], axis=-1)[..., 0]
+    real = np.abs(lead.imag) <= 1e-12 * np.maximum(1, np.abs(lead))
+    return xp.asarray(np.where(finite, np.where(real, lead.real, np.abs(lead)), np.nan))
+
+
+def _newton(F, Jac, x, shape, xp, max_iterations, plain_steps=10):
+    """Solve x = F(x) pointwise. Returns (x, residual, converged mask)."""
+    for _ in range(plain_steps):
+        with np.errstate(all="ignore"):
+            x = _stack(F(x), shape, xp)
+    k = x.shape[0]
+    eye = xp.eye(k)
+    for _ in range(max_iterations):
+        with np.errstate(all="ignore"):
+            fx = _stack(F(x), shape, xp)
+            r = fx - x
+            scale = 1 + xp.max(xp.abs(x), axis=0)
+            res = xp.max(xp.abs(r), axis=0) / scale
+            done = res <= TOLERANCE
+            if bool(xp.all(done | ~xp.isfinite(res))):
+                break
+            A = _matrix(Jac(x), shape, xp) - eye
+            A = xp.where(xp.isfinite(A), A, 0.0)
+            rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
+            try:
+                dx = xp.linalg.solve(A, -rr)[..., 0]
+            except np.linalg.LinAlgError:  # a singular point somewhere: fall back to plain steps everywhere
+                dx = xp.moveaxis(r, 0, -1)
+            x_newton = x + xp.moveaxis(dx, -1, 0)
+            r_newton = _stack(F(x_newton), shape, xp) - x_newton
+            better = xp.max(xp.abs(r_newton), axis=0) / (1 + xp.max(xp.abs(x_newton), axis=0)) < res
+            better &= xp.all(xp.isfinite(x_newton), axis=0)
+            x = xp.where(done, x, xp.where(better, x_newton, fx))
+    with np.errstate(all="ignore"):
+        r = _stack(F(x), shape, xp) - x
+        res = xp.max(xp.abs(r), axis=0) / (1 + xp.max(xp.abs(x), axis=0))
+    return x, res, res <= TOLERANCE * 10
+
+
+def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysis:
+    mf = cm.map
+    shape = np.broadcast_shapes(*(np.shape(v) for v in h.values()))
+    hx = {k: xp.asarray(v, dtype=float) for k, v in h.items()}
+    names_d = [s.name for s in mf.diagonal]
+    x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], shape, xp)
+    d, res_d, conv_d = _newton(lambda x: cm.diagonal(tuple(x), hx), lambda x: cm.diagonal_jacobian(tuple(x), hx), x0, shape, xp, max_iterations)
+    dt = tuple(d)
+    lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx), shape, xp), xp)
+
+    # cross map: C = Q (diagonal analogue of each cross key) is exact when c_x = 1
+    analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
+    c_equal = d[analogue]
+    F_c = lambda c: cm.cross(dt, tuple(c), hx)
+    J_c = lambda c: cm.cross_jacobian(dt, tuple(c), hx)
+    lam_equal = _leading_eigenvalue(_matrix(J_c(c_equal), shape, xp), xp)
+    identical = xp.broadcast_to(hx["c_x"] == 1.0, shape)
+    need_solve = ~(identical & (xp.abs(lam_equal) < 1))
+    c = c_equal
+    res_c = xp.zeros(shape)
+    conv_c = xp.ones(shape, dtype=bool)
+    if bool(xp.any(need_solve)):
+        start = c_equal * xp.where(identical, 0.5, xp.broadcast_to(hx["c_x"], shape))
+        c_s, res_s, conv_s = _newton(F_c, J_c, start, shape, xp, max_iterations)
+        c = xp.where(need_solve, c_s, c_equal)
+        res_c = xp.where(need_solve, res_s, 0.0)
+        conv_c = xp.where(need_solve, conv_s, True)
+    lam = _leading_eigenvalue(_matrix(J_c(c), shape, xp), xp)
+
+    status = xp.full(shape, int(Status.OK))
+    q = d[[i for i, n in enumerate(names_d) if n.startswith("Q")]]
+    status = xp.where(~(conv_d & conv_c), int(Status.NOT_CONVERGED), status)
+    status = xp.where(conv_d & (xp.abs(lam_d) >= 1), int(Status.UNSTABLE), status)
+    status = xp.where(xp.any(q > DIVERGENCE, axis=0), int(Status.DIVERGED), status)
+    bad = ~(xp.all(xp.isfinite(d), axis=0) & xp.all(xp.isfinite(c), axis=0) & xp.isfinite(lam))
+    status = xp.where(bad, int(Status.NAN), status)
+    ok = status == int(Status.OK)
+
+    def clean(a):
+        return to_numpy(xp.where(ok, a, xp.nan))
+
+    fixed = {n: clean(d[i]) for i, n in enumerate(names_d)}
+    cross = {s.name: clean(c[i]) for i, s in enumerate(mf.cross)}
+    corr = {s: cross[f"C_{s}"] / fixed[f"Q_{s}"] for s in mf.cell.states}
+    lam_np, lam_d_np = clean(lam), clean(lam_d)
+    return Analysis(
+        cell=mf.cell,
+        closure=mf.closure,
+        backend=cm.backend,
+        hyperparameters=h,
+        fixed_point=fixed,
+        cross_fixed_point=cross,
+        correlation=corr,
+        lambda_=lam_np,
+        xi=_time_scale(lam_np),
+        diagonal_lambda=lam_d_np,
+        status=to_numpy(status).astype(int),
+    )
+
+
+def _time_scale(lam) -> np.ndarray:
+    """xi = -1/log|lambda|; inf where |lambda| >= 1 (no decay), NaN where lambda is NaN."""
+    a = np.abs(np.asarray(lam, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = np.where(a < 1, -1.0 / np.log(a), np.inf)
+    return np.where(np.isnan(a), np.nan, xi)
+
+
+# ---------------------------------------------------------------- mpmath reference (one point)
+
+
+def _newton_mp(F, Jac, x, max_iterations, tol):
+    x = mpmath.matrix(x)
+    for _ in range(10):
+        x = mpmath.matrix(F(x))
+    for _ in range(max_iterations):
+        r = mpmath.matrix(F(x)) - x
+        if mpmath.norm(r, mpmath.inf) <= tol * (1 + mpmath.norm(x, mpmath.inf)):
+            return x, True
+        A = mpmath.matrix(Jac(x)) - mpmath.eye(len(x))
+        x = x - mpmath.lu_solve(A, r)
+    r = mpmath.matrix(F(x)) - x
+    return x, bool(mpmath.norm(r, mpmath.inf) <= tol * 10 * (1 + mpmath.norm(x, mpmath.inf)))
+
+
+def _leading_mp(J):
+    ev = mpmath.eig(mpmath.matrix(J), left=False, right=False)
+    lead = max(ev, key=abs)
+    return lead.real if abs(lead.imag) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(1, abs(lead)) else abs(lead)
+
+
+def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int) -> Analysis:
+    mf = cm.map
+    with mpmath.workdps(dps):
+        hm = {k: mpmath.mpf(v) for k, v in h.items()}
+        tol = mpmath.mpf(10) ** (-dps + 5)
+        names_d = [s.name for s in mf.diagonal]
+        x0 = [mpmath.mpf(1) if n.startswith("Q") else mpmath.mpf(0) for n in names_d]
+        d, ok_d = _newton_mp(lambda x: cm.diagonal(tuple(x), hm), lambda x: cm.diagonal_jacobian(tuple(x), hm), x0, max_iterations, tol)
+        dt = tuple(d)
+        lam_d = _leading_mp(cm.diagonal_jacobian(dt, hm))
+        analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
+        c = mpmath.matrix([d[i] for i in analogue])
+        lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
+        ok_c = True
+        if not (hm["c_x"] == 1 and abs(lam) < 1):
+            start = [d[i] * (mpmath.mpf("0.5") if hm["c_x"] == 1 else hm["c_x"]) for i in analogue]
+            c, ok_c = _newton_mp(lambda y: cm.cross(dt, tuple(y), hm), lambda y: cm.cross_jacobian(dt, tuple(y), hm), start, max_iterations, tol)
+            lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
+        status = Status.OK if ok_d and ok_c else Status.NOT_CONVERGED
+        if status == Status.OK and abs(lam_d) >= 1:
+            status = Status.UNSTABLE
+        fixed = {n: d[i] for i, n in enumerate(names_d)}
+        cross = {s.name: c[i] for i, s in enumerate(mf.cross)}
+        corr = {s: cross[f"C_{s}"] / fixed[f"Q_{s}"] for s in mf.cell.states}
+        xi = -1 / mpmath.log(abs(lam)) if abs(lam) < 1 else mpmath.inf
+    return Analysis(
+        cell=mf.cell,
+        closure=mf.closure,
+        backend="mpmath",
+        hyperparameters=h,
+        fixed_point=fixed,
+        cross_fixed_point=cross,
+        correlation=corr,
+        lambda_=lam,
+        xi=xi,
+        diagonal_lambda=lam_d,
+        status=np.asarray(int(status)),
+    )

@@ -1,0 +1,153 @@
+"""Symbolic Gaussian expectations: the sympy functions every mean-field map is written in.
+
+    E1(Lambda(u, F), m, v)        = E[F(u)],            u ~ N(m, v)
+    E2(Lambda(u, F), Lambda(u, G), m, v, k)
+                                  = E[F(u_a) G(u_b)],   (u_a, u_b) ~ N((m, m), [[v, k], [k, v]])
+
+They are real sympy ``Function``s, so ``diff`` works through them by Price's theorem / Stein's lemma
+(d/dm E[F] = E[F'], d/dv E[F] = E[F'']/2, d/dk E[F(u_a)G(u_b)] = E[F'(u_a)G'(u_b)]); this gives the Jacobians of
+the maps (fixed-point Newton steps, the eigenvalue lambda) with no finite differences. Closed forms are applied
+at construction when they exist (polynomials by Isserlis' theorem, E[erf]); everything else is left for the
+numeric backends of :mod:`symmft.compile`.
+
+Also defines ``sigmoid`` as a sympy function (derivative sigmoid*(1 - sigmoid)).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+#: The integration variable of every Lambda, shared so that equal integrands compare (and CSE) equal.
+u = sp.Symbol("u", real=True)
+
+
+class sigmoid(sp.Function):
+    """The logistic function 1/(1 + exp(-x))."""
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sp.S.Half
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    def _eval_evalf(self, prec):
+        return (1 / (1 + sp.exp(-self.args[0]))).evalf(prec)
+
+
+def _central_moment(i: int, j: int, v, k):
+    """E[a^i b^j] for centered (a, b) with variances v and covariance k (Stein's lemma recursion)."""
+    if i < j:
+        i, j = j, i
+    if i == 0:
+        return sp.S.One
+    # E[a^i b^j] = (i-1) v E[a^(i-2) b^j] + j k E[a^(i-1) b^(j-1)]
+    out = (i - 1) * v * _central_moment(i - 2, j, v, k) if i >= 2 else sp.S.Zero
+    if j >= 1:
+        out += j * k * _central_moment(i - 1, j - 1, v, k)
+    return out
+
+
+def _polynomial_expectation(F, G, m, v, k):
+    """E[F(u_a) G(u_b)] in closed form when F and G are polynomials in u, else None."""
+    if not (F.is_polynomial(u) and G.is_polynomial(u)):
+        return None
+    a, b = sp.Dummy("a"), sp.Dummy("b")
+    poly = sp.Poly(sp.expand(F.subs(u, m + a) * G.subs(u, m + b)), a, b)
+    return sp.Add(*[c * _central_moment(i, j, v, k) for (i, j), c in poly.terms()])
+
+
+class E1(sp.Function):
+    """E[F(u)] for u ~ N(m, v); arguments (Lambda(u, F), m, v)."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, lam, m, v):
+        if not isinstance(lam, sp.Lambda):  # a placeholder symbol during common-subexpression elimination
+            return None
+        F = lam(u)
+        closed = _polynomial_expectation(F, sp.S.One, m, v, v)
+        if closed is not None:
+            return closed
+        if F.func == sp.erf and F.args[0] == u:  # E[erf(u)] = erf(m / sqrt(1 + 2v))
+            return sp.erf(m / sp.sqrt(1 + 2 * v))
+        if v.is_zero:
+            return F.subs(u, m)
+
+    def fdiff(self, argindex=1):
+        lam, m, v = self.args
+        F = lam(u)
+        if argindex == 2:
+            return E1(sp.Lambda(u, F.diff(u)), m, v)
+        if argindex == 3:
+            return E1(sp.Lambda(u, F.diff(u, 2) / 2), m, v)
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _latex(self, printer):
+        F = printer._print(self.args[0](u))
+        return rf"\mathbb{{E}}_{{u\sim\mathcal{{N}}({printer._print(self.args[1])},\,{printer._print(self.args[2])})}}\left[{F}\right]"
+
+    def _sympystr(self, printer):
+        lam, m, v = self.args
+        return f"E[{printer._print(lam(u))}; u~N({printer._print(m)}, {printer._print(v)})]"
+
+
+class E2(sp.Function):
+    """E[F(u_a) G(u_b)] for a correlated pair; arguments (Lambda(u, F), Lambda(u, G), m, v, k)."""
+
+    nargs = 5
+
+    @classmethod
+    def eval(cls, lf, lg, m, v, k):
+        if not (isinstance(lf, sp.Lambda) and isinstance(lg, sp.Lambda)):
+            return None
+        F, G = lf(u), lg(u)
+        if G == 1 or F == 1:
+            return E1(sp.Lambda(u, F * G), m, v)
+        if k == v:  # identical copies
+            return E1(sp.Lambda(u, F * G), m, v)
+        closed = _polynomial_expectation(F, G, m, v, k)
+        if closed is not None:
+            return closed
+        if sp.default_sort_key(lf) > sp.default_sort_key(lg):  # symmetric in (F, G): one canonical order
+            return E2(lg, lf, m, v, k)
+
+    def fdiff(self, argindex=1):
+        lf, lg, m, v, k = self.args
+        F, G = lf(u), lg(u)
+
+        def pair(Fn, Gn):
+            return E2(sp.Lambda(u, Fn), sp.Lambda(u, Gn), m, v, k)
+
+        if argindex == 3:
+            return pair(F.diff(u), G) + pair(F, G.diff(u))
+        if argindex == 4:
+            return (pair(F.diff(u, 2), G) + pair(F, G.diff(u, 2))) / 2
+        if argindex == 5:
+            return pair(F.diff(u), G.diff(u))
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _latex(self, printer):
+        lf, lg, m, v, k = self.args
+        F = printer._print(lf(sp.Symbol("u_a")))
+        G = printer._print(lg(sp.Symbol("u_b")))
+        law = rf"\mathcal{{N}}_2({printer._print(m)},\,{printer._print(v)},\,{printer._print(k)})"
+        return rf"\mathbb{{E}}_{{(u_a,u_b)\sim{law}}}\left[{F}\,{G}\right]"
+
+    def _sympystr(self, printer):
+        lf, lg, m, v, k = self.args
+        F = printer._print(lf(sp.Symbol("u_a")))
+        G = printer._print(lg(sp.Symbol("u_b")))
+        return f"E[({F})*({G}); (u_a,u_b)~N2({printer._print(m)}, {printer._print(v)}, {printer._print(k)})]"
+
+
+def gaussian_expectation(F_a, F_b, mean, var, cov):
+    """E[F_a(u_a) F_b(u_b)] with F_a, F_b expressions in ``u`` (1 for an absent copy)."""
+    if F_b == 1:
+        return E1(sp.Lambda(u, F_a), mean, var)
+    if F_a == 1:
+        return E1(sp.Lambda(u, F_b), mean, var)
+    return E2(sp.Lambda(u, F_a), sp.Lambda(u, F_b), mean, var, cov)

@@ -1,0 +1,302 @@
+"""Mean-field maps derived from a cell graph (theory.md §2), automatically for any cell.
+
+Stage: ``Cell`` (graph) -> :class:`MeanFieldMap` (sympy) -> :mod:`symmft.compile`.
+
+At one coordinate and one step, the cell's new state is an expression in three kinds of atoms, each present in
+two copies (input sequences a and b):
+
+* previous states ``s_a, s_b`` — their law enters only through moments, the *keys* of the map:
+  ``M_s = E[s]``, ``Q_s_t = E[s_a t_a]`` (second moments), ``C_s_t = E[s_a t_b]`` (cross moments);
+* affine outputs ``u_k`` — Gaussian, independent of everything else at the coordinate (weights independent
+  across steps, the paper's approximation), with mean ``mu_k``, variance
+  ``V_k = sigma2_k q_x + sum_v nu2_kv E[v_a^2] + rho2_k`` and cross covariance
+  ``K_k = sigma2_k q_x c_x + sum_v nu2_kv E[v_a v_b] + rho2_k``;
+* nonlinearities of anything else (the LSTM's ``tanh(c')``, the GRU's ``tanh(u_n + r*u_hn)``): a *closure*
+  replaces the non-Gaussian argument X by a Gaussian pair with X's mean, variance and cross covariance
+  (``gaussian``; exact when X is a sum of independent Gaussians). ``population`` closure lives in
+  :mod:`symmft.population`.
+
+An expectation is expanded into monomials; each monomial factorizes into independent blocks (one per affine map,
+one for the previous state, one per closure variable), each block a 1-D or 2-D Gaussian expectation
+(:mod:`symmft.expectation`) or a key. The keys demanded by the expansion are derived in turn until the set closes.
+Nothing here is written per cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import networkx as nx
+import sympy as sp
+
+from .cell import NONLINEARITIES, Cell
+from .errors import ClosureError
+from .expectation import E1, E2, gaussian_expectation, sigmoid, u
+
+FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
+assert set(FUNCTIONS) == set(NONLINEARITIES)
+CLOSURES = ("gaussian", "population")
+
+
+def hyperparameter_symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class MeanFieldMap:
+    """The derived map: ``update[key]`` is the new value of each key, in keys and hyperparameters.
+
+    ``diagonal`` keys (means, second moments) depend on diagonal keys only; ``cross`` keys (cross moments between
+    the two input sequences) on both. ``laws`` holds, per affine map, (mean, variance, cross covariance) for display.
+    """
+
+    cell: Cell
+    closure: str
+    diagonal: tuple[sp.Symbol, ...]
+    cross: tuple[sp.Symbol, ...]
+    update: dict
+    laws: dict
+    hyperparameters: tuple[sp.Symbol, ...]
+
+    def equations(self) -> list[tuple[sp.Symbol, sp.Expr]]:
+        """(key, new value) pairs in order: diagonal keys then cross keys."""
+        return [(k, self.update[k]) for k in self.diagonal + self.cross]
+
+    def text(self) -> str:
+        """The recursions as readable text (``symmft derive``)."""
+        lines = [f"# mean-field map of cell {self.cell.name!r} ({self.closure} closure; weights independent across steps)"]
+        lines.append("# Gaussian laws of the affine maps: mean, variance V, cross covariance K")
+        for k, (m, v, c) in self.laws.items():
+            lines.append(f"u_{k}: mean = {m};  V = {v};  K = {c}")
+        lines.append("# recursions (primed = next step)")
+        lines += [f"{k}' = {expr}" for k, expr in self.equations()]
+        return "\n".join(lines)
+
+    def latex(self) -> str:
+        """The recursions as LaTeX (one aligned equation per key)."""
+        rows = [rf"{sp.latex(k)}' &= {sp.latex(e)}" for k, e in self.equations()]
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+
+def derive(cell: Cell, closure: str = "gaussian") -> MeanFieldMap:
+    """Derive the mean-field map of ``cell`` (cached per cell-file hash and closure)."""
+    if closure not in CLOSURES:
+        raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
+    key = (cell.file_hash, closure)
+    if key not in _CACHE:
+        _CACHE[key] = _Derivation(cell).run(closure)
+    return _CACHE[key]
+
+
+_CACHE: dict = {}
+
+
+class _Derivation:
+    """Builds the state updates as sympy expressions and takes their expectations."""
+
+    def __init__(self, cell: Cell):
+        self.cell = cell
+        g = cell.graph
+        self.state_index = {s: i for i, s in enumerate(cell.states)}
+        self.atom_group: dict[sp.Symbol, str] = {}  # atom symbol -> independence group
+        self.to_b: dict[sp.Symbol, sp.Symbol] = {}  # a-copy atom -> b-copy atom
+        self.state_atoms: dict[sp.Symbol, tuple[str, str]] = {}  # atom -> (state, copy)
+        self.affine_atoms: dict[sp.Symbol, tuple[str, str]] = {}  # atom -> (affine map, copy)
+        self.where: dict[sp.Expr, str] = {}  # nonlinearity expression -> file:line
+        expr: dict = {}
+        for node in nx.topological_sort(g):
+            attrs, args = g.nodes[node], sorted(g.in_edges(node, data="position"), key=lambda e: e[2])
+            args = [expr[a] for a, _, _ in args]
+            op = attrs["op"]
+            if op == "input":
+                expr[node] = None
+            elif op == "state":
+                expr[node] = self._atom(f"{attrs['name']}", "state", self.state_atoms, attrs["name"])
+            elif op == "affine":
+                expr[node] = self._atom(f"u_{attrs['name']}", f"affine {attrs['name']}", self.affine_atoms, attrs["name"])
+            elif op == "const":
+                expr[node] = sp.nsimplify(attrs["value"], rational=True)
+            elif op == "add":
+                expr[node] = args[0] + args[1]
+            elif op == "sub":
+                expr[node] = args[0] - args[1]
+            elif op == "mul":
+                expr[node] = args[0] * args[1]
+            elif op in FUNCTIONS:
+                expr[node] = FUNCTIONS[op](args[0])
+                self.where.setdefault(expr[node], attrs["where"])
+            elif op == "output":
+                expr[node] = args[0]
+            else:  # the tracer only creates the ops above
+                raise ClosureError(f"{attrs['where']}: no mean-field rule for operation {op!r}")
+        self.expr = expr
+        self.new_state = {s: expr[n] for s, n in cell.outputs.items()}
+        self.hyper = {n: hyperparameter_symbol(n) for n in cell.hyperparameter_names() + ("q_x", "c_x")}
+        self.keys: dict[tuple, sp.Symbol] = {}
+        self.demanded: list[tuple] = []
+        self._laws: dict[str, tuple] = {}
+        self._expect_cache: dict = {}
+
+    def _atom(self, name, group, table, label):
+        a, b = sp.Symbol(f"{name}_a", real=True), sp.Symbol(f"{name}_b", real=True)
+        for sym, copy in ((a, "a"), (b, "b")):
+            self.atom_group[sym] = group
+            table[sym] = (label, copy)
+        self.to_b[a] = b
+        return a
+
+    # ---------------------------------------------------------------- keys
+    def key(self, kind: str, *states: str) -> sp.Symbol:
+        """The symbol of a moment of the previous state: M (mean), Q (second), C (cross)."""
+        states = tuple(sorted(states, key=self.state_index.get))
+        k = (kind, states)
+        if k not in self.keys:
+            name = f"{kind}_{'_'.join(dict.fromkeys(states)) if kind != 'M' else states[0]}"
+            if kind != "M" and states[0] != states[1]:
+                name = f"{kind}_{states[0]}_{states[1]}"
+            self.keys[k] = sp.Symbol(name, real=True)
+            self.demanded.append(k)
+        return self.keys[k]
+
+    def b_copy(self, e: sp.Expr) -> sp.Expr:
+        return e.xreplace(self.to_b)
+
+    # ---------------------------------------------------------------- laws
+    def law(self, name: str) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+        """(mean, variance, cross covariance) of affine map ``name``."""
+        if name not in self._laws:
+            a = self.cell.affine(name)
+            h = self.hyper
+            var = h[a.bias_variance]
+            cov = h[a.bias_variance]
+            for inp in a.inputs:
+                scale = h[inp.hyperparameter]
+                if inp.vector == "x":
+                    var += scale * h["q_x"]
+                    cov += scale * h["q_x"] * h["c_x"]
+                else:
+                    v = self.expr[inp.node]
+                    var += scale * self.expect(v * v)
+                    cov += scale * self.expect(v * self.b_copy(v))
+            self._laws[name] = (h[a.mean], var, cov)
+        return self._laws[name]
+
+    # ---------------------------------------------------------------- expectations
+    def expect(self, e: sp.Expr) -> sp.Expr:
+        """E[e] for an expression in a- and b-copy atoms."""
+        e = sp.expand(e)
+        if e not in self._expect_cache:
+            self._expect_cache[e] = sp.Add(*[self._expect_monomial(t) for t in sp.Add.make_args(e)])
+        return self._expect_cache[e]
+
+    def _groups(self, e: sp.Expr) -> frozenset:
+        return frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
+
+    def _expect_monomial(self, term: sp.Expr) -> sp.Expr:
+        coeff, factors = term.as_coeff_mul()
+        affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
+        state: list[sp.Expr] = []
+        closures: dict[sp.Expr, dict[str, sp.Expr]] = {}  # argument (a-copy) -> copy -> product in u
+        for f in factors:
+            base, power = f.as_base_exp()
+            groups = self._groups(base)
+            if not groups:
+                coeff *= f
+            elif base in self.state_atoms:
+                state.append(f)
+            elif len(groups) == 1 and next(iter(groups)).startswith("affine") and len(base.free_symbols & set(self.affine_atoms)) == 1:
+                (atom,) = base.free_symbols & set(self.affine_atoms)
+                name, copy = self.affine_atoms[atom]
+                slot = affine.setdefault(name, {"a": sp.S.One, "b": sp.S.One})
+                slot[copy] *= f.subs(atom, u)
+            else:  # a nonlinearity of a non-Gaussian quantity: closure
+                if not isinstance(base, sp.Function):
+                    raise ClosureError(f"cannot take the expectation of {base}")
+                arg = base.args[0]
+                copies = {self._copy(s) for s in arg.free_symbols if s in self.atom_group}
+                copy = copies.pop() if len(copies) == 1 else "mixed"
+                if copy == "mixed":
+                    raise ClosureError(f"{self._where(base)}: a nonlinearity mixes the two input sequences")
+                a_arg = arg if copy == "a" else arg.xreplace({v: k for k, v in self.to_b.items()})
+                slot = closures.setdefault(a_arg, {"a": sp.S.One, "b": sp.S.One})
+                slot[copy] *= base.func(u) ** power
+        blocks = [frozenset({f"affine {k}"}) for k in affine] + [self._groups(x) for x in closures]
+        if state:
+            blocks.append(frozenset({"state"}))
+        for i, bi in enumerate(blocks):
+            for bj in blocks[i + 1 :]:
+                if bi & bj:
+                    node = next((self._where(x) for x in closures), self.cell.name)
+                    raise ClosureError(
+                        f"{node}: the Gaussian closure needs the nonlinearity's argument to be independent of the other "
+                        f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in E[{term}]; "
+                        "use --closure population"
+                    )
+        out = coeff * self._state_moment(state)
+        for name, slot in affine.items():
+            out *= gaussian_expectation(slot["a"], slot["b"], *self.law(name))
+        for arg, slot in closures.items():
+            out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
+        return out
+
+    def _copy(self, atom: sp.Symbol) -> str:
+        return (self.state_atoms.get(atom) or self.affine_atoms[atom])[1]
+
+    def _where(self, e: sp.Expr) -> str:
+        return self.where.get(e) or self.where.get(e.xreplace({v: k for k, v in self.to_b.items()}), self.cell.name)
+
+    def _state_moment(self, factors: list[sp.Expr]) -> sp.Expr:
+        atoms = []
+        for f in factors:
+            base, power = f.as_base_exp()
+            if not (power.is_Integer and power > 0):
+                raise ClosureError(f"cell {self.cell.name}: a non-integer power of a state")
+            atoms += [self.state_atoms[base]] * int(power)
+        if not atoms:
+            return sp.S.One
+        if len(atoms) == 1:
+            return self.key("M", atoms[0][0])
+        if len(atoms) > 2:
+            raise ClosureError(
+                f"cell {self.cell.name}: the update is more than quadratic in the previous state "
+                f"({' * '.join(s for s, _ in atoms)}); moments beyond second order are not tracked"
+            )
+        (s, cs), (t, ct) = atoms
+        return self.key("Q" if cs == ct else "C", s, t)
+
+    def closure_law(self, arg: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+        """Gaussian closure: (mean, variance, cross covariance) of a non-Gaussian argument X (a-copy)."""
+        mean = self.expect(arg)
+        return mean, self.expect(arg * arg) - mean**2, self.expect(arg * self.b_copy(arg)) - mean**2
+
+    # ---------------------------------------------------------------- the map
+    def run(self, closure: str) -> MeanFieldMap:
+        for s in self.cell.states:
+            self.key("M", s), self.key("Q", s, s), self.key("C", s, s)
+        update: dict = {}
+        done = 0
+        while done < len(self.demanded):  # deriving an update may demand new keys
+            kind, (s, t) = self.demanded[done][0], (self.demanded[done][1] * 2)[:2]
+            new_s, new_t = self.new_state[s], self.new_state[t]
+            if kind == "M":
+                value = self.expect(new_s)
+            elif kind == "Q":
+                value = self.expect(new_s * new_t)
+            else:
+                value = self.expect(new_s * self.b_copy(new_t))
+            update[self.keys[self.demanded[done]]] = value
+            done += 1
+        order = lambda k: (self.state_index[k[1][0]], self.state_index[k[1][-1]])
+        diagonal = tuple(self.keys[k] for k in sorted((k for k in self.keys if k[0] != "C"), key=lambda k: (k[0] != "M", order(k))))
+        cross = tuple(self.keys[k] for k in sorted((k for k in self.keys if k[0] == "C"), key=order))
+        laws = {a.name: self.law(a.name) for a in self.cell.affines}
+        return MeanFieldMap(
+            cell=self.cell,
+            closure=closure,
+            diagonal=diagonal,
+            cross=cross,
+            update=update,
+            laws=laws,
+            hyperparameters=tuple(self.hyper.values()),
+        )
