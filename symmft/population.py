@@ -1,0 +1,232 @@
+"""Population closure: the untied mean-field law followed exactly, by sampling single units (theory.md §2, rule 3).
+
+What: the Gaussian closure (:mod:`symmft.meanfield`) replaces a nonlinearity of a non-Gaussian quantity (the
+LSTM's tanh(c'), the GRU's tanh(u_n + r*u_hn)) by a Gaussian of matched moments. Here nothing is replaced: P
+single units, each with an a-copy and a b-copy (two input sequences), are stepped by the cell file's own ``step``
+under the infinite-width untied law, and the fixed point, c*, lambda and xi are read off the population. Stage:
+one hyperparameter point -> :class:`~symmft.dynamics.Analysis` (closure "population"), consumed like the Gaussian
+closure's; it is also the reference that measures that closure's gap.
+
+How: ``ops.affine(k, ...)`` draws per unit, afresh each step (weights independent across steps), a pair
+(u_a, u_b) ~ N((mu_k, mu_k), [[V, K], [K, V]]), V = sigma2_k q_x + sum_v nu2_kv <v^2> + rho2_k,
+K = sigma2_k q_x c_x + sum_v nu2_kv <v_a v_b> + rho2_k, <.> the average over the units (both copies for V). The
+units form GROUPS independent sub-populations, each averaging over its own units, so the spread between groups is
+an honest Monte Carlo error. With c_x = 1 and b = a, K == V bitwise and u_b == u_a: c = 1 stays exact.
+
+* Rates by common random numbers: replicas share every standard normal; one gets a one-step *diagonal kick*
+  (mu += eta sqrt(V), V and K times 1 + eta), one a *cross kick* (K -= eta V: the inputs decorrelate for one
+  step, marginal laws untouched). Kicked-minus-reference moments (diagonal: M_s, Q_s; cross: D_s = <(s_a -
+  s_b)^2>/2, i.e. Q_s - C_s at fixed Q) decay like lambda^t; lambda = sum <Delta_{t+1}, Delta_t> / sum |Delta_t|^2
+  over the second half of the response, which ends at a decay of e^-10, a growth of e^3 (still linear), when it
+  sinks within SNR standard errors of zero, or after MAX_MEASURE steps. Shared draws make the noise relative to
+  the response (~1/sqrt(P) per step) instead of a floor; the SNR stop cuts off the slower modes that noise itself
+  excites (the cross mode in the diagonal response at c < 1, and vice versa). At c = 1, D >= 0: the fit is the
+  one-sided slope of theory.md §2 (vanilla RNN: chi_1). A second mode lambda_2 biases lambda by
+  ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. Error: jackknife
+  over the groups; over 16 seeds it matched the spread for lambda, and was ~1.5x small for diagonal_lambda.
+* Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
+  deviation below TOLERANCE (the measuring steps count; re-measured once stationary), capped at MAX_BURN_IN.
+  If c_x = 1 and lambda(c=1) + 2 se >= 1 (c = 1 may be unstable: chaos), b restarts as an independent resample
+  of a and relaxes to the attracting c* (back to c ~ 1 if c = 1 was stable after all).
+* Averages over ``average`` steps; standard errors from the spread of the GROUPS independent time averages
+  (extras ``standard_error_<key>``). A finite population is a finite-width network: each group's law
+  fluctuates, which biases moments by O(1/P_g), P_g = P/GROUPS -- negligible away from criticality, amplified
+  near it (vanilla RNN at lambda = 0.97: C* +1.6/P_g, Q* -0.16/P_g). NOT_CONVERGED if burn-in hit its cap or
+  the two halves of the average differ (> 5 standard errors and > 1e-3 relative).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+from .cell import Cell
+from .dynamics import DIVERGENCE, Analysis, _time_scale
+from .errors import CellDefinitionError, HyperparameterError, Status
+
+GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
+TOLERANCE = 1e-4  # relative bias left from the zero start after burn-in
+MAX_BURN_IN = 5000  # steps; a rate within ~2e-3 of 1 cannot relax in it: NOT_CONVERGED
+MAX_MEASURE = 400  # steps one rate measurement may take
+DECAY, GROWTH = math.exp(-10), math.exp(3)  # a measurement ends at this decay (or growth: still linear)
+SNR = 10  # ... or when the response is within SNR standard errors of the Monte Carlo noise
+ETA = 1e-3  # kick size: response linear to ~1e-3 relative, and far above float64 rounding
+X = object()  # the cell input: it only enters through ops.affine
+
+
+class _PopulationOps:
+    """The ``ops`` of a population; arrays are (replica, copy a|b, group, unit). ``kick`` lasts one step."""
+
+    def __init__(self, cell: Cell, h: dict, rng: np.random.Generator, per_group: int):
+        self.cell, self.h, self.rng, self.per_group = cell, h, rng, per_group
+        self.kick: tuple | None = None  # (shift, scale, drop), each (R, 1, 1, 1)
+        self._moments: dict[int, tuple] = {}  # this step: id(v) -> (v, <v^2>, <v_a v_b>)
+        self.tanh, self.erf = np.tanh, erf
+
+    @staticmethod
+    def sigmoid(u: np.ndarray) -> np.ndarray:
+        return 0.5 * (1.0 + np.tanh(0.5 * u))  # overflow-free logistic
+
+    def _second(self, v: np.ndarray) -> tuple:
+        if id(v) not in self._moments:  # the LSTM multiplies h four times: average it once
+            a, b = v[:, 0], v[:, 1]  # the same reduction for <aa>, <bb>, <ab>: K == V bitwise when b == a
+            q = ((a * a).mean(axis=-1) + (b * b).mean(axis=-1)) / 2
+            self._moments[id(v)] = (v, q[:, None, :, None], (a * b).mean(axis=-1)[:, None, :, None])
+        return self._moments[id(v)][1:]
+
+    def affine(self, name: str, *vectors, **named) -> np.ndarray:
+        amap, values, h = self.cell.affine(name), (*vectors, *named.values()), self.h
+        if len(values) != len(amap.inputs):
+            raise CellDefinitionError(f"{self.cell.path}: ops.affine({name!r}) differs from the traced cell")
+        V = K = h[amap.bias_variance] + np.zeros((1, 1, 1, 1))
+        for inp, v in zip(amap.inputs, values):  # inputs are in call order: positional, then keyword
+            w = h[inp.hyperparameter]
+            q, c = (h["q_x"], h["q_x"] * h["c_x"]) if v is X else self._second(v)
+            V, K = V + w * q, K + w * c
+        mu = h[amap.mean]
+        if self.kick is not None:
+            shift, scale, drop = self.kick
+            mu = mu + shift * np.sqrt(V)
+            V, K = V * scale, (K - drop * V) * scale
+        r = np.clip(np.divide(K, V, out=np.ones_like(V), where=V > 0), -1.0, 1.0)
+        u = np.empty((len(V), 2, GROUPS, self.per_group))
+        u[:, 0] = z = self.rng.standard_normal((GROUPS, self.per_group))  # shared by every replica
+        if np.all(r == 1):  # identical copies (c = 1): u_b = u_a, and half the draws
+            u[:, 1] = z
+        else:
+            r = r[:, 0]
+            u[:, 1] = r * z + np.sqrt((1 - r) * (1 + r)) * self.rng.standard_normal((GROUPS, self.per_group))
+        u *= np.sqrt(V)
+        return u + mu
+
+    def step(self, states: list[np.ndarray]) -> list[np.ndarray]:
+        self._moments.clear()
+        out = self.cell.step(X, *states, self)
+        out = out if isinstance(out, tuple) else (out,)
+        return [o if np.shape(o) == s.shape else np.broadcast_to(o, s.shape).copy() for o, s in zip(out, states)]
+
+
+def _stats(states: list[np.ndarray]) -> np.ndarray:
+    """(R, GROUPS, S, 4): per group and state the mean M, second moment Q, cross moment C, D = <(a-b)^2>/2."""
+    return np.stack([np.stack([(a + b).mean(-1) / 2, (a * a + b * b).mean(-1) / 2, (a * b).mean(-1),
+                               ((a - b) ** 2).mean(-1) / 2], axis=-1) for a, b in (x.swapaxes(0, 1) for x in states)],
+                    axis=2)
+
+
+def _decay_rate(deltas: np.ndarray) -> tuple[float, float]:
+    """lambda from Delta_t (T, GROUPS, k), t = 1..T after the kick, over t in [T//2, T]; jackknife error."""
+    window = deltas[max(1, len(deltas) // 2) - 1:]
+
+    def fit(d):
+        num, den = np.sum(d[1:] * d[:-1]), np.sum(d[:-1] ** 2)
+        return float(num / den) if den > 0 else 0.0  # den = 0: the kick had no effect at all
+
+    jack = np.array([fit(np.delete(window, g, axis=1).mean(axis=1)) for g in range(window.shape[1])])
+    return fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
+
+
+def _measure(ops: _PopulationOps, states: list[np.ndarray]) -> tuple[list[np.ndarray], tuple, tuple, int]:
+    """Advance the population while measuring the diagonal and cross rates; returns (states, lam_d, lam_c, steps)."""
+    pop = [np.repeat(x, 3, axis=0) for x in states]  # replicas: reference, diagonal kick, cross kick
+    col = lambda *v: np.array(v)[:, None, None, None]  # noqa: E731
+    ops.kick = (col(0, ETA, 0), col(1, 1 + ETA, 1), col(0, 0, ETA))
+    series, norms, end = ([], []), ([], []), [0, 0]
+    for t in range(1, MAX_MEASURE + 1):
+        pop, ops.kick = ops.step(pop), None
+        st = _stats(pop)
+        q = np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300)  # (S,)
+        diag = np.concatenate([(st[1, ..., 0] - st[0, ..., 0]) / np.sqrt(q), (st[1, ..., 1] - st[0, ..., 1]) / q], -1)
+        for i, d in enumerate((diag, (st[2, ..., 3] - st[0, ..., 3]) / q)):
+            series[i].append(d)
+            norms[i].append(np.linalg.norm(d.mean(axis=0)))
+            noise = np.linalg.norm(d.std(axis=0, ddof=1)) / math.sqrt(GROUPS)
+            if not end[i] and t >= 3 and not (DECAY * max(norms[i]) <= norms[i][-1] <= GROWTH * norms[i][0]
+                                              and norms[i][-1] > SNR * noise):
+                end[i] = t
+        if all(end):
+            break
+    lam_d, lam_c = (_decay_rate(np.array(series[i][:end[i] or t])) for i in (0, 1))
+    return [x[:1] for x in pop], lam_d, lam_c, t
+
+
+def _needed(rate: float) -> int:
+    """Steps for an O(1) deviation relaxing like rate^t to fall below TOLERANCE."""
+    rate = abs(rate)
+    return MAX_BURN_IN + 1 if rate >= 1 else max(10, math.ceil(math.log(TOLERANCE) / math.log(max(rate, 1e-300))))
+
+
+def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_in: int | None = None,
+                       average: int | None = None, seed: int = 0) -> Analysis:
+    """Fixed point, c*, lambda and xi of ``cell`` at one point ``h`` (resolved by :func:`symmft.params.resolve`).
+
+    ``population``: units P, each with an a and a b copy (rounded up to a multiple of GROUPS; keep P/GROUPS >= ~1000,
+    below that the rate fits drown in noise and the finite-size bias grows); ``burn_in``: steps
+    from the zero state before the rates are measured (None: adaptive, see the module docstring); ``average``:
+    steps averaged (None: 40 relaxation times, within [200, 4000]); ``seed`` fixes every draw.
+    """
+    grids = sorted(k for k, v in h.items() if np.ndim(v))
+    if grids:
+        raise HyperparameterError(f"the population closure evaluates one point, but {', '.join(grids)} "
+                                  f"{'is an array' if len(grids) == 1 else 'are arrays'}: pass numbers, or use "
+                                  "closure='gaussian' for grids")
+    h = {k: float(v) for k, v in h.items()}
+    per_group = max(2, -(-int(population) // GROUPS))
+    rng = np.random.Generator(np.random.SFC64(seed))  # SFC64: numpy's fastest normals
+    ops = _PopulationOps(cell, h, rng, per_group)
+    states = [np.zeros((1, 2, GROUPS, per_group)) for _ in cell.states]
+    identical, cross_start, converged = h["c_x"] == 1.0, 0, True
+    t, target = 0, 20 if burn_in is None else int(burn_in)
+    with np.errstate(all="ignore"):  # overflow/NaN is reported as a status below
+        while True:
+            while t < target:
+                states, t = ops.step(states), t + 1
+            start = t
+            states, lam_d, lam_c, steps = _measure(ops, states)
+            t += steps
+            if identical and not cross_start and lam_c[0] + 2 * lam_c[1] >= 1:  # c = 1 maybe unstable: restart b
+                perm = ops.rng.permutation(per_group)
+                states, cross_start = [np.stack([x[:, 0], x[:, 0][..., perm]], axis=1) for x in states], t
+                target = t + (20 if burn_in is None else int(burn_in))
+                continue
+            relaxing_c = not identical or cross_start
+            need = max(_needed(lam_d[0]), cross_start + _needed(lam_c[0]) if relaxing_c else 0)
+            # measured near stationarity: the fit window (second half of the measurement) started after need
+            if burn_in is not None or start + steps // 2 >= need or not np.isfinite(lam_d[0] + lam_c[0]):
+                break
+            if t >= MAX_BURN_IN:
+                converged = False
+                break
+            target = min(need, MAX_BURN_IN)
+        rate = min(max(abs(lam_d[0]), abs(lam_c[0]) if relaxing_c else 0.0), 0.9999)
+        n_avg = max(2, int(average) if average is not None else int(np.clip(40 / (1 - rate), 200, 4000)))
+        record = np.empty((n_avg, GROUPS, len(cell.states), 3))
+        for i in range(n_avg):
+            states = ops.step(states)
+            record[i] = _stats(states)[0, ..., :3]
+    per = record.mean(axis=0)  # (GROUPS, S, 3): independent time averages
+    mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
+    half = record[n_avg // 2:].mean(axis=0) - record[: n_avg // 2].mean(axis=0)
+    drift_t = np.abs(half.mean(axis=0)) / np.maximum(half.std(axis=0, ddof=1) / math.sqrt(GROUPS), 1e-300)
+    drifting = np.any((drift_t > 5) & (np.abs(half.mean(axis=0)) > 1e-3 * np.max(np.abs(mean[:, 1]))))
+
+    status = Status.OK if converged and not drifting else Status.NOT_CONVERGED
+    if status == Status.OK and abs(lam_d[0]) - 2 * lam_d[1] >= 1:  # significantly unstable
+        status = Status.UNSTABLE
+    if np.any(mean[:, 1] > DIVERGENCE):
+        status = Status.DIVERGED
+    if not np.all(np.isfinite(mean)) or not np.isfinite(lam_c[0] + lam_d[0]):
+        status = Status.NAN
+    ok = status == Status.OK
+    val = lambda v: np.asarray(float(v) if ok else np.nan)  # noqa: E731  failed points carry NaN, as in dynamics
+    fixed, cross, corr, extras = {}, {}, {}, {}
+    for i, s in enumerate(cell.states):
+        fixed[f"M_{s}"], fixed[f"Q_{s}"], cross[f"C_{s}"] = (val(m) for m in mean[i])
+        corr[s] = val(mean[i, 2] / mean[i, 1])
+        extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
+    extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
+                  population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg))
+    return Analysis(cell=cell, closure="population", backend="numpy", hyperparameters=h, fixed_point=fixed,
+                    cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=_time_scale(val(lam_c[0])),
+                    diagonal_lambda=val(lam_d[0]), status=np.asarray(int(status)), extras=extras)
