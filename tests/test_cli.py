@@ -1,0 +1,203 @@
+"""The ``symmft`` command line, run in-process through ``main([...])``.
+
+The vanilla RNN's lambda is checked against chi_1 = nu2 E[tanh'(u)^2] computed here with scipy's adaptive
+quadrature, which shares no code with symmft's Gaussian expectations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from symmft.cli import main
+from tolerances import CLASSICAL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SUBCOMMAND_OPTIONS = {
+    "cells": ["--json"],
+    "params": ["CELL", "--json"],
+    "derive": ["CELL", "--latex", "--json"],
+    "analyze": ["CELL", "--set", "--grid", "--output", "--closure", "--backend", "--json"],
+    "simulate": ["CELL", "--width", "--steps", "--tied", "--untied", "--weights", "--seed", "--batch", "--set",
+                 "--json"],
+}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def gaussian_expectation(f, variance: float) -> float:
+    """E[f(u)], u ~ N(0, variance), by adaptive quadrature over the real line."""
+    sd = math.sqrt(variance)
+    value, _ = integrate.quad(lambda z: f(sd * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi), -np.inf, np.inf,
+                              epsabs=1e-14, epsrel=1e-13)
+    return value
+
+
+def readme_commands() -> list[str]:
+    """The two opening commands of README.md (the main job, then the tests), from its first two sh blocks."""
+    return re.findall(r"```sh\n(.+?)\n```", (ROOT / "README.md").read_text())[:2]
+
+
+def test_readme_main_command_runs_the_analysis_of_a_builtin_cell(capsys):
+    main_job, _ = readme_commands()
+    setup, _, command = main_job.rpartition(" && ")
+    assert "pip install -e ." in setup
+    argv = shlex.split(command)
+    assert argv[0] == "symmft"
+    code, out, err = run(capsys, *argv[1:])
+    assert code == 0, err
+    assert "status: OK" in out
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    _, tests = readme_commands()
+    assert "python -m pytest" in tests
+    assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_help_of_the_program_and_of_every_subcommand_exits_0_and_names_its_options(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in SUBCOMMAND_OPTIONS:
+        assert command in out
+    for command, options in SUBCOMMAND_OPTIONS.items():
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0, command
+        assert "examples:" in out, command
+        for option in options:
+            assert option in out, (command, option)
+
+
+def test_cells_lists_every_builtin_cell_with_its_docstring(capsys):
+    code, out, _ = run(capsys, "cells", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert {"vanilla_rnn", "lstm", "gru", "gru_reset_before", "minimal_rnn"} <= set(rows)
+    assert rows["lstm"]["states"] == ["c", "h"] and rows["lstm"]["description"].startswith("LSTM")
+
+
+def test_params_lists_every_hyperparameter_with_default_and_meaning(capsys):
+    code, out, _ = run(capsys, "params", "vanilla_rnn", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert list(rows) == ["sigma2_h", "nu2_h", "mu_h", "rho2_h", "q_x", "c_x"]
+    assert rows["nu2_h"]["default"] == 1.0 and rows["mu_h"]["default"] == 0.0 and rows["nu2_h"]["meaning"]
+    code, out, _ = run(capsys, "params", "lstm")
+    assert code == 0 and "mu_f" in out and "meaning" in out
+
+
+def test_derive_prints_one_recursion_per_moment_as_text_and_latex(capsys):
+    code, out, _ = run(capsys, "derive", "vanilla_rnn")
+    assert code == 0 and all(f"{k}' =" in out for k in ("M_h", "Q_h", "C_h"))
+    code, out, _ = run(capsys, "derive", "vanilla_rnn", "--latex")
+    assert code == 0 and out.startswith("\\begin{aligned}")
+    code, out, _ = run(capsys, "derive", "vanilla_rnn", "--json")
+    assert code == 0 and set(json.loads(out)["equations"]) == {"M_h", "Q_h", "C_h"}
+
+
+def test_analyze_json_lambda_of_vanilla_rnn_is_chi1_by_independent_quadrature(capsys):
+    code, out, err = run(capsys, "analyze", "vanilla_rnn", "--set", "nu2_h=0.5", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    for key in ("hyperparameters", "fixed_point", "correlation", "lambda", "xi", "status"):
+        assert key in result
+    assert result["status"] == "OK"
+    assert result["hyperparameters"]["nu2_h"] == 0.5 and result["hyperparameters"]["sigma2_h"] == 1.0
+    q = result["fixed_point"]["h"]["second_moment"]
+    variance = 1.0 + 0.5 * q  # sigma2_h q_x + nu2_h Q* + rho2_h, with defaults q_x = 1, rho2_h = 0
+    assert q == pytest.approx(gaussian_expectation(lambda u: math.tanh(u) ** 2, variance), rel=CLASSICAL)
+    chi1 = 0.5 * gaussian_expectation(lambda u: (1 - math.tanh(u) ** 2) ** 2, variance)
+    assert result["lambda"] == pytest.approx(chi1, rel=CLASSICAL)
+    assert result["correlation"]["h"] == pytest.approx(1.0)  # identical inputs, stable: c* = 1
+    assert result["xi"] == pytest.approx(-1 / math.log(chi1), rel=CLASSICAL)
+
+
+def test_analyze_table_shows_fixed_point_lambda_xi_and_status(capsys):
+    code, out, _ = run(capsys, "analyze", "vanilla_rnn", "--set", "nu2_h=0.5")
+    assert code == 0
+    for word in ("status: OK", "second moment", "correlation", "lambda", "xi"):
+        assert word in out
+
+
+def test_analyze_grid_writes_npz_and_json_of_the_ij_grid_shape(capsys, tmp_path):
+    out_base = tmp_path / "sub" / "grid"
+    code, out, err = run(capsys, "analyze", "vanilla_rnn", "--grid", "nu2_h=0.5:1.5:3", "--grid", "sigma2_h=0.5:1:2",
+                         "--set", "mu_h=0.1", "-o", str(out_base))
+    assert code == 0, err
+    assert "nu2_h(3) x sigma2_h(2): 6 points" in out and "OK" in out
+    arrays = np.load(out_base.with_suffix(".npz"))
+    np.testing.assert_allclose(arrays["nu2_h"], [0.5, 1.0, 1.5])
+    np.testing.assert_allclose(arrays["sigma2_h"], [0.5, 1.0])
+    for key in ("M_h", "Q_h", "correlation_h", "lambda", "xi", "status"):
+        assert arrays[key].shape == (3, 2), key
+    assert np.all(arrays["status"] == 0)
+    assert np.all(np.diff(arrays["Q_h"], axis=0) > 0)  # 'ij': axis 0 is nu2_h, and Q* grows with nu2_h
+    result = json.loads(out_base.with_suffix(".json").read_text())
+    assert result["axes"] == {"nu2_h": [0.5, 1.0, 1.5], "sigma2_h": [0.5, 1.0]} and result["grid_shape"] == [3, 2]
+    np.testing.assert_allclose(result["lambda"], arrays["lambda"])
+    np.testing.assert_allclose(result["fixed_point"]["h"]["second_moment"], arrays["Q_h"])
+
+
+def test_analyze_grid_in_chunks_equals_one_vectorized_call(capsys, tmp_path, monkeypatch):
+    import symmft.cli
+
+    argv = ["analyze", "vanilla_rnn", "--grid", "nu2_h=0.5:1.5:3", "--grid", "mu_h=0:0.5:2", "-o"]
+    assert run(capsys, *argv, str(tmp_path / "whole"))[0] == 0
+    monkeypatch.setattr(symmft.cli, "CHUNK", 4)  # 6 points: chunks of 4 and 2
+    assert run(capsys, *argv, str(tmp_path / "chunked"))[0] == 0
+    whole, chunked = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "chunked.npz")
+    assert sorted(whole) == sorted(chunked)
+    for key in whole:
+        np.testing.assert_array_equal(whole[key], chunked[key], err_msg=key)
+
+
+def test_simulate_json_reports_final_moments_per_state(capsys):
+    code, out, err = run(capsys, "simulate", "lstm", "--width", "64", "--steps", "5", "--tied", "--seed", "3",
+                         "--batch", "2", "--set", "mu_f=1", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["width"] == 64 and result["steps"] == 5 and result["tied"] is True and result["seed"] == 3
+    assert result["hyperparameters"]["mu_f"] == 1.0
+    for state in ("c", "h"):
+        final = result["states"][state]["final"]
+        assert set(final) >= {"mean", "second_moment", "correlation"}
+        assert len(result["states"][state]["second_moment"]) == 6  # t = 0..T
+    code, out, _ = run(capsys, "simulate", "vanilla_rnn", "--width", "32", "--steps", "3")
+    assert code == 0 and "untied" in out and "second moment" in out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["analyze", "no_such_cell"], "unknown cell"),
+        (["params", "no/such/cell.py"], "does not exist"),
+        (["analyze", "vanilla_rnn", "--set", "nu2_h=-1"], "nu2_h"),
+        (["analyze", "vanilla_rnn", "--set", "foo=1"], "foo"),
+        (["analyze", "vanilla_rnn", "--set", "nu2_h=abc"], "nu2_h"),
+        (["analyze", "vanilla_rnn", "--set", "nu2_h"], "NAME=VALUE"),
+        (["analyze", "vanilla_rnn", "--grid", "nu2_h=0:1", "-o", "x"], "NAME=START:STOP:NUM"),
+        (["analyze", "vanilla_rnn", "--grid", "nu2_h=0:1:0", "-o", "x"], "NUM"),
+        (["analyze", "vanilla_rnn", "--grid", "nu2_h=0:1:3"], "-o OUT"),
+        (["analyze", "vanilla_rnn", "--grid", "nu2_h=0:1:3", "--set", "nu2_h=1", "--json"], "twice"),
+        (["simulate", "vanilla_rnn", "--width", "0"], "width"),
+        (["simulate", "vanilla_rnn", "--set", "c_x=2"], "c_x"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_error_and_no_traceback(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("symmft: error: ") and err.count("\n") == 1, err
+    assert fragment in err and "Traceback" not in err
