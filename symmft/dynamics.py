@@ -10,7 +10,8 @@ Stage: :class:`~symmft.compile.CompiledMap` -> :class:`Analysis` (per grid point
    is solved for (the chaotic phase).
 3. lambda = leading eigenvalue of the cross map's Jacobian at C*: a one-sided slope at c = 1, exactly as Price's
    theorem gives it; xi = -1/log|lambda| (inf where |lambda| >= 1). The diagonal map's leading eigenvalue is
-   reported too (``diagonal_lambda``).
+   reported too (``diagonal_lambda``), and ``extras["chi_1"]``, the slope at c = 1 whether or not c = 1 is the
+   attracting point: chi_1 > 1 is the chaotic phase (the classical order-to-chaos criterion).
 
 Every failure is a :class:`~symmft.errors.Status` per point; failed points carry NaN in every quantity.
 """
@@ -105,12 +106,15 @@ def analyze(
         from .population import analyze_population
 
         return analyze_population(cell, h)
-    compiled = compile_map(derive(cell, closure), backend, dps=dps)
+    mf = derive(cell, closure)
     if backend == "mpmath":
         if any(np.ndim(v) for v in h.values()):
             raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")
-        return _analyze_mp(compiled, h, dps, max_iterations)
-    return _analyze_array(compiled, h, get_xp(backend), max_iterations)
+        # Newton at 30 digits from the float64 solution: one or two steps reach 1e-25, and the residual that
+        # decides convergence is computed by mpmath alone, so the seed cannot bias the reference.
+        seed = _analyze_array(compile_map(mf, "numpy"), h, np, max_iterations)
+        return _analyze_mp(compile_map(mf, "mpmath", dps=dps), h, dps, max_iterations, seed)
+    return _analyze_array(compile_map(mf, backend), h, get_xp(backend), max_iterations)
 
 
 # ---------------------------------------------------------------- vectorized (numpy / cupy)
@@ -229,6 +233,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
         xi=_time_scale(lam_np),
         diagonal_lambda=lam_d_np,
         status=to_numpy(status).astype(int),
+        extras={"chi_1": clean(lam_equal)},
     )
 
 
@@ -243,9 +248,9 @@ def _time_scale(lam) -> np.ndarray:
 # ---------------------------------------------------------------- mpmath reference (one point)
 
 
-def _newton_mp(F, Jac, x, max_iterations, tol):
+def _newton_mp(F, Jac, x, max_iterations, tol, plain_steps=10):
     x = mpmath.matrix(x)
-    for _ in range(10):
+    for _ in range(plain_steps):
         x = mpmath.matrix(F(x))
     for _ in range(max_iterations):
         r = mpmath.matrix(F(x)) - x
@@ -259,27 +264,50 @@ def _newton_mp(F, Jac, x, max_iterations, tol):
 
 def _leading_mp(J):
     ev = mpmath.eig(mpmath.matrix(J), left=False, right=False)
+    if isinstance(ev, tuple):  # mpmath returns (E, ER, EL) for a 1x1 matrix whatever the flags
+        ev = ev[0]
     lead = max(ev, key=abs)
     return lead.real if abs(lead.imag) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(1, abs(lead)) else abs(lead)
 
 
-def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int) -> Analysis:
+def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int, seed: Analysis) -> Analysis:
     mf = cm.map
     with mpmath.workdps(dps):
         hm = {k: mpmath.mpf(v) for k, v in h.items()}
         tol = mpmath.mpf(10) ** (-dps + 5)
         names_d = [s.name for s in mf.diagonal]
-        x0 = [mpmath.mpf(1) if n.startswith("Q") else mpmath.mpf(0) for n in names_d]
-        d, ok_d = _newton_mp(lambda x: cm.diagonal(tuple(x), hm), lambda x: cm.diagonal_jacobian(tuple(x), hm), x0, max_iterations, tol)
+        seeded = int(seed.status) == int(Status.OK)
+        if seeded:
+            x0 = [mpmath.mpf(float(seed.fixed_point[n])) for n in names_d]
+        else:
+            x0 = [mpmath.mpf(1) if n.startswith("Q") else mpmath.mpf(0) for n in names_d]
+        d, ok_d = _newton_mp(
+            lambda x: cm.diagonal(tuple(x), hm),
+            lambda x: cm.diagonal_jacobian(tuple(x), hm),
+            x0,
+            max_iterations,
+            tol,
+            plain_steps=0 if seeded else 10,
+        )
         dt = tuple(d)
         lam_d = _leading_mp(cm.diagonal_jacobian(dt, hm))
         analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
         c = mpmath.matrix([d[i] for i in analogue])
-        lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
+        lam = chi_1 = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
         ok_c = True
         if not (hm["c_x"] == 1 and abs(lam) < 1):
-            start = [d[i] * (mpmath.mpf("0.5") if hm["c_x"] == 1 else hm["c_x"]) for i in analogue]
-            c, ok_c = _newton_mp(lambda y: cm.cross(dt, tuple(y), hm), lambda y: cm.cross_jacobian(dt, tuple(y), hm), start, max_iterations, tol)
+            if seeded:
+                start = [mpmath.mpf(float(seed.cross_fixed_point[k.name])) for k in mf.cross]
+            else:
+                start = [d[i] * (mpmath.mpf("0.5") if hm["c_x"] == 1 else hm["c_x"]) for i in analogue]
+            c, ok_c = _newton_mp(
+                lambda y: cm.cross(dt, tuple(y), hm),
+                lambda y: cm.cross_jacobian(dt, tuple(y), hm),
+                start,
+                max_iterations,
+                tol,
+                plain_steps=0 if seeded else 10,
+            )
             lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
         status = Status.OK if ok_d and ok_c else Status.NOT_CONVERGED
         if status == Status.OK and abs(lam_d) >= 1:
@@ -300,4 +328,5 @@ def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int) -> Anal
         xi=xi,
         diagonal_lambda=lam_d,
         status=np.asarray(int(status)),
+        extras={"chi_1": chi_1},
     )

@@ -1,0 +1,24 @@
+"""Every tolerance the theory tests use, with the reason it is what it is."""
+
+#: numpy quadrature vs mpmath at 30 digits (maps and fixed points): the quadrature is built for ~1e-13
+#: (symmft/gaussian.py); 1e-10 relative leaves room for Newton's stopping rule (1e-13) and cancellation in the
+#: closure variances E[X^2] - E[X]^2.
+QUADRATURE_VS_MPMATH = 1e-10
+
+#: Untied simulation vs theory, in standard errors of the simulation's time average (batch means). Five
+#: standard errors make a false alarm ~1e-6 per comparison; the O(1/n) finite-width bias is added separately.
+SIMULATION_SIGMAS = 5.0
+
+#: Finite-width bias allowance: the untied network's per-step affine variance is (nu2/n) sum_j v_j^2, exact in
+#: law up to O(1/n) corrections; 3/n of the quantity's scale covers it at n >= 500 (test_width_scaling shows the
+#: total error shrinking with n).
+FINITE_WIDTH_BIAS = 3.0
+
+#: Decay rate of the cross moment fitted from a width-1000 untied simulation vs the predicted lambda: the fit
+#: uses ~8-20 points of log(1 - c(t)) above the noise floor; at width 2000 the fits landed within 0.013 of
+#: lambda for all five built-in cells, and the noise grows like 1/sqrt(n).
+DECAY_RATE = 0.04
+
+#: Closed-form / independent-quadrature checks of the vanilla RNN (chi_1, critical line): both sides are
+#: quadrature at ~1e-13; 1e-9 covers root-finding tolerances of the critical-line search.
+CLASSICAL = 1e-9
