@@ -81,7 +81,7 @@ def _numeric_namespace(xp) -> dict:
         "exp": xp.exp,
         "sqrt": xp.sqrt,
         "pi": math.pi,
-        "E1": lambda f, m, v: gaussian.expect1(f, m, nonneg(v), xp=xp),
+        "E1": lambda f, m, v: gaussian.expect1(f, m, nonneg(v), xp=xp),  # f returns a tuple: shared nodes
         "E2": lambda f, g, m, v, k: gaussian.expect2(f, g, m, nonneg(v), cov_(k, nonneg(v)), xp=xp),
     }
 
@@ -98,7 +98,9 @@ def _mpmath_namespace(dps: int) -> dict:
         "sqrt": mpmath.sqrt,
         "pi": mpmath.pi,
         "mpf": mpmath.mpf,
-        "E1": lambda f, m, v: gaussian.expect1_mp(f, m, nonneg(v), dps=dps),
+        "E1": lambda f, m, v: tuple(
+            gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
+        ),
         "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
             f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
         ),
@@ -117,10 +119,11 @@ def _check_functions(exprs, namespace, backend):
 
 @dataclass(frozen=True)
 class CompiledMap:
-    """Numeric map of one backend. Arguments are the key values (tuples of arrays) and a hyperparameter dict.
+    """Numeric map of one backend. Arguments are the key values (sequences of arrays) and a hyperparameter dict.
 
     ``diagonal(d, h)`` -> new diagonal keys; ``cross(d, c, h)`` -> new cross keys; ``diagonal_jacobian(d, h)``
-    and ``cross_jacobian(d, c, h)`` -> nested lists J[i][j] = d new_i / d key_j.
+    and ``cross_jacobian(d, c, h)`` -> (new keys, nested lists J[i][j] = d new_i / d key_j), computed together
+    because they share their Gaussian expectations.
     """
 
     map: MeanFieldMap
@@ -140,10 +143,14 @@ class CompiledMap:
         return self._cross(*d, *c, *self._hyper(h))
 
     def diagonal_jacobian(self, d, h):
-        return self._jdiag(*d, *self._hyper(h))
+        return _split(self._jdiag(*d, *self._hyper(h)), len(self.map.diagonal))
 
     def cross_jacobian(self, d, c, h):
-        return self._jcross(*d, *c, *self._hyper(h))
+        return _split(self._jcross(*d, *c, *self._hyper(h)), len(self.map.cross))
+
+
+def _split(values: list, k: int):
+    return values[:k], [values[k + i * k : k + (i + 1) * k] for i in range(k)]
 
 
 _COMPILED: dict = {}
@@ -163,20 +170,20 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
     d, c, h = list(mf.diagonal), list(mf.cross), list(mf.hyperparameters)
     diag = [mf.update[k] for k in d]
     cross = [mf.update[k] for k in c]
-    jdiag = [[_derivative(e, k) for k in d] for e in diag]
-    jcross = [[_derivative(e, k) for k in c] for e in cross]
-    _check_functions(diag + cross + sum(jdiag, []) + sum(jcross, []), namespace, backend)
+    jdiag = diag + [_derivative(e, k) for e in diag for k in d]
+    jcross = cross + [_derivative(e, k) for e in cross for k in c]
+    _check_functions(jdiag + jcross, namespace, backend)
 
-    def build(args, exprs):
-        return sp.lambdify(args, exprs, modules=[namespace], printer=printer, cse=_cse, docstring_limit=0)
+    def build(name, args, exprs):
+        return _generate(name, [a.name for a in args], exprs, printer, namespace)
 
     compiled = CompiledMap(
         map=mf,
         backend=backend,
-        _diag=build(d + h, diag),
-        _cross=build(d + c + h, cross),
-        _jdiag=build(d + h, jdiag),
-        _jcross=build(d + c + h, jcross),
+        _diag=build("diagonal", d + h, diag),
+        _cross=build("cross", d + c + h, cross),
+        _jdiag=build("diagonal_jacobian", d + h, jdiag),
+        _jcross=build("cross_jacobian", d + c + h, jcross),
     )
     _COMPILED[key] = compiled
     return compiled
@@ -203,6 +210,57 @@ def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
     return d.replace(lambda f: isinstance(f, _IntegerPower), lambda f: f.args[0] ** f.args[1])
 
 
-def _cse(exprs):
-    """Common subexpressions, never reaching inside a Lambda (its body is bound to ``u``)."""
-    return sp.cse(exprs, ignore=(u,), list=False)
+# ---------------------------------------------------------------- code generation
+#
+# The maps' cost is the Gaussian expectations: a 4x4 LSTM Jacobian holds ~300 distinct E1 terms, most sharing
+# their Gaussian (mean, variance) and differing only in the integrand. The generated function therefore
+# evaluates, per distinct Gaussian, ONE integrand returning the tuple of all its functions (each gate's sigmoid
+# is computed once per node), then the expressions with every expectation replaced by a variable, after
+# common-subexpression elimination. Inner expectations (a closure variance holds E1 terms) come first.
+
+
+def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict) -> Callable:
+    expectations = []  # E1/E2 atoms, innermost first
+    for e in exprs:
+        for node in sp.postorder_traversal(e):
+            if isinstance(node, (E1, E2)) and node not in expectations:
+                expectations.append(node)
+    symbol: dict = {}
+    groups: dict = {}  # (kind, Gaussian parameters) -> [(symbol, integrand pair)]
+    for i, atom in enumerate(expectations):
+        symbol[atom] = sp.Symbol(f"e{i}")
+        if isinstance(atom, E1):
+            key, integrand = ("E1",) + tuple(a.xreplace(symbol) for a in atom.args[1:]), (atom.args[0](u),)
+        else:
+            key, integrand = ("E2", i) + tuple(a.xreplace(symbol) for a in atom.args[2:]), (atom.args[0](u), atom.args[1](u))
+        groups.setdefault(key, []).append((symbol[atom], integrand))
+    lines = [f"def {name}({', '.join(args)}):"]
+    for g, (key, members) in enumerate(groups.items()):
+        params = ", ".join(printer.doprint(p) for p in key[1 + (key[0] == "E2"):])
+        if key[0] == "E1":
+            lines += _integrand(f"_f{g}", [f for _, (f,) in members], printer)
+            targets = "".join(f"{s}, " for s, _ in members)
+            lines.append(f"    ({targets}) = E1(_f{g}, {params})")
+        else:
+            ((s, (f, gg)),) = members
+            lines += _integrand(f"_f{g}", [f], printer) + _integrand(f"_g{g}", [gg], printer)
+            lines.append(f"    {s} = E2(lambda u: _f{g}(u)[0], lambda u: _g{g}(u)[0], {params})")
+    body = [e.xreplace(symbol) for e in exprs]
+    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"))
+    lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
+    lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
+    source = "\n".join(lines)
+    scope = dict(namespace)
+    exec(compile(source, f"<symmft {name}>", "exec"), scope)
+    function = scope[name]
+    function.source = source  # inspectable: print(compiled._jdiag.source)
+    return function
+
+
+def _integrand(name: str, functions: list, printer) -> list[str]:
+    """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once."""
+    assignments, reduced = sp.cse(functions, symbols=sp.numbered_symbols("y"))
+    lines = [f"    def {name}(u):"]
+    lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
+    lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")
+    return lines

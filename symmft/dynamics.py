@@ -142,38 +142,37 @@ def _leading_eigenvalue(J, xp):
     return xp.asarray(np.where(finite, np.where(real, lead.real, np.abs(lead)), np.nan))
 
 
-def _newton(F, Jac, x, shape, xp, max_iterations, plain_steps=10):
-    """Solve x = F(x) pointwise. Returns (x, residual, converged mask)."""
-    for _ in range(plain_steps):
-        with np.errstate(all="ignore"):
+def _newton(F, FJ, x, shape, xp, max_iterations, plain_steps=10):
+    """Solve x = F(x) pointwise; FJ(x) -> (F(x), Jacobian). Returns (x, converged mask)."""
+    with np.errstate(all="ignore"):
+        for _ in range(plain_steps):
             x = _stack(F(x), shape, xp)
-    k = x.shape[0]
-    eye = xp.eye(k)
-    for _ in range(max_iterations):
-        with np.errstate(all="ignore"):
-            fx = _stack(F(x), shape, xp)
+        eye = xp.eye(x.shape[0])
+        for _ in range(max_iterations):
+            fx, jac = FJ(x)
+            fx = _stack(fx, shape, xp)
             r = fx - x
-            scale = 1 + xp.max(xp.abs(x), axis=0)
-            res = xp.max(xp.abs(r), axis=0) / scale
+            res = _residual(r, x, xp)
             done = res <= TOLERANCE
             if bool(xp.all(done | ~xp.isfinite(res))):
                 break
-            A = _matrix(Jac(x), shape, xp) - eye
+            A = _matrix(jac, shape, xp) - eye
             A = xp.where(xp.isfinite(A), A, 0.0)
             rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
             try:
                 dx = xp.linalg.solve(A, -rr)[..., 0]
-            except np.linalg.LinAlgError:  # a singular point somewhere: fall back to plain steps everywhere
+            except np.linalg.LinAlgError:  # a singular point somewhere: plain steps everywhere this round
                 dx = xp.moveaxis(r, 0, -1)
             x_newton = x + xp.moveaxis(dx, -1, 0)
-            r_newton = _stack(F(x_newton), shape, xp) - x_newton
-            better = xp.max(xp.abs(r_newton), axis=0) / (1 + xp.max(xp.abs(x_newton), axis=0)) < res
+            better = _residual(_stack(F(x_newton), shape, xp) - x_newton, x_newton, xp) < res
             better &= xp.all(xp.isfinite(x_newton), axis=0)
             x = xp.where(done, x, xp.where(better, x_newton, fx))
-    with np.errstate(all="ignore"):
-        r = _stack(F(x), shape, xp) - x
-        res = xp.max(xp.abs(r), axis=0) / (1 + xp.max(xp.abs(x), axis=0))
-    return x, res, res <= TOLERANCE * 10
+        res = _residual(_stack(F(x), shape, xp) - x, x, xp)
+    return x, res <= TOLERANCE * 10
+
+
+def _residual(r, x, xp):
+    return xp.max(xp.abs(r), axis=0) / (1 + xp.max(xp.abs(x), axis=0))
 
 
 def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysis:
@@ -182,28 +181,26 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     hx = {k: xp.asarray(v, dtype=float) for k, v in h.items()}
     names_d = [s.name for s in mf.diagonal]
     x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], shape, xp)
-    d, res_d, conv_d = _newton(lambda x: cm.diagonal(tuple(x), hx), lambda x: cm.diagonal_jacobian(tuple(x), hx), x0, shape, xp, max_iterations)
+    d, conv_d = _newton(lambda x: cm.diagonal(x, hx), lambda x: cm.diagonal_jacobian(x, hx), x0, shape, xp, max_iterations)
     dt = tuple(d)
-    lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx), shape, xp), xp)
+    lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx)[1], shape, xp), xp)
 
     # cross map: C = Q (diagonal analogue of each cross key) is exact when c_x = 1
     analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
     c_equal = d[analogue]
-    F_c = lambda c: cm.cross(dt, tuple(c), hx)
-    J_c = lambda c: cm.cross_jacobian(dt, tuple(c), hx)
-    lam_equal = _leading_eigenvalue(_matrix(J_c(c_equal), shape, xp), xp)
+    F_c = lambda c: cm.cross(dt, c, hx)
+    FJ_c = lambda c: cm.cross_jacobian(dt, c, hx)
+    lam_equal = _leading_eigenvalue(_matrix(FJ_c(c_equal)[1], shape, xp), xp)
     identical = xp.broadcast_to(hx["c_x"] == 1.0, shape)
     need_solve = ~(identical & (xp.abs(lam_equal) < 1))
     c = c_equal
-    res_c = xp.zeros(shape)
     conv_c = xp.ones(shape, dtype=bool)
     if bool(xp.any(need_solve)):
         start = c_equal * xp.where(identical, 0.5, xp.broadcast_to(hx["c_x"], shape))
-        c_s, res_s, conv_s = _newton(F_c, J_c, start, shape, xp, max_iterations)
+        c_s, conv_s = _newton(F_c, FJ_c, start, shape, xp, max_iterations)
         c = xp.where(need_solve, c_s, c_equal)
-        res_c = xp.where(need_solve, res_s, 0.0)
         conv_c = xp.where(need_solve, conv_s, True)
-    lam = _leading_eigenvalue(_matrix(J_c(c), shape, xp), xp)
+    lam = _leading_eigenvalue(_matrix(FJ_c(c)[1], shape, xp), xp)
 
     status = xp.full(shape, int(Status.OK))
     q = d[[i for i, n in enumerate(names_d) if n.startswith("Q")]]
@@ -256,7 +253,7 @@ def _newton_mp(F, Jac, x, max_iterations, tol, plain_steps=10):
         r = mpmath.matrix(F(x)) - x
         if mpmath.norm(r, mpmath.inf) <= tol * (1 + mpmath.norm(x, mpmath.inf)):
             return x, True
-        A = mpmath.matrix(Jac(x)) - mpmath.eye(len(x))
+        A = mpmath.matrix(Jac(x)[1]) - mpmath.eye(len(x))
         x = x - mpmath.lu_solve(A, r)
     r = mpmath.matrix(F(x)) - x
     return x, bool(mpmath.norm(r, mpmath.inf) <= tol * 10 * (1 + mpmath.norm(x, mpmath.inf)))
@@ -290,10 +287,10 @@ def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int, seed: A
             plain_steps=0 if seeded else 10,
         )
         dt = tuple(d)
-        lam_d = _leading_mp(cm.diagonal_jacobian(dt, hm))
+        lam_d = _leading_mp(cm.diagonal_jacobian(dt, hm)[1])
         analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
         c = mpmath.matrix([d[i] for i in analogue])
-        lam = chi_1 = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
+        lam = chi_1 = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm)[1])
         ok_c = True
         if not (hm["c_x"] == 1 and abs(lam) < 1):
             if seeded:
@@ -308,7 +305,7 @@ def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int, seed: A
                 tol,
                 plain_steps=0 if seeded else 10,
             )
-            lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm))
+            lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm)[1])
         status = Status.OK if ok_d and ok_c else Status.NOT_CONVERGED
         if status == Status.OK and abs(lam_d) >= 1:
             status = Status.UNSTABLE
