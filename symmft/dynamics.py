@@ -61,10 +61,9 @@ class Analysis:
         """JSON-ready dict (lists for grids, floats for scalars)."""
 
         def j(a):
-            a = np.asarray(a, dtype=float)
-            return None if a.ndim == 0 and not np.isfinite(a) and np.isnan(a) else _jsonable(a)
+            return _jsonable(np.asarray(a, dtype=float))
 
-        status = np.asarray(self.status)
+        status = np.vectorize(lambda s: Status(int(s)).name, otypes=[object])(np.asarray(self.status))
         return {
             "cell": self.cell.name,
             "closure": self.closure,
@@ -75,15 +74,16 @@ class Analysis:
             "lambda": j(self.lambda_),
             "xi": j(self.xi),
             "diagonal_lambda": j(self.diagonal_lambda),
-            "status": Status(int(status)).name if status.ndim == 0 else [Status(int(s)).name for s in status.ravel()],
+            "status": status.tolist(),
             **{k: j(v) for k, v in self.extras.items()},
         }
 
 
 def _jsonable(a: np.ndarray):
+    """Nested lists of floats; NaN (a failed point: see status) -> null, +-inf (no decay) -> "inf"/"-inf"."""
     if a.ndim == 0:
         x = float(a)
-        return x if np.isfinite(x) else ("inf" if x > 0 else "-inf" if x < 0 else "nan")
+        return x if np.isfinite(x) else (None if np.isnan(x) else "inf" if x > 0 else "-inf")
     return [_jsonable(v) for v in a]
 
 
@@ -142,8 +142,10 @@ def _leading_eigenvalue(J, xp):
     return xp.asarray(np.where(finite, np.where(real, lead.real, np.abs(lead)), np.nan))
 
 
-def _newton(F, FJ, x, shape, xp, max_iterations, plain_steps=10):
-    """Solve x = F(x) pointwise; FJ(x) -> (F(x), Jacobian). Returns (x, converged mask)."""
+def _newton(F, FJ, x, shape, xp, max_iterations, valid, plain_steps=10):
+    """Solve x = F(x) pointwise; FJ(x) -> (F(x), Jacobian); valid(x) -> mask of points inside the domain
+    (second moments >= 0, |correlation| <= 1). Newton steps are halved up to 5 times until they stay valid and
+    lower the residual; a point where none does takes a plain step. Returns (x, converged mask)."""
     with np.errstate(all="ignore"):
         for _ in range(plain_steps):
             x = _stack(F(x), shape, xp)
@@ -160,15 +162,42 @@ def _newton(F, FJ, x, shape, xp, max_iterations, plain_steps=10):
             A = xp.where(xp.isfinite(A), A, 0.0)
             rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
             try:
-                dx = xp.linalg.solve(A, -rr)[..., 0]
+                dx = xp.moveaxis(xp.linalg.solve(A, -rr)[..., 0], -1, 0)
             except np.linalg.LinAlgError:  # a singular point somewhere: plain steps everywhere this round
-                dx = xp.moveaxis(r, 0, -1)
-            x_newton = x + xp.moveaxis(dx, -1, 0)
-            better = _residual(_stack(F(x_newton), shape, xp) - x_newton, x_newton, xp) < res
-            better &= xp.all(xp.isfinite(x_newton), axis=0)
-            x = xp.where(done, x, xp.where(better, x_newton, fx))
+                dx = r
+            step = fx  # fallback: the plain step
+            pending = ~done
+            for halving in range(6):
+                trial = x + dx * 0.5**halving
+                ok = pending & valid(trial) & xp.all(xp.isfinite(trial), axis=0)
+                ok &= _residual(_stack(F(trial), shape, xp) - trial, trial, xp) < res
+                step = xp.where(ok, trial, step)
+                pending &= ~ok
+                if not bool(xp.any(pending)):
+                    break
+            x = xp.where(done, x, step)
         res = _residual(_stack(F(x), shape, xp) - x, x, xp)
     return x, res <= TOLERANCE * 10
+
+
+def _cross_limit(name: str, d, names_d: list[str], xp):
+    """|C_s_t| <= sqrt(Q_s Q_t): cross moments keep every correlation in [-1, 1]."""
+    states = name.split("_", 1)[1]
+    if f"Q_{states}" in names_d:  # C_s: bounded by Q_s
+        return d[names_d.index(f"Q_{states}")]
+    s, t = next((s, t) for s in _states(names_d) for t in _states(names_d) if f"{s}_{t}" == states)
+    return xp.sqrt(xp.abs(d[names_d.index(f"Q_{s}")] * d[names_d.index(f"Q_{t}")]))
+
+
+def _mean_product(name: str, d, names_d: list[str]):
+    """M_s M_t: the cross moment of two independent copies."""
+    states = name.split("_", 1)[1]
+    pair = next((s, t) for s in _states(names_d) for t in _states(names_d) if states in (s, f"{s}_{t}") and (states != s or s == t))
+    return d[names_d.index(f"M_{pair[0]}")] * d[names_d.index(f"M_{pair[1]}")]
+
+
+def _states(names_d: list[str]) -> list[str]:
+    return [n[2:] for n in names_d if n.startswith("M_")]
 
 
 def _residual(r, x, xp):
@@ -181,13 +210,16 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     hx = {k: xp.asarray(v, dtype=float) for k, v in h.items()}
     names_d = [s.name for s in mf.diagonal]
     x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], shape, xp)
-    d, conv_d = _newton(lambda x: cm.diagonal(x, hx), lambda x: cm.diagonal_jacobian(x, hx), x0, shape, xp, max_iterations)
+    q_index = [i for i, n in enumerate(names_d) if n.startswith("Q")]
+    valid_d = lambda x: xp.all(x[q_index] >= 0, axis=0)
+    d, conv_d = _newton(lambda x: cm.diagonal(x, hx), lambda x: cm.diagonal_jacobian(x, hx), x0, shape, xp, max_iterations, valid_d)
     dt = tuple(d)
     lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx)[1], shape, xp), xp)
 
     # cross map: C = Q (diagonal analogue of each cross key) is exact when c_x = 1
     analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
     c_equal = d[analogue]
+    limit = xp.stack([_cross_limit(k.name, d, names_d, xp) for k in mf.cross])  # Cauchy-Schwarz
     F_c = lambda c: cm.cross(dt, c, hx)
     FJ_c = lambda c: cm.cross_jacobian(dt, c, hx)
     lam_equal = _leading_eigenvalue(_matrix(FJ_c(c_equal)[1], shape, xp), xp)
@@ -196,8 +228,11 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     c = c_equal
     conv_c = xp.ones(shape, dtype=bool)
     if bool(xp.any(need_solve)):
-        start = c_equal * xp.where(identical, 0.5, xp.broadcast_to(hx["c_x"], shape))
-        c_s, conv_s = _newton(F_c, FJ_c, start, shape, xp, max_iterations)
+        # identical inputs with c = 1 unstable (chaos): start from independent copies, C = M_s M_t, which lies
+        # on the attracting side; otherwise from the input correlation
+        independent = xp.stack([_mean_product(k.name, d, names_d) for k in mf.cross])
+        start = xp.where(identical, independent, c_equal * xp.broadcast_to(hx["c_x"], shape))
+        c_s, conv_s = _newton(F_c, FJ_c, start, shape, xp, max_iterations, lambda y: xp.all(xp.abs(y) <= limit * (1 + 1e-12), axis=0))
         c = xp.where(need_solve, c_s, c_equal)
         conv_c = xp.where(need_solve, conv_s, True)
     lam = _leading_eigenvalue(_matrix(FJ_c(c)[1], shape, xp), xp)
@@ -205,7 +240,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     status = xp.full(shape, int(Status.OK))
     q = d[[i for i, n in enumerate(names_d) if n.startswith("Q")]]
     status = xp.where(~(conv_d & conv_c), int(Status.NOT_CONVERGED), status)
-    status = xp.where(conv_d & (xp.abs(lam_d) >= 1), int(Status.UNSTABLE), status)
+    status = xp.where(conv_d & conv_c & ((xp.abs(lam_d) >= 1) | (xp.abs(lam) > 1)), int(Status.UNSTABLE), status)
     status = xp.where(xp.any(q > DIVERGENCE, axis=0), int(Status.DIVERGED), status)
     bad = ~(xp.all(xp.isfinite(d), axis=0) & xp.all(xp.isfinite(c), axis=0) & xp.isfinite(lam))
     status = xp.where(bad, int(Status.NAN), status)

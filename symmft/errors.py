@@ -49,6 +49,6 @@ _STATUS_MESSAGES = {
     "or inspect the dynamics near this point",
     Status.DIVERGED: "state second moment grew without bound: no finite fixed point at these hyperparameters",
     Status.NAN: "the map produced NaN/inf (hyperparameters out of range for the Gaussian expectations)",
-    Status.UNSTABLE: "the fixed point found is unstable (a diagonal-map eigenvalue has modulus >= 1): the moments "
+    Status.UNSTABLE: "the fixed point found is unstable (an eigenvalue of the map has modulus > 1): the moments "
     "oscillate or leave it; simulate the network to see its actual behaviour",
 }
