@@ -189,6 +189,18 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
     return compiled
 
 
+def compile_expressions(name: str, args: list, exprs: list, backend: str = "numpy", *, dps: int = 30) -> Callable:
+    """Compile expressions in ``args`` (symbols) that may hold E1/E2 into one function returning their list."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "mpmath":
+        namespace, printer = _mpmath_namespace(dps), _MpmathPrinter()
+    else:
+        namespace, printer = _numeric_namespace(get_xp(backend)), _Printer()
+    _check_functions(exprs, namespace, backend)
+    return _generate(name, [a.name for a in args], exprs, printer, namespace)
+
+
 class _IntegerPower(sp.Function):
     """b**n (n a positive integer) differentiated as n*b**(n-1): sympy's Pow rule writes d(b**2) as
     b**2 * 2 db / b when b holds a function, which is 0/0 where b = 0 (a zero mean)."""

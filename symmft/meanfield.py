@@ -104,8 +104,25 @@ class _Derivation:
         self.state_atoms: dict[sp.Symbol, tuple[str, str]] = {}  # atom -> (state, copy)
         self.affine_atoms: dict[sp.Symbol, tuple[str, str]] = {}  # atom -> (affine map, copy)
         self.where: dict[sp.Expr, str] = {}  # nonlinearity expression -> file:line
-        expr: dict = {}
+        self.blocks: dict[sp.Symbol, str] = {}  # atom of an independent non-Gaussian block -> block name
+        self.block_moment: dict[str, object] = {}  # block name -> f(monomial in its atoms) -> expectation
+        self.atoms: dict = {}
+        expr = self.walk()
+        self.expr = expr
+        self.new_state = {s: expr[n] for s, n in cell.outputs.items()}
+        self.hyper = {n: hyperparameter_symbol(n) for n in cell.hyperparameter_names() + ("q_x", "c_x")}
+        self.keys: dict[tuple, sp.Symbol] = {}
+        self.demanded: list[tuple] = []
+        self._laws: dict[str, tuple] = {}
+        self._expect_cache: dict = {}
+
+    def walk(self, overrides: dict | None = None) -> dict:
+        """Sympy expression (a-copy atoms) of every graph node; ``overrides`` pins chosen nodes to given
+        expressions (the Jacobian uses it to write a derived state in terms of a placeholder)."""
+        g, expr = self.cell.graph, dict(overrides or {})
         for node in nx.topological_sort(g):
+            if node in expr:
+                continue
             attrs, args = g.nodes[node], sorted(g.in_edges(node, data="position"), key=lambda e: e[2])
             args = [expr[a] for a, _, _ in args]
             op = attrs["op"]
@@ -130,20 +147,30 @@ class _Derivation:
                 expr[node] = args[0]
             else:  # the tracer only creates the ops above
                 raise ClosureError(f"{attrs['where']}: no mean-field rule for operation {op!r}")
-        self.expr = expr
-        self.new_state = {s: expr[n] for s, n in cell.outputs.items()}
-        self.hyper = {n: hyperparameter_symbol(n) for n in cell.hyperparameter_names() + ("q_x", "c_x")}
-        self.keys: dict[tuple, sp.Symbol] = {}
-        self.demanded: list[tuple] = []
-        self._laws: dict[str, tuple] = {}
-        self._expect_cache: dict = {}
+        return expr
+
+    def gaussian_atom(self, name: str, variance: sp.Expr) -> sp.Symbol:
+        """A fresh zero-mean Gaussian, independent of everything (a tangent or cotangent of the Jacobian)."""
+        atom = self._atom(name, f"affine {name}", self.affine_atoms, name)
+        self._laws[name] = (sp.S.Zero, variance, sp.S.Zero)
+        return atom
+
+    def independent_block(self, block: str, atoms: dict, moment) -> None:
+        """Atoms independent of every other group but not of each other; ``moment(monomial)`` gives E[monomial]."""
+        for a in atoms:
+            self.atom_group[a] = block
+            self.blocks[a] = block
+        self.block_moment[block] = moment
 
     def _atom(self, name, group, table, label):
+        if name in self.atoms:
+            return self.atoms[name]
         a, b = sp.Symbol(f"{name}_a", real=True), sp.Symbol(f"{name}_b", real=True)
         for sym, copy in ((a, "a"), (b, "b")):
             self.atom_group[sym] = group
             table[sym] = (label, copy)
         self.to_b[a] = b
+        self.atoms[name] = a
         return a
 
     # ---------------------------------------------------------------- keys
@@ -198,11 +225,14 @@ class _Derivation:
         affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
         state: list[sp.Expr] = []
         closures: dict[sp.Expr, dict[str, sp.Expr]] = {}  # argument (a-copy) -> copy -> product in u
+        independent: dict[str, sp.Expr] = {}  # independent block -> monomial in its atoms
         for f in factors:
             base, power = f.as_base_exp()
             groups = self._groups(base)
             if not groups:
                 coeff *= f
+            elif base in self.blocks:
+                independent[self.blocks[base]] = independent.get(self.blocks[base], sp.S.One) * f
             elif base in self.state_atoms:
                 state.append(f)
             elif len(groups) == 1 and next(iter(groups)).startswith("affine") and len(base.free_symbols & set(self.affine_atoms)) == 1:
@@ -234,6 +264,8 @@ class _Derivation:
                         "use --closure population"
                     )
         out = coeff * self._state_moment(state)
+        for block, monomial in independent.items():
+            out *= self.block_moment[block](monomial)
         for name, slot in affine.items():
             out *= gaussian_expectation(slot["a"], slot["b"], *self.law(name))
         for arg, slot in closures.items():
@@ -258,12 +290,37 @@ class _Derivation:
         if len(atoms) == 1:
             return self.key("M", atoms[0][0])
         if len(atoms) > 2:
-            raise ClosureError(
-                f"cell {self.cell.name}: the update is more than quadratic in the previous state "
-                f"({' * '.join(s for s, _ in atoms)}); moments beyond second order are not tracked"
-            )
+            if len({c for _, c in atoms}) > 1:
+                raise ClosureError(
+                    f"cell {self.cell.name}: a cross moment beyond second order ({' * '.join(s for s, _ in atoms)}) "
+                    "is needed; only second-order cross moments are tracked"
+                )
+            return self._gaussian_state_moment([s for s, _ in atoms])
         (s, cs), (t, ct) = atoms
         return self.key("Q" if cs == ct else "C", s, t)
+
+    def _gaussian_state_moment(self, states: list[str]) -> sp.Expr:
+        """E[s1 s2 ... sk] beyond second order under the Gaussian closure of the previous state (Isserlis'
+        theorem with the tracked means and covariances); needed by the Jacobian's m2, not by the fixed point."""
+        mean = {s: self.key("M", s) for s in states}
+
+        def central(rest: list[str]) -> sp.Expr:  # E[prod (s_i - M_i)]
+            if not rest:
+                return sp.S.One
+            if len(rest) == 1:
+                return sp.S.Zero
+            first, others = rest[0], rest[1:]
+            return sp.Add(*[
+                (self.key("Q", first, o) - mean[first] * mean[o]) * central(others[:j] + others[j + 1 :])
+                for j, o in enumerate(others)
+            ])
+
+        total = sp.S.Zero
+        for mask in range(2 ** len(states)):  # expand prod (M_i + x_i) over which factors are centered
+            chosen = [s for i, s in enumerate(states) if mask >> i & 1]
+            rest = [s for i, s in enumerate(states) if not mask >> i & 1]
+            total += sp.Mul(*[mean[s] for s in rest]) * central(chosen)
+        return total
 
     def closure_law(self, arg: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
         """Gaussian closure: (mean, variance, cross covariance) of a non-Gaussian argument X (a-copy)."""
