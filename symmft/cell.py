@@ -8,7 +8,7 @@ A cell file is plain Python (see ``cells/lstm.py``)::
         return c_new, h_new
 
 ``ops`` is a namespace of operations. :func:`load_cell` runs ``step`` once with a *tracing* ``ops`` whose
-values are graph nodes; the result is a :class:`Cell` holding a ``networkx.DiGraph`` (every node records its
+values are graph nodes; the result is a :class:`Cell` holding a ``networkx.MultiDiGraph`` (every node records its
 operation, name, whether it is Gaussian in the mean-field limit and the ``file:line`` that created it) and the
 step function itself, so the simulator can run the very same file with numeric ``ops``.
 
@@ -81,7 +81,7 @@ class Cell:
     path: Path
     file_hash: str
     states: tuple[str, ...]
-    graph: nx.DiGraph
+    graph: nx.MultiDiGraph  # multi: in ``v * v`` both arguments are edges from v
     outputs: dict[str, int]  # new state name -> node
     affines: tuple[AffineMap, ...]
     step: Callable
@@ -306,7 +306,7 @@ class _Tracer:
 
     def __init__(self, path: Path):
         self.path = path
-        self.graph = nx.DiGraph()
+        self.graph = nx.MultiDiGraph()
         self.affines: list[AffineMap] = []
 
     def where(self) -> str:
@@ -421,7 +421,7 @@ class _Tracer:
                 )
         out = self.add("affine", args=[n for *_, n in inputs], gaussian=True, name=name, where=where)
         for vec, hyper, node in inputs:
-            self.graph.edges[node, out.id].update(vector=vec, hyperparameter=hyper)
+            self.graph.edges[node, out.id, 0].update(vector=vec, hyperparameter=hyper)
         self.affines.append(
             AffineMap(name, tuple(AffineInput(v, h, n) for v, h, n in inputs), out.id, where)
         )

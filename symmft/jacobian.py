@@ -162,6 +162,7 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     squared gradient norm over T steps, m1^T, and of the relative spectral variance, T (m2/m1^2 - 1)."""
     import numpy as np
 
+    from .backend import get_xp, to_numpy
     from .compile import compile_expressions
 
     jm = derive_jacobian(analysis.cell, kind, weights)
@@ -170,11 +171,13 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     if key not in _COMPILED:
         args = list(jm.map.diagonal) + list(jm.map.hyperparameters)
         _COMPILED[key] = compile_expressions("jacobian_moments", args, [jm.m1, jm.m2], backend)
+    xp = get_xp(backend)
     values = [np.asarray(analysis.fixed_point[k.name], dtype=float) for k in jm.map.diagonal]
     values += [np.asarray(analysis.hyperparameters[s.name], dtype=float) for s in jm.map.hyperparameters]
     shape = np.broadcast_shapes(*(v.shape for v in values))
     with np.errstate(all="ignore"):
-        m1, m2 = (np.broadcast_to(np.asarray(v, dtype=float), shape) for v in _COMPILED[key](*values))
+        result = _COMPILED[key](*(xp.asarray(v) for v in values))
+        m1, m2 = (np.broadcast_to(to_numpy(v).astype(float), shape) for v in result)
         out = {
             "m1": m1,
             "m2": m2,

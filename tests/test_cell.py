@@ -132,8 +132,8 @@ def test_lstm_has_maps_i_f_g_o_each_multiplying_x_and_h():
         a = cell.affine(k)
         assert vectors(cell, k) == [("x", f"sigma2_{k}"), ("h", f"nu2_{k}")]
         assert args(cell, a.node) == [x, h]
-        assert cell.graph.edges[x, a.node]["hyperparameter"] == f"sigma2_{k}"
-        assert cell.graph.edges[h, a.node]["hyperparameter"] == f"nu2_{k}"
+        assert cell.graph.edges[x, a.node, 0]["hyperparameter"] == f"sigma2_{k}"
+        assert cell.graph.edges[h, a.node, 0]["hyperparameter"] == f"nu2_{k}"
         assert cell.graph.nodes[a.node]["gaussian"]
         assert consumer(cell, a.node) == ("tanh" if k == "g" else "sigmoid")
     # the old memory c enters only through f * c
@@ -705,3 +705,13 @@ def test_error_inside_a_helper_points_at_the_helper_line(tmp_path):
         """,
     )
     assert_error_at_marked_line(path, "NameError", "'hh'")
+
+
+def test_a_value_multiplied_by_itself_keeps_both_arguments(tmp_path):
+    """v * v must be a product of two arguments (a DiGraph would keep one edge and lose the square)."""
+    path = tmp_path / "square.py"
+    path.write_text('STATE = ("h",)\n\n\ndef step(x, h, ops):\n    f = ops.sigmoid(ops.affine("f", x, h))\n    return f * f * h + ops.tanh(ops.affine("g", x))\n')
+    cell = load_cell(path)
+    squares = [n for n, a in cell.graph.nodes(data=True) if a["op"] == "mul" and cell.graph.in_degree(n) == 2]
+    assert any(len(set(p for p, _ in cell.graph.in_edges(n))) == 1 for n in squares)
+

@@ -196,3 +196,22 @@ def test_vanilla_critical_line_matches_classical_condition(rho2):
     nu2 = optimize.brentq(chi, 0.5, 4.0, xtol=1e-13)
     q_pre = vanilla_q_star(0.0, nu2, rho2)
     assert abs(nu2 * tanh_prime_squared(q_pre) - 1.0) <= 1e-8
+
+
+SQUARE_CELL = '''
+STATE = ("h",)
+
+
+def step(x, h, ops):
+    f = ops.sigmoid(ops.affine("f", x))
+    return f * f * h + ops.affine("g", x)
+'''
+
+
+def test_squared_gate_enters_the_map_as_its_second_moment(tmp_path):
+    """h' = f^2 h + u_g with input-only maps: Q' = E[f^4] Q + V_g exactly; E[f^4] by quad in the test."""
+    path = tmp_path / "square.py"
+    path.write_text(SQUARE_CELL)
+    a = analyze(load_cell(path), {"sigma2_f": 2.0, "mu_f": 0.5, "sigma2_g": 0.3})
+    f4 = integrate.quad(lambda z: (1 / (1 + np.exp(-(0.5 + np.sqrt(2.0) * z)))) ** 4 * np.exp(-z * z / 2) / math.sqrt(2 * math.pi), -40, 40, epsabs=1e-14)[0]
+    assert relative_error(a.fixed_point["Q_h"], 0.3 / (1 - f4)) <= 1e-10

@@ -1,0 +1,12 @@
+"""Test-session settings shared by every test file."""
+
+import os
+import sys
+from pathlib import Path
+
+# The tests' matrices are small (n <= 3000): BLAS threads only contend on a 2-core machine, and OpenBLAS has been
+# measured 10-140x slower on small QR/SVD calls with its default thread count here. Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# tolerances.py is a plain module beside the tests
+sys.path.insert(0, str(Path(__file__).parent))
