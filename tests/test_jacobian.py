@@ -1,0 +1,80 @@
+"""Jacobian spectral moments m1, m2 from the theory (symmft/jacobian.py) against the exact Jacobian of the
+finite-width untied network (symmft/spectrum.py, which never imports the theory)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from symmft.cell import load_cell
+from symmft.dynamics import analyze
+from symmft.errors import ClosureError
+from symmft.jacobian import derive_jacobian, jacobian_moments, primary_states
+from symmft import spectrum
+
+from tolerances import JACOBIAN_RELATIVE, SIMULATION_SIGMAS
+
+#: Near-critical points (m1 = 0.6-0.85) of every cell the Jacobian derivation covers.
+POINTS = {
+    "vanilla_rnn": {"nu2_h": 1.2, "sigma2_h": 0.3, "rho2_h": 0.05},
+    "minimal_rnn": {"mu_u": 2.0, "nu2_u_h": 0.8},
+    "gru_reset_before": {"mu_z": 2.0, "nu2_n": 1.5, "mu_r": 1.0},
+    "lstm": {"mu_f": 2.5, "nu2_f": 0.5, "nu2_g": 2.0},
+}
+
+
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+@pytest.mark.parametrize("name", sorted(POINTS))
+def test_m1_and_m2_match_the_exact_jacobian_of_the_untied_network(name, weights):
+    cell = load_cell(name)
+    h = POINTS[name]
+    theory = jacobian_moments(analyze(cell, h), weights=weights)
+    sim = spectrum.jacobian_moments(cell, h, width=1000, burn_in=60, weights=weights, samples=3, seed=5)
+    for key in ("m1", "m2"):
+        tol = SIMULATION_SIGMAS * sim[f"{key}_stderr"] + JACOBIAN_RELATIVE * theory[key]
+        assert abs(float(theory[key]) - sim[key]) <= tol, (key, float(theory[key]), sim[key], sim[f"{key}_stderr"])
+
+
+def test_gaussian_and_orthogonal_weights_differ_only_in_m2():
+    """Free probability: the first moment is the same for both ensembles; orthogonal removes the Wishart term."""
+    a = analyze(load_cell("vanilla_rnn"), POINTS["vanilla_rnn"])
+    g, o = jacobian_moments(a, weights="gaussian"), jacobian_moments(a, weights="orthogonal")
+    assert abs(float(g["m1"]) - float(o["m1"])) < 1e-12
+    assert float(g["m2"]) - float(o["m2"]) == pytest.approx(float(g["m1"]) ** 2, rel=1e-9)  # J = D U: + <D^2>^2 nu2^2
+
+
+def test_vanilla_m1_is_the_classical_chi1():
+    a = analyze(load_cell("vanilla_rnn"), POINTS["vanilla_rnn"])
+    assert float(jacobian_moments(a)["m1"]) == pytest.approx(float(a.extras["chi_1"]), rel=1e-12)
+
+
+def test_log_norm_growth_of_a_product_of_50_jacobians_follows_m1():
+    """Near criticality (LSTM, m1 ~ 0.95): log tr(P_T P_T^T)/N grows like T log m1."""
+    cell = load_cell("lstm")
+    h = {"mu_f": 4.0, "nu2_f": 0.3, "nu2_g": 1.0}
+    m1 = float(jacobian_moments(analyze(cell, h), weights="orthogonal")["m1"])
+    growth = spectrum.jacobian_product_growth(cell, h, width=600, steps=50, burn_in=60, weights="orthogonal", seed=2)
+    assert 0.9 < m1 < 0.99
+    assert abs(growth["slope"] - np.log(m1)) <= 0.1 * abs(np.log(m1)) + 0.003, (growth["slope"], np.log(m1))
+
+
+def test_empirical_m1_fluctuation_shrinks_like_inverse_sqrt_width():
+    """The finite-width error behind the tolerances: m1's spread over independent networks ~ 1/sqrt(n)."""
+    cell, h = load_cell("minimal_rnn"), POINTS["minimal_rnn"]
+    spread = {}
+    for width in (100, 900):
+        runs = spectrum.jacobian_moments(cell, h, width=width, burn_in=40, weights="orthogonal", samples=8, seed=1)
+        spread[width] = float(np.std(runs["m1_samples"], ddof=1))
+    assert 1.5 < spread[100] / spread[900] < 8, spread  # sqrt(9) = 3, with the scatter of 8-sample spreads
+
+
+def test_primary_states_agree_with_the_simulator():
+    for name in ("lstm", "gru", "vanilla_rnn", "minimal_rnn", "gru_reset_before"):
+        cell = load_cell(name)
+        assert primary_states(cell) == spectrum.primary_states(cell)
+
+
+def test_reset_after_gru_jacobian_is_refused_with_a_clear_reason():
+    """Its tanh(u_n + r*u_hn) times the reset gate's derivative needs a joint law the Gaussian closure lacks."""
+    with pytest.raises(ClosureError, match="closure"):
+        derive_jacobian(load_cell("gru"))
