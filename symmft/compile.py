@@ -235,7 +235,8 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
     expectations = []  # E1/E2 atoms, innermost first
     for e in exprs:
         for node in sp.postorder_traversal(e):
-            if isinstance(node, (E1, E2)) and node not in expectations:
+            # an expectation whose parameters hold u lives inside another's integrand (conditional closure)
+            if isinstance(node, (E1, E2)) and u not in node.free_symbols and node not in expectations:
                 expectations.append(node)
     symbol: dict = {}
     groups: dict = {}  # (kind, Gaussian parameters) -> [(symbol, integrand pair)]
@@ -270,8 +271,10 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
 
 
 def _integrand(name: str, functions: list, printer) -> list[str]:
-    """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once."""
-    assignments, reduced = sp.cse(functions, symbols=sp.numbered_symbols("y"))
+    """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once (not
+    across a nested expectation, whose own integrand binds another u)."""
+    nested = any(f.has(E1, E2) for f in functions)
+    assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
     lines = [f"    def {name}(u):"]
     lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")

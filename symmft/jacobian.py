@@ -20,7 +20,10 @@ reverse-mode differentiation of the step done with sympy, where every random mat
   (orthogonal U, whose U^T U = nu2 I leaves no Wishart fluctuation).
 
 For J = U this gives m2 = 2 (Marchenko-Pastur) and 1 (orthogonal); for J = D U, m2 = <D^4> + <D^2>^2 and <D^4>,
-the free-probability values. Nested words (the reset-before GRU's U_n D U_r) need no special case. The diagonals
+the free-probability values. Nested words (the reset-before GRU's U_n D U_r) need no special case; the
+reset-after GRU's tanh'(u_n + r u_hn) times u_hn-dependent factors is integrated exactly, conditionally on
+(r, u_hn) (meanfield's conditional closure, nested quadrature). Fourth moments of the previous state (E[c^4],
+from the LSTM's D(c sigma'(u_f)) U_f word) use the Gaussian closure of that state. The diagonals
 of the previous step (the LSTM's o_{t-1} tanh'(c_{t-1})) enter as one block independent of the current step, its
 moments taken at stationarity.
 """

@@ -257,6 +257,9 @@ class _Derivation:
         for i, bi in enumerate(blocks):
             for bj in blocks[i + 1 :]:
                 if bi & bj:
+                    conditional = self._conditional(term, closures, affine)
+                    if conditional is not None:
+                        return conditional
                     node = next((self._where(x) for x in closures), self.cell.name)
                     raise ClosureError(
                         f"{node}: the Gaussian closure needs the nonlinearity's argument to be independent of the other "
@@ -271,6 +274,42 @@ class _Derivation:
         for arg, slot in closures.items():
             out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
         return out
+
+    def _conditional(self, term: sp.Expr, closures: dict, affine: dict) -> sp.Expr | None:
+        """Exact expectation of a one-copy monomial whose nonlinearity arguments are Gaussian given other atoms.
+
+        The reset-after GRU's X = u_n + r*u_hn is Gaussian given (r, u_hn): E[G F(X)] = E[G E1(F, m, v)] with
+        m = mu_n + r u_hn, v = V_n. After that substitution every factor is a function of independent Gaussian
+        atoms, integrated one at a time (nested quadrature). Returns None where this does not apply (two copies,
+        or an argument not linear in an atom of its own), leaving the Gaussian-closure error to be raised.
+        """
+        if any(slot["b"] != 1 for slot in list(closures.values()) + list(affine.values())):
+            return None
+        factors = list(sp.Mul.make_args(term))
+        for arg, slot in closures.items():
+            rest = sp.Mul(*factors) / slot["a"].xreplace({u: arg})
+            own = [
+                a for a in arg.free_symbols & set(self.affine_atoms)
+                if not arg.diff(a).has(a) and not rest.has(a)
+            ]
+            if not own:
+                return None
+            mean, var = arg.xreplace({a: 0 for a in own}), sp.S.Zero
+            for a in own:
+                m, v, _ = self.law(self.affine_atoms[a][0])
+                mean, var = mean + arg.diff(a) * m, var + arg.diff(a) ** 2 * v
+            factors = list(sp.Mul.make_args(rest)) + [E1(sp.Lambda(u, slot["a"]), mean, var)]
+        outside = [f for f in factors if not f.free_symbols & set(self.affine_atoms)]
+        inside = [f for f in factors if f.free_symbols & set(self.affine_atoms)]
+        while inside:  # integrate the atom held by the fewest factors first (innermost)
+            atoms = set().union(*(f.free_symbols & set(self.affine_atoms) for f in inside))
+            a = min(atoms, key=lambda a: (sum(f.has(a) for f in inside), a.name))
+            held = sp.Mul(*[f for f in inside if f.has(a)])
+            inside = [f for f in inside if not f.has(a)]
+            m, v, _ = self.law(self.affine_atoms[a][0])
+            value = E1(sp.Lambda(u, held.xreplace({a: u})), m, v)
+            (inside if value.free_symbols & set(self.affine_atoms) else outside).append(value)
+        return self.expect(sp.Mul(*outside))
 
     def _copy(self, atom: sp.Symbol) -> str:
         return (self.state_atoms.get(atom) or self.affine_atoms[atom])[1]
