@@ -79,15 +79,16 @@ def test_numpy_diagonal_maps_and_jacobians_match_mpmath_across_box(name):
         compare_with_mpmath(mf, random_point(cell, rng), d, c, ("diagonal",))
 
 
-#: Cross maps (2-D expectations) at correlations from 0.5 to 1 - 1e-6. The 30-digit nested mpmath quadrature
-#: costs seconds per 2-D expectation, so each cell gets one point here; the full box is the slow test below.
+#: Cross maps (2-D expectations) at correlations from 0.5 to 1 - 1e-6. The 30-digit mpmath quadrature costs
+#: seconds per 2-D expectation, so the default run takes four points (20-40 s each on 2 cores for the others);
+#: `pytest -m slow` adds the remaining cells and the full box.
 CROSS_CASES = [
     ("vanilla_rnn", 0.5, ("cross", "cross_jacobian")),
     ("vanilla_rnn", 1 - 1e-6, ("cross", "cross_jacobian")),
     ("gru_reset_before", 0.999, ("cross",)),
-    ("minimal_rnn", 0.9, ("cross",)),
     ("lstm", 1 - 1e-6, ("cross",)),
-    ("gru", 0.99, ("cross",)),
+    pytest.param("minimal_rnn", 0.9, ("cross",), marks=pytest.mark.slow),
+    pytest.param("gru", 0.99, ("cross",), marks=pytest.mark.slow),
 ]
 
 
