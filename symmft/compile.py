@@ -23,7 +23,7 @@ from sympy.printing.str import StrPrinter
 from . import gaussian
 from .backend import get_xp
 from .errors import BackendError
-from .expectation import E1, E2, sigmoid, u
+from .expectation import E1, E2, EL, sigmoid, u
 from .meanfield import MeanFieldMap
 
 BACKENDS = ("numpy", "cupy", "mpmath")
@@ -82,6 +82,8 @@ def _numeric_namespace(xp) -> dict:
         "sqrt": xp.sqrt,
         "pi": math.pi,
         "E1": lambda f, m, v: gaussian.expect1(f, m, nonneg(v), xp=xp),  # f returns a tuple: shared nodes
+        "E1n": lambda f, m, v: gaussian.expect1_nodewise(f, m, nonneg(v), xp=xp),
+        "EL": lambda f, T: gaussian.expect_loguniform(f, T, xp=xp),
         "E2": lambda f, g, m, v, k: gaussian.expect2(f, g, m, nonneg(v), cov_(k, nonneg(v)), xp=xp),
     }
 
@@ -101,6 +103,10 @@ def _mpmath_namespace(dps: int) -> dict:
         "E1": lambda f, m, v: tuple(
             gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
         ),
+        "E1n": lambda f, m, v: tuple(
+            gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
+        ),
+        "EL": lambda f, T: gaussian.expect_loguniform_mp(f, T, dps=dps),
         "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
             f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
         ),
@@ -160,7 +166,7 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
     """Compile ``mf`` for ``backend`` ("numpy", "cupy" or "mpmath" at ``dps`` digits); cached."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    key = (mf.cell.file_hash, mf.closure, backend, dps if backend == "mpmath" else None)
+    key = (mf.cell.file_hash, mf.closure, mf.chrono, backend, dps if backend == "mpmath" else None)
     if key in _COMPILED:
         return _COMPILED[key]
     if backend == "mpmath":
@@ -253,13 +259,14 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
         if key[0] == "E1":
             lines += _integrand(f"_f{g}", [f for _, (f,) in members], printer)
             targets = "".join(f"{s}, " for s, _ in members)
-            lines.append(f"    ({targets}) = E1(_f{g}, {params})")
+            nodewise = any(f.has(E1, E2, EL) for _, (f,) in members)  # integrand holds grid-shaped arrays
+            lines.append(f"    ({targets}) = {'E1n' if nodewise else 'E1'}(_f{g}, {params})")
         else:
             ((s, (f, gg)),) = members
             lines += _integrand(f"_f{g}", [f], printer) + _integrand(f"_g{g}", [gg], printer)
             lines.append(f"    {s} = E2(lambda u: _f{g}(u)[0], lambda u: _g{g}(u)[0], {params})")
     body = [e.xreplace(symbol) for e in exprs]
-    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"))
+    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=(u,))  # u: bound in lambdas
     lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
     source = "\n".join(lines)
@@ -273,7 +280,7 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
 def _integrand(name: str, functions: list, printer) -> list[str]:
     """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once (not
     across a nested expectation, whose own integrand binds another u)."""
-    nested = any(f.has(E1, E2) for f in functions)
+    nested = any(f.has(E1, E2, EL) for f in functions)
     assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
     lines = [f"    def {name}(u):"]
     lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]

@@ -106,7 +106,7 @@ def analyze(
         from .population import analyze_population
 
         return analyze_population(cell, h)
-    mf = derive(cell, closure)
+    mf = derive(cell, closure, params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if any(np.ndim(v) for v in h.values()):
             raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")

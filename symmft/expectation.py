@@ -77,9 +77,18 @@ class E1(sp.Function):
         if v.is_zero:
             return F.subs(u, m)
 
+    def _eval_derivative(self, s):
+        # chain rule through the parameters (fdiff), plus the integrand's own dependence on s (a nested or
+        # conditional expectation inside it can depend on the moments), differentiated under the integral
+        out = super()._eval_derivative(s)
+        body = self.args[0](u)
+        return out + E1(sp.Lambda(u, body.diff(s)), *self.args[1:]) if body.has(s) else out
+
     def fdiff(self, argindex=1):
         lam, m, v = self.args
         F = lam(u)
+        if argindex == 1:  # the Lambda itself: handled in _eval_derivative
+            return sp.S.Zero
         if argindex == 2:
             return E1(sp.Lambda(u, F.diff(u)), m, v)
         if argindex == 3:
@@ -115,9 +124,21 @@ class E2(sp.Function):
         if sp.default_sort_key(lf) > sp.default_sort_key(lg):  # symmetric in (F, G): one canonical order
             return E2(lg, lf, m, v, k)
 
+    def _eval_derivative(self, s):
+        out = super()._eval_derivative(s)
+        lf, lg, *rest = self.args
+        F, G = lf(u), lg(u)
+        if F.has(s):
+            out += E2(sp.Lambda(u, F.diff(s)), lg, *rest)
+        if G.has(s):
+            out += E2(lf, sp.Lambda(u, G.diff(s)), *rest)
+        return out
+
     def fdiff(self, argindex=1):
         lf, lg, m, v, k = self.args
         F, G = lf(u), lg(u)
+        if argindex in (1, 2):
+            return sp.S.Zero
 
         def pair(Fn, Gn):
             return E2(sp.Lambda(u, Fn), sp.Lambda(u, Gn), m, v, k)
@@ -151,3 +172,32 @@ def gaussian_expectation(F_a, F_b, mean, var, cov):
     if F_a == 1:
         return E1(sp.Lambda(u, F_b), mean, var)
     return E2(sp.Lambda(u, F_a), sp.Lambda(u, F_b), mean, var, cov)
+
+
+class EL(sp.Function):
+    """E[F(L)] for L = log U, U ~ Uniform[1, T - 1] (the chrono bias of Tallec & Ollivier); args (Lambda(u, F), T).
+
+    The density of L on [0, log(T - 1)] is e^l / (T - 2).
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, lam, T):
+        if isinstance(lam, sp.Lambda) and not lam(u).has(u):
+            return lam(u)
+
+    def _eval_derivative(self, s):
+        lam, T = self.args
+        if T.has(s):
+            raise NotImplementedError("derivative of a chrono expectation with respect to its length")
+        return EL(sp.Lambda(u, lam(u).diff(s)), T)
+
+    def _sympystr(self, printer):
+        lam, T = self.args
+        return f"E[{printer._print(lam(sp.Symbol('L')))}; L=log U, U~U[1, {printer._print(T)} - 1]]"
+
+    def _latex(self, printer):
+        lam, T = self.args
+        return rf"\mathbb{{E}}_{{L=\log U,\,U\sim\mathcal{{U}}[1,{printer._print(T)}-1]}}\left[{printer._print(lam(sp.Symbol('L')))}\right]"
+

@@ -65,24 +65,24 @@ def primary_states(cell: Cell) -> tuple[str, ...]:
     return tuple(s for s in cell.states if s not in derived)
 
 
-def derive_jacobian(cell: Cell, kind: str = "memory", weights: str = "gaussian") -> JacobianMap:
-    """Derive m1, m2 of the ``kind`` Jacobian for ``weights`` (cached per file hash)."""
+def derive_jacobian(cell: Cell, kind: str = "memory", weights: str = "gaussian", chrono: frozenset = frozenset()) -> JacobianMap:
+    """Derive m1, m2 of the ``kind`` Jacobian for ``weights`` (cached per file hash; ``chrono`` as in derive)."""
     if kind not in KINDS:
         raise ClosureError(f"unknown Jacobian kind {kind!r}; choose one of {', '.join(KINDS)}")
     if weights not in WEIGHTS:
         raise ClosureError(f"unknown weight distribution {weights!r}; choose one of {', '.join(WEIGHTS)}")
-    key = (cell.file_hash, kind, weights)
+    key = (cell.file_hash, kind, weights, frozenset(chrono))
     if key not in _CACHE:
-        _CACHE[key] = _derive(cell, kind, weights)
+        _CACHE[key] = _derive(cell, kind, weights, frozenset(chrono))
     return _CACHE[key]
 
 
 _CACHE: dict = {}
 
 
-def _derive(cell: Cell, kind: str, weights: str) -> JacobianMap:
-    mf = derive(cell)
-    D = _Derivation(cell)
+def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> JacobianMap:
+    mf = derive(cell, chrono=chrono)
+    D = _Derivation(cell, chrono)
     # the map's keys are what the moments are written in; reuse the fixed-point derivation's symbols
     primary = primary_states(cell) if kind == "memory" else cell.states
     derived = [t for t in cell.states if t not in primary]
@@ -168,9 +168,12 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     from .backend import get_xp, to_numpy
     from .compile import compile_expressions
 
-    jm = derive_jacobian(analysis.cell, kind, weights)
+    from .params import chrono_maps
+
+    chrono = chrono_maps(analysis.cell, analysis.hyperparameters)
+    jm = derive_jacobian(analysis.cell, kind, weights, chrono)
     backend = "numpy" if analysis.backend == "mpmath" else analysis.backend
-    key = (analysis.cell.file_hash, kind, weights, backend)
+    key = (analysis.cell.file_hash, kind, weights, chrono, backend)
     if key not in _COMPILED:
         args = list(jm.map.diagonal) + list(jm.map.hyperparameters)
         _COMPILED[key] = compile_expressions("jacobian_moments", args, [jm.m1, jm.m2], backend)

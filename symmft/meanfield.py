@@ -32,7 +32,8 @@ import sympy as sp
 
 from .cell import NONLINEARITIES, Cell
 from .errors import ClosureError
-from .expectation import E1, E2, gaussian_expectation, sigmoid, u
+from .expectation import E1, E2, EL, gaussian_expectation, sigmoid, u
+from .params import chrono_names, names as hyperparameter_names
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
 assert set(FUNCTIONS) == set(NONLINEARITIES)
@@ -53,6 +54,7 @@ class MeanFieldMap:
 
     cell: Cell
     closure: str
+    chrono: frozenset  # affine maps whose bias holds the chrono term beta_k log U
     diagonal: tuple[sp.Symbol, ...]
     cross: tuple[sp.Symbol, ...]
     update: dict
@@ -79,13 +81,17 @@ class MeanFieldMap:
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
-def derive(cell: Cell, closure: str = "gaussian") -> MeanFieldMap:
-    """Derive the mean-field map of ``cell`` (cached per cell-file hash and closure)."""
+def derive(cell: Cell, closure: str = "gaussian", chrono: frozenset = frozenset()) -> MeanFieldMap:
+    """Derive the mean-field map of ``cell`` (cached per cell-file hash, closure and chrono maps).
+
+    ``chrono``: the affine maps whose bias holds the chrono term beta_k L (params.chrono_maps); their laws are
+    Gaussian given L, and expectations are integrated over L's log-uniform law (``EL``).
+    """
     if closure not in CLOSURES:
         raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
-    key = (cell.file_hash, closure)
+    key = (cell.file_hash, closure, frozenset(chrono))
     if key not in _CACHE:
-        _CACHE[key] = _Derivation(cell).run(closure)
+        _CACHE[key] = _Derivation(cell, frozenset(chrono)).run(closure)
     return _CACHE[key]
 
 
@@ -95,8 +101,9 @@ _CACHE: dict = {}
 class _Derivation:
     """Builds the state updates as sympy expressions and takes their expectations."""
 
-    def __init__(self, cell: Cell):
+    def __init__(self, cell: Cell, chrono: frozenset = frozenset()):
         self.cell = cell
+        self.chrono = chrono
         g = cell.graph
         self.state_index = {s: i for i, s in enumerate(cell.states)}
         self.atom_group: dict[sp.Symbol, str] = {}  # atom symbol -> independence group
@@ -110,7 +117,10 @@ class _Derivation:
         expr = self.walk()
         self.expr = expr
         self.new_state = {s: expr[n] for s, n in cell.outputs.items()}
-        self.hyper = {n: hyperparameter_symbol(n) for n in cell.hyperparameter_names() + ("q_x", "c_x")}
+        self.hyper = {n: hyperparameter_symbol(n) for n in hyperparameter_names(cell)}
+        # the chrono bias L (per unit, redrawn each step with the biases under the untied approximation)
+        self.L = sp.Symbol("L", real=True)
+        self.atom_group[self.L] = "chrono"
         self.keys: dict[tuple, sp.Symbol] = {}
         self.demanded: list[tuple] = []
         self._laws: dict[str, tuple] = {}
@@ -206,7 +216,8 @@ class _Derivation:
                     v = self.expr[inp.node]
                     var += scale * self.expect(v * v)
                     cov += scale * self.expect(v * self.b_copy(v))
-            self._laws[name] = (h[a.mean], var, cov)
+            mean = h[a.mean] + (h[f"beta_{name}"] * self.L if name in self.chrono else 0)
+            self._laws[name] = (mean, var, cov)
         return self._laws[name]
 
     # ---------------------------------------------------------------- expectations
@@ -226,11 +237,14 @@ class _Derivation:
         state: list[sp.Expr] = []
         closures: dict[sp.Expr, dict[str, sp.Expr]] = {}  # argument (a-copy) -> copy -> product in u
         independent: dict[str, sp.Expr] = {}  # independent block -> monomial in its atoms
+        chrono_factors = sp.S.One  # functions of the chrono bias L alone (conditional expectations)
         for f in factors:
             base, power = f.as_base_exp()
             groups = self._groups(base)
             if not groups:
                 coeff *= f
+            elif groups == {"chrono"}:
+                chrono_factors *= f
             elif base in self.blocks:
                 independent[self.blocks[base]] = independent.get(self.blocks[base], sp.S.One) * f
             elif base in self.state_atoms:
@@ -273,7 +287,16 @@ class _Derivation:
             out *= gaussian_expectation(slot["a"], slot["b"], *self.law(name))
         for arg, slot in closures.items():
             out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
-        return out
+        return self._integrate_chrono(out * chrono_factors)
+
+    def _integrate_chrono(self, product: sp.Expr) -> sp.Expr:
+        """Given L every factor is a conditional expectation; the L-dependent ones are averaged over L together."""
+        if not product.has(self.L):
+            return product
+        factors = sp.Mul.make_args(product)
+        dependent = sp.Mul(*[f for f in factors if f.has(self.L)])
+        rest = sp.Mul(*[f for f in factors if not f.has(self.L)])
+        return rest * EL(sp.Lambda(u, dependent.xreplace({self.L: u})), self.hyper["chrono_length"])
 
     def _conditional(self, term: sp.Expr, closures: dict, affine: dict) -> sp.Expr | None:
         """Exact expectation of a one-copy monomial whose nonlinearity arguments are Gaussian given other atoms.
@@ -390,9 +413,11 @@ class _Derivation:
         return MeanFieldMap(
             cell=self.cell,
             closure=closure,
+            chrono=self.chrono,
             diagonal=diagonal,
             cross=cross,
             update=update,
             laws=laws,
-            hyperparameters=tuple(self.hyper.values()),
+            # the chrono names are arguments only of a map that holds the chrono bias
+            hyperparameters=tuple(v for k, v in self.hyper.items() if self.chrono or k not in chrono_names(self.cell)),
         )

@@ -6,6 +6,8 @@ Names follow one spelling end to end (sympy symbol = keyword = JSON key = CLI na
     nu2_k         variance scale of the matrix applied to a state-derived vector: entries ~ N(0, nu2_k / n)
     nu2_k_v       the same, for vector v, when map k multiplies several state-derived vectors
     mu_k, rho2_k  mean and variance of the bias of map k: b_k,i ~ N(mu_k, rho2_k)
+    beta_k        coefficient of the shared chrono bias L = log U, U ~ Uniform[1, T-1], in map k's bias (0: none)
+    chrono_length T of the chrono bias (0: off; >= 3 when any beta_k is set). Chrono init: beta_f = 1, beta_i = -1
     q_x           per-coordinate second moment of the input, x.x/m
     c_x           correlation of the two input sequences, x^a.x^b/(m q_x)
 
@@ -32,9 +34,25 @@ def default(name: str) -> float:
     return 1.0 if name.startswith(("sigma2_", "nu2_")) else 0.0
 
 
+def chrono_names(cell: Cell) -> tuple[str, ...]:
+    """The chrono-bias names: one coefficient per affine map, then the length T."""
+    return tuple(f"beta_{a.name}" for a in cell.affines) + ("chrono_length",)
+
+
 def names(cell: Cell) -> tuple[str, ...]:
-    """Every hyperparameter of ``cell``, including the input statistics."""
-    return cell.hyperparameter_names() + tuple(GLOBAL_DEFAULTS)
+    """Every hyperparameter of ``cell``: weights and biases, the chrono bias, the input statistics."""
+    return cell.hyperparameter_names() + chrono_names(cell) + tuple(GLOBAL_DEFAULTS)
+
+
+def chrono_maps(cell: Cell, h: Mapping[str, object]) -> frozenset[str]:
+    """Affine maps whose bias holds the chrono term (beta_k nonzero somewhere on the grid)."""
+    maps = frozenset(a.name for a in cell.affines if np.any(np.asarray(h.get(f"beta_{a.name}", 0.0)) != 0))
+    if maps and np.any(np.asarray(h.get("chrono_length", 0.0)) < 3):
+        raise HyperparameterError(
+            f"beta_{'/beta_'.join(sorted(maps))} set but chrono_length < 3: the chrono bias log U, U ~ U[1, T-1], "
+            "needs T = chrono_length >= 3 (e.g. the longest dependency in the task)"
+        )
+    return maps
 
 
 def describe(cell: Cell) -> list[dict]:
@@ -49,6 +67,10 @@ def describe(cell: Cell) -> list[dict]:
             rows.append({"name": i.hyperparameter, "default": default(i.hyperparameter), "meaning": meaning})
         rows.append({"name": a.mean, "default": 0.0, "meaning": f"mean of the bias of map {a.name}"})
         rows.append({"name": a.bias_variance, "default": 0.0, "meaning": f"variance of the bias of map {a.name}"})
+    for a in cell.affines:
+        rows.append({"name": f"beta_{a.name}", "default": 0.0,
+                     "meaning": f"coefficient of the shared chrono bias log U, U ~ U[1, chrono_length-1], in map {a.name}'s bias"})
+    rows.append({"name": "chrono_length", "default": 0.0, "meaning": "T of the chrono bias (0: off; >= 3 when a beta_k is set)"})
     rows.append({"name": "q_x", "default": 1.0, "meaning": "per-coordinate second moment of the input, x.x/m"})
     rows.append({"name": "c_x", "default": 1.0, "meaning": "correlation of the two input sequences, x^a.x^b/(m q_x)"})
     return rows
@@ -91,7 +113,7 @@ def _check(name: str, value) -> np.ndarray | float:
         raise HyperparameterError(f"hyperparameter {name} must be a number or array of numbers, got {value!r}") from None
     if not np.all(np.isfinite(array)):
         raise HyperparameterError(f"hyperparameter {name} must be finite, got {value!r}")
-    is_variance = name.startswith(("sigma2_", "nu2_", "rho2_")) or name == "q_x"
+    is_variance = name.startswith(("sigma2_", "nu2_", "rho2_")) or name in ("q_x", "chrono_length")
     if is_variance and np.any(array < 0):
         raise HyperparameterError(f"hyperparameter {name} is a variance and must be >= 0, got {array.min():g}")
     if name == "c_x" and np.any(np.abs(array) > 1):

@@ -45,6 +45,7 @@ from scipy.special import erf
 from .cell import Cell
 from .dynamics import DIVERGENCE, Analysis, _time_scale
 from .errors import CellDefinitionError, HyperparameterError, Status
+from .params import chrono_maps
 
 GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
 TOLERANCE = 1e-4  # relative bias left from the zero start after burn-in
@@ -166,6 +167,9 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
     from the zero state before the rates are measured (None: adaptive, see the module docstring); ``average``:
     steps averaged (None: 40 relaxation times, within [200, 4000]); ``seed`` fixes every draw.
     """
+    if chrono_maps(cell, h):
+        raise HyperparameterError("the population closure does not draw chrono biases yet: use closure='gaussian' "
+                                  "(exact for the chrono bias itself, which it integrates over its log-uniform law)")
     grids = sorted(k for k, v in h.items() if np.ndim(v))
     if grids:
         raise HyperparameterError(f"the population closure evaluates one point, but {', '.join(grids)} "

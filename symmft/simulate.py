@@ -30,7 +30,7 @@ import numpy as np
 from . import backend
 from .cell import AffineInput, AffineMap, Cell, load_cell
 from .errors import CellDefinitionError, HyperparameterError
-from .params import resolve
+from .params import chrono_maps, resolve
 
 WEIGHTS = ("gaussian", "orthogonal")
 
@@ -69,6 +69,7 @@ class Network:
         self.ops = _NumericOps(self)
         self.matrices: dict[tuple[str, str], Any] = {}
         self.biases: dict[str, Any] = {}
+        self._chrono = self._chrono_bias()
         if tied:
             for amap in self.cell.affines:  # fixed order, so a seed fixes every draw
                 for inp in amap.inputs:
@@ -77,6 +78,8 @@ class Network:
 
     def step(self, x: Any, states: Mapping[str, Any]) -> dict[str, Any]:
         """Advance every column once: ``x`` is m x k (k sequences), each state n x k; returns the new states."""
+        if not self.tied:
+            self._chrono = self._chrono_bias()  # redrawn with the biases, shared by this step's maps
         out = self.cell.step(x, *(states[s] for s in self.cell.states), self.ops)
         out = out if isinstance(out, tuple) else (out,)
         shape = (self.width, x.shape[1])
@@ -92,7 +95,16 @@ class Network:
 
     def _bias(self, amap: AffineMap) -> Any:
         hp = self.hyperparameters
-        return hp[amap.mean] + math.sqrt(hp[amap.bias_variance]) * self.rng.standard_normal((self.width, 1))
+        bias = hp[amap.mean] + math.sqrt(hp[amap.bias_variance]) * self.rng.standard_normal((self.width, 1))
+        beta = hp.get(f"beta_{amap.name}", 0.0)
+        return bias + beta * self._chrono if beta else bias
+
+    def _chrono_bias(self) -> Any:
+        """Per unit L = log U, U ~ Uniform[1, T-1] (Tallec & Ollivier's chrono init), shared by every map."""
+        T = self.hyperparameters.get("chrono_length", 0.0)
+        if T < 3:
+            return None
+        return self.xp.log(self.rng.uniform(1.0, T - 1.0, (self.width, 1)))
 
     def _product(self, amap: AffineMap, inp: AffineInput, v: Any) -> Any:
         """M v for the matrix of ``inp``: the kept one (tied) or a fresh one's product, exact in law (untied)."""
@@ -283,6 +295,7 @@ def _scalar_hyperparameters(cell: Cell, values: Mapping[str, Any] | None) -> dic
         if np.ndim(v) != 0:
             raise HyperparameterError(f"hyperparameter {name}: a simulation takes one value, got an array of shape "
                                       f"{np.shape(v)}; loop over the grid and simulate each point")
+    chrono_maps(cell, hp)  # beta_k without a chrono_length is an error
     return {k: float(v) for k, v in hp.items()}
 
 

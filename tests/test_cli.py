@@ -92,7 +92,7 @@ def test_params_lists_every_hyperparameter_with_default_and_meaning(capsys):
     code, out, _ = run(capsys, "params", "vanilla_rnn", "--json")
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
-    assert list(rows) == ["sigma2_h", "nu2_h", "mu_h", "rho2_h", "q_x", "c_x"]
+    assert list(rows) == ["sigma2_h", "nu2_h", "mu_h", "rho2_h", "beta_h", "chrono_length", "q_x", "c_x"]
     assert rows["nu2_h"]["default"] == 1.0 and rows["mu_h"]["default"] == 0.0 and rows["nu2_h"]["meaning"]
     code, out, _ = run(capsys, "params", "lstm")
     assert code == 0 and "mu_f" in out and "meaning" in out

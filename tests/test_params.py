@@ -24,8 +24,9 @@ def test_hyperparameter_error_is_a_value_error_and_a_symmft_error():
     assert issubclass(HyperparameterError, ValueError) and issubclass(HyperparameterError, SymmftError)
 
 
-def test_names_are_the_cell_hyperparameters_then_input_statistics(lstm):
-    assert params.names(lstm) == lstm.hyperparameter_names() + ("q_x", "c_x")
+def test_names_are_the_cell_hyperparameters_then_chrono_then_input_statistics(lstm):
+    chrono = tuple(f"beta_{k}" for k in "ifgo") + ("chrono_length",)
+    assert params.names(lstm) == lstm.hyperparameter_names() + chrono + ("q_x", "c_x")
 
 
 def test_defaults_are_unit_variances_zero_bias_and_identical_unit_inputs(lstm, minimal_rnn):
