@@ -22,7 +22,6 @@ import difflib
 import hashlib
 import inspect
 import keyword
-import sys
 import traceback
 import types
 from dataclasses import dataclass

@@ -23,7 +23,7 @@ from sympy.printing.str import StrPrinter
 from . import gaussian
 from .backend import get_xp
 from .errors import BackendError
-from .expectation import E1, E2, EL, sigmoid, u
+from .expectation import E1, E2, EL, u
 from .meanfield import MeanFieldMap
 
 BACKENDS = ("numpy", "cupy", "mpmath")

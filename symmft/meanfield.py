@@ -25,14 +25,13 @@ Nothing here is written per cell.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import networkx as nx
 import sympy as sp
 
 from .cell import NONLINEARITIES, Cell
 from .errors import ClosureError
-from .expectation import E1, E2, EL, gaussian_expectation, sigmoid, u
+from .expectation import E1, EL, gaussian_expectation, sigmoid, u
 from .params import chrono_names, names as hyperparameter_names
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
@@ -104,7 +103,6 @@ class _Derivation:
     def __init__(self, cell: Cell, chrono: frozenset = frozenset()):
         self.cell = cell
         self.chrono = chrono
-        g = cell.graph
         self.state_index = {s: i for i, s in enumerate(cell.states)}
         self.atom_group: dict[sp.Symbol, str] = {}  # atom symbol -> independence group
         self.to_b: dict[sp.Symbol, sp.Symbol] = {}  # a-copy atom -> b-copy atom
