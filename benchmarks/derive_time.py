@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = ("lstm", "gru")
@@ -46,35 +47,6 @@ out["status"] = int(a.status)
 print(json.dumps(out))
 """
 
-
-
-def source_version() -> dict:
-    """The library version measured: HEAD commit and whether symmft/ or cells/ differ from it (other engineers
-    edit the working tree in parallel)."""
-    import subprocess
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "HEAD"), "changed": git("status", "--porcelain", "symmft", "cells").splitlines()}
-
-def machine() -> dict:
-    import numpy
-    import sympy
-
-    model = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": numpy.__version__,
-            "sympy": sympy.__version__}
 
 
 def run(cell: str) -> dict:

@@ -26,15 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
 
 import mpmath
 import numpy as np
-import scipy
 from scipy import integrate, optimize
+
+from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -291,33 +291,6 @@ def finite_difference_check(mu_f: float, nu2_f: float, fp: dict, eps: float = 1e
 
 # ---------------------------------------------------------------- the benchmark
 
-
-
-def source_version() -> dict:
-    """The library version measured: HEAD commit and whether symmft/ or cells/ differ from it (other engineers
-    edit the working tree in parallel)."""
-    import subprocess
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "HEAD"), "changed": git("status", "--porcelain", "symmft", "cells").splitlines()}
-
-def machine() -> dict:
-    model = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "mpmath": mpmath.__version__}
 
 
 def rel(a, b):

@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -110,31 +110,6 @@ def gap(a: dict, b: dict) -> dict:
     se = abs(r) * math.sqrt((a["se"] / a["mean"]) ** 2 + (b["se"] / b["mean"]) ** 2)
     return {"value": r - 1, "se": se}
 
-
-
-def source_version() -> dict:
-    """The library version measured: HEAD commit and whether symmft/ or cells/ differ from it (other engineers
-    edit the working tree in parallel)."""
-    import subprocess
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "HEAD"), "changed": git("status", "--porcelain", "symmft", "cells").splitlines()}
-
-def machine() -> dict:
-    model = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
 
 
 def fmt(v: dict, digits=4) -> str:
