@@ -27,8 +27,9 @@ from . import params
 from .backend import BACKENDS as ARRAY_BACKENDS
 from .cell import BUILTIN_DIR, available_cells, load_cell
 from .compile import BACKENDS
-from .dynamics import analyze
+from .dynamics import analyze, jsonable
 from .errors import Status, SymmftError
+from .jacobian import jacobian_moments
 from .meanfield import CLOSURES, derive
 from .simulate import WEIGHTS, simulate
 
@@ -131,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="OUT",
                    help="write OUT.npz and OUT.json (needed with --grid unless --json)")
+    p.add_argument(
+        "--weights", choices=("gaussian", "orthogonal"), default=None,
+        help="also give the Jacobian's spectral moments m1, m2, variance and backward time scale for recurrent "
+        "weights of this distribution (JSON key 'jacobian')",
+    )
+    p.add_argument("--jacobian", choices=("memory", "full"), default="memory",
+                   help="which Jacobian with --weights: memory (primary states, default) or full (all states)")
     p.add_argument("--closure", default="gaussian", choices=CLOSURES,
                    help="law of non-Gaussian nonlinearity arguments (default: %(default)s)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
@@ -300,6 +308,10 @@ def _analyze(args) -> int:
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
+    moments = None
+    if args.weights:
+        moments = jacobian_moments(analysis, kind=args.jacobian, weights=args.weights)
+        result["jacobian"] = {k: jsonable(np.asarray(v, dtype=float)) for k, v in moments.items()}
     if axes:
         result["axes"] = {k: v.tolist() for k, v in axes.items()}
         result["grid_shape"] = [len(v) for v in axes.values()]
@@ -314,6 +326,10 @@ def _analyze(args) -> int:
         _print_json(result)
     else:
         _print_analysis(analysis, values, seconds)
+        if moments is not None:
+            print(f"\nJacobian ({args.jacobian}, {args.weights} weights): m1 {float(moments['m1']):.8g}   "
+                  f"m2 {float(moments['m2']):.8g}   variance {float(moments['variance']):.8g}   "
+                  f"backward time scale {float(moments['xi_backward']):.6g} steps")
     return 0
 
 

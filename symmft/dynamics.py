@@ -61,14 +61,14 @@ class Analysis:
         """JSON-ready dict (lists for grids, floats for scalars)."""
 
         def j(a):
-            return _jsonable(np.asarray(a, dtype=float))
+            return jsonable(np.asarray(a, dtype=float))
 
         status = np.vectorize(lambda s: Status(int(s)).name, otypes=[object])(np.asarray(self.status))
         return {
             "cell": self.cell.name,
             "closure": self.closure,
             "backend": self.backend,
-            "hyperparameters": {k: _jsonable(np.asarray(v, dtype=float)) for k, v in self.hyperparameters.items()},
+            "hyperparameters": {k: jsonable(np.asarray(v, dtype=float)) for k, v in self.hyperparameters.items()},
             "fixed_point": {s: {k: j(v) for k, v in self.state_moments(s).items()} for s in self.cell.states},
             "correlation": {s: j(v) for s, v in self.correlation.items()},
             "lambda": j(self.lambda_),
@@ -79,12 +79,12 @@ class Analysis:
         }
 
 
-def _jsonable(a: np.ndarray):
+def jsonable(a: np.ndarray):
     """Nested lists of floats; NaN (a failed point: see status) -> null, +-inf (no decay) -> "inf"/"-inf"."""
     if a.ndim == 0:
         x = float(a)
         return x if np.isfinite(x) else (None if np.isnan(x) else "inf" if x > 0 else "-inf")
-    return [_jsonable(v) for v in a]
+    return [jsonable(v) for v in a]
 
 
 def analyze(

@@ -201,3 +201,14 @@ def test_bad_input_exits_2_with_one_line_error_and_no_traceback(capsys, argv, fr
     assert out == ""
     assert err.startswith("symmft: error: ") and err.count("\n") == 1, err
     assert fragment in err and "Traceback" not in err
+
+
+def test_analyze_with_weights_adds_jacobian_moments_matching_quadrature(capsys):
+    """vanilla RNN, J = D(tanh'(u)) U: m1 = nu2 E[tanh'^2], m2 = nu2^2 (E[tanh'^4] + E[tanh'^2]^2) for Gaussian U."""
+    code, out, _ = run(capsys, "analyze", "vanilla_rnn", "--set", "nu2_h=0.5", "--weights", "gaussian", "--json")
+    assert code == 0
+    result = json.loads(out)
+    v = 1.0 + 0.5 * result["fixed_point"]["h"]["second_moment"]  # sigma2 q_x + nu2 Q*
+    moment = lambda p: integrate.quad(lambda z: (1 - np.tanh(np.sqrt(v) * z) ** 2) ** p * np.exp(-z * z / 2) / np.sqrt(2 * np.pi), -30, 30, epsabs=1e-14)[0]
+    assert result["jacobian"]["m1"] == pytest.approx(0.5 * moment(2), rel=1e-9)
+    assert result["jacobian"]["m2"] == pytest.approx(0.25 * (moment(4) + moment(2) ** 2), rel=1e-9)
