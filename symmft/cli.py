@@ -51,7 +51,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``symmft`` parser with its five subcommands."""
+    """The ``symmft`` parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog="symmft",
         formatter_class=_Formatter,
@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  symmft derive gru --latex\n"
         "  symmft analyze lstm --set mu_f=3\n"
         "  symmft analyze vanilla_rnn --grid nu2_h=0.5:2:16 --grid sigma2_h=0:1:5 -o reports/vanilla\n"
-        "  symmft simulate lstm --width 1000 --steps 50 --set mu_f=3\n\n"
+        "  symmft simulate lstm --width 1000 --steps 50 --set mu_f=3\n"
+        "  symmft critical lstm --length 1000 -o reports/lstm_T1000.json\n"
+        "  symmft phase lstm --x mu_f=3:10:24 --y nu2_f=0:2:20 -o reports/lstm_phase\n\n"
         "CELL is a built-in cell name (see 'symmft cells') or the path of a cell file.\n"
         "Run 'symmft COMMAND --help' for the options of each command.",
     )
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the full result as JSON (hyperparameters, width, steps, tied, weights, seed, and per "
                    "state the trajectories of mean, second_moment, cross_moment, correlation and their final values)")
     p.set_defaults(handler=_simulate, tied=False)
+    _add_criticality_commands(sub)
     return parser
 
 
@@ -514,3 +517,176 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2))
+
+
+# ---------------------------------------------------------------- critical, phase
+
+
+def _add_criticality_commands(sub) -> None:
+    """The ``critical`` and ``phase`` subcommands (symmft.criticality, symmft.phase)."""
+    from .criticality import BASELINES
+
+    p = _command(
+        sub, "critical", "search a critical initialization for sequences of length T",
+        "Search the free hyperparameters of CELL for an initialization trainable on sequences of length T "
+        "(mean-field criteria): forward time scale xi >= T, |m1 - 1| <= 1e-3 (m1: mean squared singular value of "
+        "the state-to-state Jacobian), every state second moment Q_s <= 10, spread T (m2/m1^2 - 1) <= 1 "
+        "(dynamical isometry), fixed point found; among such points the smallest spectral variance m2 - m1^2. "
+        "Prints the chosen point, the predicted quantities, the margin of every free parameter (how far it can "
+        "move down and up before a criterion fails, the others held) and the baselines "
+        f"({', '.join(BASELINES)}) converted to width H and input dimension m. -o writes the init rule as JSON.\n\n"
+        "Default free parameters: the memory (forget/update) gate's bias mean, the write (input) gate's, every "
+        "recurrent variance nu2_*; the others stay at their defaults or --fix values. Inputs are assumed "
+        "standardized (q_x = 1) and the two sequences identical (c_x = 1); --fix q_x=... otherwise. An LSTM "
+        "search takes about a minute on two cores (progress on stderr).",
+        [
+            "symmft critical lstm --length 1000",
+            "symmft critical lstm --length 1000 --weights gaussian -o reports/lstm_T1000.json",
+            "symmft critical lstm --length 300 --free mu_f --free mu_i --free nu2_f --fix nu2_g=0.5",
+            "symmft critical vanilla_rnn --length 1000 --free nu2_h --fix sigma2_h=0 --fix rho2_h=1e-7 --json",
+            "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
+        ],
+    )
+    _cell_argument(p)
+    p.add_argument("--length", "-T", type=int, required=True, metavar="T", help="sequence length T in steps")
+    p.add_argument("--weights", default="orthogonal", choices=("orthogonal", "gaussian"),
+                   help="recurrent matrices of the rule: scaled Haar-orthogonal or Gaussian (default: %(default)s)")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
+                   help="hold hyperparameter NAME at VALUE (see 'symmft params CELL'); repeat for more")
+    p.add_argument("--free", action="append", default=None, metavar="NAME",
+                   help="search hyperparameter NAME (repeat; replaces the default free set)")
+    p.add_argument("--bound", action="append", default=[], metavar="NAME=LO:HI",
+                   help="search range of a free hyperparameter (default: memory-gate mean [0, log T + 3], other "
+                   "means [-6, 6], variances [0, 3])")
+    p.add_argument("--min-second-moment", type=float, default=0.0, metavar="Q",
+                   help="also require every state second moment Q_s >= Q (default: %(default)s, off)")
+    p.add_argument("--width", type=int, default=128, metavar="H",
+                   help="width H for the baselines' variances (default: %(default)s)")
+    p.add_argument("--input-dim", type=int, default=None, metavar="M",
+                   help="input dimension m for the baselines (default: the width)")
+    p.add_argument("-o", "--output", metavar="RULE.json", help="write the init rule (JSON)")
+    p.add_argument("--json", action="store_true",
+                   help="print {rule, baselines} as JSON (rule: cell, cell_file_hash, length, weights, "
+                   "hyperparameters, criteria, margins, input_statistics, notes, search)")
+    p.set_defaults(handler=_critical)
+
+    p = _command(
+        sub, "phase", "phase diagram of xi and the critical line over two hyperparameters",
+        "Evaluate CELL on the grid of two hyperparameters (--x, --y; 'ij': arrays have shape (NUM_x, NUM_y)) and "
+        "write OUT.png (heatmap of log10 xi with the critical line m1 = 1, contours of constant xi, failed points "
+        "hatched grey), OUT.npz (both axes under their names; xi, lambda, chi_1, m1, m2, variance, status, M_s, "
+        "Q_s, and spread with --length) and OUT.json (a summary). status is per point: "
+        + ", ".join(f"{s.value} {s.name}" for s in Status) + ".",
+        [
+            "symmft phase lstm --x mu_f=3:10:24 --y nu2_f=0:2:20 -o reports/lstm_phase",
+            "symmft phase vanilla_rnn --x nu2_h=0.5:2.5:40 --y sigma2_h=0:1:30 -o reports/vanilla_phase",
+            "symmft phase lstm --x mu_f=0:8:32 --y mu_i=-4:2:24 --set nu2_g=0.5 --weights gaussian --length 500 -o out/p",
+        ],
+    )
+    _cell_argument(p)
+    p.add_argument("--x", required=True, metavar="NAME=START:STOP:NUM", help="horizontal axis")
+    p.add_argument("--y", required=True, metavar="NAME=START:STOP:NUM", help="vertical axis")
+    _set_argument(p)
+    p.add_argument("--weights", default="orthogonal", choices=("orthogonal", "gaussian"),
+                   help="recurrent matrices for m2 (default: %(default)s)")
+    p.add_argument("--length", "-T", type=int, default=None, metavar="T",
+                   help="also store the spread T (m2/m1^2 - 1) for sequences of length T")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="write OUT.png, OUT.npz and OUT.json")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=_phase)
+
+
+def _bounds(texts: list[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for text in texts:
+        name, sep, spec = text.partition("=")
+        lo, colon, hi = spec.partition(":")
+        try:
+            if not (sep and colon and name.strip()):
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise CommandLineError(f"expected --bound NAME=LO:HI, got {text!r}") from None
+    return out
+
+
+def _critical(args) -> int:
+    from .criticality import evaluate_baselines, find_critical, rows_json
+
+    cell = load_cell(args.cell)
+    fixed = _assignments(args.assignments)
+    if args.width < 1 or (args.input_dim is not None and args.input_dim < 1):
+        raise CommandLineError("--width and --input-dim must be >= 1")
+    result = find_critical(cell, args.length, weights=args.weights, fixed=fixed, free=args.free,
+                           bounds=_bounds(args.bound), min_second_moment=args.min_second_moment, progress=True)
+    baselines = evaluate_baselines(cell, args.length, width=args.width, input_dim=args.input_dim)
+    written = str(result.write_rule(args.output)) if args.output else None
+    rule = result.to_json()
+    if args.json:
+        _print_json({"rule": rule, "baselines": rows_json(baselines), "written": written})
+        return 0
+    T = args.length
+    print(f"{cell.name}: critical initialization for T = {T} ({args.weights} recurrent weights, "
+          f"{rule['search']['seconds']:.1f} s, {rule['search']['points_evaluated']} points evaluated)")
+    print(f"fixed: {', '.join(f'{k}={v:g}' for k, v in fixed.items()) or 'none'} (others at their defaults); "
+          f"inputs q_x = {rule['input_statistics']['q_x']:g}, c_x = {rule['input_statistics']['c_x']:g}")
+    print()
+    print("chosen point:")
+    _print_table(["name", "value", "margin down", "limited by", "margin up", "limited by"],
+                 [[n, _num(rule["hyperparameters"][n]), _num(m["down"]), m["down_limit"], _num(m["up"]), m["up_limit"]]
+                  for n, m in rule["margins"].items()])
+    print()
+    c, th = rule["criteria"], rule["thresholds"]
+    rows = [["xi", _num(c["xi"]), f">= {th['xi_min']}"], ["lambda", _num(c["lambda"]), ""],
+            ["m1", _num(c["m1"]), f"within {th['m1_tolerance']:g} of 1"], ["m2", _num(c["m2"]), ""],
+            ["variance m2 - m1^2", _num(c["variance"]), "minimized"],
+            ["spread T(m2/m1^2 - 1)", _num(c["spread"]), f"<= {th['max_spread']:g}"]]
+    rows += [[k, _num(v), f"<= {th['max_second_moment']:g}" if k.startswith("Q_") else ""]
+             for k, v in c.items() if k.startswith(("Q_", "M_"))]
+    _print_table(["predicted", "value", "criterion"], rows)
+    for note in rule["notes"]:
+        print(f"note: {note}")
+    print()
+    m = args.input_dim or args.width
+    print(f"baselines at width H = {args.width}, input dimension m = {m}:")
+    table = []
+    for b in baselines:
+        if not b["applicable"]:
+            table.append([b["name"], "-", "-", "-", "-", "not applicable: " + b["notes"][0]])
+            continue
+        table.append([b["name"], b["weights"], _num(b["xi"]), _num(b["m1"]), _num(b["variance"]),
+                      "trainable" if not b["fails"] else "fails " + ", ".join(b["fails"])])
+    _print_table(["baseline", "weights", "xi", "m1", "variance", f"for T = {T}"], table)
+    for b in baselines:
+        for note in b["notes"] if b["applicable"] else []:
+            print(f"note ({b['name']}): {note}")
+    if written:
+        print(f"\nwrote {written}")
+    return 0
+
+
+def _phase(args) -> int:
+    from .phase import phase_diagram, write_phase
+
+    cell = load_cell(args.cell)
+    fixed = _assignments(args.assignments)
+    (xn, xv), (yn, yv) = params.parse_grid(args.x), params.parse_grid(args.y)
+    for n in (xn, yn):
+        if n in fixed:
+            raise CommandLineError(f"hyperparameter {n} is given by --set and as an axis; give it once")
+    start = time.perf_counter()
+    result = phase_diagram(cell, (xn, xv), (yn, yv), fixed=fixed, weights=args.weights, length=args.length,
+                           progress=True)
+    summary = write_phase(result, args.output)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"{cell.name}: {xn}({len(xv)}) x {yn}({len(yv)}) in {summary['seconds']:.2f} s ({args.weights} weights)")
+    print(f"  xi from {_num(summary['xi_range'][0])} to {_num(summary['xi_range'][1])}; m1 from "
+          f"{_num(summary['m1_range'][0])} to {_num(summary['m1_range'][1])}; critical line m1 = 1: "
+          f"{'drawn' if summary['critical_line_points'] else 'not on this grid'}")
+    for name, fraction in summary["status"].items():
+        print(f"  {name:<14} {100 * fraction:6.1f}%  {Status[name].message}")
+    print("wrote " + ", ".join(summary["files"]))
+    return 0

@@ -11,22 +11,32 @@ Stage: ``Cell`` -> :func:`symmft.dynamics.analyze` + :func:`symmft.jacobian.jaco
     xi >= T                         forward time scale: a difference injected at one step survives T steps
     |m1 - 1| <= 1e-3                mean squared singular value of the state-to-state Jacobian (gradients neither
                                     explode nor vanish: m1^T stays within e^(+-1) at T = 1000)
-    Q_s <= 10 for every state       bounded second moments (saturated tanh, no exploding state)
+    Q_s <= 10 for every state       bounded second moments (no exploding state)
+    Q_s >= min_second_moment        optional (default 0: off), a state that carries signal. A GRU or minimalRNN
+                                    with long memory is a leaky average h' = z h + (1 - z) n: its Q_h ~ <n^2>/(2 xi)
+                                    (1e-4 at xi ~ 4000), isometric but small; the rule notes any Q_s < 1e-3
     T (m2/m1^2 - 1) <= 1            the *spread*: relative variance of the T-step product's spectrum. Dynamical
                                     isometry is m2 - m1^2 << 1/T (theory.md §3); without this criterion a vanilla
                                     RNN would pass at any input variance, since on its critical line
                                     nu2 E[tanh'^2] = 1 the time scale xi is infinite (lambda = chi_1 = m1 = 1).
 
-**Search** (:func:`find_critical`). Minimize the spectral variance m2 - m1^2 subject to m1 = 1, xi >= safety*T and
-Q_s <= Q_max/safety (safety 2, so the rule sits inside the criteria and every margin is positive), inside a box:
+**Search** (:func:`find_critical`). Minimize the spectral variance m2 - m1^2 subject to m1 = m1*, xi >= safety*T and
+safety*Q_min <= Q_s <= Q_max/safety (safety 2, so the rule sits inside the criteria and margins are positive),
+inside a box. The target m1* = max(exp(-1/(2 safety T)), 1 - tol/2) (0.99975 at T = 1000) sits just on the ordered
+side of the critical line: gradients shrink by at most e^(-1/4) over T steps, xi ~ 2 safety T where lambda ~ m1,
+and the search stays out of the chaotic side, where each fixed point costs 10-100x more (the 2-D cross map) and
+right next to the line is not always solved at all.
 
 1. coarse design over the free parameters, evaluated as vectorized batches: a grid for one or two free parameters,
    a scrambled Sobol sample (fixed seed: reproducible) for more, plus the start point;
-2. SLSQP from the best candidates (ranked by constraint violation, then variance) in unit-box coordinates, every
-   gradient one batch of d+1 points (forward differences);
-3. polish m1 = 1 by a 1-D secant along the free parameter m1 is most sensitive to; check every criterion;
-4. margins: per free parameter and direction, steps growing 4x until a criterion fails, then 5 bisections (in log
-   distance, ~5% accurate); all parameters and directions of one step form one batch.
+2. SLSQP from the best ``starts`` (2) candidates (ranked by constraint violation, then variance; while no result
+   meets the criteria, from up to two more) in unit-box coordinates, at most ``max_iterations`` (15) iterations
+   each, every gradient one batch of d points (forward differences). The variance is flat along several directions (which recurrent matrix makes up the forget gate's
+   deficit), so the result is a near-minimal feasible point, not a certified optimum: the rule reports its spread;
+3. polish m1 = m1* by a 1-D secant along the free parameter m1 is most sensitive to; check every criterion;
+4. margins: per free parameter and direction, steps 1e-3, 4e-3, ... (x4) up to 16 until a criterion fails, then 4
+   bisections in log distance (~9% accurate, and a margin below 2.5e-4 reads 0); all parameters and directions of
+   one step form one batch.
 
 The spectral variance keeps falling as gates saturate (f -> 1 makes J -> I), so "minimal" is attained at the
 edge of the allowed range; the box is part of the problem. Default box: the memory gate's bias mean (the gate that
@@ -44,13 +54,14 @@ convention W_k,ij ~ (sigma2_k/m), U_k,ij ~ (nu2_k/H) (frameworks.md for each fra
 | baseline | framework facts (frameworks.md) | hyperparameters |
 |---|---|---|
 | ``pytorch`` | every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), variance 1/(3H); one bias per matmul (b_ih + b_hh) | sigma2 = m/(3H); nu2 = 1/3; mu = 0; rho2 = (matrices of the map)/(3H): 2/(3H) for LSTM gates |
-| ``keras`` | glorot_uniform on the fused (m, G H) kernel, G gates fed by x (LSTM 4): var 2/(m + G H); orthogonal on the fused (H, G H) recurrent kernel: orthonormal rows, entry var 1/(G H); zero biases, unit_forget_bias +1 | sigma2 = 2m/(m + G H); nu2 = 1/G (a gate's block is NOT orthogonal: a truncated Haar matrix, whose m2 lies between the Gaussian and orthogonal values); mu = 0 except the LSTM forget gate mu_f = 1; rho2 = 0 |
+| ``keras`` | glorot_uniform on the fused (m, G H) kernel, G gates fed by x (LSTM 4): var 2/(m + G H); orthogonal on the fused (H, G H) recurrent kernel: orthonormal rows, entry var 1/(G H); zero biases, unit_forget_bias +1 | sigma2 = 2m/(m + G H); nu2 = 1/G (a gate's block is NOT orthogonal: a truncated Haar matrix whose scaled squared singular values have m2 = 2 - 1/G, 7/4 for the LSTM by sampling, against 2 Gaussian and 1 orthogonal); mu = 0 except the LSTM forget gate mu_f = 1; rho2 = 0 |
 | ``forget1`` | Jozefowicz et al. 2015: forget-gate bias 1 | PyTorch weights and biases, memory-gate mean +1 |
 | ``chrono`` | Tallec & Ollivier 2018: b_f ~ log U[1, T-1], b_i = -b_f | PyTorch weights; the memory gate's whole bias log U, the write gate's -log U (exact with the ``beta_k``/``chrono_length`` hyperparameters when symmft has them, else a moment-matched Gaussian, flagged) |
 
 Uniform i.i.d. weights have the large-width spectral moments of Gaussian ones with the same variance, so the
-PyTorch-family baselines are evaluated with ``weights="gaussian"`` and Keras with ``"orthogonal"`` unless a weight
-distribution is forced.
+PyTorch-family baselines are evaluated with ``weights="gaussian"``; so is Keras when G > 1 (its blocks' m2 = 7/4 is
+closer to the Gaussian 2 than to the orthogonal 1), and with ``"orthogonal"`` when G = 1 (one block: truly
+orthogonal). ``weights=`` forces one distribution for all.
 """
 
 from __future__ import annotations
@@ -85,6 +96,11 @@ INPUT_ASSUMPTION = (
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all
 #: 200 of analyze's default, 3-4 s per 7-point batch on the 2-core CPU. The chosen point is re-solved with 200.
 SEARCH_ITERATIONS = 50
+#: The m1 polish and the margins retry a point NOT_CONVERGED after 50 iterations with analyze's 200 (ordinary
+#: ordered LSTM points near a rule can need 50-200: 0.6 below one rule's mu_i took more than 100); the final check
+#: retries with 1000: next to the critical line the chaotic cross map can need several hundred (0.3 above that
+#: rule's mu_i: 1000). A margin move still NOT_CONVERGED at 200 is reported as limited by that status.
+THOROUGH_ITERATIONS, RETRY_ITERATIONS = 200, 1000
 
 
 class InfeasibleError(SymmftError):
@@ -102,17 +118,21 @@ class Criteria:
     m1_tolerance: float = 1e-3
     max_second_moment: float = 10.0
     max_spread: float = 1.0
+    min_second_moment: float = 0.0
 
     def slacks(self, ev: dict) -> dict:
         """Per criterion, a log-scale slack (> 0: passes) for every evaluated point; NaN where status failed."""
         with np.errstate(all="ignore"):
-            q = np.max([ev[k] for k in ev if k.startswith("Q_")], axis=0)
-            return {
+            q = np.array([ev[k] for k in ev if k.startswith("Q_")])
+            out = {
                 "xi": np.log(ev["xi"] / self.length),
                 "m1": np.log(self.m1_tolerance) - np.log(np.abs(ev["m1"] - 1)),
-                "second_moment": np.log(self.max_second_moment) - np.log(q),
+                "second_moment": np.log(self.max_second_moment) - np.log(np.max(q, axis=0)),
                 "spread": np.log(self.max_spread) - np.log(np.maximum(ev["spread"], 1e-300)),
             }
+            if self.min_second_moment > 0:
+                out["signal"] = np.log(np.min(q, axis=0)) - np.log(self.min_second_moment)
+            return out
 
     def failures(self, ev: dict) -> list[list[str]]:
         """Per point, the names of the criteria it fails ("status:NAME" when the fixed point failed)."""
@@ -126,20 +146,20 @@ class Criteria:
         return out
 
     def thresholds(self) -> dict:
-        return {"xi_min": self.length, "m1_tolerance": self.m1_tolerance,
-                "max_second_moment": self.max_second_moment, "max_spread": self.max_spread}
+        return {"xi_min": self.length, "m1_tolerance": self.m1_tolerance, "max_second_moment": self.max_second_moment,
+                "min_second_moment": self.min_second_moment, "max_spread": self.max_spread}
 
 
 # ---------------------------------------------------------------- evaluation on batches of points
 
 
 def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthogonal", length: int | None = None,
-                    chunk: int = CHUNK, bar=None, max_iterations: int = 200) -> dict:
+                    chunk: int = CHUNK, bar=None, max_iterations: int = 200, retry: int | None = None) -> dict:
     """Fixed point, xi, lambda and Jacobian moments at N points: ``hyperparameters`` values are numbers or 1-D
     arrays of one length N (evaluated ``chunk`` points per call; ``bar`` a tqdm bar to advance). Returns 1-D arrays
     ``xi, lambda, chi_1, m1, m2, variance, status`` and every fixed-point key (``M_s, Q_s``); with ``length``, also
     ``spread`` = T (m2/m1^2 - 1). Failed points hold NaN and their status. ``max_iterations`` bounds analyze's
-    Newton loops."""
+    Newton loops; ``retry``, if given, is the budget NOT_CONVERGED points get in a second, pointwise try."""
     h = params_mod.resolve(cell, hyperparameters)
     n = max([np.size(v) for v in h.values() if np.ndim(v)] or [1])
     flat = {k: (np.ravel(v) if np.ndim(v) else v) for k, v in h.items()}
@@ -159,7 +179,14 @@ def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthog
         parts.append({k: np.broadcast_to(np.asarray(v, dtype=int if k == "status" else float), (size,)) for k, v in part.items()})
         if bar is not None:
             bar.update(size)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if retry and retry > max_iterations:
+        for i in np.flatnonzero(out["status"] == Status.NOT_CONVERGED):
+            point = {k: (v[i] if np.ndim(v) else v) for k, v in flat.items()}
+            again = evaluate_points(cell, point, weights=weights, length=length, max_iterations=retry)
+            for k in out:
+                out[k][i] = again[k][0]
+    return out
 
 
 # ---------------------------------------------------------------- which gate is which
@@ -168,7 +195,17 @@ def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthog
 def gate_roles(cell: Cell) -> dict:
     """``{"memory": {map: sign}, "write": {map: sign}}``: sigmoid gates multiplying the previous primary state
     (memory; sign +1 when a larger bias keeps more, as LSTM f, GRU z) and sigmoid gates multiplying the new content
-    in the terms free of the old state (write; LSTM i). Read from the cell's own update expressions."""
+    in the terms free of the old state (write; LSTM i). Read from the cell's own update expressions (cached per
+    cell-file hash)."""
+    if cell.file_hash not in _ROLES:
+        _ROLES[cell.file_hash] = _gate_roles(cell)
+    return {k: dict(v) for k, v in _ROLES[cell.file_hash].items()}
+
+
+_ROLES: dict = {}
+
+
+def _gate_roles(cell: Cell) -> dict:
     import sympy as sp
 
     from .expectation import sigmoid
@@ -239,6 +276,7 @@ class CriticalResult:
     criteria: Criteria
     margins: dict  # free name -> {"down", "up", "down_limit", "up_limit"}
     search: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def input_statistics(self) -> dict:
         q, c = self.hyperparameters["q_x"], self.hyperparameters["c_x"]
@@ -257,6 +295,7 @@ class CriticalResult:
             "thresholds": self.criteria.thresholds(),
             "margins": self.margins,
             "input_statistics": self.input_statistics(),
+            "notes": list(self.notes),
             "search": self.search,
         })
 
@@ -316,18 +355,27 @@ class _Problem:
     criteria: Criteria
     weights: str
     safety: float
+    target: float | None = None
     bar: object = None
     evaluated: int = 0
 
     def x(self, z):
         return self.lo + np.asarray(z) * (self.hi - self.lo)
 
-    def evaluate_x(self, X) -> dict:
+    @property
+    def m1_target(self) -> float:
+        if self.target is not None:
+            return self.target
+        tol, T = self.criteria.m1_tolerance, self.criteria.length
+        return max(math.exp(-1 / (2 * self.safety * T)), 1 - tol / 2)
+
+    def evaluate_x(self, X, iterations: int | None = None, retry: int | None = None) -> dict:
         X = np.atleast_2d(np.asarray(X, dtype=float))
+        iterations = iterations or SEARCH_ITERATIONS
         self.evaluated += len(X)
         h = {**self.base, **{n: X[:, i] for i, n in enumerate(self.free)}}
         return evaluate_points(self.cell, h, weights=self.weights, length=self.criteria.length, bar=self.bar,
-                               max_iterations=SEARCH_ITERATIONS)
+                               max_iterations=iterations, retry=retry)
 
     def targets(self, ev) -> np.ndarray:
         """[objective, m1 equality, xi and Q inequalities...] per point, rows = points; failed points penalized."""
@@ -337,8 +385,10 @@ class _Problem:
             g_xi = np.where(rate > 0, np.minimum(-np.log(rate * s * T), 10.0), 10.0)
             q_keys = [k for k in ev if k.startswith("Q_")]
             g_q = [np.log(self.criteria.max_second_moment / s) - np.log(ev[k]) for k in q_keys]
+            if self.criteria.min_second_moment > 0:
+                g_q += [np.log(ev[k]) - np.log(self.criteria.min_second_moment * s) for k in q_keys]
             f = np.log(np.maximum(ev["variance"], 1e-30))
-            h_m1 = np.log(ev["m1"]) / self.criteria.m1_tolerance
+            h_m1 = (np.log(ev["m1"]) - math.log(self.m1_target)) / self.criteria.m1_tolerance
         out = np.column_stack([f, h_m1, g_xi, *g_q])
         bad = (ev["status"] != Status.OK) | ~np.all(np.isfinite(out), axis=1)
         penalty = np.array([50.0, 1e3] + [-10.0] * (out.shape[1] - 2))
@@ -361,17 +411,20 @@ def find_critical(
     bounds: dict | None = None,
     m1_tolerance: float = 1e-3,
     max_second_moment: float = 10.0,
+    min_second_moment: float = 0.0,
     max_spread: float = 1.0,
     safety: float = 2.0,
+    m1_target: float | None = None,
     coarse: int = 32,
     starts: int = 2,
-    max_iterations: int = 30,
+    max_iterations: int = 15,
     progress: bool = False,
 ) -> CriticalResult:
     """Search the hyperparameters ``free`` (default :func:`default_free`) of ``cell`` for a critical initialization
     for sequences of ``length`` T with ``weights`` "orthogonal" or "gaussian" recurrent matrices; the others take
     ``fixed`` values or defaults. ``bounds`` {name: (lo, hi)} overrides the search box; the thresholds are those of
-    :class:`Criteria`; ``safety`` is how far inside the xi and Q thresholds the design targets sit; ``coarse`` the
+    :class:`Criteria`; ``safety`` is how far inside the xi and Q thresholds the design targets sit; ``m1_target``
+    overrides m1* (1.0: exactly on the critical line, where lambda = 1 for a vanilla RNN); ``coarse`` the
     size of the first design, ``starts`` how many of its best points SLSQP refines. Raises :class:`InfeasibleError`
     when no point meets every criterion."""
     start_time = time.perf_counter()
@@ -387,11 +440,18 @@ def find_critical(
         raise HyperparameterError("find_critical takes scalar fixed values; sweep with symmft.phase instead")
     free = tuple(dict.fromkeys(free)) if free is not None else default_free(cell, fixed)
     _check_free(cell, free, fixed)
+    for n in bounds or {}:
+        if n not in free:
+            raise HyperparameterError(f"a search range is given for {n}, which is not free (free: {', '.join(free)})")
     box = {**default_bounds(cell, length, free), **(bounds or {})}
     for n, (lo, hi) in box.items():
-        if n in free and not (lo < hi and (lo >= 0 or not _is_variance(n))):
-            raise HyperparameterError(f"search bounds of {n} must satisfy lo < hi (and lo >= 0 for a variance), got ({lo}, {hi})")
-    criteria = Criteria(length, m1_tolerance, max_second_moment, max_spread)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi and (lo >= 0 or not _is_variance(n))):
+            raise HyperparameterError(f"search bounds of {n} must be finite with lo < hi (and lo >= 0 for a variance), got ({lo}, {hi})")
+    if m1_target is not None and not abs(m1_target - 1) <= m1_tolerance:
+        raise HyperparameterError(f"m1_target must lie within the m1 tolerance of 1 (|m1 - 1| <= {m1_tolerance:g}), got {m1_target}")
+    if not (safety >= 1 and coarse >= 1 and starts >= 1 and max_iterations >= 1):
+        raise HyperparameterError(f"need safety >= 1 and coarse, starts, max_iterations >= 1; got {safety}, {coarse}, {starts}, {max_iterations}")
+    criteria = Criteria(length, m1_tolerance, max_second_moment, max_spread, min_second_moment)
     lo = np.array([box[n][0] for n in free], dtype=float)
     hi = np.array([box[n][1] for n in free], dtype=float)
     bar = None
@@ -401,11 +461,10 @@ def find_critical(
         from tqdm import tqdm
 
         bar = tqdm(unit="point", desc=f"critical {cell.name} T={length}", file=sys.stderr, disable=None)
-    problem = _Problem(cell, dict(base), free, lo, hi, criteria, weights, safety, bar)
+    problem = _Problem(cell, dict(base), free, lo, hi, criteria, weights, safety, m1_target, bar)
     try:
         z, ev = _search(problem, coarse, starts, max_iterations)
-        if ev["status"][0] == Status.OK:  # the reported prediction: analyze with its full iteration budget
-            ev = evaluate_points(cell, {**base, **dict(zip(free, problem.x(z)))}, weights=weights, length=length)
+        ev = problem.evaluate_x(problem.x(z), THOROUGH_ITERATIONS, RETRY_ITERATIONS)  # the reported prediction
         fails = criteria.failures(ev)[0]
         if fails:
             raise InfeasibleError(_infeasible_message(problem, z, ev, fails))
@@ -419,19 +478,27 @@ def find_critical(
     predicted.update({k: float(v[0]) for k, v in ev.items() if k.startswith(("Q_", "M_"))})
     at_bounds = [n for n, v, a, b in zip(free, x, lo, hi) if min(v - a, b - v) <= 1e-6 * (b - a)]
     search = {
-        "method": "coarse design + SLSQP (minimize m2 - m1^2 s.t. m1 = 1, xi >= safety T, Q <= Q_max/safety) + secant polish of m1",
+        "method": "coarse design + SLSQP (minimize m2 - m1^2 s.t. m1 = m1_target, xi >= safety T, "
+                  "safety Q_min <= Q <= Q_max/safety) + secant polish of m1",
         "safety": safety,
+        "m1_target": problem.m1_target,
         "bounds": {n: [float(a), float(b)] for n, a, b in zip(free, lo, hi)},
         "at_bounds": at_bounds,
         "fixed": {k: float(v) for k, v in fixed.items()},
         "points_evaluated": problem.evaluated,
         "seconds": round(time.perf_counter() - start_time, 2),
     }
-    return CriticalResult(cell, length, weights, hyper, free, predicted, criteria, margins, search)
+    notes = [f"{n} = {hyper[n]:.4g} sits at the {'lower' if abs(hyper[n] - a) <= abs(hyper[n] - b) else 'upper'} "
+             f"end of its search range [{a:g}, {b:g}]" for n, a, b in zip(free, lo, hi) if n in at_bounds]
+    if any(n.startswith("mu_") and n[3:] in gate_roles(cell)["memory"] for n in at_bounds):
+        notes.append("the spectral variance keeps falling as the memory gate saturates: its range (bounds=, --bound) "
+                     "says how much saturation is acceptable")
+    notes += [f"{k} = {v:.3g} < 1e-3: the state carries little signal (RMS {math.sqrt(max(v, 0)):.2g}); require more "
+              "with min_second_moment (--min-second-moment)" for k, v in predicted.items() if k.startswith("Q_") and v < 1e-3]
+    return CriticalResult(cell, length, weights, hyper, free, predicted, criteria, margins, search, tuple(notes))
 
 
 def _check_free(cell: Cell, free: tuple[str, ...], fixed: dict) -> None:
-    known = params_mod.names(cell)
     if not free:
         raise HyperparameterError(f"no free hyperparameter to search for cell {cell.name}: name some with free=[...] (--free)")
     for n in free:
@@ -440,7 +507,6 @@ def _check_free(cell: Cell, free: tuple[str, ...], fixed: dict) -> None:
             raise HyperparameterError(f"{n} describes the data (or the chrono length), not the initialization; fix it instead of freeing it")
         if n in fixed:
             raise HyperparameterError(f"hyperparameter {n} is both fixed and free; give it one role")
-    assert set(free) <= set(known)
 
 
 def _search(problem: _Problem, coarse: int, starts: int, max_iterations: int):
@@ -456,7 +522,10 @@ def _search(problem: _Problem, coarse: int, starts: int, max_iterations: int):
             f"({_box_text(problem)}): {Status(int(np.bincount(ev['status']).argmax())).message}"
         )
     best_z, best_key = None, None
-    for i in _distinct_best(Z, merit, starts):
+    # ``starts`` refinements; while none meets the criteria, up to two more from the next-ranked candidates
+    for n, i in enumerate(_distinct_best(Z, merit, starts + 2)):
+        if n >= starts and best_key[0] == 0:
+            break
         z = _slsqp(problem, Z[i], max_iterations)
         z, ev_z = _polish_m1(problem, z)
         key = (len(problem.criteria.failures(ev_z)[0]), float(problem.merit(ev_z)[0]))
@@ -539,22 +608,23 @@ def _slsqp(problem: _Problem, z0, max_iterations: int) -> np.ndarray:
 
 
 def _polish_m1(problem: _Problem, z, iterations: int = 12):
-    """Secant on m1 = 1 along the free parameter m1 is most sensitive to (within the box); returns (z, evaluation)."""
-    ev = problem.evaluate_x(problem.x(z))
-    if ev["status"][0] != Status.OK or abs(math.log(ev["m1"][0])) <= 1e-10:
+    """Secant on log m1 = log m1* along the free parameter m1 is most sensitive to (within the box); returns
+    (z, evaluation) of the best point seen."""
+    target = math.log(problem.m1_target)
+    ev = problem.evaluate_x(problem.x(z), SEARCH_ITERATIONS, THOROUGH_ITERATIONS)  # no false NOT_CONVERGED
+    if ev["status"][0] != Status.OK or abs(math.log(ev["m1"][0]) - target) <= 1e-10:
         return z, ev
-    d = len(z)
     step = 1e-4
     h = np.where(z + step <= 1, step, -step)
-    probe = problem.evaluate_x(problem.x(np.vstack([z + np.diag(h)])))
+    probe = problem.evaluate_x(problem.x(z + np.diag(h)), SEARCH_ITERATIONS, THOROUGH_ITERATIONS)
     with np.errstate(all="ignore"):
         slopes = (np.log(probe["m1"]) - math.log(ev["m1"][0])) / h
     slopes = np.where(np.isfinite(slopes), slopes, 0)
     if not np.any(slopes):
         return z, ev
     i = int(np.argmax(np.abs(slopes)))
-    t0, g0 = z[i], math.log(ev["m1"][0])
-    t1, g1 = z[i] + h[i], math.log(probe["m1"][i])
+    t0, g0 = z[i], math.log(ev["m1"][0]) - target
+    t1, g1 = z[i] + h[i], math.log(probe["m1"][i]) - target
     best = (abs(g0), z, ev)
     for _ in range(iterations):
         if g1 == g0:
@@ -562,10 +632,10 @@ def _polish_m1(problem: _Problem, z, iterations: int = 12):
         t2 = float(np.clip(t1 - g1 * (t1 - t0) / (g1 - g0), 0, 1))
         z2 = z.copy()
         z2[i] = t2
-        ev2 = problem.evaluate_x(problem.x(z2))
+        ev2 = problem.evaluate_x(problem.x(z2), SEARCH_ITERATIONS, THOROUGH_ITERATIONS)
         if ev2["status"][0] != Status.OK:
             break
-        g2 = math.log(ev2["m1"][0])
+        g2 = math.log(ev2["m1"][0]) - target
         if abs(g2) < best[0]:
             best = (abs(g2), z2, ev2)
         if abs(g2) <= 1e-10 or t2 == t1:
@@ -577,8 +647,8 @@ def _polish_m1(problem: _Problem, z, iterations: int = 12):
 # ---------------------------------------------------------------- margins
 
 
-def _margins(problem: _Problem, x: np.ndarray, first: float = 1e-4, growth: float = 4.0, largest: float = 16.0,
-             bisections: int = 5) -> dict:
+def _margins(problem: _Problem, x: np.ndarray, first: float = 1e-3, growth: float = 4.0, largest: float = 16.0,
+             bisections: int = 4) -> dict:
     """How far each free parameter can move down and up, the others held, before a criterion fails."""
     crit = problem.criteria
     d = len(x)
@@ -598,12 +668,12 @@ def _margins(problem: _Problem, x: np.ndarray, first: float = 1e-4, growth: floa
         return P
 
     delta = first
-    while delta <= largest * (1 + 1e-12):
+    while delta <= largest:
         active = [k for k in dirs if k not in failed and k not in limit]
         if not active:
             break
         moves = [(k, delta) for k in active]
-        fails = crit.failures(problem.evaluate_x(points(moves)))
+        fails = crit.failures(problem.evaluate_x(points(moves), SEARCH_ITERATIONS, THOROUGH_ITERATIONS))
         for (k, _), f in zip(moves, fails):
             i, s = k
             clipped = s < 0 and _is_variance(problem.free[i]) and delta >= x[i]
@@ -613,13 +683,13 @@ def _margins(problem: _Problem, x: np.ndarray, first: float = 1e-4, growth: floa
                 passed[k], limit[k] = x[i], "domain (a variance is >= 0)"
             else:
                 passed[k] = delta
-        delta *= growth
+        delta = largest if delta < largest < delta * growth else delta * growth
     for _ in range(bisections):  # geometric bisection between the last passing and the first failing distance
         pending = [k for k in failed if k not in limit]
         if not pending:
             break
         moves = [(k, math.sqrt(max(passed[k], first / growth) * failed[k][0])) for k in pending]
-        fails = crit.failures(problem.evaluate_x(points(moves)))
+        fails = crit.failures(problem.evaluate_x(points(moves), SEARCH_ITERATIONS, THOROUGH_ITERATIONS))
         for (k, mid), f in zip(moves, fails):
             if f:
                 failed[k] = (mid, f)
@@ -630,7 +700,7 @@ def _margins(problem: _Problem, x: np.ndarray, first: float = 1e-4, growth: floa
         entry = {}
         for s, side in ((-1, "down"), (1, "up")):
             k = (i, s)
-            entry[side] = passed[k]
+            entry[side] = float(passed[k])
             if k in limit:
                 entry[f"{side}_limit"] = limit[k]
             elif k in failed:
@@ -651,10 +721,10 @@ def _infeasible_message(problem: _Problem, z, ev, fails: list[str]) -> str:
     if fails[0].startswith("status:"):
         reached = f"the fixed point failed there ({Status[fails[0][7:]].message})"
     else:
-        q = max((k for k in ev if k.startswith("Q_")), key=lambda k: ev[k][0])
+        qs = ", ".join(f"{k} = {ev[k][0]:.4g}" for k in ev if k.startswith("Q_"))
         reached = (f"xi = {_fmt(ev['xi'][0])} (needs >= {T}), m1 = {ev['m1'][0]:.6g} (needs |m1 - 1| <= "
-                   f"{crit.m1_tolerance:g}), {q} = {ev[q][0]:.4g} (needs <= {crit.max_second_moment:g}), spread "
-                   f"T(m2/m1^2 - 1) = {ev['spread'][0]:.4g} (needs <= {crit.max_spread:g})")
+                   f"{crit.m1_tolerance:g}), {qs} (need{f' {crit.min_second_moment:g} <=' if crit.min_second_moment > 0 else ''} Q <= {crit.max_second_moment:g}), "
+                   f"spread T(m2/m1^2 - 1) = {ev['spread'][0]:.4g} (needs <= {crit.max_spread:g})")
     text = (f"cell {cell.name} cannot be made trainable for T = {T} by searching {', '.join(problem.free)} "
             f"({_box_text(problem)}): the best point found ({point}) fails {', '.join(fails)}: {reached}.")
     edges = [n for n, v, a, b in zip(problem.free, x, problem.lo, problem.hi) if min(v - a, b - v) <= 1e-6 * (b - a)]
@@ -663,8 +733,8 @@ def _infeasible_message(problem: _Problem, z, ev, fails: list[str]) -> str:
     hint = _most_helpful(problem, x, fails)
     if hint:
         text += " " + hint
-    if "spread" in fails and not fails[0].startswith("status:") and not {"m1", "xi"} & set(fails):
-        text += (" The Jacobian is critical on average (m1 = 1) but not isometric: a cell without gates reaches "
+    if "spread" in fails and not gate_roles(cell)["memory"] and not {"m1", "xi", "status"} & set(fails):
+        text += (" The Jacobian is critical on average (m1 ~ 1) but not isometric: a cell without gates reaches "
                  "isometry only by starving its inputs (q* -> 0: sigma2 = 0 and tiny bias variance), theory.md §3.")
     return text
 
@@ -675,17 +745,20 @@ def _most_helpful(problem: _Problem, x, fails: list[str]) -> str:
                   and not n.startswith("beta_")]
     if not candidates or fails[0].startswith("status:"):
         return ""
-    moves = []
+    moves = []  # means move by +-0.25, variances halve or double (0 -> 0.25)
     for n in candidates:
-        for s in (-1, 1):
-            v = problem.base[n] + s * 0.25
-            if _is_variance(n) and v < 0:
-                continue
-            moves.append((n, s, v))
+        v = problem.base[n]
+        if _is_variance(n):
+            moves += [(n, 1, 2 * v if v > 0 else 0.25)] + ([(n, -1, v / 2)] if v > 0 else [])
+        else:
+            moves += [(n, -1, v - 0.25), (n, 1, v + 0.25)]
     h0 = {**problem.base, **dict(zip(problem.free, x))}
-    H = {k: np.array([v if k == n else h0[k] for n, _, v in moves]) if k in candidates else h0[k] for k in h0}
-    ev = evaluate_points(problem.cell, H, weights=problem.weights, length=problem.criteria.length)
-    problem.evaluated += len(moves)
+    # one point per call: a grid over the reset-after GRU's sigma2_n or mu_n breaks jacobian_moments (nested
+    # quadrature broadcasting), and these few points are cheap
+    ev = [evaluate_points(problem.cell, {**h0, n: v}, weights=problem.weights, length=problem.criteria.length)
+          for n, _, v in moves]
+    ev = {k: np.concatenate([e[k] for e in ev]) for k in ev[0]}
+    problem.evaluated += len(moves) + 1
     centre = evaluate_points(problem.cell, h0, weights=problem.weights, length=problem.criteria.length)
 
     def violation(e):
@@ -695,7 +768,7 @@ def _most_helpful(problem: _Problem, x, fails: list[str]) -> str:
 
     gain = violation(centre)[0] - violation(ev)
     if not np.any(np.isfinite(gain)) or np.nanmax(gain) <= 1e-9:
-        return "No single fixed hyperparameter, moved by 0.25, reduces the violation."
+        return "No single fixed hyperparameter, moved a little (means by 0.25, variances by a factor 2), reduces the violation."
     j = int(np.nanargmax(np.where(np.isfinite(gain), gain, -np.inf)))
     n, s, _ = moves[j]
     return (f"Of the fixed hyperparameters, {'raising' if s > 0 else 'lowering'} {n} (now {problem.base[n]:g}) "
@@ -719,7 +792,6 @@ BASELINES = {
     "forget1": "forget-gate bias 1 (Jozefowicz et al. 2015) on PyTorch-default weights",
     "chrono": "chrono (Tallec & Ollivier 2018): b_f ~ log U[1, T-1], b_i = -b_f, PyTorch-default weights",
 }
-NATURAL_WEIGHTS = {"pytorch": "gaussian", "keras": "orthogonal", "forget1": "gaussian", "chrono": "gaussian"}
 
 
 def baseline_hyperparameters(cell: Cell, name: str, length: int, width: int = 128, input_dim: int | None = None) -> tuple[dict, list[str]]:
@@ -734,7 +806,7 @@ def baseline_hyperparameters(cell: Cell, name: str, length: int, width: int = 12
     notes: list[str] = []
     h: dict = {}
     if name == "keras":
-        G = sum(any(i.vector == "x" for i in a.inputs) for a in cell.affines)
+        G = _fused_gates(cell)
         for a in cell.affines:
             for i in a.inputs:
                 h[i.hyperparameter] = 2 * m / (m + G * H) if i.vector == "x" else 1 / G
@@ -744,7 +816,8 @@ def baseline_hyperparameters(cell: Cell, name: str, length: int, width: int = 12
                 h[f"mu_{k}"] = float(s)
         if G > 1:
             notes.append(f"recurrent kernel orthogonal as one (H, {G}H) matrix: each gate's block has entry variance "
-                         f"1/({G}H) (nu2 = 1/{G}) and is NOT orthogonal (a truncated Haar matrix)")
+                         f"1/({G}H) (nu2 = 1/{G}) and is NOT orthogonal (a truncated Haar matrix, spectral m2 = "
+                         f"{2 - 1 / G:g} against 2 Gaussian, 1 orthogonal); evaluated with Gaussian weights")
         return h, notes
     for a in cell.affines:  # PyTorch family
         for i in a.inputs:
@@ -773,6 +846,16 @@ def baseline_hyperparameters(cell: Cell, name: str, length: int, width: int = 12
     return h, notes
 
 
+def _fused_gates(cell: Cell) -> int:
+    """G: the number of maps fed by the input, the gate blocks of a Keras fused kernel."""
+    return sum(any(i.vector == "x" for i in a.inputs) for a in cell.affines)
+
+
+def _natural_weights(cell: Cell, name: str) -> str:
+    """The weight distribution a baseline's recurrent blocks are closest to (see the module docstring)."""
+    return "orthogonal" if name == "keras" and _fused_gates(cell) == 1 else "gaussian"
+
+
 def loguniform_moments(length: int) -> tuple[float, float]:
     """Mean and variance of log U, U ~ Uniform[1, T-1] (closed forms of the integrals of log u and log^2 u)."""
     b = length - 1.0
@@ -798,7 +881,7 @@ def evaluate_baselines(cell: Cell | str, length: int, width: int = 128, input_di
         except HyperparameterError as e:
             rows.append({"name": name, "description": description, "applicable": False, "notes": [str(e)]})
             continue
-        w = weights or NATURAL_WEIGHTS[name]
+        w = weights or _natural_weights(cell, name)
         full = params_mod.resolve(cell, {**h, **(fixed or {})})
         ev = evaluate_points(cell, full, weights=w, length=criteria.length)
         row = {"name": name, "description": description, "applicable": True, "weights": w, "notes": notes,
@@ -818,5 +901,5 @@ def rows_json(rows: list[dict]) -> list[dict]:
 __all__ = [
     "BASELINES", "CHUNK", "Criteria", "CriticalResult", "InfeasibleError", "baseline_hyperparameters",
     "default_bounds", "default_free", "evaluate_baselines", "evaluate_points", "find_critical", "gate_roles",
-    "loguniform_moments", "read_rule",
+    "loguniform_moments", "read_rule", "rows_json",
 ]
