@@ -121,8 +121,9 @@ def test_bad_requests_are_refused_before_any_work():
 
 @pytest.fixture(scope="module")
 def lstm_rule():
-    # two free parameters keep the test short; the default six-parameter search is test_default_lstm_search (slow)
-    return find_critical("lstm", T, free=["mu_f", "mu_i"], starts=1)
+    # two free parameters and a fixed forget bias keep the test short (~12 s on 2 cores); the forget bias is searched
+    # in test_lstm_search_finds_a_forget_bias_for_T_1000, the default six parameters in a slow test
+    return find_critical("lstm", T, free=["mu_i", "nu2_f"], fixed={"mu_f": 9.0}, starts=1)
 
 
 def test_lstm_rule_for_T_1000_meets_every_criterion(lstm_rule):
@@ -130,7 +131,14 @@ def test_lstm_rule_for_T_1000_meets_every_criterion(lstm_rule):
     assert p["xi"] >= T
     assert abs(p["m1"] - 1) <= 1e-3
     assert p["spread"] <= 1 and max(p["Q_c"], p["Q_h"]) <= 10
-    assert lstm_rule.hyperparameters["mu_f"] > math.log(T) / 2  # long memory comes from the forget gate
+
+
+def test_lstm_search_finds_a_forget_bias_for_T_1000():
+    rule = find_critical("lstm", T, free=["mu_f"], fixed={"mu_i": -4.5})
+    p = rule.predicted
+    assert p["xi"] >= T and abs(p["m1"] - 1) <= 1e-3 and p["spread"] <= 1
+    assert math.log(T) < rule.hyperparameters["mu_f"] < math.log(T) + 3  # memory from a nearly closed forget gate
+    assert rule.margins["mu_f"]["down"] > 0.1 and rule.margins["mu_f"]["up"] > 0.1
 
 
 def test_lstm_rule_reevaluates_to_its_prediction(lstm_rule):
@@ -170,7 +178,7 @@ def test_lstm_rule_json_round_trips_with_every_hyperparameter(lstm_rule, tmp_pat
     assert rule["length"] == T and rule["weights"] == "orthogonal"
     for key in ("xi", "lambda", "m1", "m2", "variance", "Q_c", "Q_h"):
         assert key in rule["criteria"]
-    assert set(rule["margins"]) == {"mu_f", "mu_i"}
+    assert set(rule["margins"]) == {"mu_i", "nu2_f"}
     assert rule["input_statistics"]["q_x"] == 1.0 and "identical" in rule["input_statistics"]["assumption"]
 
 
