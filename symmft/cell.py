@@ -100,6 +100,24 @@ class Cell:
         return self.graph.nodes[node]["where"]
 
 
+def primary_states(cell: Cell) -> tuple[str, ...]:
+    """States whose new value depends on no other state's new value (LSTM: ``("c",)``; one-state cells: all).
+
+    The others are *derived* (the LSTM's h' = o*tanh(c')); the memory Jacobian is taken over the primary ones.
+    """
+
+    def derived(state: str) -> bool:
+        node = cell.outputs[state]
+        upstream = nx.ancestors(cell.graph, node) | {node}
+        return any(cell.outputs[o] in upstream for o in cell.states if o != state)
+
+    primary = tuple(s for s in cell.states if not derived(s))
+    if not primary:
+        raise CellDefinitionError(f"{cell.path}: every state's new value depends on another state's new value "
+                                  f"({', '.join(cell.states)}), so no state is primary; return distinct values")
+    return primary
+
+
 # ---------------------------------------------------------------- loading
 
 

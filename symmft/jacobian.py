@@ -32,10 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
 import sympy as sp
 
-from .cell import Cell
+from .cell import Cell, primary_states
 from .errors import ClosureError
 from .meanfield import MeanFieldMap, _Derivation, derive
 
@@ -54,15 +53,6 @@ class JacobianMap:
     m1: sp.Expr
     m2: sp.Expr
     map: MeanFieldMap
-
-
-def primary_states(cell: Cell) -> tuple[str, ...]:
-    """States whose new value depends on no other state's new value."""
-    g = cell.graph
-    derived = {
-        t for t in cell.states for s in cell.states if s != t and nx.has_path(g, cell.outputs[s], cell.outputs[t])
-    }
-    return tuple(s for s in cell.states if s not in derived)
 
 
 def derive_jacobian(cell: Cell, kind: str = "memory", weights: str = "gaussian", chrono: frozenset = frozenset()) -> JacobianMap:

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.special import erf
 
 from .cell import Cell, load_cell
+from .cell import primary_states as _primary_states
 from .errors import CellDefinitionError, HyperparameterError
 from .simulate import Network
 
@@ -46,13 +47,8 @@ _DERIVATIVES = {"sigmoid": lambda u, y: y * (1.0 - y), "tanh": lambda u, y: 1.0 
 
 
 def primary_states(cell: Cell | str | Path) -> tuple[str, ...]:
-    """States whose new value depends on no other state's new value (LSTM: ``("c",)``; one-state cells: all)."""
-    cell = _cell(cell)
-    primary = tuple(s for s in cell.states if not _is_derived(cell, s))
-    if not primary:
-        raise CellDefinitionError(f"{cell.path}: every state's new value depends on another state's new value "
-                                  f"({', '.join(cell.states)}), so no state is primary; return distinct values")
-    return primary
+    """States whose new value depends on no other state's new value (:func:`symmft.cell.primary_states`)."""
+    return _primary_states(_cell(cell))
 
 
 def jacobian(net: Network, x_prev: Any, x: Any, states: Mapping[str, Any], *, kind: str = "memory",
@@ -278,12 +274,6 @@ def _order(cell: Cell) -> list:
 
 def _state_node(cell: Cell, state: str):
     return next(n for n, d in cell.graph.nodes(data=True) if d["op"] == "state" and d["name"] == state)
-
-
-def _is_derived(cell: Cell, state: str) -> bool:
-    node = cell.outputs[state]
-    upstream = nx.ancestors(cell.graph, node) | {node}
-    return any(cell.outputs[o] in upstream for o in cell.states if o != state)
 
 
 def _diag(d, T: np.ndarray) -> np.ndarray:
