@@ -1,0 +1,122 @@
+"""``symmft critical``: search a critical initialization for sequences of length T, with margins and the
+baselines people use (symmft.criticality)."""
+
+from __future__ import annotations
+
+from ..cell import load_cell
+from ..criticality import BASELINES, evaluate_baselines, find_critical, rows_json
+from .common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
+
+
+def add_parsers(sub) -> None:
+    """The ``critical`` subcommand."""
+    p = command(
+        sub, "critical", "search a critical initialization for sequences of length T",
+        "Search the free hyperparameters of CELL for an initialization trainable on sequences of length T "
+        "(mean-field criteria): forward time scale xi >= T, |m1 - 1| <= 1e-3 (m1: mean squared singular value of "
+        "the state-to-state Jacobian), every state second moment Q_s <= 10, spread T (m2/m1^2 - 1) <= 1 "
+        "(dynamical isometry), fixed point found; among such points the smallest spectral variance m2 - m1^2. "
+        "Prints the chosen point, the predicted quantities, the margin of every free parameter (how far it can "
+        "move down and up before a criterion fails, the others held) and the baselines "
+        f"({', '.join(BASELINES)}) converted to width H and input dimension m. -o writes the init rule as JSON.\n\n"
+        "Default free parameters: the memory (forget/update) gate's bias mean, the write (input) gate's, every "
+        "recurrent variance nu2_*; the others stay at their defaults or --fix values. Inputs are assumed "
+        "standardized (q_x = 1) and the two sequences identical (c_x = 1); --fix q_x=... otherwise. An LSTM "
+        "search takes about a minute on two cores (progress on stderr).",
+        [
+            "symmft critical lstm --length 1000",
+            "symmft critical lstm --length 1000 --weights gaussian -o reports/lstm_T1000.json",
+            "symmft critical lstm --length 300 --free mu_f --free mu_i --free nu2_f --fix nu2_g=0.5",
+            "symmft critical vanilla_rnn --length 1000 --free nu2_h --fix sigma2_h=0 --fix rho2_h=1e-7 --json",
+            "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
+        ],
+    )
+    cell_argument(p)
+    p.add_argument("--length", "-T", type=int, required=True, metavar="T", help="sequence length T in steps")
+    p.add_argument("--weights", default="orthogonal", choices=("orthogonal", "gaussian"),
+                   help="recurrent matrices of the rule: scaled Haar-orthogonal or Gaussian (default: %(default)s)")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
+                   help="hold hyperparameter NAME at VALUE (see 'symmft params CELL'); repeat for more")
+    p.add_argument("--free", action="append", default=None, metavar="NAME",
+                   help="search hyperparameter NAME (repeat; replaces the default free set)")
+    p.add_argument("--bound", action="append", default=[], metavar="NAME=LO:HI",
+                   help="search range of a free hyperparameter (default: memory-gate mean [0, log T + 3], other "
+                   "means [-6, 6], variances [0, 3])")
+    p.add_argument("--min-second-moment", type=float, default=0.0, metavar="Q",
+                   help="also require every state second moment Q_s >= Q (default: %(default)s, off)")
+    p.add_argument("--width", type=int, default=128, metavar="H",
+                   help="width H for the baselines' variances (default: %(default)s)")
+    p.add_argument("--input-dim", type=int, default=None, metavar="M",
+                   help="input dimension m for the baselines (default: the width)")
+    p.add_argument("-o", "--output", metavar="RULE.json", help="write the init rule (JSON)")
+    p.add_argument("--json", action="store_true",
+                   help="print {rule, baselines} as JSON (rule: cell, cell_file_hash, length, weights, "
+                   "hyperparameters, criteria, margins, input_statistics, notes, search)")
+    p.set_defaults(handler=_critical)
+
+
+def _bounds(texts: list[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for text in texts:
+        name, sep, spec = text.partition("=")
+        lo, colon, hi = spec.partition(":")
+        try:
+            if not (sep and colon and name.strip()):
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise CommandLineError(f"expected --bound NAME=LO:HI, got {text!r}") from None
+    return out
+
+
+def _critical(args) -> int:
+    cell = load_cell(args.cell)
+    fixed = assignments(args.assignments)
+    if args.width < 1 or (args.input_dim is not None and args.input_dim < 1):
+        raise CommandLineError("--width and --input-dim must be >= 1")
+    result = find_critical(cell, args.length, weights=args.weights, fixed=fixed, free=args.free,
+                           bounds=_bounds(args.bound), min_second_moment=args.min_second_moment, progress=True)
+    baselines = evaluate_baselines(cell, args.length, width=args.width, input_dim=args.input_dim)
+    written = str(result.write_rule(args.output)) if args.output else None
+    rule = result.to_json()
+    if args.json:
+        print_json({"rule": rule, "baselines": rows_json(baselines), "written": written})
+        return 0
+    T = args.length
+    print(f"{cell.name}: critical initialization for T = {T} ({args.weights} recurrent weights, "
+          f"{rule['search']['seconds']:.1f} s, {rule['search']['points_evaluated']} points evaluated)")
+    print(f"fixed: {', '.join(f'{k}={v:g}' for k, v in fixed.items()) or 'none'} (others at their defaults); "
+          f"inputs q_x = {rule['input_statistics']['q_x']:g}, c_x = {rule['input_statistics']['c_x']:g}")
+    print()
+    print("chosen point:")
+    print_table(["name", "value", "margin down", "limited by", "margin up", "limited by"],
+                 [[n, num(rule["hyperparameters"][n]), num(m["down"]), m["down_limit"], num(m["up"]), m["up_limit"]]
+                  for n, m in rule["margins"].items()])
+    print()
+    c, th = rule["criteria"], rule["thresholds"]
+    rows = [["xi", num(c["xi"]), f">= {th['xi_min']}"], ["lambda", num(c["lambda"]), ""],
+            ["m1", num(c["m1"]), f"within {th['m1_tolerance']:g} of 1"], ["m2", num(c["m2"]), ""],
+            ["variance m2 - m1^2", num(c["variance"]), "minimized"],
+            ["spread T(m2/m1^2 - 1)", num(c["spread"]), f"<= {th['max_spread']:g}"]]
+    rows += [[k, num(v), f"<= {th['max_second_moment']:g}" if k.startswith("Q_") else ""]
+             for k, v in c.items() if k.startswith(("Q_", "M_"))]
+    print_table(["predicted", "value", "criterion"], rows)
+    for note in rule["notes"]:
+        print(f"note: {note}")
+    print()
+    m = args.input_dim or args.width
+    print(f"baselines at width H = {args.width}, input dimension m = {m}:")
+    table = []
+    for b in baselines:
+        if not b["applicable"]:
+            table.append([b["name"], "-", "-", "-", "-", "not applicable: " + b["notes"][0]])
+            continue
+        table.append([b["name"], b["weights"], num(b["xi"]), num(b["m1"]), num(b["variance"]),
+                      "trainable" if not b["fails"] else "fails " + ", ".join(b["fails"])])
+    print_table(["baseline", "weights", "xi", "m1", "variance", f"for T = {T}"], table)
+    for b in baselines:
+        for note in b["notes"] if b["applicable"] else []:
+            print(f"note ({b['name']}): {note}")
+    if written:
+        print(f"\nwrote {written}")
+    return 0
