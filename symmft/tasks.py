@@ -123,8 +123,9 @@ def make_task(name: str, length: int, *, seed: int = 0, padding: str = "zeros", 
     ``train_size`` + ``test_size`` examples drawn with ``seed``."""
     if name not in TASKS:
         raise TaskError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    if int(length) != length or length < 1:
-        raise TaskError(f"task length T must be a positive integer, got {length!r}")
+    lowest = 0 if name == "digits_padded" else 1  # padded digits without padding: the plain pixel stream
+    if int(length) != length or length < lowest:
+        raise TaskError(f"task length T must be an integer >= {lowest} for {name}, got {length!r}")
     length = int(length)
     rng = np.random.default_rng(seed)
     if name.startswith("digits"):

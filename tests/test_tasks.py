@@ -116,5 +116,5 @@ def test_bad_task_names_and_options_are_clear_errors():
         make_task("mnist", 10)
     with pytest.raises(TaskError, match="padding"):
         make_task("digits_padded", 10, padding="ones")
-    with pytest.raises(TaskError, match="positive integer"):
+    with pytest.raises(TaskError, match="integer >= 1"):
         make_task("copy", 0)
