@@ -481,9 +481,12 @@ class _Emitter:
     def numpy_stages(self) -> list[str]:
         L = ["# ---------------------------------------------------------------- numpy stages", "",
              "def numpy_stages():", '    """The elementwise stages as numpy functions (outputs are written in place)."""',
-             "    import types", "", "    from numpy import exp, tanh", "    from scipy.special import erf",
-             "    from scipy.special import expit as sigmoid", "", "    _ = exp, tanh, erf, sigmoid  # some may go unused",
-             ""]
+             "    import types", "", "    from numpy import exp, multiply, tanh", "    from scipy.special import erf", "",
+             "    _ = exp, erf  # some may go unused", "",
+             "    def sigmoid(u, out):",
+             '        """1/(1 + exp(-u)) as 0.5 + 0.5 tanh(u/2): numpy\'s SIMD tanh is ~4x faster than scipy\'s expit."""',
+             "        multiply(u, 0.5, out=out)", "        tanh(out, out=out)", "        out *= 0.5", "        out += 0.5",
+             "        return out", ""]
         names = []
         for fname, ins, outs, body in self.stage_signatures():
             names.append(fname)
