@@ -133,7 +133,8 @@ def _summarize(sweep: Sweep, tasks: dict, theory: dict, results: dict) -> dict:
             runs = [results[T, init, s] for s in sweep.seeds]
             values = [r["test"][metric] for r in runs]
             th = theory[T, init]
-            rows.append({"length": T, "steps_per_sequence": tasks[T].steps, "init": init, "seeds": list(sweep.seeds),
+            label = Path(init).stem if init.endswith(".json") else init
+            rows.append({"length": T, "steps_per_sequence": tasks[T].steps, "init": label, "seeds": list(sweep.seeds),
                          metric: values, "mean": float(np.mean(values)),
                          "test_loss": [r["test"]["loss"] for r in runs], "chance": tasks[T].chance,
                          "xi": th["xi"], "m1": th["m1"], "status": int(th["status"]),
