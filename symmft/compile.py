@@ -38,7 +38,12 @@ class _Printer(StrPrinter):
         return f"(lambda u: {self._print(expr(u))})"
 
     def _print_Function(self, expr):
-        return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
+        name = expr.func.__name__
+        if expr.func is E1 and expr.args[0](u).free_symbols - {u}:
+            # a nested expectation whose integrand holds grid-shaped values (the conditional closure's outer
+            # variable, hyperparameters): its nodes must be evaluated over the whole grid at once
+            name = "E1n"
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Pi(self, expr):
         return "pi"
@@ -83,6 +88,7 @@ def _numeric_namespace(xp) -> dict:
         "pi": math.pi,
         "E1": lambda f, m, v: gaussian.expect1(f, m, nonneg(v), xp=xp),  # f returns a tuple: shared nodes
         "E1n": lambda f, m, v: gaussian.expect1_nodewise(f, m, nonneg(v), xp=xp),
+        "broadcast": lambda *a: xp.broadcast_arrays(*(xp.asarray(x, dtype=xp.float64) for x in a)),
         "EL": lambda f, T: gaussian.expect_loguniform(f, T, xp=xp),
         "E2": lambda f, g, m, v, k: gaussian.expect2(f, g, m, nonneg(v), cov_(k, nonneg(v)), xp=xp),
     }
@@ -107,6 +113,7 @@ def _mpmath_namespace(dps: int) -> dict:
             gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
         ),
         "EL": lambda f, T: gaussian.expect_loguniform_mp(f, T, dps=dps),
+        "broadcast": lambda *a: a,
         "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
             f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
         ),
@@ -265,6 +272,9 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
             ((s, (f, gg)),) = members
             lines += _integrand(f"_f{g}", [f], printer) + _integrand(f"_g{g}", [gg], printer)
             lines.append(f"    {s} = E2(lambda u: _f{g}(u)[0], lambda u: _g{g}(u)[0], {params})")
+    if any("E1n(" in line for line in lines) and len(args) > 1:
+        # nodewise integrands close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
+        lines.insert(1, f"    {', '.join(args)}, = broadcast({', '.join(args)})")
     body = [e.xreplace(symbol) for e in exprs]
     assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=(u,))  # u: bound in lambdas
     lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]

@@ -753,11 +753,8 @@ def _most_helpful(problem: _Problem, x, fails: list[str]) -> str:
         else:
             moves += [(n, -1, v - 0.25), (n, 1, v + 0.25)]
     h0 = {**problem.base, **dict(zip(problem.free, x))}
-    # one point per call: a grid over the reset-after GRU's sigma2_n or mu_n breaks jacobian_moments (nested
-    # quadrature broadcasting), and these few points are cheap
-    ev = [evaluate_points(problem.cell, {**h0, n: v}, weights=problem.weights, length=problem.criteria.length)
-          for n, _, v in moves]
-    ev = {k: np.concatenate([e[k] for e in ev]) for k in ev[0]}
+    batch = {k: np.array([v if k == n else h0[k] for n, _, v in moves], dtype=float) for k in h0}
+    ev = evaluate_points(problem.cell, batch, weights=problem.weights, length=problem.criteria.length)
     problem.evaluated += len(moves) + 1
     centre = evaluate_points(problem.cell, h0, weights=problem.weights, length=problem.criteria.length)
 

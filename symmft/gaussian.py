@@ -177,11 +177,14 @@ def expect1(f: Callable, mean: Any, var: Any, *, xp=None):
 
 
 def expect1_nodewise(f: Callable, mean: Any, var: Any, *, xp=None):
-    """E[f(u)] like :func:`expect1`, but calling ``f`` once per node with arrays of the points' full shape.
+    """E[f(u)] like :func:`expect1`, but calling ``f`` once on all nodes of all points: u has shape
+    (nodes,) + the points' broadcast shape.
 
     For integrands that hold grid-shaped arrays themselves (a conditional expectation nested inside another: its
     parameters depend on the outer variable and on the grid), which cannot be evaluated on a subset of points.
-    Points needing fewer nodes get zero weight on the extra ones. ``f`` returns one array or a tuple of them.
+    Such arrays must broadcast against the points' shape (compiled maps broadcast their arguments to one shape
+    first); the leading node axis then lets nested levels vectorize too, each level adding one axis. Points
+    needing fewer nodes get zero weight on the extra ones. ``f`` returns one array or a tuple of them.
     """
     xp, shape, mean, var = _prepare(xp, "expect1", mean, var)
     sigma = xp.sqrt(var)
@@ -195,12 +198,11 @@ def expect1_nodewise(f: Callable, mean: Any, var: Any, *, xp=None):
         p = xp.nonzero(counts == n)[0]
         u[p, :n], w[p, :n] = _rule1(xp, mean[p], sigma[p], lev[p], n, tab)
     w /= w.sum(axis=1, keepdims=True)
-    total = None
-    for j in range(n_max):
-        vals = f(u[:, j].reshape(shape))
-        vals = vals if isinstance(vals, tuple) else (vals,)
-        terms = [w[:, j].reshape(shape) * v for v in vals]
-        total = terms if total is None else [t + d for t, d in zip(total, terms)]
+    nodes = (n_max,) + shape
+    vals = f(u.T.reshape(nodes))
+    vals = vals if isinstance(vals, tuple) else (vals,)
+    weights = w.T.reshape(nodes)
+    total = [(weights * v).sum(axis=0) for v in vals]
     return total[0] if len(total) == 1 else tuple(total)
 
 

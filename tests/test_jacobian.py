@@ -23,16 +23,70 @@ POINTS = {
 }
 
 
-@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
-@pytest.mark.parametrize("name", sorted(POINTS))
-def test_m1_and_m2_match_the_exact_jacobian_of_the_untied_network(name, weights):
+#: Closer to criticality (m1 = 0.95-0.98; theory and width-1000 simulation measured within 0.1%). Memory decays
+#: slowly here, so the simulation needs a longer burn-in to reach the stationary state.
+NEAR_CRITICAL = {
+    "vanilla_rnn": {"nu2_h": 1.0, "sigma2_h": 0.0, "rho2_h": 1e-3},
+    "minimal_rnn": {"mu_u": 4.0, "nu2_u_h": 0.3},
+    "gru_reset_before": {"mu_z": 4.0, "nu2_n": 1.0, "mu_r": 1.0},
+    "gru": {"mu_z": 4.0, "nu2_hn": 1.0, "mu_r": 1.0},
+    "lstm": {"mu_f": 5.0, "nu2_f": 0.3, "nu2_g": 1.0, "mu_i": -2.0},
+}
+
+#: Far from criticality, strongly contracting (m1 = 0.36-0.48) or, for the vanilla RNN, chaotic (m1 > 1).
+FAR = {
+    "vanilla_rnn": {"nu2_h": 2.0, "sigma2_h": 0.0, "rho2_h": 0.01},
+    "minimal_rnn": {"mu_u": 0.0, "nu2_u_h": 2.0, "sigma2_z": 2.0},
+    "gru_reset_before": {"mu_z": 0.0, "nu2_n": 3.0, "nu2_z": 2.0},
+    "gru": {"mu_z": 0.0, "nu2_hn": 3.0, "nu2_z": 2.0},
+    "lstm": {"mu_f": 0.0, "nu2_g": 3.0, "nu2_f": 2.0},
+}
+
+
+def _compare_moments(name: str, h: dict, weights: str, burn_in: int, samples: int, seed: int) -> None:
     cell = load_cell(name)
-    h = POINTS[name]
     theory = jacobian_moments(analyze(cell, h), weights=weights)
-    sim = spectrum.jacobian_moments(cell, h, width=1000, burn_in=60, weights=weights, samples=3, seed=5)
+    sim = spectrum.jacobian_moments(cell, h, width=1000, burn_in=burn_in, weights=weights, samples=samples, seed=seed)
     for key in ("m1", "m2"):
         tol = SIMULATION_SIGMAS * sim[f"{key}_stderr"] + JACOBIAN_RELATIVE * theory[key]
         assert abs(float(theory[key]) - sim[key]) <= tol, (key, float(theory[key]), sim[key], sim[f"{key}_stderr"])
+
+
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+@pytest.mark.parametrize("name", sorted(POINTS))
+def test_m1_and_m2_match_the_exact_jacobian_of_the_untied_network(name, weights):
+    _compare_moments(name, POINTS[name], weights, burn_in=60, samples=3, seed=5)
+
+
+@pytest.mark.parametrize("name", sorted(NEAR_CRITICAL))
+def test_m1_and_m2_near_criticality(name):
+    _compare_moments(name, NEAR_CRITICAL[name], "orthogonal", burn_in=250, samples=2, seed=7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+@pytest.mark.parametrize("name", sorted(FAR))
+def test_m1_and_m2_far_from_criticality(name, weights):
+    _compare_moments(name, FAR[name], weights, burn_in=60, samples=3, seed=11)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NEAR_CRITICAL))
+def test_m1_and_m2_near_criticality_gaussian_weights(name):
+    _compare_moments(name, NEAR_CRITICAL[name], "gaussian", burn_in=250, samples=2, seed=13)
+
+
+def test_moments_on_a_grid_equal_the_same_points_one_by_one():
+    """Vectorized evaluation over a grid, including the reset-after GRU's nested conditional quadrature, whose
+    integrands hold grid-shaped arrays (they once failed to broadcast)."""
+    cell = load_cell("gru")
+    grid = {"mu_n": np.array([0.0, 0.5, 1.0]), "sigma2_n": np.array([0.5, 1.0, 1.5]), "mu_z": 2.0}
+    together = jacobian_moments(analyze(cell, grid), weights="orthogonal")
+    for j in range(3):
+        point = {k: (v[j] if np.ndim(v) else v) for k, v in grid.items()}
+        alone = jacobian_moments(analyze(cell, point), weights="orthogonal")
+        for key in ("m1", "m2"):
+            assert float(together[key][j]) == pytest.approx(float(alone[key]), rel=1e-12, abs=1e-14)
 
 
 def test_gaussian_and_orthogonal_weights_differ_only_in_m2():
