@@ -107,7 +107,7 @@ def confirm(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None, 
     try:
         # longest sequences first: the slowest runs start early and the short ones fill the gaps
         futures = {client.submit(_run, sweep, T, init, s, str(out / "runs" / sweep.run_name(T, init, s)),
-                                 pure=False, priority=T): (T, init, s) for T, init, s in grid}
+                                 pure=False, priority=T): (T, init, s) for T, init, s in sorted(grid, key=lambda g: -g[0])}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             if bar is not None:
