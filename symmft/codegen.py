@@ -51,7 +51,7 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.str import StrPrinter
 
 from .cell import Cell, load_cell
-from .schedule import PRE, STEP, Product, Schedule, Stage, Value, build
+from .schedule import FUNCTIONS, PRE, STEP, Product, Schedule, Stage, Value, build
 
 def _generator_hash() -> str:
     """sha256 of the generator's own source (this module and the scheduler): the cache key changes with them."""
@@ -122,6 +122,74 @@ class _CudaPrinter(C99CodePrinter):
 
 def numpy_expr(e: sp.Expr) -> str:
     return _NumpyPrinter().doprint(e)
+
+
+def numpy_into(e: sp.Expr, out: str) -> list[str]:
+    """Statements computing ``e`` into the existing array ``out`` with in-place ufunc calls (one pass per
+    operation, no temporaries for sums and products of stored values); sub-expressions that are neither go
+    through a plain numpy expression."""
+    if e.is_Symbol:
+        return [f"copyto({out}, {e})"]
+    if e.is_Number:
+        return [f"{out}[...] = {float(e)!r}"]
+    if e.is_Function and len(e.args) == 1:
+        arg, name = e.args[0], type(e).__name__
+        lines = [] if arg.is_Symbol else numpy_into(arg, out)
+        return lines + [f"{name}({arg if arg.is_Symbol else out}, out={out})"]
+    if e.is_Pow and e.exp == 2:
+        if e.base.is_Symbol:
+            return [f"multiply({e.base}, {e.base}, out={out})"]
+        return numpy_into(e.base, out) + [f"multiply({out}, {out}, out={out})"]
+    if e.is_Mul:
+        coeff = sp.Mul(*(a for a in e.args if a.is_Number))  # (as_coeff_mul leaves Floats among the factors)
+        factors = [a for a in e.args if not a.is_Number]
+        compound = [f for f in factors if not f.is_Symbol]
+        atoms = [f for f in factors if f.is_Symbol]
+        if compound:
+            lines, rest = numpy_into(compound[0], out), compound[1:] + atoms
+        elif len(atoms) >= 2:
+            lines, rest = [f"multiply({atoms[0]}, {atoms[1]}, out={out})"], atoms[2:]
+        elif coeff != 1:  # c * a
+            return [f"multiply({atoms[0]}, {float(coeff)!r}, out={out})"]
+        else:
+            lines, rest = [f"copyto({out}, {atoms[0]})"], []
+        lines += [f"multiply({out}, {f if f.is_Symbol else '(' + numpy_expr(f) + ')'}, out={out})" for f in rest]
+        if coeff == -1:
+            lines.append(f"negative({out}, out={out})")
+        elif coeff != 1:
+            lines.append(f"multiply({out}, {float(coeff)!r}, out={out})")
+        return lines
+    if e.is_Add:
+        const = sp.Add(*(a for a in e.args if a.is_Number))
+        terms = [a for a in e.args if not a.is_Number]
+        plus = [t for t in terms if not t.could_extract_minus_sign()]
+        minus = [-t for t in terms if t.could_extract_minus_sign()]
+
+        def ref(t):
+            return str(t) if t.is_Symbol else "(" + numpy_expr(t) + ")"
+
+        if not plus and const != 0 and minus[0].is_Symbol:  # const - m0 - m1 ...
+            return [f"subtract({float(const)!r}, {minus[0]}, out={out})"] + [
+                f"subtract({out}, {ref(t)}, out={out})" for t in minus[1:]]
+        if not plus:  # const - (m0 + m1 + ...)
+            lines = numpy_into(minus[0], out) + [f"add({out}, {ref(t)}, out={out})" for t in minus[1:]]
+            return lines + [f"subtract({float(const)!r}, {out}, out={out})" if const != 0 else f"negative({out}, out={out})"]
+        first = next((t for t in plus if not t.is_Symbol), None)
+        if first is not None:
+            lines = numpy_into(first, out)
+            plus = [t for t in plus if t is not first]
+        elif len(plus) >= 2:
+            lines, plus = [f"add({plus[0]}, {plus[1]}, out={out})"], plus[2:]
+        elif minus:
+            lines, plus, minus = [f"subtract({plus[0]}, {ref(minus[0])}, out={out})"], [], minus[1:]
+        else:
+            lines, plus = [f"copyto({out}, {plus[0]})"], []
+        lines += [f"add({out}, {ref(t)}, out={out})" for t in plus]
+        lines += [f"subtract({out}, {ref(t)}, out={out})" for t in minus]
+        if const != 0:
+            lines.append(f"add({out}, {float(const)!r}, out={out})")
+        return lines
+    return [f"{out}[...] = {numpy_expr(e)}"]
 
 
 def cuda_expr(e: sp.Expr) -> str:
@@ -262,6 +330,8 @@ class _Emitter:
              "    X = xs.reshape(R, m)",
              "    # matrices stacked along their output rows, one block per map, in buffer column order"]
         self.stacked(L)
+        L.append("    # and transposed, contiguous: OpenBLAS multiplies by a transposed view up to 1.7x slower")
+        L += [f"    {w}T = xp.ascontiguousarray({w}.T)" for w in self.weights.values()]
         for b, maps in s.buffers.items():
             biases = ", ".join(f"params[{a + '.bias'!r}]" for a in maps)
             L.append(f"    b_{self.buf(b)} = " + (biases if len(maps) == 1 else f"xp.concatenate([{biases}])"))
@@ -273,7 +343,7 @@ class _Emitter:
             if b in s.stages:
                 st = s.stages[b]
                 for m in st.members:
-                    L.append(f"    {self.member_array(m.value)} = xp.empty((R, n), dtype)")
+                    L.append(f"    {self.member_array(m.value)} = K.empty({self.member_array(m.value)!r}, (R, n), dtype)")
                     L.append(f"    {self.member_array(m.value)}_t = {self.member_array(m.value)}.reshape(T, B, n)")
                 args = [self.value_ref(v, PRE) for v in st.inputs] + [self.value_ref(m.value, PRE) for m in st.members]
                 L.append(f"    K.{st.name}_forward({', '.join(args)})")
@@ -283,13 +353,13 @@ class _Emitter:
                 self.fill_buffer(L, b, [p for p in s.products if p.buffer == b and p.hoisted])
         L.append("    # the tape")
         for st_name in s.states:
-            L.append(f"    S_{st_name} = xp.empty((T + 1, B, n), dtype)")
+            L.append(f"    S_{st_name} = K.empty('S_{st_name}', (T + 1, B, n), dtype)")
             L.append(f"    S_{st_name}[0] = initial[{st_name!r}]")
         for (phase, lvl), st in s.stages.items():
             if phase == STEP:
                 for m in st.members:
                     if not m.value.state:
-                        L.append(f"    {self.member_array(m.value)} = xp.empty((T, B, n), dtype)")
+                        L.append(f"    {self.member_array(m.value)} = K.empty({self.member_array(m.value)!r}, (T, B, n), dtype)")
         L.append("    for t in range(T):")
         body = []
         for lvl in s.levels(STEP):
@@ -299,7 +369,7 @@ class _Emitter:
                     whole = p.first == 0 and len(p.maps) == len(s.buffers[b])
                     target = f"{self.buf(b)}[t]" if whole else f"{self.buf(b)}[t, :, {_cols(p.first, len(p.maps))}]"
                     body.append(f"        {target} += {self.value_ref(p.vector, STEP)} @ "
-                                f"{self.weights[p.key, p.maps]}.T")
+                                f"{self.weights[p.key, p.maps]}T")
             if b in s.stages:
                 st = s.stages[b]
                 args = [self.value_ref(v, STEP) for v in st.inputs] + [self.value_ref(m.value, STEP) for m in st.members]
@@ -316,7 +386,7 @@ class _Emitter:
     def fill_buffer(self, L: list[str], b: tuple[str, int], products: list[Product]) -> None:
         name, count = self.buf(b), len(self.s.buffers[b])
         shape = f"({'T, B' if b[0] == STEP else 'R'}, {count} * n)"
-        L.append(f"    {name} = xp.empty({shape}, dtype)")
+        L.append(f"    {name} = K.empty({name!r}, {shape}, dtype)")
         flat = f"{name}_" if b[0] == STEP else name
         if b[0] == STEP:
             L.append(f"    {flat} = {name}.reshape(R, {count} * n)")
@@ -324,14 +394,14 @@ class _Emitter:
             L.append(f"    {name}_t = {name}.reshape(T, B, {count} * n)")
         whole = next((p for p in products if p.first == 0 and len(p.maps) == count), None)
         if whole is not None:
-            L.append(f"    xp.matmul({self.rows(whole.vector)}, {self.weights[whole.key, whole.maps]}.T, out={flat})")
+            L.append(f"    xp.matmul({self.rows(whole.vector)}, {self.weights[whole.key, whole.maps]}T, out={flat})")
             L.append(f"    {flat} += b_{name}")
         else:
             L.append(f"    {flat}[...] = b_{name}")
         for p in products:
             if p is not whole:
                 L.append(f"    {flat}[:, {_cols(p.first, len(p.maps))}] += {self.rows(p.vector)} @ "
-                         f"{self.weights[p.key, p.maps]}.T")
+                         f"{self.weights[p.key, p.maps]}T")
 
     # ---- backward driver
     def stage_backward_call(self, st: Stage, context: str, written: set, lines: list[str], indent: str) -> None:
@@ -381,14 +451,14 @@ class _Emitter:
         for b, maps in s.buffers.items():
             name, count = self.buf(b), len(maps)
             L.append(f"    d{name} = {name}  # no derivative reads these pre-activations: reuse the memory"
-                     if self.alias[b] else f"    d{name} = xp.empty_like({name})")
+                     if self.alias[b] else f"    d{name} = K.empty('d{name}', {name}.shape, dtype)")
             L.append(f"    d{name}_ = d{name}.reshape(R, {count} * n)" if b[0] == STEP
                      else f"    d{name}_t = d{name}.reshape(T, B, {count} * n)")
         for st in s.stages.values():
             for m in st.members:
                 if m.value.phase == PRE:
                     arr = f"d{self.member_array(m.value)}"
-                    L += [f"    {arr} = xp.empty((R, n), dtype)", f"    {arr}_t = {arr}.reshape(T, B, n)"]
+                    L += [f"    {arr} = K.empty({arr!r}, (R, n), dtype)", f"    {arr}_t = {arr}.reshape(T, B, n)"]
                 elif any(p.startswith("G") for p in st.pieces[m.value.name]):
                     L.append(f"    G{m.value.name[1:]} = xp.empty((B, n), dtype)")
         for x in s.states:
@@ -481,8 +551,12 @@ class _Emitter:
     def numpy_stages(self) -> list[str]:
         L = ["# ---------------------------------------------------------------- numpy stages", "",
              "def numpy_stages():", '    """The elementwise stages as numpy functions (outputs are written in place)."""',
-             "    import types", "", "    from numpy import exp, multiply, tanh", "    from scipy.special import erf", "",
-             "    _ = exp, erf  # some may go unused", "",
+             "    import types", "", "    import numpy", "    from numpy import add, copyto, empty_like, exp, multiply, negative, subtract, tanh",
+             "    from scipy.special import erf", "",
+             "    _ = add, copyto, empty_like, exp, erf, negative, subtract  # some may go unused", "",
+             "    def empty(name, shape, dtype):",
+             '        """A new array for the tape or a scratch buffer (symmft.harness.Plan reuses its own instead)."""',
+             "        return numpy.empty(shape, dtype)", "",
              "    def sigmoid(u, out):",
              '        """1/(1 + exp(-u)) as 0.5 + 0.5 tanh(u/2): numpy\'s SIMD tanh is ~4x faster than scipy\'s expit."""',
              "        multiply(u, 0.5, out=out)", "        tanh(out, out=out)", "        out *= 0.5", "        out += 0.5",
@@ -492,17 +566,18 @@ class _Emitter:
             names.append(fname)
             L.append(f"    def {fname}({', '.join(ins + outs)}):")
             for target, expr, kind in body:
-                e = numpy_expr(expr)
                 if kind == "tmp":
-                    L.append(f"        {target} = {e}")
+                    ref = sorted(expr.free_symbols, key=str)[0]
+                    L.append(f"        {target} = empty_like({ref})")
+                    L += ["        " + x for x in numpy_into(expr, target)]
                 elif kind == "set":
-                    L.append(f"        {target}[...] = {e}")
+                    L += ["        " + x for x in numpy_into(expr, target)]
                 elif kind == "add":
-                    L.append(f"        {target} += {e}")
+                    L.append(f"        {target} += {numpy_expr(expr)}")
                 else:
-                    L.append(f"        {kind}({e}, out={target})")
+                    L += ["        " + x for x in numpy_into(FUNCTIONS[kind](expr), target)]
             L.append("")
-        L.append("    return types.SimpleNamespace(" + ", ".join(f"{f}={f}" for f in names) + ")")
+        L.append("    return types.SimpleNamespace(empty=empty, " + ", ".join(f"{f}={f}" for f in names) + ")")
         return L
 
     def cuda_stages(self) -> list[str]:
@@ -533,7 +608,7 @@ class _Emitter:
               "def cupy_stages(cupy):",
               '    """The stages as fused cupy.ElementwiseKernels (compiled on first use, cached by CuPy)."""',
               "    import types", "",
-              "    return types.SimpleNamespace(**{",
+              "    return types.SimpleNamespace(empty=lambda name, shape, dtype: cupy.empty(shape, dtype), **{",
               "        name: cupy.ElementwiseKernel(ins, outs, body, f'symmft_{CELL}_{name}', preamble=CUDA_PREAMBLE)",
               "        for name, (ins, outs, body) in CUDA_STAGES.items()})"]
         return L
