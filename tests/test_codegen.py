@@ -255,6 +255,28 @@ def test_float32_plan_agrees_with_float64():
         assert _relative(g32[k], g64[k]) < FLOAT32_RELATIVE, k
 
 
+def test_reused_memory_never_overwrites_a_tape_still_held():
+    """The plan reuses its big arrays only once no tape or output refers to them (symmft.harness.Plan._empty)."""
+    plan, fresh = load_plan("gru", dtype="float64"), load_plan("gru", dtype="float64")
+    rng = np.random.default_rng(11)
+    p1, p2 = _random_params(plan, rng), _random_params(plan, rng)
+    xs, dout = rng.standard_normal((T, B, M)), rng.standard_normal((T, B, N))
+    out1, tape1 = plan.forward(p1, xs)
+    expected_out = out1.copy()
+    expected = {k: v.copy() for k, v in fresh.backward(p1, fresh.forward(p1, xs)[1], dout).items()}
+    for _ in range(3):  # more tapes than the plan keeps per array
+        out2, tape2 = plan.forward(p2, xs)
+        plan.backward(p2, tape2, dout)
+    np.testing.assert_array_equal(out1, expected_out)
+    for k, v in plan.backward(p1, tape1, dout).items():
+        np.testing.assert_array_equal(v, expected[k])
+    address = tape1["U1"].__array_interface__["data"][0]
+    del out1, tape1
+    out3, tape3 = plan.forward(p1, xs)  # reuses the first tape's memory now (tape2's is still held)
+    assert tape3["U1"].__array_interface__["data"][0] == address
+    np.testing.assert_array_equal(out3, expected_out)
+
+
 # ---------------------------------------------------------------- the source: cached, inspectable
 
 
