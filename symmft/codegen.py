@@ -44,6 +44,7 @@ reads the pre-activations (LSTM, vanilla RNN), so backward may be called again o
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import sympy as sp
@@ -360,6 +361,9 @@ class _Emitter:
                 for m in st.members:
                     if not m.value.state:
                         L.append(f"    {self.member_array(m.value)} = K.empty({self.member_array(m.value)!r}, (T, B, n), dtype)")
+        L.append("    # per-step products go through preallocated scratch: no allocation inside the loop (CUDA graphs)")
+        widths = sorted({len(p.maps) for p in s.products if not p.hoisted and p.buffer[0] == STEP})
+        L += [f"    Q{w} = xp.empty((B, {w} * n), dtype)" for w in widths]
         L.append("    for t in range(T):")
         body = []
         for lvl in s.levels(STEP):
@@ -368,8 +372,9 @@ class _Emitter:
                 if p.buffer == b and not p.hoisted:
                     whole = p.first == 0 and len(p.maps) == len(s.buffers[b])
                     target = f"{self.buf(b)}[t]" if whole else f"{self.buf(b)}[t, :, {_cols(p.first, len(p.maps))}]"
-                    body.append(f"        {target} += {self.value_ref(p.vector, STEP)} @ "
-                                f"{self.weights[p.key, p.maps]}T")
+                    body.append(f"        xp.matmul({self.value_ref(p.vector, STEP)}, {self.weights[p.key, p.maps]}T, "
+                                f"out=Q{len(p.maps)})")
+                    body.append(f"        {target} += Q{len(p.maps)}")
             if b in s.stages:
                 st = s.stages[b]
                 args = [self.value_ref(v, STEP) for v in st.inputs] + [self.value_ref(m.value, STEP) for m in st.members]
@@ -428,7 +433,9 @@ class _Emitter:
         else:
             code, ident = self.cotangent(v, context)
         w = self.weights[p.key, p.maps]
-        if ident in written:
+        if ident in written and context == STEP:  # through scratch: no allocation inside the loop
+            lines += [f"{indent}xp.matmul({src}, {w}, out=Qd)", f"{indent}{code} += Qd"]
+        elif ident in written:
             lines.append(f"{indent}{code} += {src} @ {w}")
         else:
             lines.append(f"{indent}xp.matmul({src}, {w}, out={code})")
@@ -463,6 +470,7 @@ class _Emitter:
                     L.append(f"    G{m.value.name[1:]} = xp.empty((B, n), dtype)")
         for x in s.states:
             L += [f"    C_{x} = d_final[{x!r}]", f"    Cp_{x} = xp.empty((B, n), dtype)"]
+        L.append("    Qd = xp.empty((B, n), dtype)  # scratch for accumulated products in the loop")
         written: set[str] = set()
         loop: list[str] = []
         for lvl in reversed(s.levels(STEP)):
@@ -582,7 +590,8 @@ class _Emitter:
 
     def cuda_stages(self) -> list[str]:
         L = ["# ---------------------------------------------------------------- CuPy stages (CUDA)", "",
-             f"CUDA_PREAMBLE = {CUDA_PREAMBLE!r}", "",
+             f"CUDA_PREAMBLE = {CUDA_PREAMBLE!r}",
+             f"KERNEL_PREFIX = {'symmft_' + re.sub(r'[^0-9A-Za-z_]', '_', self.s.cell.name)!r}", "",
              "#: per stage function: (input parameters, output parameters, CUDA body) of its ElementwiseKernel",
              "CUDA_STAGES = {"]
         for fname, ins, outs, body in self.stage_signatures():
@@ -609,7 +618,7 @@ class _Emitter:
               '    """The stages as fused cupy.ElementwiseKernels (compiled on first use, cached by CuPy)."""',
               "    import types", "",
               "    return types.SimpleNamespace(empty=lambda name, shape, dtype: cupy.empty(shape, dtype), **{",
-              "        name: cupy.ElementwiseKernel(ins, outs, body, f'symmft_{CELL}_{name}', preamble=CUDA_PREAMBLE)",
+              "        name: cupy.ElementwiseKernel(ins, outs, body, f'{KERNEL_PREFIX}_{name}', preamble=CUDA_PREAMBLE)",
               "        for name, (ins, outs, body) in CUDA_STAGES.items()})"]
         return L
 
