@@ -39,7 +39,7 @@ class _Printer(StrPrinter):
 
     def _print_Function(self, expr):
         name = expr.func.__name__
-        if expr.func is E1 and expr.args[0](u).free_symbols - {u}:
+        if expr.func is E1 and isinstance(expr.args[0], sp.Lambda) and expr.args[0](u).free_symbols - {u}:
             # a nested expectation whose integrand holds grid-shaped values (the conditional closure's outer
             # variable, hyperparameters): its nodes must be evaluated over the whole grid at once
             name = "E1n"

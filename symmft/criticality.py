@@ -5,21 +5,6 @@ Stage: ``Cell`` -> :func:`symmft.dynamics.analyze` + :func:`symmft.jacobian.jaco
 -> :class:`CriticalResult` (an *init rule*, JSON) and baseline tables; :mod:`symmft.phase` reuses
 :func:`evaluate_points`.
 
-**Criteria** (:class:`Criteria`), all at the mean-field fixed point with identical inputs (c_x = 1):
-
-    status OK                       the fixed point and c* were found
-    xi >= T                         forward time scale: a difference injected at one step survives T steps
-    |m1 - 1| <= 1e-3                mean squared singular value of the state-to-state Jacobian (gradients neither
-                                    explode nor vanish: m1^T stays within e^(+-1) at T = 1000)
-    Q_s <= 10 for every state       bounded second moments (no exploding state)
-    Q_s >= min_second_moment        optional (default 0: off), a state that carries signal. A GRU or minimalRNN
-                                    with long memory is a leaky average h' = z h + (1 - z) n: its Q_h ~ <n^2>/(2 xi)
-                                    (1e-4 at xi ~ 4000), isometric but small; the rule notes any Q_s < 1e-3
-    T (m2/m1^2 - 1) <= 1            the *spread*: relative variance of the T-step product's spectrum. Dynamical
-                                    isometry is m2 - m1^2 << 1/T (theory.md §3); without this criterion a vanilla
-                                    RNN would pass at any input variance, since on its critical line
-                                    nu2 E[tanh'^2] = 1 the time scale xi is infinite (lambda = chi_1 = m1 = 1).
-
 **Search** (:func:`find_critical`). Minimize the spectral variance m2 - m1^2 subject to m1 = m1*, xi >= safety*T and
 safety*Q_min <= Q_s <= Q_max/safety (safety 2, so the rule sits inside the criteria and margins are positive),
 inside a box. The target m1* = max(exp(-1/(2 safety T)), 1 - tol/2) (0.99975 at T = 1000) sits just on the ordered
@@ -48,49 +33,26 @@ new content) and every recurrent variance nu2_*. Input variances, bias variances
 (zero keeps the state mean at zero) stay at their defaults or ``fixed`` values. Input statistics q_x, c_x describe
 the data and are never searched.
 
-**Baselines** (:func:`evaluate_baselines`) for width H and input dimension m (default m = H), in the project's
-convention W_k,ij ~ (sigma2_k/m), U_k,ij ~ (nu2_k/H) (frameworks.md for each framework's layout):
-
-| baseline | framework facts (frameworks.md) | hyperparameters |
-|---|---|---|
-| ``pytorch`` | every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), variance 1/(3H); one bias per matmul (b_ih + b_hh) | sigma2 = m/(3H); nu2 = 1/3; mu = 0; rho2 = (matrices of the map)/(3H): 2/(3H) for LSTM gates |
-| ``keras`` | glorot_uniform on the fused (m, G H) kernel, G gates fed by x (LSTM 4): var 2/(m + G H); orthogonal on the fused (H, G H) recurrent kernel: orthonormal rows, entry var 1/(G H); zero biases, unit_forget_bias +1 | sigma2 = 2m/(m + G H); nu2 = 1/G (a gate's block is NOT orthogonal: a truncated Haar matrix whose scaled squared singular values have m2 = 2 - 1/G, 7/4 for the LSTM by sampling, against 2 Gaussian and 1 orthogonal); mu = 0 except the LSTM forget gate mu_f = 1; rho2 = 0 |
-| ``forget1`` | Jozefowicz et al. 2015: forget-gate bias 1 | PyTorch weights and biases, memory-gate mean +1 |
-| ``chrono`` | Tallec & Ollivier 2018: b_f ~ log U[1, T-1], b_i = -b_f | PyTorch weights; the memory gate's whole bias log U, the write gate's -log U (exact with the ``beta_k``/``chrono_length`` hyperparameters when symmft has them, else a moment-matched Gaussian, flagged) |
-
-Uniform i.i.d. weights have the large-width spectral moments of Gaussian ones with the same variance, so the
-PyTorch-family baselines are evaluated with ``weights="gaussian"``; so is Keras when G > 1 (its blocks' m2 = 7/4 is
-closer to the Gaussian 2 than to the orthogonal 1), and with ``"orthogonal"`` when G = 1 (one block: truly
-orthogonal). ``weights=`` forces one distribution for all.
+The criteria and their batched evaluation live in :mod:`symmft.criteria`, the init rule in :mod:`symmft.rule`, the
+baselines in :mod:`symmft.baselines`; this module re-exports their public names, so ``symmft.criticality`` is the one
+import for a user.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import params as params_mod
+from .baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
 from .cell import Cell, load_cell
-from .dynamics import analyze
-from .errors import ClosureError, HyperparameterError, Status, SymmftError
-from .jacobian import WEIGHTS, jacobian_moments, primary_states
-
-#: Points per vectorized ``analyze`` call. The Newton loops run until the slowest point of a call is done, and a
-#: single chaotic point (chi_1 > 1) makes the whole call solve the 2-D cross map: on the 2-core CPU a 16-point LSTM
-#: chunk with one chaotic point took ~0.5 s against ~0.02 s without, so small chunks confine the cost.
-CHUNK = 16
-#: Input statistics the search assumes unless fixed otherwise; the sentence is part of every rule.
-INPUT_ASSUMPTION = (
-    "q_x = {q_x:g}: inputs standardized to per-coordinate second moment x.x/m = {q_x:g}; c_x = {c_x:g}: the two "
-    "input sequences are identical at every step after the one where they differ, so xi is how long a difference "
-    "injected at one step stays visible (the slope of the cross map at c = 1). Fix q_x (and c_x) to match your data."
-)
-
+from .criteria import CHUNK, Criteria, evaluate_points, gate_roles
+from .errors import HyperparameterError, Status, SymmftError
+from .jacobian import WEIGHTS
+from .rule import CriticalResult, read_rule
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all
@@ -105,130 +67,6 @@ THOROUGH_ITERATIONS, RETRY_ITERATIONS = 200, 1000
 
 class InfeasibleError(SymmftError):
     """No point in the search box meets every criterion; the message names the best point and what to free."""
-
-
-# ---------------------------------------------------------------- criteria
-
-
-@dataclass(frozen=True)
-class Criteria:
-    """Thresholds of trainability for sequences of ``length`` T (see the module docstring)."""
-
-    length: int
-    m1_tolerance: float = 1e-3
-    max_second_moment: float = 10.0
-    max_spread: float = 1.0
-    min_second_moment: float = 0.0
-
-    def slacks(self, ev: dict) -> dict:
-        """Per criterion, a log-scale slack (> 0: passes) for every evaluated point; NaN where status failed."""
-        with np.errstate(all="ignore"):
-            q = np.array([ev[k] for k in ev if k.startswith("Q_")])
-            out = {
-                "xi": np.log(ev["xi"] / self.length),
-                "m1": np.log(self.m1_tolerance) - np.log(np.abs(ev["m1"] - 1)),
-                "second_moment": np.log(self.max_second_moment) - np.log(np.max(q, axis=0)),
-                "spread": np.log(self.max_spread) - np.log(np.maximum(ev["spread"], 1e-300)),
-            }
-            if self.min_second_moment > 0:
-                out["signal"] = np.log(np.min(q, axis=0)) - np.log(self.min_second_moment)
-            return out
-
-    def failures(self, ev: dict) -> list[list[str]]:
-        """Per point, the names of the criteria it fails ("status:NAME" when the fixed point failed)."""
-        slack = self.slacks(ev)
-        out = []
-        for i, s in enumerate(np.asarray(ev["status"]).ravel()):
-            if s != Status.OK:
-                out.append([f"status:{Status(int(s)).name}"])
-            else:
-                out.append([k for k, v in slack.items() if not np.ravel(v)[i] >= 0])
-        return out
-
-    def thresholds(self) -> dict:
-        return {"xi_min": self.length, "m1_tolerance": self.m1_tolerance, "max_second_moment": self.max_second_moment,
-                "min_second_moment": self.min_second_moment, "max_spread": self.max_spread}
-
-
-# ---------------------------------------------------------------- evaluation on batches of points
-
-
-def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthogonal", length: int | None = None,
-                    chunk: int = CHUNK, bar=None, max_iterations: int = 200, retry: int | None = None) -> dict:
-    """Fixed point, xi, lambda and Jacobian moments at N points: ``hyperparameters`` values are numbers or 1-D
-    arrays of one length N (evaluated ``chunk`` points per call; ``bar`` a tqdm bar to advance). Returns 1-D arrays
-    ``xi, lambda, chi_1, m1, m2, variance, status`` and every fixed-point key (``M_s, Q_s``); with ``length``, also
-    ``spread`` = T (m2/m1^2 - 1). Failed points hold NaN and their status. ``max_iterations`` bounds analyze's
-    Newton loops; ``retry``, if given, is the budget NOT_CONVERGED points get in a second, pointwise try."""
-    h = params_mod.resolve(cell, hyperparameters)
-    n = max([np.size(v) for v in h.values() if np.ndim(v)] or [1])
-    flat = {k: (np.ravel(v) if np.ndim(v) else v) for k, v in h.items()}
-    parts = []
-    for lo in range(0, n, chunk):
-        point = {k: (v[lo: lo + chunk] if np.ndim(v) else v) for k, v in flat.items()}
-        a = analyze(cell, point, max_iterations=max_iterations)
-        try:
-            j = jacobian_moments(a, kind="memory", weights=weights, length=length)
-        except ClosureError as e:
-            raise ClosureError(f"cell {cell.name}: the Jacobian moments m1, m2 the criteria need cannot be derived: {e}") from e
-        size = min(chunk, n - lo)
-        part = {"xi": a.xi, "lambda": a.lambda_, "chi_1": a.extras["chi_1"], "status": a.status,
-                **{k: j[k] for k in ("m1", "m2", "variance")}, **a.fixed_point}
-        if length is not None:
-            part["spread"] = j["relative_spectral_variance"]
-        parts.append({k: np.broadcast_to(np.asarray(v, dtype=int if k == "status" else float), (size,)) for k, v in part.items()})
-        if bar is not None:
-            bar.update(size)
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    if retry and retry > max_iterations:
-        for i in np.flatnonzero(out["status"] == Status.NOT_CONVERGED):
-            point = {k: (v[i] if np.ndim(v) else v) for k, v in flat.items()}
-            again = evaluate_points(cell, point, weights=weights, length=length, max_iterations=retry)
-            for k in out:
-                out[k][i] = again[k][0]
-    return out
-
-
-# ---------------------------------------------------------------- which gate is which
-
-
-def gate_roles(cell: Cell) -> dict:
-    """``{"memory": {map: sign}, "write": {map: sign}}``: sigmoid gates multiplying the previous primary state
-    (memory; sign +1 when a larger bias keeps more, as LSTM f, GRU z) and sigmoid gates multiplying the new content
-    in the terms free of the old state (write; LSTM i). Read from the cell's own update expressions (cached per
-    cell-file hash)."""
-    if cell.file_hash not in _ROLES:
-        _ROLES[cell.file_hash] = _gate_roles(cell)
-    return {k: dict(v) for k, v in _ROLES[cell.file_hash].items()}
-
-
-_ROLES: dict = {}
-
-
-def _gate_roles(cell: Cell) -> dict:
-    import sympy as sp
-
-    from .expectation import sigmoid
-    from .meanfield import _Derivation
-
-    D = _Derivation(cell)
-    memory, write = {}, {}
-    for s in primary_states(cell):
-        atom = D.atoms[s]
-        update = sp.expand(D.new_state[s])
-        keep, rest = update.coeff(atom), update.subs(atom, 0)
-        for a in cell.affines:
-            gate = sigmoid(D.atoms[f"u_{a.name}"])
-            if keep.has(gate):
-                g = sp.Dummy("g")
-                slope = keep.subs(gate, g).diff(g).subs(g, sp.Rational(1, 2))
-                memory[a.name] = 1 if slope.is_positive else -1
-        for term in sp.Add.make_args(rest):
-            coeff, factors = term.as_coeff_mul()
-            for a in cell.affines:
-                if a.name not in memory and sigmoid(D.atoms[f"u_{a.name}"]) in factors:
-                    write[a.name] = 1 if coeff > 0 else -1
-    return {"memory": memory, "write": write}
 
 
 def default_free(cell: Cell, fixed: dict | None = None) -> tuple[str, ...]:
@@ -258,86 +96,6 @@ def default_bounds(cell: Cell, length: int, names) -> dict:
 
 def _is_variance(name: str) -> bool:
     return name.startswith(("sigma2_", "nu2_", "rho2_"))
-
-
-# ---------------------------------------------------------------- the result
-
-
-@dataclass(frozen=True)
-class CriticalResult:
-    """An init rule: every hyperparameter, the predicted quantities, the margins, and how it was found."""
-
-    cell: Cell
-    length: int
-    weights: str
-    hyperparameters: dict  # name -> float, every hyperparameter of the cell
-    free: tuple[str, ...]
-    predicted: dict  # xi, lambda, m1, m2, variance, spread, Q_s, M_s
-    criteria: Criteria
-    margins: dict  # free name -> {"down", "up", "down_limit", "up_limit"}
-    search: dict = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-    def input_statistics(self) -> dict:
-        q, c = self.hyperparameters["q_x"], self.hyperparameters["c_x"]
-        return {"q_x": q, "c_x": c, "assumption": INPUT_ASSUMPTION.format(q_x=q, c_x=c)}
-
-    def to_json(self) -> dict:
-        """The rule as JSON-ready data (non-finite numbers as "inf"/"-inf", NaN as null)."""
-        return _jsonable({
-            "cell": self.cell.name,
-            "cell_file_hash": self.cell.file_hash,
-            "length": self.length,
-            "weights": self.weights,
-            "hyperparameters": self.hyperparameters,
-            "free": list(self.free),
-            "criteria": {**self.predicted, "status": "OK"},
-            "thresholds": self.criteria.thresholds(),
-            "margins": self.margins,
-            "input_statistics": self.input_statistics(),
-            "notes": list(self.notes),
-            "search": self.search,
-        })
-
-    def write_rule(self, path: str | Path) -> Path:
-        """Write the rule as JSON to ``path``; returns the path."""
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        except OSError as e:
-            raise SymmftError(f"cannot write the rule to {path}: {e.strerror or e}; choose another path") from None
-        return path
-
-
-RULE_KEYS = ("cell", "cell_file_hash", "length", "weights", "hyperparameters", "criteria", "margins", "input_statistics")
-
-
-def read_rule(path: str | Path) -> dict:
-    """Read an init rule written by :meth:`CriticalResult.write_rule`, checking its keys."""
-    try:
-        rule = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SymmftError(f"cannot read init rule {path}: {e}") from None
-    missing = [k for k in RULE_KEYS if k not in rule]
-    if missing:
-        raise SymmftError(f"{path} is not an init rule: keys {missing} are missing (write one with symmft critical -o)")
-    return rule
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)) or (isinstance(obj, np.ndarray) and obj.ndim == 0):
-        x = float(obj)
-        return x if math.isfinite(x) else (None if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-    return obj
 
 
 # ---------------------------------------------------------------- the search
@@ -778,121 +536,6 @@ def _box_text(problem: _Problem) -> str:
 
 def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.4g}"
-
-
-# ---------------------------------------------------------------- baselines
-
-
-BASELINES = {
-    "pytorch": "PyTorch default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))",
-    "keras": "Keras default: glorot_uniform fused kernel, orthogonal fused recurrent kernel, zero biases, unit_forget_bias",
-    "forget1": "forget-gate bias 1 (Jozefowicz et al. 2015) on PyTorch-default weights",
-    "chrono": "chrono (Tallec & Ollivier 2018): b_f ~ log U[1, T-1], b_i = -b_f, PyTorch-default weights",
-}
-
-
-def baseline_hyperparameters(cell: Cell, name: str, length: int, width: int = 128, input_dim: int | None = None) -> tuple[dict, list[str]]:
-    """(hyperparameters, notes) of baseline ``name`` for width H and input dimension m (default H); see the table
-    in the module docstring. Raises :class:`HyperparameterError` where the baseline does not apply to the cell."""
-    if name not in BASELINES:
-        raise HyperparameterError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    H, m = int(width), int(input_dim or width)
-    if H < 1 or m < 1:
-        raise HyperparameterError(f"width and input dimension must be >= 1, got H={H}, m={m}")
-    roles = gate_roles(cell)
-    notes: list[str] = []
-    h: dict = {}
-    if name == "keras":
-        G = _fused_gates(cell)
-        for a in cell.affines:
-            for i in a.inputs:
-                h[i.hyperparameter] = 2 * m / (m + G * H) if i.vector == "x" else 1 / G
-            h[a.mean], h[a.bias_variance] = 0.0, 0.0
-        if roles["write"]:  # unit_forget_bias exists for the LSTM only
-            for k, s in roles["memory"].items():
-                h[f"mu_{k}"] = float(s)
-        if G > 1:
-            notes.append(f"recurrent kernel orthogonal as one (H, {G}H) matrix: each gate's block has entry variance "
-                         f"1/({G}H) (nu2 = 1/{G}) and is NOT orthogonal (a truncated Haar matrix, spectral m2 = "
-                         f"{2 - 1 / G:g} against 2 Gaussian, 1 orthogonal); evaluated with Gaussian weights")
-        return h, notes
-    for a in cell.affines:  # PyTorch family
-        for i in a.inputs:
-            h[i.hyperparameter] = m / (3 * H) if i.vector == "x" else 1 / 3
-        h[a.mean], h[a.bias_variance] = 0.0, len(a.inputs) / (3 * H)
-    if name in ("forget1", "chrono") and not roles["memory"]:
-        raise HyperparameterError(f"baseline {name} sets a memory (forget) gate's bias; cell {cell.name} has none")
-    if name == "forget1":
-        for k, s in roles["memory"].items():
-            h[f"mu_{k}"] = float(s)
-    if name == "chrono":
-        if length < 3:
-            raise HyperparameterError("chrono needs T >= 3 (b_f ~ log U[1, T-1])")
-        signs = {**roles["memory"], **{k: -s for k, s in roles["write"].items()}}
-        if "chrono_length" in params_mod.names(cell):  # the theory integrates the log-uniform bias exactly
-            for k, s in signs.items():
-                h[f"mu_{k}"], h[f"rho2_{k}"], h[f"beta_{k}"] = 0.0, 0.0, float(s)
-            h["chrono_length"] = float(length)
-            notes.append("chrono bias integrated exactly: one L = log U per unit, b_f = L, b_i = -L")
-        else:
-            mean, var = loguniform_moments(length)
-            for k, s in signs.items():
-                h[f"mu_{k}"], h[f"rho2_{k}"] = s * mean, var
-            notes.append(f"MOMENT-MATCHED APPROXIMATION: log U[1, T-1] replaced by a Gaussian N({mean:.4g}, {var:.4g}) "
-                         "and b_i = -b_f treated as independent; symmft cannot integrate the log-uniform bias here")
-    return h, notes
-
-
-def _fused_gates(cell: Cell) -> int:
-    """G: the number of maps fed by the input, the gate blocks of a Keras fused kernel."""
-    return sum(any(i.vector == "x" for i in a.inputs) for a in cell.affines)
-
-
-def _natural_weights(cell: Cell, name: str) -> str:
-    """The weight distribution a baseline's recurrent blocks are closest to (see the module docstring)."""
-    return "orthogonal" if name == "keras" and _fused_gates(cell) == 1 else "gaussian"
-
-
-def loguniform_moments(length: int) -> tuple[float, float]:
-    """Mean and variance of log U, U ~ Uniform[1, T-1] (closed forms of the integrals of log u and log^2 u)."""
-    b = length - 1.0
-    L = math.log(b)
-    mean = (b * (L - 1) + 1) / (b - 1)
-    second = (b * (L * L - 2 * L + 2) - 2) / (b - 1)
-    return mean, second - mean * mean
-
-
-def evaluate_baselines(cell: Cell | str, length: int, width: int = 128, input_dim: int | None = None,
-                       weights: str | None = None, fixed: dict | None = None) -> list[dict]:
-    """The baselines (``BASELINES``) for ``cell`` at width H = ``width``, input dimension m = ``input_dim``
-    (default H): per baseline its hyperparameters, notes, the weight distribution used (each baseline's natural
-    one unless ``weights`` forces one), the predicted xi, lambda, m1, m2, variance, spread, Q_s, status, and which
-    criteria it fails for length T. ``fixed`` (e.g. q_x) applies to all. Baselines that do not apply are skipped
-    with a note."""
-    cell = cell if isinstance(cell, Cell) else load_cell(cell)
-    criteria = Criteria(int(length))
-    rows = []
-    for name, description in BASELINES.items():
-        try:
-            h, notes = baseline_hyperparameters(cell, name, length, width, input_dim)
-        except HyperparameterError as e:
-            rows.append({"name": name, "description": description, "applicable": False, "notes": [str(e)]})
-            continue
-        w = weights or _natural_weights(cell, name)
-        full = params_mod.resolve(cell, {**h, **(fixed or {})})
-        ev = evaluate_points(cell, full, weights=w, length=criteria.length)
-        row = {"name": name, "description": description, "applicable": True, "weights": w, "notes": notes,
-               "hyperparameters": {k: float(v) for k, v in full.items()},
-               **{k: float(v[0]) for k, v in ev.items() if k != "status"},
-               "status": Status(int(ev["status"][0])).name}
-        row["fails"] = criteria.failures(ev)[0]
-        rows.append(row)
-    return rows
-
-
-def rows_json(rows: list[dict]) -> list[dict]:
-    """Baseline rows as JSON-ready data."""
-    return _jsonable(rows)
 
 
 __all__ = [

@@ -1,0 +1,162 @@
+"""The criteria of trainability for sequences of length T, and their evaluation on batches of points.
+
+Stage: ``Cell`` -> :func:`symmft.dynamics.analyze` + :func:`symmft.jacobian.jacobian_moments` on vectorized batches
+-> per point xi, lambda, m1, m2, spread, Q_s, status, judged by :class:`Criteria`. Used by the search
+(:mod:`symmft.criticality`), the baselines (:mod:`symmft.baselines`) and phase diagrams (:mod:`symmft.phase`).
+
+**Criteria** (:class:`Criteria`), all at the mean-field fixed point with identical inputs (c_x = 1):
+
+    status OK                       the fixed point and c* were found
+    xi >= T                         forward time scale: a difference injected at one step survives T steps
+    |m1 - 1| <= 1e-3                mean squared singular value of the state-to-state Jacobian (gradients neither
+                                    explode nor vanish: m1^T stays within e^(+-1) at T = 1000)
+    Q_s <= 10 for every state       bounded second moments (no exploding state)
+    Q_s >= min_second_moment        optional (default 0: off), a state that carries signal. A GRU or minimalRNN
+                                    with long memory is a leaky average h' = z h + (1 - z) n: its Q_h ~ <n^2>/(2 xi)
+                                    (1e-4 at xi ~ 4000), isometric but small; the rule notes any Q_s < 1e-3
+    T (m2/m1^2 - 1) <= 1            the *spread*: relative variance of the T-step product's spectrum. Dynamical
+                                    isometry is m2 - m1^2 << 1/T (theory.md §3); without this criterion a vanilla
+                                    RNN would pass at any input variance, since on its critical line
+                                    nu2 E[tanh'^2] = 1 the time scale xi is infinite (lambda = chi_1 = m1 = 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import params as params_mod
+from .cell import Cell, primary_states
+from .dynamics import analyze
+from .errors import ClosureError, Status
+from .jacobian import jacobian_moments
+
+#: Points per vectorized ``analyze`` call. The Newton loops run until the slowest point of a call is done, and a
+#: single chaotic point (chi_1 > 1) makes the whole call solve the 2-D cross map: on the 2-core CPU a 16-point LSTM
+#: chunk with one chaotic point took ~0.5 s against ~0.02 s without, so small chunks confine the cost.
+CHUNK = 16
+
+
+# ---------------------------------------------------------------- criteria
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Thresholds of trainability for sequences of ``length`` T (see the module docstring)."""
+
+    length: int
+    m1_tolerance: float = 1e-3
+    max_second_moment: float = 10.0
+    max_spread: float = 1.0
+    min_second_moment: float = 0.0
+
+    def slacks(self, ev: dict) -> dict:
+        """Per criterion, a log-scale slack (> 0: passes) for every evaluated point; NaN where status failed."""
+        with np.errstate(all="ignore"):
+            q = np.array([ev[k] for k in ev if k.startswith("Q_")])
+            out = {
+                "xi": np.log(ev["xi"] / self.length),
+                "m1": np.log(self.m1_tolerance) - np.log(np.abs(ev["m1"] - 1)),
+                "second_moment": np.log(self.max_second_moment) - np.log(np.max(q, axis=0)),
+                "spread": np.log(self.max_spread) - np.log(np.maximum(ev["spread"], 1e-300)),
+            }
+            if self.min_second_moment > 0:
+                out["signal"] = np.log(np.min(q, axis=0)) - np.log(self.min_second_moment)
+            return out
+
+    def failures(self, ev: dict) -> list[list[str]]:
+        """Per point, the names of the criteria it fails ("status:NAME" when the fixed point failed)."""
+        slack = self.slacks(ev)
+        out = []
+        for i, s in enumerate(np.asarray(ev["status"]).ravel()):
+            if s != Status.OK:
+                out.append([f"status:{Status(int(s)).name}"])
+            else:
+                out.append([k for k, v in slack.items() if not np.ravel(v)[i] >= 0])
+        return out
+
+    def thresholds(self) -> dict:
+        return {"xi_min": self.length, "m1_tolerance": self.m1_tolerance, "max_second_moment": self.max_second_moment,
+                "min_second_moment": self.min_second_moment, "max_spread": self.max_spread}
+
+
+# ---------------------------------------------------------------- evaluation on batches of points
+
+
+def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthogonal", length: int | None = None,
+                    chunk: int = CHUNK, bar=None, max_iterations: int = 200, retry: int | None = None) -> dict:
+    """Fixed point, xi, lambda and Jacobian moments at N points: ``hyperparameters`` values are numbers or 1-D
+    arrays of one length N (evaluated ``chunk`` points per call; ``bar`` a tqdm bar to advance). Returns 1-D arrays
+    ``xi, lambda, chi_1, m1, m2, variance, status`` and every fixed-point key (``M_s, Q_s``); with ``length``, also
+    ``spread`` = T (m2/m1^2 - 1). Failed points hold NaN and their status. ``max_iterations`` bounds analyze's
+    Newton loops; ``retry``, if given, is the budget NOT_CONVERGED points get in a second, pointwise try."""
+    h = params_mod.resolve(cell, hyperparameters)
+    n = max([np.size(v) for v in h.values() if np.ndim(v)] or [1])
+    flat = {k: (np.ravel(v) if np.ndim(v) else v) for k, v in h.items()}
+    parts = []
+    for lo in range(0, n, chunk):
+        point = {k: (v[lo: lo + chunk] if np.ndim(v) else v) for k, v in flat.items()}
+        a = analyze(cell, point, max_iterations=max_iterations)
+        try:
+            j = jacobian_moments(a, kind="memory", weights=weights, length=length)
+        except ClosureError as e:
+            raise ClosureError(f"cell {cell.name}: the Jacobian moments m1, m2 the criteria need cannot be derived: {e}") from e
+        size = min(chunk, n - lo)
+        part = {"xi": a.xi, "lambda": a.lambda_, "chi_1": a.extras["chi_1"], "status": a.status,
+                **{k: j[k] for k in ("m1", "m2", "variance")}, **a.fixed_point}
+        if length is not None:
+            part["spread"] = j["relative_spectral_variance"]
+        parts.append({k: np.broadcast_to(np.asarray(v, dtype=int if k == "status" else float), (size,)) for k, v in part.items()})
+        if bar is not None:
+            bar.update(size)
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if retry and retry > max_iterations:
+        for i in np.flatnonzero(out["status"] == Status.NOT_CONVERGED):
+            point = {k: (v[i] if np.ndim(v) else v) for k, v in flat.items()}
+            again = evaluate_points(cell, point, weights=weights, length=length, max_iterations=retry)
+            for k in out:
+                out[k][i] = again[k][0]
+    return out
+
+
+# ---------------------------------------------------------------- which gate is which
+
+
+def gate_roles(cell: Cell) -> dict:
+    """``{"memory": {map: sign}, "write": {map: sign}}``: sigmoid gates multiplying the previous primary state
+    (memory; sign +1 when a larger bias keeps more, as LSTM f, GRU z) and sigmoid gates multiplying the new content
+    in the terms free of the old state (write; LSTM i). Read from the cell's own update expressions (cached per
+    cell-file hash)."""
+    if cell.file_hash not in _ROLES:
+        _ROLES[cell.file_hash] = _gate_roles(cell)
+    return {k: dict(v) for k, v in _ROLES[cell.file_hash].items()}
+
+
+_ROLES: dict = {}
+
+
+def _gate_roles(cell: Cell) -> dict:
+    import sympy as sp
+
+    from .expectation import sigmoid
+    from .meanfield import _Derivation
+
+    D = _Derivation(cell)
+    memory, write = {}, {}
+    for s in primary_states(cell):
+        atom = D.atoms[s]
+        update = sp.expand(D.new_state[s])
+        keep, rest = update.coeff(atom), update.subs(atom, 0)
+        for a in cell.affines:
+            gate = sigmoid(D.atoms[f"u_{a.name}"])
+            if keep.has(gate):
+                g = sp.Dummy("g")
+                slope = keep.subs(gate, g).diff(g).subs(g, sp.Rational(1, 2))
+                memory[a.name] = 1 if slope.is_positive else -1
+        for term in sp.Add.make_args(rest):
+            coeff, factors = term.as_coeff_mul()
+            for a in cell.affines:
+                if a.name not in memory and sigmoid(D.atoms[f"u_{a.name}"]) in factors:
+                    write[a.name] = 1 if coeff > 0 else -1
+    return {"memory": memory, "write": write}

@@ -1,0 +1,106 @@
+"""The init rule: a critical initialization as JSON (every hyperparameter, the predicted criteria, the margins,
+the weight distribution, how the inputs were assumed, the cell and its file hash), written by ``symmft critical``
+and read by the exporters and the training harness."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cell import Cell
+from .criteria import Criteria
+from .errors import SymmftError
+
+#: Input statistics the search assumes unless fixed otherwise; the sentence is part of every rule.
+INPUT_ASSUMPTION = (
+    "q_x = {q_x:g}: inputs standardized to per-coordinate second moment x.x/m = {q_x:g}; c_x = {c_x:g}: the two "
+    "input sequences are identical at every step after the one where they differ, so xi is how long a difference "
+    "injected at one step stays visible (the slope of the cross map at c = 1). Fix q_x (and c_x) to match your data."
+)
+
+
+
+
+# ---------------------------------------------------------------- the result
+
+
+@dataclass(frozen=True)
+class CriticalResult:
+    """An init rule: every hyperparameter, the predicted quantities, the margins, and how it was found."""
+
+    cell: Cell
+    length: int
+    weights: str
+    hyperparameters: dict  # name -> float, every hyperparameter of the cell
+    free: tuple[str, ...]
+    predicted: dict  # xi, lambda, m1, m2, variance, spread, Q_s, M_s
+    criteria: Criteria
+    margins: dict  # free name -> {"down", "up", "down_limit", "up_limit"}
+    search: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def input_statistics(self) -> dict:
+        q, c = self.hyperparameters["q_x"], self.hyperparameters["c_x"]
+        return {"q_x": q, "c_x": c, "assumption": INPUT_ASSUMPTION.format(q_x=q, c_x=c)}
+
+    def to_json(self) -> dict:
+        """The rule as JSON-ready data (non-finite numbers as "inf"/"-inf", NaN as null)."""
+        return jsonable({
+            "cell": self.cell.name,
+            "cell_file_hash": self.cell.file_hash,
+            "length": self.length,
+            "weights": self.weights,
+            "hyperparameters": self.hyperparameters,
+            "free": list(self.free),
+            "criteria": {**self.predicted, "status": "OK"},
+            "thresholds": self.criteria.thresholds(),
+            "margins": self.margins,
+            "input_statistics": self.input_statistics(),
+            "notes": list(self.notes),
+            "search": self.search,
+        })
+
+    def write_rule(self, path: str | Path) -> Path:
+        """Write the rule as JSON to ``path``; returns the path."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        except OSError as e:
+            raise SymmftError(f"cannot write the rule to {path}: {e.strerror or e}; choose another path") from None
+        return path
+
+
+RULE_KEYS = ("cell", "cell_file_hash", "length", "weights", "hyperparameters", "criteria", "margins", "input_statistics")
+
+
+def read_rule(path: str | Path) -> dict:
+    """Read an init rule written by :meth:`CriticalResult.write_rule`, checking its keys."""
+    try:
+        rule = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SymmftError(f"cannot read init rule {path}: {e}") from None
+    missing = [k for k in RULE_KEYS if k not in rule]
+    if missing:
+        raise SymmftError(f"{path} is not an init rule: keys {missing} are missing (write one with symmft critical -o)")
+    return rule
+
+
+def jsonable(obj):
+    """``obj`` as JSON-ready data: numpy scalars as Python numbers, non-finite floats as "inf"/"-inf", NaN as None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)) or (isinstance(obj, np.ndarray) and obj.ndim == 0):
+        x = float(obj)
+        return x if math.isfinite(x) else (None if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+    return obj
