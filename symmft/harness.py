@@ -147,17 +147,22 @@ class Plan:
     def _empty(self, name: str, shape: tuple, dtype) -> Any:
         """The tape's and the backward's big arrays, reused from earlier calls when nothing else holds them any
         more. Why: fresh memory costs a page fault per 4 KiB on first touch, and numpy maps every array over
-        32 MiB afresh; on the development VM that was 2 ms per MiB, 40% of an LSTM step at B=64, H=512. Up to
-        two arrays per name and shape are kept, because a training loop ``out, tape = plan.forward(...)`` still
-        holds the previous tape while the next forward allocates; :meth:`release` drops them."""
-        key = (name, tuple(int(d) for d in shape), str(dtype))
+        32 MiB afresh; on the development VM that was 2 ms per MiB, 40% of an LSTM step at B=64, H=512. At most
+        two arrays are kept per name (a training loop ``out, tape = plan.forward(...)`` still holds the previous
+        tape while the next forward allocates), whatever the shapes, so the memory kept is bounded by two tapes
+        of the largest shape in use; a free array of another shape is replaced. :meth:`release` drops them."""
+        shape = tuple(int(d) for d in shape)
         with self._lock:
-            kept = self._pool.setdefault(key, [])
-            for a in kept:
-                if sys.getrefcount(a) <= 3:  # held only by the list, ``a`` and getrefcount's argument: free
-                    return a
-            a = self.xp.empty(key[1], dtype)
-            if len(kept) < 2:
+            kept = self._pool.setdefault((name, str(dtype)), [])
+            # free = held only by the list and getrefcount's argument (no enumerate: its tuple holds one more)
+            free = [k for k in range(len(kept)) if sys.getrefcount(kept[k]) <= 2]
+            for k in free:
+                if kept[k].shape == shape:
+                    return kept[k]
+            a = self.xp.empty(shape, dtype)
+            if free:
+                kept[free[0]] = a
+            elif len(kept) < 2:
                 kept.append(a)
             return a
 

@@ -275,6 +275,9 @@ def test_reused_memory_never_overwrites_a_tape_still_held():
     out3, tape3 = plan.forward(p1, xs)  # reuses the first tape's memory now (tape2's is still held)
     assert tape3["U1"].__array_interface__["data"][0] == address
     np.testing.assert_array_equal(out3, expected_out)
+    for batch in (1, 2, 5, 7):  # other shapes replace free arrays: at most two kept per name
+        plan.forward(p1, xs[:, :1].repeat(batch, axis=1))
+    assert max(len(kept) for kept in plan._pool.values()) <= 2
 
 
 # ---------------------------------------------------------------- the source: cached, inspectable
