@@ -10,6 +10,7 @@ import inspect
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,7 +298,7 @@ def test_generated_source_is_cached_by_cell_hash_and_importable(tmp_path, user_c
 def test_codegen_command_writes_a_module_that_runs(tmp_path):
     target = tmp_path / "gru_step.py"
     run = subprocess.run([sys.executable, "-m", "symmft", "codegen", "gru", "--backend", "numpy", "-o", str(target)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 0, run.stderr
     spec = importlib.util.spec_from_file_location("gru_step", target)
     module = importlib.util.module_from_spec(spec)
