@@ -6,4 +6,4 @@ handler raises :class:`~symmft.errors.SymmftError` for bad input; :func:`symmft.
 """
 
 #: Modules in the order their commands appear in ``symmft --help``.
-COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm")
+COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "export")
