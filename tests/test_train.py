@@ -193,3 +193,17 @@ def test_cupy_training_follows_the_numpy_run():
     gpu = train("lstm", "pytorch", "digits_padded", 20, backend="cupy", **options)
     # float64 on both; only BLAS summation orders differ (~1e-15), and 5 Adam steps keep the losses within 1e-9
     np.testing.assert_allclose([r["loss"] for r in gpu.history], [r["loss"] for r in cpu.history], rtol=1e-9)
+
+
+def test_cli_train_writes_the_run_and_reports_bad_init_in_one_line(capsys, tmp_path):
+    from symmft.cli import main
+
+    code = main(["train", "lstm", "--init", "pytorch", "--task", "adding", "--length", "5", "--steps", "3",
+                 "--width", "4", "--batch", "8", "-o", str(tmp_path), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["config"]["steps"] == 3
+    assert out["test"] == json.loads((tmp_path / "result.json").read_text())["test"]
+    assert [json.loads(ln)["step"] for ln in (tmp_path / METRICS).read_text().splitlines()] == [1, 2, 3, 3]
+    code = main(["train", "lstm", "--init", "glorot", "--task", "adding", "--length", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown init 'glorot'" in err and len(err.strip().splitlines()) == 1
