@@ -169,38 +169,40 @@ def _g(x) -> str:
 
 def plot(summary: dict, path: str | Path) -> Path:
     """Final test metric vs T per init (points per seed, line through the means), the chance level, and each
-    init's predicted xi (at the longest T) as a dashed vertical line of the init's colour, when it falls within
-    [T_min / 4, 4 T_max]."""
+    init's predicted xi (at the longest T) as a dashed vertical line of the init's colour, labelled; the log T
+    axis stretches to show every finite xi in [0.1, 1e6]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows, metric = summary["rows"], summary["metric"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    lengths = sorted({r["length"] for r in rows})
-    lo, hi = max(min(lengths), 1) / 4, max(max(lengths), 1) * 4
-    for k, init in enumerate(dict.fromkeys(r["init"] for r in rows)):
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    last = {init: max((r for r in rows if r["init"] == init), key=lambda r: r["length"]) for init in inits}
+    xis = {init: r["xi"] for init, r in last.items() if isinstance(r["xi"], (int, float)) and 0.1 <= r["xi"] <= 1e6}
+    marks = [max(r["length"], 1) for r in rows] + list(xis.values())
+    lo, hi = min(marks) / 2, max(marks) * 2
+    for k, init in enumerate(inits):
         mine = sorted((r for r in rows if r["init"] == init), key=lambda r: r["length"])
         colour = f"C{k}"
         xs = [max(r["length"], 1) for r in mine]
         ax.plot(xs, [r["mean"] for r in mine], "-", color=colour, label=init)
         for x, r in zip(xs, mine):
             ax.plot([x] * len(r[metric]), r[metric], "o", color=colour, ms=4, alpha=0.7)
-        xi = mine[-1]["xi"]
-        if isinstance(xi, (int, float)) and lo <= xi <= hi:
-            ax.axvline(xi, color=colour, ls="--", lw=1)
-            ax.text(xi, 0.98, f" xi={xi:.3g}", color=colour, rotation=90, va="top", fontsize=7,
+        if init in xis:
+            ax.axvline(xis[init], color=colour, ls="--", lw=1)
+            ax.text(xis[init], 0.99, f" xi={xis[init]:.3g}", color=colour, rotation=90, va="top", fontsize=7,
                     transform=ax.get_xaxis_transform())
     ax.axhline(rows[0]["chance"], color="grey", ls=":", label="chance")
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
-    ax.set_xlabel("T (padding / memory length)")
+    ax.set_xlabel("T (task length); dashed: each init's predicted xi")
     ax.set_ylabel(f"final test {metric}")
     sw = summary["sweep"]
     ax.set_title(f"{sw['cell']} on {sw['task']}: width {sw['width']}, {sw['steps']} Adam steps, lr {sw['lr']:g}, "
-                 f"batch {sw['batch']}", fontsize=8)
-    ax.legend(fontsize=7)
+                 f"batch {sw['batch']}, clip {sw['clip']:g}", fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -97,6 +97,7 @@ def resolve_init(cell: Cell, init: str | dict, task: Task, width: int, progress:
     if abs(q - task.q_x) > 1e-9:
         notes.append(f"the rule assumes inputs with q_x = {q:g}; this task's long stretch has q_x = {task.q_x:g}")
     hyper = {k: float(v) for k, v in rule["hyperparameters"].items()}
+    hyper["q_x"] = task.q_x  # predictions for this task's inputs; the draw does not depend on q_x
     return {"name": name, "kind": "rule", "hyperparameters": hyper, "weights": rule["weights"], "notes": notes,
             "rule_length": rule["length"]}
 
