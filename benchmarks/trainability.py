@@ -4,7 +4,8 @@ defaults, the same budget for every init, through ``symmft.confirm`` (a local da
 Not a test: about 15-30 minutes on 2 cores with the defaults. Writes, under -o (default benchmarks/results/trainability):
 ``runs/`` (every run's metrics.jsonl, checkpoint, result.json), ``confirm.json``, ``confirm.png``,
 ``theory.json`` (xi, m1, Q of every init at q_x = 0 -- zero padding -- and q_x = 1 -- the pixel stream) and
-``trainability.json`` (budget, provenance, table). Rerunning resumes: finished runs are not redone.
+``trainability.json`` (budget, provenance, table, learning curves in 10 blocks per run; wall_seconds covers this
+invocation only: a rerun that reuses every run reports seconds). Rerunning resumes: finished runs are not redone.
 
 Inits: ``critical`` (the harness's rule for this task: find_critical at T = 64 + padding with q_x = 0, the input
 statistics of the padding), ``lstm_T364_qx1_rule`` (``symmft critical lstm --length 364``: the default q_x = 1; a
@@ -27,6 +28,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from provenance import machine, source_version  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+
+def curves(runs: Path, blocks: int = 10) -> dict:
+    """Per run, the learning curve in ``blocks`` equal blocks of steps: mean minibatch accuracy and median
+    gradient norm (before clipping) -- the evidence behind a final number, small enough to commit."""
+    out = {}
+    for metrics in sorted(runs.glob("*/metrics.jsonl")):
+        rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln and '"split"' not in ln]
+        if not rows:
+            continue
+        size = max(1, len(rows) // blocks)
+        parts = [rows[i:i + size] for i in range(0, size * blocks, size) if rows[i:i + size]]
+        out[metrics.parent.name] = {
+            "steps_per_block": size,
+            "train_accuracy": [round(sum(r.get("accuracy", 0) for r in p) / len(p), 3) for p in parts],
+            "grad_norm_median": [round(sorted(r["grad_norm"] for r in p)[len(p) // 2], 4) for p in parts]}
+    return out
 
 
 def main() -> None:
@@ -76,6 +94,7 @@ def main() -> None:
               "workers": args.workers}, "wall_seconds": time.perf_counter() - start, "machine": machine(),
               "python": platform.python_version(), "source": source_version(), "table": [header, *rows],
               "theory": theory}
+    record["curves"] = curves(out / "runs")
     (out / "trainability.json").write_text(json.dumps(record, indent=1) + "\n")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *rows]:
