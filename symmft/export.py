@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cell import available_cells, load_cell
@@ -66,14 +66,13 @@ class ExportSpec:
     maps: dict[str, MapInit]
     provenance: tuple[str, ...]
     sizes: tuple[int, int] | None = None  # (hidden, input) a baseline rule was made for; None: any size
-    extra: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- reading and checking rules
 
 
 def read_rule(path: str | Path) -> dict:
-    """An init rule from ``path`` (``symmft critical -o`` or ``symmft export --baseline ... --to json-rule``)."""
+    """An init rule from ``path`` (``symmft critical -o``, or ``symmft export --baseline ... --to rule -o FILE``)."""
     from .criticality import read_rule as _read
 
     return _read(path)
@@ -186,7 +185,7 @@ def export_source(rule: dict, target: str, *, as_cell: str | None = None, source
 
     ``as_cell`` skips the cell-file hash check and exports in that built-in cell's convention; ``source`` (the
     rule's path) is recorded in the header."""
-    name = check_convention(rule, target, as_cell)
+    check_convention(rule, target, as_cell)
     if target == "json":
         return json.dumps(json_description(rule, as_cell), indent=1) + "\n"
     spec = spec_from_rule(rule, as_cell=as_cell, source=source)

@@ -17,7 +17,7 @@ def header(spec, title: str, usage: str) -> str:
     for line in spec.provenance:
         body += textwrap.wrap(line, 110) + [""]
     body += textwrap.wrap(
-        "Convention (theory.md §1), per affine map k of the cell and in the layer's own sizes: input weights "
+        "Convention (symmft theory notes §1), per affine map k of the cell and in the layer's own sizes: input weights "
         "N(0, sigma2/m) with m the matrix's input size; recurrent weights "
         + ("sqrt(nu2) * Haar-orthogonal, one n x n matrix per gate block" if spec.weights == "orthogonal"
            else "N(0, nu2/n) with n the hidden size")
