@@ -151,9 +151,13 @@ def _framework_draw(cell: Cell, name: str, hyper: dict, H: int, m: int, length: 
 
 
 def predicted(cell: Cell, init: dict, length: int) -> dict:
-    """Theory at the init's hyperparameters and the task's q_x: xi, m1, Q_s, status (weights: Gaussian for the
-    framework draws, whose blocks are spectrally closest to Gaussian ones, the rule's own otherwise)."""
-    weights = init["weights"] if init["kind"] == "rule" else "gaussian"
+    """Theory at the init's hyperparameters and the task's q_x: xi, m1, Q_s, status (weights: the rule's own; for
+    framework draws the distribution their blocks are spectrally closest to, as in criticality's baseline table)."""
+    if init["kind"] == "rule":
+        weights = init["weights"]
+    else:  # Keras with one fused block (a vanilla RNN) is truly orthogonal (criticality's baseline table)
+        fed = sum(any(i.vector == "x" for i in a.inputs) for a in cell.affines)
+        weights = "orthogonal" if init["name"] == "keras" and fed == 1 else "gaussian"
     ev = evaluate_points(cell, init["hyperparameters"], weights=weights, length=length)
     return {k: float(v[0]) for k, v in ev.items()}
 
