@@ -142,22 +142,35 @@ def _leading_eigenvalue(J, xp):
     return xp.asarray(np.where(finite, np.where(real, lead.real, np.abs(lead)), np.nan))
 
 
-def _newton(F, FJ, x, shape, xp, max_iterations, valid, plain_steps=10):
-    """Solve x = F(x) pointwise; FJ(x) -> (F(x), Jacobian); valid(x) -> mask of points inside the domain
-    (second moments >= 0, |correlation| <= 1). Newton steps are halved up to 5 times until they stay valid and
-    lower the residual; a point where none does takes a plain step. Returns (x, converged mask)."""
+def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
+    """Solve x = F(x) at N points; x is (k, N). F(x, idx) and FJ(x, idx) -> (F(x), Jacobian) evaluate the points
+    ``idx`` only; valid(x, idx) -> mask of points inside the domain (second moments >= 0, |correlation| <= 1).
+
+    Newton steps are halved up to 5 times until they stay valid and lower the residual; a point where none does
+    takes a plain step. Converged (and non-finite) points leave the active set, so a slow point costs only its
+    own evaluations, not its batch's. Returns (x, converged mask)."""
+    everything = xp.arange(x.shape[1])
     with np.errstate(all="ignore"):
         for _ in range(plain_steps):
-            x = _stack(F(x), shape, xp)
+            x = _stack(F(x, everything), (x.shape[1],), xp)
         eye = xp.eye(x.shape[0])
+        active = everything
         for _ in range(max_iterations):
-            fx, jac = FJ(x)
-            fx = _stack(fx, shape, xp)
-            r = fx - x
-            res = _residual(r, x, xp)
-            done = res <= TOLERANCE
-            if bool(xp.all(done | ~xp.isfinite(res))):
+            if active.size == 0:
                 break
+            xa = x[:, active]
+            fx, jac = FJ(xa, active)
+            shape = (active.size,)
+            fx = _stack(fx, shape, xp)
+            r = fx - xa
+            res = _residual(r, xa, xp)
+            keep = ~(res <= TOLERANCE) & xp.isfinite(res)
+            if not bool(xp.all(keep)):
+                active, xa, fx, r, res = active[keep], xa[:, keep], fx[:, keep], r[:, keep], res[keep]
+                jac = [[xp.broadcast_to(xp.asarray(v, dtype=float), keep.shape)[keep] for v in row] for row in jac]
+                shape = (active.size,)
+                if active.size == 0:
+                    break
             A = _matrix(jac, shape, xp) - eye
             A = xp.where(xp.isfinite(A), A, 0.0)
             rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
@@ -166,17 +179,17 @@ def _newton(F, FJ, x, shape, xp, max_iterations, valid, plain_steps=10):
             except np.linalg.LinAlgError:  # a singular point somewhere: plain steps everywhere this round
                 dx = r
             step = fx  # fallback: the plain step
-            pending = ~done
+            pending = xp.ones(shape, dtype=bool)
             for halving in range(6):
-                trial = x + dx * 0.5**halving
-                ok = pending & valid(trial) & xp.all(xp.isfinite(trial), axis=0)
-                ok &= _residual(_stack(F(trial), shape, xp) - trial, trial, xp) < res
+                trial = xa + dx * 0.5**halving
+                ok = pending & valid(trial, active) & xp.all(xp.isfinite(trial), axis=0)
+                ok &= _residual(_stack(F(trial, active), shape, xp) - trial, trial, xp) < res
                 step = xp.where(ok, trial, step)
                 pending &= ~ok
                 if not bool(xp.any(pending)):
                     break
-            x = xp.where(done, x, step)
-        res = _residual(_stack(F(x), shape, xp) - x, x, xp)
+            x[:, active] = step
+        res = _residual(_stack(F(x, everything), (x.shape[1],), xp) - x, x, xp)
     return x, res <= TOLERANCE * 10
 
 
@@ -207,52 +220,67 @@ def _residual(r, x, xp):
 def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysis:
     mf = cm.map
     shape = np.broadcast_shapes(*(np.shape(v) for v in h.values()))
-    hx = {k: xp.asarray(v, dtype=float) for k, v in h.items()}
+    n = int(np.prod(shape))
+    flat = (n,)
+    hx = {k: xp.broadcast_to(xp.asarray(v, dtype=float), shape).reshape(n) for k, v in h.items()}
+    at = lambda idx: {k: v[idx] for k, v in hx.items()}  # the hyperparameters of points idx
     names_d = [s.name for s in mf.diagonal]
-    x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], shape, xp)
+    x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], flat, xp)
     q_index = [i for i, n in enumerate(names_d) if n.startswith("Q")]
-    valid_d = lambda x: xp.all(x[q_index] >= 0, axis=0)
-    d, conv_d = _newton(lambda x: cm.diagonal(x, hx), lambda x: cm.diagonal_jacobian(x, hx), x0, shape, xp, max_iterations, valid_d)
+    valid_d = lambda x, idx: xp.all(x[q_index] >= 0, axis=0)
+    d, conv_d = _newton(lambda x, idx: cm.diagonal(x, at(idx)), lambda x, idx: cm.diagonal_jacobian(x, at(idx)),
+                        x0, xp, max_iterations, valid_d)
     dt = tuple(d)
-    lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx)[1], shape, xp), xp)
+    lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx)[1], flat, xp), xp)
 
     # cross map: C = Q (diagonal analogue of each cross key) is exact when c_x = 1
     analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
     c_equal = d[analogue]
     limit = xp.stack([_cross_limit(k.name, d, names_d, xp) for k in mf.cross])  # Cauchy-Schwarz
-    F_c = lambda c: cm.cross(dt, c, hx)
-    FJ_c = lambda c: cm.cross_jacobian(dt, c, hx)
-    lam_equal = _leading_eigenvalue(_matrix(FJ_c(c_equal)[1], shape, xp), xp)
-    identical = xp.broadcast_to(hx["c_x"] == 1.0, shape)
+    lam_equal = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c_equal, hx)[1], flat, xp), xp)
+    identical = hx["c_x"] == 1.0
     need_solve = ~(identical & (xp.abs(lam_equal) < 1))
     c = c_equal
-    conv_c = xp.ones(shape, dtype=bool)
+    conv_c = xp.ones(flat, dtype=bool)
     if bool(xp.any(need_solve)):
         # identical inputs with c = 1 unstable (chaos): start from independent copies, C = M_s M_t, which lies
-        # on the attracting side; otherwise from the input correlation
+        # on the attracting side; otherwise from the input correlation. Only these points are solved.
+        solve = xp.nonzero(need_solve)[0]
+        d_s = tuple(v[solve] for v in d)
         independent = xp.stack([_mean_product(k.name, d, names_d) for k in mf.cross])
-        start = xp.where(identical, independent, c_equal * xp.broadcast_to(hx["c_x"], shape))
-        c_s, conv_s = _newton(F_c, FJ_c, start, shape, xp, max_iterations, lambda y: xp.all(xp.abs(y) <= limit * (1 + 1e-12), axis=0))
-        c = xp.where(need_solve, c_s, c_equal)
-        conv_c = xp.where(need_solve, conv_s, True)
-    lam = _leading_eigenvalue(_matrix(FJ_c(c)[1], shape, xp), xp)
+        start = xp.where(identical, independent, c_equal * hx["c_x"])[:, solve]
+        sub = lambda idx: solve[idx]  # positions within the solved points -> grid points
+        c_s, conv_s = _newton(
+            lambda y, idx: cm.cross(tuple(v[idx] for v in d_s), y, at(sub(idx))),
+            lambda y, idx: cm.cross_jacobian(tuple(v[idx] for v in d_s), y, at(sub(idx))),
+            start, xp, max_iterations,
+            lambda y, idx: xp.all(xp.abs(y) <= limit[:, sub(idx)] * (1 + 1e-12), axis=0),
+        )
+        c = c_equal.copy()
+        c[:, solve] = c_s
+        conv_c = conv_c.copy()
+        conv_c[solve] = conv_s
+    lam = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c, hx)[1], flat, xp), xp)
 
-    status = xp.full(shape, int(Status.OK))
-    q = d[[i for i, n in enumerate(names_d) if n.startswith("Q")]]
-    status = xp.where(~(conv_d & conv_c), int(Status.NOT_CONVERGED), status)
+    q = d[q_index]
+    finite_d = xp.all(xp.isfinite(d), axis=0) & xp.isfinite(lam_d)
+    status = xp.full(flat, int(Status.OK))
+    status = xp.where(~conv_c, int(Status.CROSS_NOT_CONVERGED), status)
+    status = xp.where(~conv_d, int(Status.NOT_CONVERGED), status)
     status = xp.where(conv_d & conv_c & ((xp.abs(lam_d) >= 1) | (xp.abs(lam) > 1)), int(Status.UNSTABLE), status)
     status = xp.where(xp.any(q > DIVERGENCE, axis=0), int(Status.DIVERGED), status)
-    bad = ~(xp.all(xp.isfinite(d), axis=0) & xp.all(xp.isfinite(c), axis=0) & xp.isfinite(lam))
+    bad = ~(finite_d & ((status == int(Status.CROSS_NOT_CONVERGED)) | (xp.all(xp.isfinite(c), axis=0) & xp.isfinite(lam))))
     status = xp.where(bad, int(Status.NAN), status)
     ok = status == int(Status.OK)
+    ok_d = ok | (status == int(Status.CROSS_NOT_CONVERGED))  # the fixed point itself was found
 
-    def clean(a):
-        return to_numpy(xp.where(ok, a, xp.nan))
+    def clean(a, where=ok):
+        return to_numpy(xp.where(where, a, xp.nan)).reshape(shape)
 
-    fixed = {n: clean(d[i]) for i, n in enumerate(names_d)}
+    fixed = {n: clean(d[i], ok_d) for i, n in enumerate(names_d)}
     cross = {s.name: clean(c[i]) for i, s in enumerate(mf.cross)}
     corr = {s: cross[f"C_{s}"] / fixed[f"Q_{s}"] for s in mf.cell.states}
-    lam_np, lam_d_np = clean(lam), clean(lam_d)
+    lam_np, lam_d_np = clean(lam), clean(lam_d, ok_d)
     return Analysis(
         cell=mf.cell,
         closure=mf.closure,
@@ -264,8 +292,8 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
         lambda_=lam_np,
         xi=_time_scale(lam_np),
         diagonal_lambda=lam_d_np,
-        status=to_numpy(status).astype(int),
-        extras={"chi_1": clean(lam_equal)},
+        status=to_numpy(status).astype(int).reshape(shape),
+        extras={"chi_1": clean(lam_equal, ok_d)},
     )
 
 
@@ -341,7 +369,7 @@ def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int, seed: A
                 plain_steps=0 if seeded else 10,
             )
             lam = _leading_mp(cm.cross_jacobian(dt, tuple(c), hm)[1])
-        status = Status.OK if ok_d and ok_c else Status.NOT_CONVERGED
+        status = Status.OK if ok_d and ok_c else (Status.CROSS_NOT_CONVERGED if ok_d else Status.NOT_CONVERGED)
         if status == Status.OK and abs(lam_d) >= 1:
             status = Status.UNSTABLE
         fixed = {n: d[i] for i, n in enumerate(names_d)}

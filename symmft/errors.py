@@ -37,6 +37,7 @@ class Status(enum.IntEnum):
     DIVERGED = 2
     NAN = 3
     UNSTABLE = 4
+    CROSS_NOT_CONVERGED = 5
 
     @property
     def message(self) -> str:
@@ -51,4 +52,7 @@ _STATUS_MESSAGES = {
     Status.NAN: "the map produced NaN/inf (hyperparameters out of range for the Gaussian expectations)",
     Status.UNSTABLE: "the fixed point found is unstable (an eigenvalue of the map has modulus > 1): the moments "
     "oscillate or leave it; simulate the network to see its actual behaviour",
+    Status.CROSS_NOT_CONVERGED: "the fixed point (M, Q) was found, but the map of the correlation between two input "
+    "sequences did not converge (typically right at the order-to-chaos transition): the fixed point and chi_1 are "
+    "reported, c*, lambda and xi are NaN; raise max_iterations or move off the transition",
 }

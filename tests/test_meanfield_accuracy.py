@@ -216,3 +216,19 @@ def test_squared_gate_enters_the_map_as_its_second_moment(tmp_path):
     a = analyze(load_cell(path), {"sigma2_f": 2.0, "mu_f": 0.5, "sigma2_g": 0.3})
     f4 = integrate.quad(lambda z: (1 / (1 + np.exp(-(0.5 + np.sqrt(2.0) * z)))) ** 4 * np.exp(-z * z / 2) / math.sqrt(2 * math.pi), -40, 40, epsabs=1e-14)[0]
     assert relative_error(a.fixed_point["Q_h"], 0.3 / (1 - f4)) <= 1e-10
+
+
+def test_a_point_whose_correlation_map_fails_keeps_its_fixed_point():
+    """Cut the Newton budget so the chaotic point's cross map stops short (1 iteration after the plain steps) while
+    its diagonal map has converged: status CROSS_NOT_CONVERGED, the fixed point equals the one a full solve finds,
+    c*, lambda and xi are NaN, and the batch's other points are unaffected."""
+    from symmft.errors import Status
+
+    cell = load_cell("vanilla_rnn")
+    h = {"nu2_h": np.array([0.5, 3.0]), "sigma2_h": 0.0, "rho2_h": 0.01}  # ordered, chaotic (chi_1 > 1)
+    short, full = analyze(cell, h, max_iterations=2), analyze(cell, h)
+    assert list(full.status) == [Status.OK, Status.OK]
+    assert list(short.status) == [Status.OK, Status.CROSS_NOT_CONVERGED]
+    np.testing.assert_allclose(short.fixed_point["Q_h"], full.fixed_point["Q_h"], rtol=1e-12)
+    assert np.isnan(short.xi[1]) and np.isnan(short.correlation["h"][1]) and short.extras["chi_1"][1] > 1
+    assert short.xi[0] == pytest.approx(full.xi[0], rel=1e-12)
