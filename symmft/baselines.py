@@ -95,8 +95,9 @@ def _fused_gates(cell: Cell) -> int:
     return sum(any(i.vector == "x" for i in a.inputs) for a in cell.affines)
 
 
-def _natural_weights(cell: Cell, name: str) -> str:
-    """The weight distribution a baseline's recurrent blocks are closest to (see the module docstring)."""
+def natural_weights(cell: Cell, name: str) -> str:
+    """The weight distribution a baseline's recurrent blocks are closest to, which its evaluation uses (see the
+    module docstring)."""
     return "orthogonal" if name == "keras" and _fused_gates(cell) == 1 else "gaussian"
 
 
@@ -110,22 +111,26 @@ def loguniform_moments(length: int) -> tuple[float, float]:
 
 
 def evaluate_baselines(cell: Cell | str, length: int, width: int = 128, input_dim: int | None = None,
-                       weights: str | None = None, fixed: dict | None = None) -> list[dict]:
+                       weights: str | None = None, fixed: dict | None = None,
+                       names: tuple[str, ...] | list[str] | None = None) -> list[dict]:
     """The baselines (``BASELINES``) for ``cell`` at width H = ``width``, input dimension m = ``input_dim``
     (default H): per baseline its hyperparameters, notes, the weight distribution used (each baseline's natural
     one unless ``weights`` forces one), the predicted xi, lambda, m1, m2, variance, spread, Q_s, status, and which
-    criteria it fails for length T. ``fixed`` (e.g. q_x) applies to all. Baselines that do not apply are skipped
-    with a note."""
+    criteria it fails for length T. ``fixed`` (e.g. q_x) applies to all; ``names`` picks some baselines (default
+    all). Baselines that do not apply are skipped with a note."""
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     criteria = Criteria(int(length))
     rows = []
-    for name, description in BASELINES.items():
+    for name in names or BASELINES:
+        if name not in BASELINES:
+            raise HyperparameterError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+        description = BASELINES[name]
         try:
             h, notes = baseline_hyperparameters(cell, name, length, width, input_dim)
         except HyperparameterError as e:
             rows.append({"name": name, "description": description, "applicable": False, "notes": [str(e)]})
             continue
-        w = weights or _natural_weights(cell, name)
+        w = weights or natural_weights(cell, name)
         full = params_mod.resolve(cell, {**h, **(fixed or {})})
         ev = evaluate_points(cell, full, weights=w, length=criteria.length)
         row = {"name": name, "description": description, "applicable": True, "weights": w, "notes": notes,

@@ -253,8 +253,7 @@ def baseline_rule(cell: str, name: str, length: int, width: int, input_dim: int 
     if name not in BASELINES:
         raise HyperparameterError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     c = load_cell(cell)
-    rows = rows_json(evaluate_baselines(c, int(length), int(width), input_dim))
-    row = next(r for r in rows if r["name"] == name)
+    (row,) = rows_json(evaluate_baselines(c, int(length), int(width), input_dim, names=[name]))
     if not row["applicable"]:
         raise ExportError(f"baseline {name} does not apply to cell {c.name}: {'; '.join(row['notes'])}")
     skip = {"name", "description", "applicable", "weights", "notes", "hyperparameters"}
