@@ -253,6 +253,12 @@ def find_critical(
                      "says how much saturation is acceptable")
     notes += [f"{k} = {v:.3g} < 1e-3: the state carries little signal (RMS {math.sqrt(max(v, 0)):.2g}); require more "
               "with min_second_moment (--min-second-moment)" for k, v in predicted.items() if k.startswith("Q_") and v < 1e-3]
+    memory = gate_roles(cell)["memory"]
+    if any(abs(hyper.get(f"mu_{k}", 0.0)) > 2 for k in memory):
+        # measured: README "The untied approximation", tests/test_export_client.py
+        notes.append("predictions assume weights redrawn every step (untied); a real network reuses them, and with "
+                     "a saturated memory gate its second moments Q_s can be far above the prediction (a width-512 "
+                     "PyTorch LSTM at the T = 1000 rule: Q_c 185x the prediction), while m1 holds; check with symmft simulate --tied")
     return CriticalResult(cell, length, weights, hyper, free, predicted, criteria, margins, search, tuple(notes))
 
 

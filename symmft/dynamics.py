@@ -176,14 +176,26 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
             rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
             try:
                 dx = xp.moveaxis(xp.linalg.solve(A, -rr)[..., 0], -1, 0)
+                newton = True
             except np.linalg.LinAlgError:  # a singular point somewhere: plain steps everywhere this round
-                dx = r
+                dx, newton = r, False
+            size = _residual(dx, xa, xp)
             step = fx  # fallback: the plain step
             pending = xp.ones(shape, dtype=bool)
             for halving in range(6):
-                trial = xa + dx * 0.5**halving
-                ok = pending & valid(trial, active) & xp.all(xp.isfinite(trial), axis=0)
-                ok &= _residual(_stack(F(trial, active), shape, xp) - trial, trial, xp) < res
+                damping = 0.5**halving
+                trial = xa + dx * damping
+                r_trial = _stack(F(trial, active), shape, xp) - trial
+                better = _residual(r_trial, trial, xp) < res
+                if newton:
+                    # natural monotonicity (Deuflhard): the next Newton correction, with the same matrix, shrinks.
+                    # Near a marginally stable fixed point (an eigenvalue of J near 1) a good step can raise the
+                    # residual of the fast directions while removing most of the slow one's error; measured in x,
+                    # by the correction, it still shrinks.
+                    rt = xp.moveaxis(xp.where(xp.isfinite(r_trial), r_trial, 0.0), 0, -1)[..., None]
+                    correction = xp.moveaxis(xp.linalg.solve(A, -rt)[..., 0], -1, 0)
+                    better |= _residual(correction, trial, xp) <= (1 - damping / 2) * size
+                ok = pending & valid(trial, active) & xp.all(xp.isfinite(trial), axis=0) & better
                 step = xp.where(ok, trial, step)
                 pending &= ~ok
                 if not bool(xp.any(pending)):
