@@ -44,6 +44,24 @@ def constants(spec) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The draws of the numpy-based exporters (Keras, Flax), emitted into their modules (which must stand alone).
+NUMPY_DRAWS = '''def _recurrent(n, nu2, rng):
+    """One n x n gate block: sqrt(nu2) * Haar-orthogonal (per block, never over the fused matrix), or N(0, nu2/n)."""
+    if WEIGHTS == "gaussian":
+        return np.sqrt(nu2 / n) * rng.standard_normal((n, n))
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return np.sqrt(nu2) * q * np.sign(np.diag(r))  # the sign fix makes q Haar-distributed
+
+
+def _bias(k, n, chrono, rng):
+    if k is None:
+        return np.zeros(n)
+    m = MAPS[k]
+    b = m["mu"] + np.sqrt(m["rho2"]) * rng.standard_normal(n)
+    return b + m["beta"] * chrono if m["beta"] else b
+'''
+
+
 def tuple_literal(values) -> str:
     """``("i", "f", None)`` as Python source."""
     return "(" + ", ".join(repr(v) for v in values) + ("," if len(values) == 1 else "") + ")"

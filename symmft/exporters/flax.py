@@ -10,7 +10,7 @@ Linear has no bias): it equals cell gru with b_hn = 0, so it takes only rules wh
 
 from __future__ import annotations
 
-from . import constants, header
+from . import NUMPY_DRAWS, constants, header
 
 FRAMEWORK = "Flax"
 
@@ -137,19 +137,7 @@ def _draw(layout, shapes, seed):
     return out
 
 
-def _recurrent(n, nu2, rng):
-    """One n x n gate block: sqrt(nu2) * Haar-orthogonal (per block, never over the fused matrix), or N(0, nu2/n)."""
-    if WEIGHTS == "gaussian":
-        return np.sqrt(nu2 / n) * rng.standard_normal((n, n))
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return np.sqrt(nu2) * q * np.sign(np.diag(r))  # the sign fix makes q Haar-distributed
-
-
-def _bias(k, n, chrono, rng):
-    m = MAPS[k]
-    b = m["mu"] + np.sqrt(m["rho2"]) * rng.standard_normal(n)
-    return b + m["beta"] * chrono if m["beta"] else b
-'''
+{numpy_draws}'''
 
 _LINEN_NAMES = {"lstm": "LSTMCell", "gru": "GRUCell", "vanilla_rnn": "SimpleCell"}
 
@@ -160,7 +148,7 @@ def render(spec) -> str:
     nnx_names = ", ".join(lay["nnx"])
     usage = USAGE.format(module=f"{spec.cell}_init", linen=_LINEN_NAMES[spec.cell], nnx=nnx_names.split(",")[0])
     title = f"Initialize Flax {_LINEN_NAMES[spec.cell]} (linen parameter trees) and nnx {nnx_names} by a symmft init rule for cell {spec.cell}."
-    code = CODE.format(constants=constants(spec), linen=_pretty(lay["linen"], 8), nnx=_pretty(lay["nnx"], 6),
+    code = CODE.format(constants=constants(spec), numpy_draws=NUMPY_DRAWS, linen=_pretty(lay["linen"], 8), nnx=_pretty(lay["nnx"], 6),
                        nnx_names=nnx_names)
     return header(spec, title, usage) + code
 

@@ -11,7 +11,7 @@ rule requires ``unit_forget_bias=False`` (its forget bias is already in mu_f).
 
 from __future__ import annotations
 
-from . import constants, header, tuple_literal
+from . import NUMPY_DRAWS, constants, header, tuple_literal
 
 FRAMEWORK = "Keras"
 
@@ -153,21 +153,7 @@ def draw(part, shape, rng):
     return values.reshape(shape)
 
 
-def _recurrent(n, nu2, rng):
-    """One n x n gate block: sqrt(nu2) * Haar-orthogonal (per block, never over the fused matrix), or N(0, nu2/n)."""
-    if WEIGHTS == "gaussian":
-        return np.sqrt(nu2 / n) * rng.standard_normal((n, n))
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return np.sqrt(nu2) * q * np.sign(np.diag(r))  # the sign fix makes q Haar-distributed
-
-
-def _bias(k, n, chrono, rng):
-    if k is None:
-        return np.zeros(n)
-    m = MAPS[k]
-    b = m["mu"] + np.sqrt(m["rho2"]) * rng.standard_normal(n)
-    return b + m["beta"] * chrono if m["beta"] else b
-'''
+{numpy_draws}'''
 
 
 def render(spec) -> str:
@@ -177,7 +163,7 @@ def render(spec) -> str:
     opts = ", ".join(f"{k}={v!r}" for k, v in lay["options"].items()) or "no options"
     usage = USAGE.format(module=f"{spec.cell}_init", layer=layer, options=opts)
     title = f"Initialize Keras 3 {layer} / {cell} by a symmft init rule for cell {spec.cell}."
-    code = CODE.format(constants=constants(spec), layer=layer, cell=cell, layers=tuple_literal(lay["layers"]),
+    code = CODE.format(constants=constants(spec), numpy_draws=NUMPY_DRAWS, layer=layer, cell=cell, layers=tuple_literal(lay["layers"]),
                        kernel=tuple_literal(lay["kernel"]), recurrent_kernel=tuple_literal(lay["recurrent_kernel"]),
                        bias=repr(lay["bias"]),
                        options=repr(lay["options"]), activations=repr(lay["activations"]))
