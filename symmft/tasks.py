@@ -15,7 +15,11 @@ squared error (regression).
 | ``adding`` | (value U[0, 1], marker) pairs (2); one marker in each half (Le et al. 2015) | T | sum of the two marked values | mean squared error; 1/6 (predicting 1) |
 
 ``Task.q_x`` is the per-coordinate input second moment over the long stretch the memory must bridge (0 for zero
-padding, 1 for noise padding): the value the theory (symmft critical --fix q_x=...) should assume.
+padding, 1 for noise padding): the value the theory's time scale xi is predicted at. ``Task.q_signal`` is the
+second moment while the informative input is read (1: standardized pixels); a critical rule is searched at
+``max(q_x, q_signal)``, since its bound on the state's second moment must hold while the signal is written (at
+q_x = 0 the fixed point is the zero state and the bound is vacuous: such a rule shut the write gate and stayed at
+chance at T = 1000, benchmarks/RESULTS.md "Trainability").
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ class Task:
     train: dict = field(repr=False)
     test: dict = field(repr=False)
     options: dict = field(default_factory=dict)
+    q_signal: float | None = None  # None: the same as q_x
+
+    @property
+    def q_rule(self) -> float:
+        """The input second moment a critical rule for this task is searched at (see the module docstring)."""
+        return max(self.q_x, self.q_signal if self.q_signal is not None else self.q_x)
 
     @property
     def metric_name(self) -> str:
@@ -186,7 +196,7 @@ def _digits(name: str, length: int, rng, padding: str, test_fraction: float) -> 
     else:
         steps, q = length, 1.0
     options = {"padding": padding, "pixel_mean": float(mean), "pixel_std": float(std), "test_fraction": test_fraction}
-    return Task(name, length, steps, 1, 10, False, 1, q, train, test, options)
+    return Task(name, length, steps, 1, 10, False, 1, q, train, test, options, q_signal=1.0)
 
 
 def _build_digits_padded(task: Task, data: dict) -> np.ndarray:

@@ -79,7 +79,7 @@ def resolve_init(cell: Cell, init: str | dict, task: Task, width: int, progress:
     if isinstance(init, dict):
         rule, name = init, "rule"
     elif init == "critical":
-        rule, name = critical_rule(cell, task.steps, task.q_x, progress), "critical"
+        rule, name = critical_rule(cell, task.steps, task.q_rule, progress), "critical"
     elif init in BASELINES:
         h, notes = baseline_hyperparameters(cell, init, task.steps, width, task.input_dim)
         return {"name": init, "kind": "framework", "hyperparameters": params_mod.resolve(cell, {**h, "q_x": task.q_x}),

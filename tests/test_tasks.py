@@ -25,6 +25,8 @@ def test_padded_digits_are_sklearn_pixels_standardized_then_padding():
     # the training split's pixel stream is standardized: mean 0, second moment 1
     all_train = task.batch("train", np.arange(task.size("train")))[0][:64]
     assert abs(all_train.mean()) < 1e-12 and abs((all_train ** 2).mean() - 1) < 1e-12
+    # a critical rule is searched at the signal's second moment (1, measured just above), not the padding's 0
+    assert task.q_signal == pytest.approx((all_train ** 2).mean(), abs=1e-12) and task.q_rule == task.q_signal
 
 
 def test_noise_padding_is_fixed_per_example_and_unit_variance():
