@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  symmft analyze vanilla_rnn --grid nu2_h=0.5:2:16 --grid sigma2_h=0:1:5 -o reports/vanilla\n"
         "  symmft simulate lstm --width 1000 --steps 50 --set mu_f=3\n"
         "  symmft critical lstm --length 1000 -o reports/lstm_T1000.json\n"
-        "  symmft phase lstm --x mu_f=3:10:24 --y nu2_f=0:2:20 -o reports/lstm_phase\n\n"
+        "  symmft phase lstm --x mu_f=3:10:24 --y nu2_f=0:2:20 -o reports/lstm_phase\n"
+        "  symmft export reports/lstm_T1000.json --to torch -o lstm_init.py\n"
+        "  symmft codegen lstm\n"
+        "  symmft train lstm --init critical --task digits_padded --length 300 -o runs/crit\n"
+        "  symmft confirm lstm --task digits_padded --lengths 30 300 --inits critical pytorch --seeds 0 -o runs/sweep\n\n"
         "CELL is a built-in cell name (see 'symmft cells') or the path of a cell file.\n"
         "Run 'symmft COMMAND --help' for the options of each command.",
     )
