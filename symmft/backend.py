@@ -54,3 +54,24 @@ def gpu_available() -> bool:
     except BackendError:
         return False
     return True
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the operating system.
+
+    Vectorized grids and training steps allocate and free many arrays of 0.1-30 MiB. By default glibc maps each
+    such block afresh and unmaps it on free, and every page is faulted in again: on the 2-core VM this was 40% of a
+    512 x 512 phase diagram's time (26 s of system time in 68 s; 15.4 s -> 8.5 s on a 256 x 256 grid). A process-wide
+    allocator policy, so the command line sets it, not the library. Returns False where it does not apply (not
+    glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 * 2**20) and mallopt(m_trim_threshold, 2**30)
+                and mallopt(m_top_pad, 64 * 2**20))

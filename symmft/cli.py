@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 
+from .backend import keep_freed_memory
 from .commands import COMMANDS
 from .commands.common import Formatter
 from .errors import SymmftError
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors: argparse has printed what it had to
         return e.code if isinstance(e.code, int) else 2
+    keep_freed_memory()
     try:
         return args.handler(args) or 0
     except SymmftError as e:
