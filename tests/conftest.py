@@ -10,3 +10,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # tolerances.py is a plain module beside the tests
 sys.path.insert(0, str(Path(__file__).parent))
+
+# As the symmft command does: keep freed memory in the process instead of faulting it in again (symmft.backend).
+from symmft.backend import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
