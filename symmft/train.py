@@ -36,14 +36,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import params as params_mod
 from .cell import Cell, load_cell
 from .criticality import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
-from .errors import HyperparameterError, SymmftError
+from .errors import SymmftError
+from .rule import jsonable
 from .simulate import Network
 from .tasks import Task, make_task
 
@@ -305,7 +305,7 @@ class TrainResult:
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("history")
-        return _jsonable(d)
+        return jsonable(d)
 
 
 def train(cell: Cell | str, init: str | dict, task: str | Task, length: int | None = None, *, width: int = 64,
@@ -373,7 +373,7 @@ def train(cell: Cell | str, init: str | dict, task: str | Task, length: int | No
                    "time": round(time.perf_counter() - start, 3)}
             history.append(row)
             if log:
-                log.write(json.dumps(_jsonable(row)) + "\n")
+                log.write(json.dumps(jsonable(row)) + "\n")
             if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
                 _log_eval(log, history, step + 1, model.evaluate(params), start)
             if out is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
@@ -401,7 +401,7 @@ def _log_eval(log, history, step, values, start) -> None:
     row = {"step": step, "split": "test", **values, "time": round(time.perf_counter() - start, 3)}
     history.append(row)
     if log:
-        log.write(json.dumps(_jsonable(row)) + "\n")
+        log.write(json.dumps(jsonable(row)) + "\n")
 
 
 def _save(out: Path, config: TrainConfig, params: dict, opt: Adam) -> None:
@@ -436,19 +436,6 @@ def _resume(out: Path, config: TrainConfig, params: dict, opt: Adam, xp) -> int:
         keep = [json.dumps(r) for r in rows if r["step"] <= opt.step and not r.get("final")]
         metrics.write_text("".join(ln + "\n" for ln in keep))
     return opt.step
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else (None if math.isnan(f) else ("inf" if f > 0 else "-inf"))
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 __all__ = ["Adam", "INITS", "Model", "TrainConfig", "TrainResult", "TrainingError", "clip_gradients",
