@@ -3,8 +3,9 @@
 Stage: :class:`~symmft.compile.CompiledMap` -> :class:`Analysis` (per grid point, with a status).
 
 1. Diagonal map (means, second moments): a few plain iterations from a unit state, then Newton steps
-   x <- x - (J - I)^-1 (F(x) - x) with the symbolic Jacobian, each step kept only where it lowers the residual
-   (else a plain step). Newton matters near criticality, where plain iteration converges like E[f^2]^t.
+   x <- x - (J - I)^-1 (F(x) - x) with the symbolic Jacobian, each step (halved if need be) kept only where it
+   lowers the residual or the next Newton correction (else a plain step); converged points leave the batch.
+   Newton matters near criticality, where plain iteration converges like E[f^2]^t.
 2. Cross map (cross moments between two input sequences) with the diagonal held at its fixed point. With
    identical inputs (c_x = 1) C = Q is an exact fixed point; it is used when stable, else the attracting c* < 1
    is solved for (the chaotic phase).
@@ -146,9 +147,9 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
     """Solve x = F(x) at N points; x is (k, N). F(x, idx) and FJ(x, idx) -> (F(x), Jacobian) evaluate the points
     ``idx`` only; valid(x, idx) -> mask of points inside the domain (second moments >= 0, |correlation| <= 1).
 
-    Newton steps are halved up to 5 times until they stay valid and lower the residual; a point where none does
-    takes a plain step. Converged (and non-finite) points leave the active set, so a slow point costs only its
-    own evaluations, not its batch's. Returns (x, converged mask)."""
+    Newton steps are halved up to 5 times until they stay valid and either lower the residual or pass the natural
+    monotonicity test; a point where none does takes a plain step. Converged (and non-finite) points leave the
+    active set, so a slow point costs only its own evaluations, not its batch's. Returns (x, converged mask)."""
     everything = xp.arange(x.shape[1])
     with np.errstate(all="ignore"):
         for _ in range(plain_steps):
@@ -173,9 +174,8 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
                     break
             A = _matrix(jac, shape, xp) - eye
             A = xp.where(xp.isfinite(A), A, 0.0)
-            rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
             try:
-                dx = xp.moveaxis(xp.linalg.solve(A, -rr)[..., 0], -1, 0)
+                dx = _correction(A, r, xp)
                 newton = True
             except np.linalg.LinAlgError:  # a singular point somewhere: plain steps everywhere this round
                 dx, newton = r, False
@@ -192,9 +192,7 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
                     # Near a marginally stable fixed point (an eigenvalue of J near 1) a good step can raise the
                     # residual of the fast directions while removing most of the slow one's error; measured in x,
                     # by the correction, it still shrinks.
-                    rt = xp.moveaxis(xp.where(xp.isfinite(r_trial), r_trial, 0.0), 0, -1)[..., None]
-                    correction = xp.moveaxis(xp.linalg.solve(A, -rt)[..., 0], -1, 0)
-                    better |= _residual(correction, trial, xp) <= (1 - damping / 2) * size
+                    better |= _residual(_correction(A, r_trial, xp), trial, xp) <= (1 - damping / 2) * size
                 ok = pending & valid(trial, active) & xp.all(xp.isfinite(trial), axis=0) & better
                 step = xp.where(ok, trial, step)
                 pending &= ~ok
@@ -203,6 +201,12 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
             x[:, active] = step
         res = _residual(_stack(F(x, everything), (x.shape[1],), xp) - x, x, xp)
     return x, res <= TOLERANCE * 10
+
+
+def _correction(A, r, xp):
+    """The Newton correction -A^-1 r at every point: A is (N, k, k), r is (k, N) (non-finite entries as 0)."""
+    rr = xp.moveaxis(xp.where(xp.isfinite(r), r, 0.0), 0, -1)[..., None]
+    return xp.moveaxis(xp.linalg.solve(A, -rr)[..., 0], -1, 0)
 
 
 def _cross_limit(name: str, d, names_d: list[str], xp):
@@ -232,9 +236,8 @@ def _residual(r, x, xp):
 def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysis:
     mf = cm.map
     shape = np.broadcast_shapes(*(np.shape(v) for v in h.values()))
-    n = int(np.prod(shape))
-    flat = (n,)
-    hx = {k: xp.broadcast_to(xp.asarray(v, dtype=float), shape).reshape(n) for k, v in h.items()}
+    flat = (int(np.prod(shape)),)  # points are solved as one flat batch, reshaped at the end
+    hx = {k: xp.broadcast_to(xp.asarray(v, dtype=float), shape).reshape(flat) for k, v in h.items()}
     at = lambda idx: {k: v[idx] for k, v in hx.items()}  # the hyperparameters of points idx
     names_d = [s.name for s in mf.diagonal]
     x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], flat, xp)
