@@ -1,5 +1,5 @@
 """``python -m symmft``: the same command line as the ``symmft`` script (:mod:`symmft.cli`)."""
 
-from .cli import main
+from symmft.cli import main
 
 raise SystemExit(main())

@@ -10,7 +10,7 @@ import types
 
 import numpy as np
 
-from .errors import BackendError
+from symmft.errors import BackendError
 
 BACKENDS = ("numpy", "cupy")
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import math
 
-from . import params as params_mod
-from .cell import Cell, load_cell
-from .criteria import Criteria, evaluate_points, gate_roles
-from .errors import HyperparameterError, Status
-from .rule import jsonable
+from symmft import params as params_mod
+from symmft.cell import Cell, load_cell
+from symmft.criteria import Criteria, evaluate_points, gate_roles
+from symmft.errors import HyperparameterError, Status
+from symmft.rule import jsonable
 
 BASELINES = {
     "pytorch": "PyTorch default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))",

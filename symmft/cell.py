@@ -30,7 +30,7 @@ from typing import Callable
 
 import networkx as nx
 
-from .errors import CellDefinitionError
+from symmft.errors import CellDefinitionError
 
 #: Elementwise nonlinearities a cell may use; each is defined once more in every interpreter (meanfield, simulate).
 NONLINEARITIES = ("sigmoid", "tanh", "erf")

@@ -12,10 +12,10 @@ import importlib
 import os
 import sys
 
-from .backend import keep_freed_memory
-from .commands import COMMANDS
-from .commands.common import Formatter
-from .errors import SymmftError
+from symmft.backend import keep_freed_memory
+from symmft.commands import COMMANDS
+from symmft.commands.common import Formatter
+from symmft.errors import SymmftError
 
 
 def build_parser() -> argparse.ArgumentParser:

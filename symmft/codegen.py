@@ -46,9 +46,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .cell import Cell, load_cell
-from .kernel import cuda_stage_source, numpy_stage_source
-from .schedule import PRE, STEP, Product, Schedule, Stage, Value, build
+from symmft.cell import Cell, load_cell
+from symmft.kernel import cuda_stage_source, numpy_stage_source
+from symmft.schedule import PRE, STEP, Product, Schedule, Stage, Value, build
 
 def _generator_hash() -> str:
     """sha256 of the generator's own source (this module and the scheduler): the cache key changes with them."""
@@ -436,6 +436,6 @@ class _Emitter:
 
 def load_plan(cell, xp="numpy", dtype: str = "float32"):
     """The generated training step of ``cell`` as a runnable plan: see :func:`symmft.harness.load_plan`."""
-    from .harness import load_plan as _load_plan  # the runtime imports this module
+    from symmft.harness import load_plan as _load_plan  # the runtime imports this module
 
     return _load_plan(cell, xp=xp, dtype=dtype)

@@ -20,11 +20,11 @@ import numpy as np
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from . import gaussian
-from .backend import get_xp
-from .errors import BackendError
-from .expectation import E1, E2, EL, u
-from .meanfield import MeanFieldMap
+from symmft import gaussian
+from symmft.backend import get_xp
+from symmft.errors import BackendError
+from symmft.expectation import E1, E2, EL, u
+from symmft.meanfield import MeanFieldMap
 
 BACKENDS = ("numpy", "cupy", "mpmath")
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cell import load_cell
-from .errors import SymmftError
-from .tasks import make_task
-from .train import RESULT, predicted, resolve_init, train
+from symmft.cell import load_cell
+from symmft.errors import SymmftError
+from symmft.tasks import make_task
+from symmft.train import RESULT, predicted, resolve_init, train
 
 
 class ConfirmError(SymmftError):

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import params as params_mod
-from .cell import Cell, primary_states
-from .dynamics import analyze
-from .errors import ClosureError, Status
-from .jacobian import jacobian_moments
+from symmft import params as params_mod
+from symmft.cell import Cell, primary_states
+from symmft.dynamics import analyze
+from symmft.errors import ClosureError, Status
+from symmft.jacobian import jacobian_moments
 
 #: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead
 #: and the solver drops converged points from its active set, so a slow (chaotic) point no longer holds back its
@@ -139,8 +139,8 @@ _ROLES: dict = {}
 def _gate_roles(cell: Cell) -> dict:
     import sympy as sp
 
-    from .expectation import sigmoid
-    from .meanfield import _Derivation
+    from symmft.expectation import sigmoid
+    from symmft.meanfield import _Derivation
 
     D = _Derivation(cell)
     memory, write = {}, {}

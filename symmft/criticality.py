@@ -46,13 +46,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import params as params_mod
-from .baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
-from .cell import Cell, load_cell
-from .criteria import CHUNK, Criteria, evaluate_points, gate_roles
-from .errors import HyperparameterError, Status, SymmftError
-from .jacobian import WEIGHTS
-from .rule import CriticalResult, read_rule
+from symmft import params as params_mod
+from symmft.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
+from symmft.cell import Cell, load_cell
+from symmft.criteria import CHUNK, Criteria, evaluate_points, gate_roles
+from symmft.errors import HyperparameterError, Status, SymmftError
+from symmft.jacobian import WEIGHTS
+from symmft.rule import CriticalResult, read_rule
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import mpmath
 import numpy as np
 
-from . import params as params_mod
-from .backend import get_xp, to_numpy
-from .cell import Cell
-from .compile import CompiledMap, compile_map
-from .errors import HyperparameterError, Status
-from .meanfield import derive
+from symmft import params as params_mod
+from symmft.backend import get_xp, to_numpy
+from symmft.cell import Cell
+from symmft.compile import CompiledMap, compile_map
+from symmft.errors import HyperparameterError, Status
+from symmft.meanfield import derive
 
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
 #: rounding of O(1) moments, so every converged point is accurate to ~1e-12 before quadrature error.
@@ -104,7 +104,7 @@ def analyze(
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
-        from .population import analyze_population
+        from symmft.population import analyze_population
 
         return analyze_population(cell, h)
     mf = derive(cell, closure, params_mod.chrono_maps(cell, h))

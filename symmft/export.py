@@ -25,8 +25,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cell import available_cells, load_cell
-from .errors import HyperparameterError, SymmftError
+from symmft.cell import available_cells, load_cell
+from symmft.errors import HyperparameterError, SymmftError
 
 #: Export targets; a framework target is a module ``symmft.exporters.<name>``.
 TARGETS = ("torch", "flax", "keras", "json")
@@ -73,7 +73,7 @@ class ExportSpec:
 
 def read_rule(path: str | Path) -> dict:
     """An init rule from ``path`` (``symmft critical -o``, or ``symmft export --baseline ... --to rule -o FILE``)."""
-    from .criticality import read_rule as _read
+    from symmft.criticality import read_rule as _read
 
     return _read(path)
 
@@ -248,7 +248,7 @@ def baseline_rule(cell: str, name: str, length: int, width: int, input_dim: int 
     """Baseline ``name`` (``symmft.criticality.BASELINES``) for ``cell`` at hidden size ``width`` and input size
     ``input_dim`` (default the width), as a rule-shaped dict: exportable like a critical rule, with the baseline's
     predicted quantities (and the criteria it fails for length T) under ``criteria``."""
-    from .criticality import BASELINES, evaluate_baselines, rows_json
+    from symmft.criticality import BASELINES, evaluate_baselines, rows_json
 
     if name not in BASELINES:
         raise HyperparameterError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")

@@ -35,8 +35,8 @@ from typing import Any, Callable, NamedTuple
 import mpmath
 import numpy as np
 
-from .backend import array_module
-from .errors import HyperparameterError
+from symmft.backend import array_module
+from symmft.errors import HyperparameterError
 
 # The rule's constants, each with the error it controls (measured against mpmath):
 _L = 8.5  # window z in [-L, L]: Gaussian mass outside 2e-17

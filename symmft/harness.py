@@ -26,10 +26,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import backend
-from .cell import Cell, load_cell
-from .codegen import GENERATOR_VERSION, generate
-from .errors import BackendError, SymmftError
+from symmft import backend
+from symmft.cell import Cell, load_cell
+from symmft.codegen import GENERATOR_VERSION, generate
+from symmft.errors import BackendError, SymmftError
 
 DTYPES = ("float32", "float64")
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .cell import Cell, primary_states
-from .errors import ClosureError
-from .meanfield import MeanFieldMap, _Derivation, derive
+from symmft.cell import Cell, primary_states
+from symmft.errors import ClosureError
+from symmft.meanfield import MeanFieldMap, _Derivation, derive
 
 KINDS = ("memory", "full")
 WEIGHTS = ("gaussian", "orthogonal")
@@ -155,10 +155,10 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     squared gradient norm over T steps, m1^T, and of the relative spectral variance, T (m2/m1^2 - 1)."""
     import numpy as np
 
-    from .backend import get_xp, to_numpy
-    from .compile import compile_expressions
+    from symmft.backend import get_xp, to_numpy
+    from symmft.compile import compile_expressions
 
-    from .params import chrono_maps
+    from symmft.params import chrono_maps
 
     chrono = chrono_maps(analysis.cell, analysis.hyperparameters)
     jm = derive_jacobian(analysis.cell, kind, weights, chrono)

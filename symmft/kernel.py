@@ -16,7 +16,7 @@ import sympy as sp
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.str import StrPrinter
 
-from .schedule import FUNCTIONS
+from symmft.schedule import FUNCTIONS
 
 
 class _NumpyPrinter(StrPrinter):

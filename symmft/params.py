@@ -21,8 +21,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .cell import Cell
-from .errors import HyperparameterError
+from symmft.cell import Cell
+from symmft.errors import HyperparameterError
 
 GLOBAL_DEFAULTS = {"q_x": 1.0, "c_x": 1.0}
 

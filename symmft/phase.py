@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params as params_mod
-from .cell import Cell, load_cell
-from .criteria import CHUNK, evaluate_points
-from .errors import HyperparameterError, Status, SymmftError
+from symmft import params as params_mod
+from symmft.cell import Cell, load_cell
+from symmft.criteria import CHUNK, evaluate_points
+from symmft.errors import HyperparameterError, Status, SymmftError
 
 #: Arrays every phase diagram holds (besides the axes and the fixed-point keys M_s, Q_s).
 QUANTITIES = ("xi", "lambda", "chi_1", "m1", "m2", "variance", "status")

@@ -42,10 +42,10 @@ import math
 import numpy as np
 from scipy.special import erf
 
-from .cell import Cell
-from .dynamics import DIVERGENCE, Analysis, _time_scale
-from .errors import CellDefinitionError, HyperparameterError, Status
-from .params import chrono_maps
+from symmft.cell import Cell
+from symmft.dynamics import DIVERGENCE, Analysis, _time_scale
+from symmft.errors import CellDefinitionError, HyperparameterError, Status
+from symmft.params import chrono_maps
 
 GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
 TOLERANCE = 1e-4  # relative bias left from the zero start after burn-in

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cell import Cell
-from .criteria import Criteria
-from .errors import SymmftError
+from symmft.cell import Cell
+from symmft.criteria import Criteria
+from symmft.errors import SymmftError
 
 #: Input statistics the search assumes unless fixed otherwise; the sentence is part of every rule.
 INPUT_ASSUMPTION = (

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import networkx as nx
 import sympy as sp
 
-from .cell import NONLINEARITIES, Cell
-from .errors import CellDefinitionError
-from .expectation import sigmoid
+from symmft.cell import NONLINEARITIES, Cell
+from symmft.errors import CellDefinitionError
+from symmft.expectation import sigmoid
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
 assert set(FUNCTIONS) == set(NONLINEARITIES)

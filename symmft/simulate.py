@@ -27,10 +27,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import backend
-from .cell import AffineInput, AffineMap, Cell, load_cell
-from .errors import CellDefinitionError, HyperparameterError
-from .params import chrono_maps, resolve
+from symmft import backend
+from symmft.cell import AffineInput, AffineMap, Cell, load_cell
+from symmft.errors import CellDefinitionError, HyperparameterError
+from symmft.params import chrono_maps, resolve
 
 WEIGHTS = ("gaussian", "orthogonal")
 

@@ -33,10 +33,10 @@ import networkx as nx
 import numpy as np
 from scipy.special import erf
 
-from .cell import Cell, load_cell
-from .cell import primary_states as _primary_states
-from .errors import CellDefinitionError, HyperparameterError
-from .simulate import Network
+from symmft.cell import Cell, load_cell
+from symmft.cell import primary_states as _primary_states
+from symmft.errors import CellDefinitionError, HyperparameterError
+from symmft.simulate import Network
 
 KINDS = ("memory", "full")
 

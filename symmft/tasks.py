@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SymmftError
+from symmft.errors import SymmftError
 
 
 class TaskError(SymmftError):

@@ -39,13 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params as params_mod
-from .cell import Cell, load_cell
-from .criticality import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
-from .errors import SymmftError
-from .rule import jsonable
-from .simulate import Network
-from .tasks import Task, make_task
+from symmft import params as params_mod
+from symmft.cell import Cell, load_cell
+from symmft.criticality import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
+from symmft.errors import SymmftError
+from symmft.rule import jsonable
+from symmft.simulate import Network
+from symmft.tasks import Task, make_task
 
 INITS = ("critical", *BASELINES)
 CHECKPOINT, METRICS, RESULT = "checkpoint.npz", "metrics.jsonl", "result.json"
@@ -205,7 +205,7 @@ class Model:
     """A cell's generated plan plus a linear readout at the task's last R steps."""
 
     def __init__(self, cell: Cell, task: Task, backend: str = "numpy", dtype: str = "float32"):
-        from .harness import load_plan  # the generated forward/backward (BPTT) step
+        from symmft.harness import load_plan  # the generated forward/backward (BPTT) step
 
         self.task, self.plan = task, load_plan(cell, xp=backend, dtype=dtype)
         self.xp = np if backend == "numpy" else _cupy()

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import params
-from ..cell import load_cell
-from ..compile import BACKENDS
-from ..dynamics import analyze, jsonable
-from ..errors import Status
-from ..jacobian import jacobian_moments
-from ..meanfield import CLOSURES
-from .common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
+from symmft import params
+from symmft.cell import load_cell
+from symmft.compile import BACKENDS
+from symmft.dynamics import analyze, jsonable
+from symmft.errors import Status
+from symmft.jacobian import jacobian_moments
+from symmft.meanfield import CLOSURES
+from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
 
 #: Grid points per vectorized ``analyze`` call (the progress bar moves once per chunk). The solver drops converged
 #: points from its active set, so a slow point holds back only itself; fewer, larger calls save the fixed Python

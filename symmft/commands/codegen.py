@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cell import load_cell
-from ..codegen import BACKENDS, GENERATOR_VERSION, generate
-from ..schedule import build
-from .common import cell_argument, command, print_json
+from symmft.cell import load_cell
+from symmft.codegen import BACKENDS, GENERATOR_VERSION, generate
+from symmft.schedule import build
+from symmft.commands.common import cell_argument, command, print_json
 
 
 def add_parsers(sub) -> None:

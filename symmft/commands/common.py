@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import params
-from ..errors import SymmftError
+from symmft import params
+from symmft.errors import SymmftError
 
 
 class CommandLineError(SymmftError):

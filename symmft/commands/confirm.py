@@ -3,10 +3,10 @@ the theory's xi marked (symmft.confirm)."""
 
 from __future__ import annotations
 
-from ..confirm import Sweep, confirm, table
-from ..criticality import BASELINES
-from .common import CommandLineError, cell_argument, command, print_json, print_table
-from .train import add_training_options
+from symmft.confirm import Sweep, confirm, table
+from symmft.criticality import BASELINES
+from symmft.commands.common import CommandLineError, cell_argument, command, print_json, print_table
+from symmft.commands.train import add_training_options
 
 
 def add_parsers(sub) -> None:

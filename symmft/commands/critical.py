@@ -3,9 +3,9 @@ baselines people use (symmft.criticality)."""
 
 from __future__ import annotations
 
-from ..cell import load_cell
-from ..criticality import BASELINES, evaluate_baselines, find_critical, rows_json
-from .common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
+from symmft.cell import load_cell
+from symmft.criticality import BASELINES, evaluate_baselines, find_critical, rows_json
+from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
 
 
 def add_parsers(sub) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..criticality import BASELINES
-from ..export import TARGETS, baseline_rule, check_convention, export_source, read_rule
-from .common import CommandLineError, command, print_json
+from symmft.criticality import BASELINES
+from symmft.export import TARGETS, baseline_rule, check_convention, export_source, read_rule
+from symmft.commands.common import CommandLineError, command, print_json
 
 #: what the emitted module offers, per target (shown after writing it)
 ENTRY_POINTS = {

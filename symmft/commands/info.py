@@ -3,10 +3,10 @@ its derived mean-field equations."""
 
 from __future__ import annotations
 
-from .. import params
-from ..cell import BUILTIN_DIR, available_cells, load_cell
-from ..meanfield import derive
-from .common import cell_argument, command, print_json, print_table
+from symmft import params
+from symmft.cell import BUILTIN_DIR, available_cells, load_cell
+from symmft.meanfield import derive
+from symmft.commands.common import cell_argument, command, print_json, print_table
 
 
 def add_parsers(sub) -> None:

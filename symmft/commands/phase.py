@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from .. import params
-from ..cell import load_cell
-from ..errors import Status
-from ..phase import phase_diagram, write_phase
-from .common import CommandLineError, assignments, cell_argument, command, num, print_json, set_argument
+from symmft import params
+from symmft.cell import load_cell
+from symmft.errors import Status
+from symmft.phase import phase_diagram, write_phase
+from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, set_argument
 
 
 def add_parsers(sub) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..backend import BACKENDS as ARRAY_BACKENDS
-from ..cell import load_cell
-from ..simulate import WEIGHTS, simulate
-from .common import assignments, cell_argument, command, num, print_json, print_table, set_argument
+from symmft.backend import BACKENDS as ARRAY_BACKENDS
+from symmft.cell import load_cell
+from symmft.simulate import WEIGHTS, simulate
+from symmft.commands.common import assignments, cell_argument, command, num, print_json, print_table, set_argument
 
 
 def add_parsers(sub) -> None:

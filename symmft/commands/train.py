@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..criticality import BASELINES
-from ..tasks import TASKS
-from ..train import train
-from .common import cell_argument, command, num, print_json, print_table
+from symmft.criticality import BASELINES
+from symmft.tasks import TASKS
+from symmft.train import train
+from symmft.commands.common import cell_argument, command, num, print_json, print_table
 
 
 def add_training_options(p) -> None:
