@@ -32,7 +32,7 @@ STAGES = ("import", "load_cell", "derive", "compile_numpy", "compile_mpmath", "f
 CHILD = r"""
 import json, sys, time
 t = time.perf_counter()
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.meanfield import derive
 from symmft.compile import compile_map
 from symmft.dynamics import analyze

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.dynamics import analyze
 from symmft.jacobian import jacobian_moments
 

@@ -39,7 +39,7 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symmft.cell import load_cell  # noqa: E402
+from symmft.cell.trace import load_cell  # noqa: E402
 from symmft.dynamics import analyze  # noqa: E402
 
 GATES = ("i", "f", "g", "o")

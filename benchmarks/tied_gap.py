@@ -39,10 +39,10 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symmft.cell import load_cell  # noqa: E402
+from symmft.cell.trace import load_cell  # noqa: E402
 from symmft.dynamics import analyze  # noqa: E402
 from symmft.gaussian import expect1  # noqa: E402
-from symmft.params import resolve  # noqa: E402
+from symmft.cell.params import resolve  # noqa: E402
 from symmft.population import analyze_population  # noqa: E402
 from symmft.simulate import simulate  # noqa: E402
 

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", default=str(HERE / "results" / "trainability"))
     args = ap.parse_args()
 
-    from symmft.cell import load_cell
+    from symmft.cell.trace import load_cell
     from symmft.confirm import Sweep, confirm, table
     from symmft.tasks import make_task
     from symmft.train import predicted, resolve_init

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from symmft.cell import load_cell
+    from symmft.cell.trace import load_cell
     from symmft.harness import load_plan
     from symmft.tasks import make_task
     from symmft.train import initial_parameters, resolve_init

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 
-from symmft import params as params_mod
-from symmft.cell import Cell, load_cell
+from symmft.cell import params as params_mod
+from symmft.cell.trace import Cell, load_cell
 from symmft.criteria import Criteria, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status
 from symmft.rule import jsonable

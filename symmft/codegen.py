@@ -46,7 +46,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from symmft.cell import Cell, load_cell
+from symmft.cell.trace import Cell, load_cell
 from symmft.kernel import cuda_stage_source, numpy_stage_source
 from symmft.schedule import PRE, STEP, Product, Schedule, Stage, Value, build
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.errors import SymmftError
 from symmft.tasks import make_task
 from symmft.train import RESULT, predicted, resolve_init, train

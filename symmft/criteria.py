@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symmft import params as params_mod
-from symmft.cell import Cell, primary_states
+from symmft.cell import params as params_mod
+from symmft.cell.trace import Cell, primary_states
 from symmft.dynamics import analyze
 from symmft.errors import ClosureError, Status
 from symmft.jacobian import jacobian_moments

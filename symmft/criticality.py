@@ -46,9 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symmft import params as params_mod
+from symmft.cell import params as params_mod
 from symmft.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
-from symmft.cell import Cell, load_cell
+from symmft.cell.trace import Cell, load_cell
 from symmft.criteria import CHUNK, Criteria, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.jacobian import WEIGHTS

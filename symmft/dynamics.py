@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import mpmath
 import numpy as np
 
-from symmft import params as params_mod
+from symmft.cell import params as params_mod
 from symmft.backend import get_xp, to_numpy
-from symmft.cell import Cell
+from symmft.cell.trace import Cell
 from symmft.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
 from symmft.meanfield import derive

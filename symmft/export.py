@@ -6,7 +6,7 @@ Stage: the last one. An init rule (JSON from ``symmft critical``, or :func:`base
 
 Convention check. A rule holds numbers for one function: the cell it was derived for. Before exporting to a
 framework the rule's ``cell`` must name a built-in cell and its ``cell_file_hash`` must equal that file's hash
-(``symmft.cell.load_cell(name).file_hash``): otherwise the rule may describe another function (a user cell, an
+(``symmft.cell.trace.load_cell(name).file_hash``): otherwise the rule may describe another function (a user cell, an
 edited file) and is refused, unless ``as_cell`` names the built-in cell whose convention the caller vouches for.
 Each framework exporter then states which of its layers compute that cell (``LAYOUTS``) and why the others do not
 (``REFUSED``: e.g. PyTorch has no reset-before GRU). Layer options that change the function (Keras hard_sigmoid,
@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from symmft.cell import available_cells, load_cell
+from symmft.cell.trace import available_cells, load_cell
 from symmft.errors import HyperparameterError, SymmftError
 
 #: Export targets; a framework target is a module ``symmft.exporters.<name>``.

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from symmft import backend
-from symmft.cell import Cell, load_cell
+from symmft.cell.trace import Cell, load_cell
 from symmft.codegen import GENERATOR_VERSION, generate
 from symmft.errors import BackendError, SymmftError
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symmft.cell import Cell, primary_states
+from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError
 from symmft.meanfield import MeanFieldMap, _Derivation, derive
 
@@ -158,7 +158,7 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     from symmft.backend import get_xp, to_numpy
     from symmft.compile import compile_expressions
 
-    from symmft.params import chrono_maps
+    from symmft.cell.params import chrono_maps
 
     chrono = chrono_maps(analysis.cell, analysis.hyperparameters)
     jm = derive_jacobian(analysis.cell, kind, weights, chrono)

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import networkx as nx
 import sympy as sp
 
-from symmft.cell import NONLINEARITIES, Cell
+from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
 from symmft.expectation import E1, EL, gaussian_expectation, sigmoid, u
-from symmft.params import chrono_names, names as hyperparameter_names
+from symmft.cell.params import chrono_names, names as hyperparameter_names
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
 assert set(FUNCTIONS) == set(NONLINEARITIES)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft import params as params_mod
-from symmft.cell import Cell, load_cell
+from symmft.cell import params as params_mod
+from symmft.cell.trace import Cell, load_cell
 from symmft.criteria import CHUNK, evaluate_points
 from symmft.errors import HyperparameterError, Status, SymmftError
 

@@ -42,10 +42,10 @@ import math
 import numpy as np
 from scipy.special import erf
 
-from symmft.cell import Cell
+from symmft.cell.trace import Cell
 from symmft.dynamics import DIVERGENCE, Analysis, _time_scale
 from symmft.errors import CellDefinitionError, HyperparameterError, Status
-from symmft.params import chrono_maps
+from symmft.cell.params import chrono_maps
 
 GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
 TOLERANCE = 1e-4  # relative bias left from the zero start after burn-in
@@ -160,7 +160,7 @@ def _needed(rate: float) -> int:
 
 def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_in: int | None = None,
                        average: int | None = None, seed: int = 0) -> Analysis:
-    """Fixed point, c*, lambda and xi of ``cell`` at one point ``h`` (resolved by :func:`symmft.params.resolve`).
+    """Fixed point, c*, lambda and xi of ``cell`` at one point ``h`` (resolved by :func:`symmft.cell.params.resolve`).
 
     ``population``: units P, each with an a and a b copy (rounded up to a multiple of GROUPS; keep P/GROUPS >= ~1000,
     below that the rate fits drown in noise and the finite-size bias grows); ``burn_in``: steps

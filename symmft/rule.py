@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft.cell import Cell
+from symmft.cell.trace import Cell
 from symmft.criteria import Criteria
 from symmft.errors import SymmftError
 

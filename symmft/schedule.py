@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import sympy as sp
 
-from symmft.cell import NONLINEARITIES, Cell
+from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import CellDefinitionError
 from symmft.expectation import sigmoid
 

@@ -28,9 +28,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from symmft import backend
-from symmft.cell import AffineInput, AffineMap, Cell, load_cell
+from symmft.cell.trace import AffineInput, AffineMap, Cell, load_cell
 from symmft.errors import CellDefinitionError, HyperparameterError
-from symmft.params import chrono_maps, resolve
+from symmft.cell.params import chrono_maps, resolve
 
 WEIGHTS = ("gaussian", "orthogonal")
 

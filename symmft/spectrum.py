@@ -33,8 +33,8 @@ import networkx as nx
 import numpy as np
 from scipy.special import erf
 
-from symmft.cell import Cell, load_cell
-from symmft.cell import primary_states as _primary_states
+from symmft.cell.trace import Cell, load_cell
+from symmft.cell.trace import primary_states as _primary_states
 from symmft.errors import CellDefinitionError, HyperparameterError
 from symmft.simulate import Network
 
@@ -47,7 +47,7 @@ _DERIVATIVES = {"sigmoid": lambda u, y: y * (1.0 - y), "tanh": lambda u, y: 1.0 
 
 
 def primary_states(cell: Cell | str | Path) -> tuple[str, ...]:
-    """States whose new value depends on no other state's new value (:func:`symmft.cell.primary_states`)."""
+    """States whose new value depends on no other state's new value (:func:`symmft.cell.trace.primary_states`)."""
     return _primary_states(_cell(cell))
 
 

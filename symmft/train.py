@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft import params as params_mod
-from symmft.cell import Cell, load_cell
+from symmft.cell import params as params_mod
+from symmft.cell.trace import Cell, load_cell
 from symmft.criticality import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
 from symmft.errors import SymmftError
 from symmft.rule import jsonable

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from symmft.cell import BUILTIN_DIR, Cell, available_cells, load_cell, resolve_cell_path
+from symmft.cell.trace import BUILTIN_DIR, Cell, available_cells, load_cell, resolve_cell_path
 from symmft.errors import CellDefinitionError, SymmftError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from symmft import gaussian
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.dynamics import analyze
 from symmft.errors import HyperparameterError
 from symmft.simulate import simulate

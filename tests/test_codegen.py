@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from symmft import backend
-from symmft.cell import available_cells, load_cell
+from symmft.cell.trace import available_cells, load_cell
 from symmft.codegen import generate, load_plan
 from symmft.errors import CellDefinitionError, SymmftError
 from symmft.harness import PlanInputError

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.confirm import ConfirmError, Sweep, confirm, table
 from symmft.criticality import baseline_hyperparameters, evaluate_points
 from symmft.tasks import make_task

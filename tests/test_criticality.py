@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from symmft import params
-from symmft.cell import load_cell
+from symmft.cell import params
+from symmft.cell.trace import load_cell
 from symmft.cli import main
 from symmft.errors import HyperparameterError, SymmftError
 from symmft.criticality import (

@@ -17,7 +17,7 @@ import torch
 from flax import nnx
 
 from export_support import load_emitted, make_rule
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.cli import main
 from symmft.errors import SymmftError
 from symmft.export import ExportError, baseline_rule, export_source, json_description

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from export_support import load_emitted
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.dynamics import analyze
 from symmft.export import export_source
 from symmft.jacobian import jacobian_moments

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from symmft.backend import gpu_available
-from symmft.cell import available_cells, load_cell
+from symmft.cell.trace import available_cells, load_cell
 from symmft.dynamics import analyze
 from symmft.jacobian import jacobian_moments
 

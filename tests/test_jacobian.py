@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.dynamics import analyze
 from symmft.jacobian import derive_jacobian, jacobian_moments, primary_states
 from symmft import spectrum
@@ -123,6 +123,6 @@ def test_empirical_m1_fluctuation_shrinks_like_inverse_sqrt_width():
 
 
 def test_memory_jacobian_is_taken_over_the_primary_states():
-    """One definition (symmft.cell.primary_states) serves theory and simulator; the LSTM's memory Jacobian is on c."""
+    """One definition (symmft.cell.trace.primary_states) serves theory and simulator; the LSTM's memory Jacobian is on c."""
     assert primary_states(load_cell("lstm")) == ("c",)
     assert derive_jacobian(load_cell("lstm")).primary == ("c",)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.compile import compile_map
 from symmft.dynamics import analyze
 from symmft.meanfield import derive

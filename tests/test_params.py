@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symmft import params
-from symmft.cell import available_cells, load_cell
+from symmft.cell import params
+from symmft.cell.trace import available_cells, load_cell
 from symmft.errors import HyperparameterError, SymmftError
 
 

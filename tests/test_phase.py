@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.cli import main
 from symmft.criticality import evaluate_points
 from symmft.errors import HyperparameterError

@@ -16,10 +16,10 @@ import pytest
 from scipy import integrate, optimize
 from scipy.special import expit
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.dynamics import analyze
 from symmft.errors import HyperparameterError, Status
-from symmft.params import resolve
+from symmft.cell.params import resolve
 from symmft.population import GROUPS, analyze_population
 
 # Tolerances, each with its reason.

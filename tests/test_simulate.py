@@ -15,7 +15,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate
 from scipy.special import erf, expit
 
-from symmft.cell import available_cells, load_cell
+from symmft.cell.trace import available_cells, load_cell
 from symmft.errors import HyperparameterError
 from symmft.simulate import Network, simulate
 

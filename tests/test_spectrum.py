@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.errors import CellDefinitionError, HyperparameterError
 from symmft.simulate import Network
 from symmft.spectrum import (jacobian, jacobian_moments, jacobian_product_growth, jacobian_states,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.dynamics import analyze
 from symmft.simulate import simulate
 

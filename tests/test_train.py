@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.criticality import baseline_hyperparameters
 from symmft.tasks import make_task
 from symmft.train import (CHECKPOINT, METRICS, Adam, TrainingError, clip_gradients, initial_parameters,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft import params
-from symmft.cell import load_cell
+from symmft.cell import params
+from symmft.cell.trace import load_cell
 from symmft.compile import BACKENDS
 from symmft.dynamics import analyze, jsonable
 from symmft.errors import Status

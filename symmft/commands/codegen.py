@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.codegen import BACKENDS, GENERATOR_VERSION, generate
 from symmft.schedule import build
 from symmft.commands.common import cell_argument, command, print_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from symmft import params
+from symmft.cell import params
 from symmft.errors import SymmftError
 
 

@@ -3,7 +3,7 @@ baselines people use (symmft.criticality)."""
 
 from __future__ import annotations
 
-from symmft.cell import load_cell
+from symmft.cell.trace import load_cell
 from symmft.criticality import BASELINES, evaluate_baselines, find_critical, rows_json
 from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
 

@@ -3,8 +3,8 @@ its derived mean-field equations."""
 
 from __future__ import annotations
 
-from symmft import params
-from symmft.cell import BUILTIN_DIR, available_cells, load_cell
+from symmft.cell import params
+from symmft.cell.trace import BUILTIN_DIR, available_cells, load_cell
 from symmft.meanfield import derive
 from symmft.commands.common import cell_argument, command, print_json, print_table
 

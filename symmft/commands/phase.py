@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from symmft import params
-from symmft.cell import load_cell
+from symmft.cell import params
+from symmft.cell.trace import load_cell
 from symmft.errors import Status
 from symmft.phase import phase_diagram, write_phase
 from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, set_argument

@@ -37,7 +37,7 @@ NONLINEARITIES = ("sigmoid", "tanh", "erf")
 #: Every name an ``ops`` namespace offers to a cell file.
 OPS = ("affine",) + NONLINEARITIES
 #: Where built-in cells live (``load_cell("lstm")``).
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "cells"
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "cells"
 INPUT = "x"
 
 

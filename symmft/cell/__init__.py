@@ -1,0 +1,1 @@
+"""Stage 1, the cell: a cell file traced into a computation graph, and its hyperparameters."""
