@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from symmft.cell.trace import load_cell
-from symmft.dynamics import analyze
-from symmft.jacobian import jacobian_moments
+from symmft.theory.dynamics import analyze
+from symmft.theory.jacobian import jacobian_moments
 
 
 def grid(n: int) -> dict:

@@ -4,7 +4,7 @@ What is compared, at mu_f in {0, 2, 4} and (mu_f = 2, rho2_f = 0.1), every other
 two input sequences with correlation c_x = 0.5 (the state second moments do not depend on c_x; c* does):
 
 * theory, Gaussian closure: ``analyze(cell, h)`` (numpy);
-* theory, population closure: ``symmft.population.analyze_population`` (exact under the untied approximation, with
+* theory, population closure: ``symmft.theory.population.analyze_population`` (exact under the untied approximation, with
   its Monte Carlo standard error);
 * untied simulation: ``simulate(..., tied=False)``, weights redrawn every step -- what the theory describes;
 * tied simulation: ``simulate(..., tied=True)``, the real network (one draw of weights and biases).
@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from symmft.cell.trace import load_cell  # noqa: E402
-from symmft.dynamics import analyze  # noqa: E402
-from symmft.gaussian import expect1  # noqa: E402
+from symmft.theory.dynamics import analyze  # noqa: E402
+from symmft.theory.gaussian import expect1  # noqa: E402
 from symmft.cell.params import resolve  # noqa: E402
-from symmft.population import analyze_population  # noqa: E402
+from symmft.theory.population import analyze_population  # noqa: E402
 from symmft.simulate import simulate  # noqa: E402
 
 C_X = 0.5

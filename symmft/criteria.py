@@ -1,6 +1,6 @@
 """The criteria of trainability for sequences of length T, and their evaluation on batches of points.
 
-Stage: ``Cell`` -> :func:`symmft.dynamics.analyze` + :func:`symmft.jacobian.jacobian_moments` on vectorized batches
+Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on vectorized batches
 -> per point xi, lambda, m1, m2, spread, Q_s, status, judged by :class:`Criteria`. Used by the search
 (:mod:`symmft.criticality`), the baselines (:mod:`symmft.baselines`) and phase diagrams (:mod:`symmft.phase`).
 
@@ -28,9 +28,9 @@ import numpy as np
 
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, primary_states
-from symmft.dynamics import analyze
+from symmft.theory.dynamics import analyze
 from symmft.errors import ClosureError, Status
-from symmft.jacobian import jacobian_moments
+from symmft.theory.jacobian import jacobian_moments
 
 #: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead
 #: and the solver drops converged points from its active set, so a slow (chaotic) point no longer holds back its
@@ -139,8 +139,8 @@ _ROLES: dict = {}
 def _gate_roles(cell: Cell) -> dict:
     import sympy as sp
 
-    from symmft.expectation import sigmoid
-    from symmft.meanfield import _Derivation
+    from symmft.theory.expectation import sigmoid
+    from symmft.theory.meanfield import _Derivation
 
     D = _Derivation(cell)
     memory, write = {}, {}

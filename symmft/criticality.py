@@ -1,7 +1,7 @@
 """Critical initialization: hyperparameters under which a cell is trainable on sequences of length T, and the
 initializations people use, converted to the same hyperparameters (theory.md §3-§4).
 
-Stage: ``Cell`` -> :func:`symmft.dynamics.analyze` + :func:`symmft.jacobian.jacobian_moments` on batches of points
+Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on batches of points
 -> :class:`CriticalResult` (an *init rule*, JSON) and baseline tables; :mod:`symmft.phase` reuses
 :func:`evaluate_points`.
 
@@ -51,7 +51,7 @@ from symmft.baselines import BASELINES, baseline_hyperparameters, evaluate_basel
 from symmft.cell.trace import Cell, load_cell
 from symmft.criteria import CHUNK, Criteria, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
-from symmft.jacobian import WEIGHTS
+from symmft.theory.jacobian import WEIGHTS
 from symmft.rule import CriticalResult, read_rule
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain

@@ -33,7 +33,7 @@ import sympy as sp
 
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import CellDefinitionError
-from symmft.expectation import sigmoid
+from symmft.theory.expectation import sigmoid
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
 assert set(FUNCTIONS) == set(NONLINEARITIES)

@@ -9,9 +9,9 @@ import mpmath
 import numpy as np
 import pytest
 
-from symmft import gaussian
+from symmft.theory import gaussian
 from symmft.cell.trace import load_cell
-from symmft.dynamics import analyze
+from symmft.theory.dynamics import analyze
 from symmft.errors import HyperparameterError
 from symmft.simulate import simulate
 

@@ -27,9 +27,9 @@ import torch
 
 from export_support import load_emitted
 from symmft.cell.trace import load_cell
-from symmft.dynamics import analyze
+from symmft.theory.dynamics import analyze
 from symmft.export import export_source
-from symmft.jacobian import jacobian_moments
+from symmft.theory.jacobian import jacobian_moments
 
 DATA = Path(__file__).parent / "data"
 WIDTH = 512
@@ -48,7 +48,7 @@ Q_SMALL_INPUT = 0.45
 
 def memory_jacobian_m1(layer, cell: str, x_t: torch.Tensor, state) -> list[float]:
     """tr(J J^T)/n per sequence of J = d primary_t / d primary_{t-1}, exact: the sequence's step is run on n copies
-    and copy i's gradient of its own unit i is row i of J. LSTM (symmft.jacobian kind "memory"): J = dc_t/dc_{t-1}
+    and copy i's gradient of its own unit i is row i of J. LSTM (symmft.theory.jacobian kind "memory"): J = dc_t/dc_{t-1}
     with h_{t-1} = o_{t-1} tanh(c_{t-1}), o_{t-1} = h_{t-1}/tanh(c_{t-1}) held; GRU: J = dh_t/dh_{t-1}."""
     n, out = layer.hidden_size, []
     for b in range(x_t.shape[0]):

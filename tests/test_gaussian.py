@@ -1,4 +1,4 @@
-"""Claims about symmft.gaussian, each checked against truth from outside the fast rule: mpmath at 30 digits (a
+"""Claims about symmft.theory.gaussian, each checked against truth from outside the fast rule: mpmath at 30 digits (a
 different quadrature rule) and the erf closed forms."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import mpmath
 import numpy as np
 import pytest
 
-from symmft import gaussian
+from symmft.theory import gaussian
 from symmft.backend import array_module, get_xp, gpu_available, to_numpy
 from symmft.errors import HyperparameterError
-from symmft.gaussian import expect1, expect1_mp, expect2, expect2_mp
+from symmft.theory.gaussian import expect1, expect1_mp, expect2, expect2_mp
 
 # Tolerances, each with its reason.
 TOL_VS_MP = 1e-10  # required agreement of the fast rule with mpmath (measured worst: 2e-12 in 1-D and 2-D)

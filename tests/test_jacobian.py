@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from symmft.cell.trace import load_cell
-from symmft.dynamics import analyze
-from symmft.jacobian import derive_jacobian, jacobian_moments, primary_states
+from symmft.theory.dynamics import analyze
+from symmft.theory.jacobian import derive_jacobian, jacobian_moments, primary_states
 from symmft import spectrum
 
 from tolerances import JACOBIAN_RELATIVE, SIMULATION_SIGMAS

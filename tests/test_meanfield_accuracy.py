@@ -10,9 +10,9 @@ import pytest
 from scipy import integrate, optimize
 
 from symmft.cell.trace import load_cell
-from symmft.compile import compile_map
-from symmft.dynamics import analyze
-from symmft.meanfield import derive
+from symmft.theory.compile import compile_map
+from symmft.theory.dynamics import analyze
+from symmft.theory.meanfield import derive
 
 from tolerances import CLASSICAL, QUADRATURE_VS_MPMATH
 

@@ -17,10 +17,10 @@ from scipy import integrate, optimize
 from scipy.special import expit
 
 from symmft.cell.trace import load_cell
-from symmft.dynamics import analyze
+from symmft.theory.dynamics import analyze
 from symmft.errors import HyperparameterError, Status
 from symmft.cell.params import resolve
-from symmft.population import GROUPS, analyze_population
+from symmft.theory.population import GROUPS, analyze_population
 
 # Tolerances, each with its reason.
 #: Population vs quadrature: standard errors come from 16 independent sub-populations (15 degrees of freedom);

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from symmft.cell.trace import load_cell
-from symmft.dynamics import analyze
+from symmft.theory.dynamics import analyze
 from symmft.simulate import simulate
 
 from tolerances import DECAY_RATE, FINITE_WIDTH_BIAS, SIMULATION_SIGMAS

@@ -18,11 +18,11 @@ import numpy as np
 
 from symmft.cell import params
 from symmft.cell.trace import load_cell
-from symmft.compile import BACKENDS
-from symmft.dynamics import analyze, jsonable
+from symmft.theory.compile import BACKENDS
+from symmft.theory.dynamics import analyze, jsonable
 from symmft.errors import Status
-from symmft.jacobian import jacobian_moments
-from symmft.meanfield import CLOSURES
+from symmft.theory.jacobian import jacobian_moments
+from symmft.theory.meanfield import CLOSURES
 from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
 
 #: Grid points per vectorized ``analyze`` call (the progress bar moves once per chunk). The solver drops converged

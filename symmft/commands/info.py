@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from symmft.cell import params
 from symmft.cell.trace import BUILTIN_DIR, available_cells, load_cell
-from symmft.meanfield import derive
+from symmft.theory.meanfield import derive
 from symmft.commands.common import cell_argument, command, print_json, print_table
 
 

@@ -8,7 +8,7 @@ They are real sympy ``Function``s, so ``diff`` works through them by Price's the
 (d/dm E[F] = E[F'], d/dv E[F] = E[F'']/2, d/dk E[F(u_a)G(u_b)] = E[F'(u_a)G'(u_b)]); this gives the Jacobians of
 the maps (fixed-point Newton steps, the eigenvalue lambda) with no finite differences. Closed forms are applied
 at construction when they exist (polynomials by Isserlis' theorem, E[erf]); everything else is left for the
-numeric backends of :mod:`symmft.compile`.
+numeric backends of :mod:`symmft.theory.compile`.
 
 Also defines ``sigmoid`` as a sympy function (derivative sigmoid*(1 - sigmoid)).
 """

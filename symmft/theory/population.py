@@ -1,10 +1,10 @@
 """Population closure: the untied mean-field law followed exactly, by sampling single units (theory.md §2, rule 3).
 
-What: the Gaussian closure (:mod:`symmft.meanfield`) replaces a nonlinearity of a non-Gaussian quantity (the
+What: the Gaussian closure (:mod:`symmft.theory.meanfield`) replaces a nonlinearity of a non-Gaussian quantity (the
 LSTM's tanh(c'), the GRU's tanh(u_n + r*u_hn)) by a Gaussian of matched moments. Here nothing is replaced: P
 single units, each with an a-copy and a b-copy (two input sequences), are stepped by the cell file's own ``step``
 under the infinite-width untied law, and the fixed point, c*, lambda and xi are read off the population. Stage:
-one hyperparameter point -> :class:`~symmft.dynamics.Analysis` (closure "population"), consumed like the Gaussian
+one hyperparameter point -> :class:`~symmft.theory.dynamics.Analysis` (closure "population"), consumed like the Gaussian
 closure's; it is also the reference that measures that closure's gap.
 
 How: ``ops.affine(k, ...)`` draws per unit, afresh each step (weights independent across steps), a pair
@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import erf
 
 from symmft.cell.trace import Cell
-from symmft.dynamics import DIVERGENCE, Analysis, _time_scale
+from symmft.theory.dynamics import DIVERGENCE, Analysis, _time_scale
 from symmft.errors import CellDefinitionError, HyperparameterError, Status
 from symmft.cell.params import chrono_maps
 

@@ -1,6 +1,6 @@
 """Mean-field maps derived from a cell graph (theory.md §2), automatically for any cell.
 
-Stage: ``Cell`` (graph) -> :class:`MeanFieldMap` (sympy) -> :mod:`symmft.compile`.
+Stage: ``Cell`` (graph) -> :class:`MeanFieldMap` (sympy) -> :mod:`symmft.theory.compile`.
 
 At one coordinate and one step, the cell's new state is an expression in three kinds of atoms, each present in
 two copies (input sequences a and b):
@@ -14,11 +14,11 @@ two copies (input sequences a and b):
 * nonlinearities of anything else (the LSTM's ``tanh(c')``, the GRU's ``tanh(u_n + r*u_hn)``): a *closure*
   replaces the non-Gaussian argument X by a Gaussian pair with X's mean, variance and cross covariance
   (``gaussian``; exact when X is a sum of independent Gaussians). ``population`` closure lives in
-  :mod:`symmft.population`.
+  :mod:`symmft.theory.population`.
 
 An expectation is expanded into monomials; each monomial factorizes into independent blocks (one per affine map,
 one for the previous state, one per closure variable), each block a 1-D or 2-D Gaussian expectation
-(:mod:`symmft.expectation`) or a key. The keys demanded by the expansion are derived in turn until the set closes.
+(:mod:`symmft.theory.expectation`) or a key. The keys demanded by the expansion are derived in turn until the set closes.
 Nothing here is written per cell.
 """
 
@@ -31,7 +31,7 @@ import sympy as sp
 
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
-from symmft.expectation import E1, EL, gaussian_expectation, sigmoid, u
+from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
 from symmft.cell.params import chrono_names, names as hyperparameter_names
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}

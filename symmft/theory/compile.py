@@ -1,10 +1,10 @@
-"""Compile a :class:`~symmft.meanfield.MeanFieldMap` into numeric functions for one backend.
+"""Compile a :class:`~symmft.theory.meanfield.MeanFieldMap` into numeric functions for one backend.
 
-Stage: mean-field map (sympy) -> :class:`CompiledMap` -> :mod:`symmft.dynamics`.
+Stage: mean-field map (sympy) -> :class:`CompiledMap` -> :mod:`symmft.theory.dynamics`.
 
 A backend is a namespace (sympy's lambdify idiom): the expression is printed once and executed against a table
 that binds ``tanh``, ``sigmoid``, ``erf`` and the Gaussian expectations ``E1``/``E2`` to numpy, CuPy or mpmath
-implementations (:mod:`symmft.gaussian`). Every function name is checked against the table before compiling, so
+implementations (:mod:`symmft.theory.gaussian`). Every function name is checked against the table before compiling, so
 a missing implementation fails here, not at call time. Besides the maps, their Jacobians with respect to the keys
 are differentiated symbolically (through ``E1``/``E2`` by Price's theorem) and compiled the same way.
 """
@@ -20,11 +20,11 @@ import numpy as np
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from symmft import gaussian
+from symmft.theory import gaussian
 from symmft.backend import get_xp
 from symmft.errors import BackendError
-from symmft.expectation import E1, E2, EL, u
-from symmft.meanfield import MeanFieldMap
+from symmft.theory.expectation import E1, E2, EL, u
+from symmft.theory.meanfield import MeanFieldMap
 
 BACKENDS = ("numpy", "cupy", "mpmath")
 

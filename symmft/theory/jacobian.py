@@ -1,7 +1,7 @@
 """Spectral moments of the state-to-state Jacobian in the large-width limit (theory.md §3), for any cell.
 
-Stage: ``Cell`` -> :class:`JacobianMap` (sympy) -> compiled with :mod:`symmft.compile`'s code generator ->
-``m1, m2`` at a fixed point from :mod:`symmft.dynamics`.
+Stage: ``Cell`` -> :class:`JacobianMap` (sympy) -> compiled with :mod:`symmft.theory.compile`'s code generator ->
+``m1, m2`` at a fixed point from :mod:`symmft.theory.dynamics`.
 
 Which Jacobian. *Primary* states are those whose new value does not depend on another new state; the others are
 *derived* (the LSTM's h' = o*tanh(c') is derived from c'). ``kind="memory"`` is J = d primary_t / d primary_{t-1},
@@ -36,7 +36,7 @@ import sympy as sp
 
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError
-from symmft.meanfield import MeanFieldMap, _Derivation, derive
+from symmft.theory.meanfield import MeanFieldMap, _Derivation, derive
 
 KINDS = ("memory", "full")
 WEIGHTS = ("gaussian", "orthogonal")
@@ -156,7 +156,7 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     import numpy as np
 
     from symmft.backend import get_xp, to_numpy
-    from symmft.compile import compile_expressions
+    from symmft.theory.compile import compile_expressions
 
     from symmft.cell.params import chrono_maps
 

@@ -1,6 +1,6 @@
 """Dynamics of a compiled mean-field map: fixed points, correlation c*, eigenvalue lambda, time scale xi.
 
-Stage: :class:`~symmft.compile.CompiledMap` -> :class:`Analysis` (per grid point, with a status).
+Stage: :class:`~symmft.theory.compile.CompiledMap` -> :class:`Analysis` (per grid point, with a status).
 
 1. Diagonal map (means, second moments): a few plain iterations from a unit state, then Newton steps
    x <- x - (J - I)^-1 (F(x) - x) with the symbolic Jacobian, each step (halved if need be) kept only where it
@@ -27,9 +27,9 @@ import numpy as np
 from symmft.cell import params as params_mod
 from symmft.backend import get_xp, to_numpy
 from symmft.cell.trace import Cell
-from symmft.compile import CompiledMap, compile_map
+from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
-from symmft.meanfield import derive
+from symmft.theory.meanfield import derive
 
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
 #: rounding of O(1) moments, so every converged point is accurate to ~1e-12 before quadrature error.
@@ -100,11 +100,11 @@ def analyze(
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
-    ``closure`` "population" is delegated to :mod:`symmft.population`.
+    ``closure`` "population" is delegated to :mod:`symmft.theory.population`.
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
-        from symmft.population import analyze_population
+        from symmft.theory.population import analyze_population
 
         return analyze_population(cell, h)
     mf = derive(cell, closure, params_mod.chrono_maps(cell, h))
