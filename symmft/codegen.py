@@ -13,7 +13,7 @@ Using it (the API training code builds on)::
     outputs, tape = plan.forward(params, xs, initial=None)   # xs (T, B, m) -> outputs (T, B, n)
     grads = plan.backward(params, tape, d_outputs, d_final=None, input_gradient=False)
 
-* parameters: ``"{map}.{vector}"`` -> matrix stored (out, in) like PyTorch and ``symmft.simulate.Network``
+* parameters: ``"{map}.{vector}"`` -> matrix stored (out, in) like PyTorch and ``symmft.network.simulate.Network``
   (``Network.matrices[map, vector]``): (n, m) for the input ``x``, (n, n) for a state or named vector
   (minimalRNN ``"u.z"``); ``"{map}.bias"`` -> (n,) (``Network.biases[map]`` flattened).
 * ``forward``: ``initial`` maps state -> (B, n) (zeros by default); ``outputs[t]`` is the output state after step

@@ -8,7 +8,7 @@ the generator's own source hash, so editing the cell file or upgrading symmft re
 module (``plan.module``, ``plan.source_path``; ``inspect.getsource`` works). The same plan runs on numpy and CuPy
 arrays: the driver takes the array module ``xp`` (numpy, or CuPy with fused ``ElementwiseKernel`` stages).
 
-Conventions (shared with ``symmft.simulate.Network`` and PyTorch): parameters are a dict keyed
+Conventions (shared with ``symmft.network.simulate.Network`` and PyTorch): parameters are a dict keyed
 ``"{map}.{vector}"`` -> matrix (out, in) -- ``(n, m)`` for the input ``x``, ``(n, n)`` for a state or named
 vector -- and ``"{map}.bias"`` -> ``(n,)``; sequences are time-major ``xs`` (T, B, m); states are (B, n).
 """
@@ -94,7 +94,7 @@ class Plan:
         return {k: tuple(size[d] for d in dims) for k, dims in self.module.PARAMETERS.items()}
 
     def params_from_network(self, network) -> dict[str, Any]:
-        """The parameters of a tied ``symmft.simulate.Network`` draw (same matrices, biases flattened), as this
+        """The parameters of a tied ``symmft.network.simulate.Network`` draw (same matrices, biases flattened), as this
         plan's dtype on this plan's array module: initialize training from any symmft hyperparameters."""
         if not network.tied:
             raise PlanInputError("params_from_network needs a tied Network (one draw of the weights)")

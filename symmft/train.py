@@ -5,7 +5,7 @@ and checkpoints. Nothing upstream imports this module.
 
 **Initialization** (:func:`initial_parameters`). An init rule (JSON from ``symmft critical``, or "critical": a rule
 searched for the task's length and input statistics, cached by cell-file hash) is drawn in the project's
-convention by :class:`symmft.simulate.Network`: W_k entries N(0, sigma2_k/m), U_k entries N(0, nu2_k/n) or
+convention by :class:`symmft.network.simulate.Network`: W_k entries N(0, sigma2_k/m), U_k entries N(0, nu2_k/n) or
 sqrt(nu2_k) Haar-orthogonal (the rule's ``weights``), biases N(mu_k, rho2_k) + beta_k log U (chrono). A named
 baseline is drawn as the framework draws it (frameworks.md), with the means of
 :func:`symmft.criticality.baseline_hyperparameters`: ``pytorch``/``forget1``/``chrono`` every weight
@@ -44,7 +44,7 @@ from symmft.cell.trace import Cell, load_cell
 from symmft.criticality import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
 from symmft.errors import SymmftError
 from symmft.rule import jsonable
-from symmft.simulate import Network
+from symmft.network.simulate import Network
 from symmft.tasks import Task, make_task
 
 INITS = ("critical", *BASELINES)

@@ -13,7 +13,7 @@ from symmft.theory import gaussian
 from symmft.cell.trace import load_cell
 from symmft.theory.dynamics import analyze
 from symmft.errors import HyperparameterError
-from symmft.simulate import simulate
+from symmft.network.simulate import simulate
 
 from test_theory_vs_simulation import time_average, tolerance
 

@@ -1,5 +1,5 @@
 """The generated training step (symmft.codegen / symmft.harness) against independent truth: PyTorch autograd on
-nn.LSTM / nn.GRU, central finite differences, the cell file's own step run by symmft.simulate.Network, and (for
+nn.LSTM / nn.GRU, central finite differences, the cell file's own step run by symmft.network.simulate.Network, and (for
 the CUDA kernel bodies) a C++ compiler running the printed expressions on the CPU."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from symmft.cell.trace import available_cells, load_cell
 from symmft.codegen import generate, load_plan
 from symmft.errors import CellDefinitionError, SymmftError
 from symmft.harness import PlanInputError
-from symmft.simulate import Network
+from symmft.network.simulate import Network
 
 #: Generated backward vs PyTorch autograd, float64, relative to the largest gradient entry: both are exact
 #: reverse-mode derivatives differing only in summation order (measured ~1e-15); the issue asks for 1e-6.

@@ -6,7 +6,7 @@ For every framework and cell:
   weight variance, each recurrent gate block's orthogonality and the effective bias's mean and variance against
   the rule (whose per-map values differ by factors 2-4, so a misplaced block fails);
 * forward equivalence: the framework's own forward pass with those parameters equals the cell file's step
-  (symmft.simulate.Network, tied, its matrices and biases overwritten with the framework's) in float64.
+  (symmft.network.simulate.Network, tied, its matrices and biases overwritten with the framework's) in float64.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from flax import linen, nnx
 
 from export_support import load_emitted, make_rule
 from symmft.export import export_source
-from symmft.simulate import Network
+from symmft.network.simulate import Network
 
 #: Statistical checks allow 5 standard errors of the estimate (a false alarm ~6e-7 per check; draws are seeded,
 #: so the outcome is fixed): the mean square of N iid N(0, s) entries has relative standard error sqrt(2/N), a

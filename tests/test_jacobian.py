@@ -9,7 +9,7 @@ import pytest
 from symmft.cell.trace import load_cell
 from symmft.theory.dynamics import analyze
 from symmft.theory.jacobian import derive_jacobian, jacobian_moments, primary_states
-from symmft import spectrum
+from symmft.network import spectrum
 
 from tolerances import JACOBIAN_RELATIVE, SIMULATION_SIGMAS
 

@@ -17,7 +17,7 @@ from scipy.special import erf, expit
 
 from symmft.cell.trace import available_cells, load_cell
 from symmft.errors import HyperparameterError
-from symmft.simulate import Network, simulate
+from symmft.network.simulate import Network, simulate
 
 # Tolerances, each with its reason.
 #: Simulation vs integral: 5 standard errors -> a correct simulator fails with probability < 1e-6 per check

@@ -15,8 +15,8 @@ import pytest
 
 from symmft.cell.trace import load_cell
 from symmft.errors import CellDefinitionError, HyperparameterError
-from symmft.simulate import Network
-from symmft.spectrum import (jacobian, jacobian_moments, jacobian_product_growth, jacobian_states,
+from symmft.network.simulate import Network
+from symmft.network.spectrum import (jacobian, jacobian_moments, jacobian_product_growth, jacobian_states,
                              primary_states)
 
 # Tolerances, each with its reason.
@@ -192,7 +192,7 @@ def test_bad_options_and_cells_name_the_problem(tmp_path: Path):
 
 
 def test_spectrum_never_imports_the_theory():
-    code = "import sys, symmft.spectrum; print(sorted(m for m in sys.modules if m.startswith('symmft.')))"
+    code = "import sys, symmft.network.spectrum; print(sorted(m for m in sys.modules if m.startswith('symmft.')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for theory in ("meanfield", "dynamics", "compile", "population", "expectation", "gaussian"):
         assert f"symmft.{theory}'" not in loaded

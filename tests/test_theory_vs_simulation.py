@@ -12,7 +12,7 @@ import pytest
 
 from symmft.cell.trace import load_cell
 from symmft.theory.dynamics import analyze
-from symmft.simulate import simulate
+from symmft.network.simulate import simulate
 
 from tolerances import DECAY_RATE, FINITE_WIDTH_BIAS, SIMULATION_SIGMAS
 

@@ -14,7 +14,7 @@ How: exact forward-mode differentiation. Every node of the traced graph carries 
 (n x K): an affine map sends tangents through its own matrices (M @ T), elementwise ops by the chain rule
 (D(f'(u)) T). A step is one pass seeded at the state nodes; the memory Jacobian adds a pass over step t-1 seeded
 at the primary states' new-value nodes. Only the graph names those intermediate nodes, so this module interprets
-``cell.graph`` with the :class:`~symmft.simulate.Network`'s stored matrices and biases (the same ``ops`` as the
+``cell.graph`` with the :class:`~symmft.network.simulate.Network`'s stored matrices and biases (the same ``ops`` as the
 simulator: sigmoid(u) = (1 + tanh(u/2))/2) instead of calling ``cell.step``. Forming J costs O(n^3); the product
 propagates K random unit probe vectors instead (O(n^2 K) per step), or the identity when ``probes=None``.
 
@@ -36,7 +36,7 @@ from scipy.special import erf
 from symmft.cell.trace import Cell, load_cell
 from symmft.cell.trace import primary_states as _primary_states
 from symmft.errors import CellDefinitionError, HyperparameterError
-from symmft.simulate import Network
+from symmft.network.simulate import Network
 
 KINDS = ("memory", "full")
 
