@@ -73,7 +73,7 @@ class ExportSpec:
 
 def read_rule(path: str | Path) -> dict:
     """An init rule from ``path`` (``symmft critical -o``, or ``symmft export --baseline ... --to rule -o FILE``)."""
-    from symmft.criticality import read_rule as _read
+    from symmft.init.search import read_rule as _read
 
     return _read(path)
 
@@ -245,10 +245,10 @@ def _owner(rest: str, maps: list[str]) -> str | None:
 
 
 def baseline_rule(cell: str, name: str, length: int, width: int, input_dim: int | None = None) -> dict:
-    """Baseline ``name`` (``symmft.criticality.BASELINES``) for ``cell`` at hidden size ``width`` and input size
+    """Baseline ``name`` (``symmft.init.search.BASELINES``) for ``cell`` at hidden size ``width`` and input size
     ``input_dim`` (default the width), as a rule-shaped dict: exportable like a critical rule, with the baseline's
     predicted quantities (and the criteria it fails for length T) under ``criteria``."""
-    from symmft.criticality import BASELINES, evaluate_baselines, rows_json
+    from symmft.init.search import BASELINES, evaluate_baselines, rows_json
 
     if name not in BASELINES:
         raise HyperparameterError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")

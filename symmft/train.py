@@ -8,7 +8,7 @@ searched for the task's length and input statistics, cached by cell-file hash) i
 convention by :class:`symmft.network.simulate.Network`: W_k entries N(0, sigma2_k/m), U_k entries N(0, nu2_k/n) or
 sqrt(nu2_k) Haar-orthogonal (the rule's ``weights``), biases N(mu_k, rho2_k) + beta_k log U (chrono). A named
 baseline is drawn as the framework draws it (frameworks.md), with the means of
-:func:`symmft.criticality.baseline_hyperparameters`: ``pytorch``/``forget1``/``chrono`` every weight
+:func:`symmft.init.search.baseline_hyperparameters`: ``pytorch``/``forget1``/``chrono`` every weight
 U(-1/sqrt(H), 1/sqrt(H)) and one such bias per matrix of a map (b_ih + b_hh), plus the memory gate's +1
 (forget1) or b_f = log U, b_i = -log U with U ~ U[1, T-1] (chrono, T = the task's steps); ``keras`` glorot-uniform
 on the fused (m, G H) input kernel, an orthogonal fused (H, R H) recurrent kernel (R recurrent matrices), zero
@@ -41,9 +41,9 @@ import numpy as np
 
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
-from symmft.criticality import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
+from symmft.init.search import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
 from symmft.errors import SymmftError
-from symmft.rule import jsonable
+from symmft.init.rule import jsonable
 from symmft.network.simulate import Network
 from symmft.tasks import Task, make_task
 

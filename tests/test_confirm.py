@@ -7,7 +7,7 @@ import pytest
 
 from symmft.cell.trace import load_cell
 from symmft.confirm import ConfirmError, Sweep, confirm, table
-from symmft.criticality import baseline_hyperparameters, evaluate_points
+from symmft.init.search import baseline_hyperparameters, evaluate_points
 from symmft.tasks import make_task
 
 

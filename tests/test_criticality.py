@@ -1,4 +1,4 @@
-"""Critical initializations (symmft.criticality) and the baselines, checked against outside truth.
+"""Critical initializations (symmft.init.search) and the baselines, checked against outside truth.
 
 * The vanilla RNN's critical line nu2 E[tanh'(sqrt(q*) z)^2] = 1, with q* and the expectation computed here by
   scipy's adaptive quadrature (no symmft code).
@@ -21,7 +21,7 @@ from symmft.cell import params
 from symmft.cell.trace import load_cell
 from symmft.cli import main
 from symmft.errors import HyperparameterError, SymmftError
-from symmft.criticality import (
+from symmft.init.search import (
     Criteria,
     InfeasibleError,
     baseline_hyperparameters,

@@ -1,4 +1,4 @@
-"""Phase diagrams (symmft.phase): arrays of the grid's shape that agree with pointwise evaluation, a real PNG,
+"""Phase diagrams (symmft.init.phase): arrays of the grid's shape that agree with pointwise evaluation, a real PNG,
 and a critical line drawn exactly where m1 - 1 changes sign between grid points."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 
 from symmft.cell.trace import load_cell
 from symmft.cli import main
-from symmft.criticality import evaluate_points
+from symmft.init.search import evaluate_points
 from symmft.errors import HyperparameterError
-from symmft.phase import critical_line, phase_diagram, plot_phase, write_phase
+from symmft.init.phase import critical_line, phase_diagram, plot_phase, write_phase
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MU_F = np.linspace(3.0, 10.0, 24)

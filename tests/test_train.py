@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from symmft.cell.trace import load_cell
-from symmft.criticality import baseline_hyperparameters
+from symmft.init.search import baseline_hyperparameters
 from symmft.tasks import make_task
 from symmft.train import (CHECKPOINT, METRICS, Adam, TrainingError, clip_gradients, initial_parameters,
                           resolve_init, train)

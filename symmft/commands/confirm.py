@@ -4,7 +4,7 @@ the theory's xi marked (symmft.confirm)."""
 from __future__ import annotations
 
 from symmft.confirm import Sweep, confirm, table
-from symmft.criticality import BASELINES
+from symmft.init.search import BASELINES
 from symmft.commands.common import CommandLineError, cell_argument, command, print_json, print_table
 from symmft.commands.train import add_training_options
 

@@ -1,10 +1,10 @@
 """``symmft critical``: search a critical initialization for sequences of length T, with margins and the
-baselines people use (symmft.criticality)."""
+baselines people use (symmft.init.search)."""
 
 from __future__ import annotations
 
 from symmft.cell.trace import load_cell
-from symmft.criticality import BASELINES, evaluate_baselines, find_critical, rows_json
+from symmft.init.search import BASELINES, evaluate_baselines, find_critical, rows_json
 from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from symmft.criticality import BASELINES
+from symmft.init.search import BASELINES
 from symmft.export import TARGETS, baseline_rule, check_convention, export_source, read_rule
 from symmft.commands.common import CommandLineError, command, print_json
 

@@ -1,4 +1,4 @@
-"""``symmft phase``: phase diagram of xi, m1 and the critical line over two hyperparameters (symmft.phase)."""
+"""``symmft phase``: phase diagram of xi, m1 and the critical line over two hyperparameters (symmft.init.phase)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from symmft.cell import params
 from symmft.cell.trace import load_cell
 from symmft.errors import Status
-from symmft.phase import phase_diagram, write_phase
+from symmft.init.phase import phase_diagram, write_phase
 from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, set_argument
 
 

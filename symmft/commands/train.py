@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from symmft.criticality import BASELINES
+from symmft.init.search import BASELINES
 from symmft.tasks import TASKS
 from symmft.train import train
 from symmft.commands.common import cell_argument, command, num, print_json, print_table

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from symmft.cell.trace import Cell
-from symmft.criteria import Criteria
+from symmft.init.criteria import Criteria
 from symmft.errors import SymmftError
 
 #: Input statistics the search assumes unless fixed otherwise; the sentence is part of every rule.

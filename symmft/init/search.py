@@ -2,7 +2,7 @@
 initializations people use, converted to the same hyperparameters (theory.md §3-§4).
 
 Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on batches of points
--> :class:`CriticalResult` (an *init rule*, JSON) and baseline tables; :mod:`symmft.phase` reuses
+-> :class:`CriticalResult` (an *init rule*, JSON) and baseline tables; :mod:`symmft.init.phase` reuses
 :func:`evaluate_points`.
 
 **Search** (:func:`find_critical`). Minimize the spectral variance m2 - m1^2 subject to m1 = m1*, xi >= safety*T and
@@ -33,8 +33,8 @@ new content) and every recurrent variance nu2_*. Input variances, bias variances
 (zero keeps the state mean at zero) stay at their defaults or ``fixed`` values. Input statistics q_x, c_x describe
 the data and are never searched.
 
-The criteria and their batched evaluation live in :mod:`symmft.criteria`, the init rule in :mod:`symmft.rule`, the
-baselines in :mod:`symmft.baselines`; this module re-exports their public names, so ``symmft.criticality`` is the one
+The criteria and their batched evaluation live in :mod:`symmft.init.criteria`, the init rule in :mod:`symmft.init.rule`, the
+baselines in :mod:`symmft.init.baselines`; this module re-exports their public names, so ``symmft.init.search`` is the one
 import for a user.
 """
 
@@ -47,12 +47,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from symmft.cell import params as params_mod
-from symmft.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
+from symmft.init.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
 from symmft.cell.trace import Cell, load_cell
-from symmft.criteria import CHUNK, Criteria, evaluate_points, gate_roles
+from symmft.init.criteria import CHUNK, Criteria, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.theory.jacobian import WEIGHTS
-from symmft.rule import CriticalResult, read_rule
+from symmft.init.rule import CriticalResult, read_rule
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all
@@ -195,7 +195,7 @@ def find_critical(
     fixed = dict(fixed or {})
     base = params_mod.resolve(cell, fixed)
     if any(np.ndim(v) for v in base.values()):
-        raise HyperparameterError("find_critical takes scalar fixed values; sweep with symmft.phase instead")
+        raise HyperparameterError("find_critical takes scalar fixed values; sweep with symmft.init.phase instead")
     free = tuple(dict.fromkeys(free)) if free is not None else default_free(cell, fixed)
     _check_free(cell, free, fixed)
     for n in bounds or {}:

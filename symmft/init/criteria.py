@@ -2,7 +2,7 @@
 
 Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on vectorized batches
 -> per point xi, lambda, m1, m2, spread, Q_s, status, judged by :class:`Criteria`. Used by the search
-(:mod:`symmft.criticality`), the baselines (:mod:`symmft.baselines`) and phase diagrams (:mod:`symmft.phase`).
+(:mod:`symmft.init.search`), the baselines (:mod:`symmft.init.baselines`) and phase diagrams (:mod:`symmft.init.phase`).
 
 **Criteria** (:class:`Criteria`), all at the mean-field fixed point with identical inputs (c_x = 1):
 
