@@ -1,4 +1,4 @@
-"""symmft.export and ``symmft export``: convention checks, refusals with clear errors (export time and, in the
+"""symmft.export.spec and ``symmft export``: convention checks, refusals with clear errors (export time and, in the
 emitted code, layer options), the JSON description, baseline rules and the command line."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from export_support import load_emitted, make_rule
 from symmft.cell.trace import load_cell
 from symmft.cli import main
 from symmft.errors import SymmftError
-from symmft.export import ExportError, baseline_rule, export_source, json_description
+from symmft.export.spec import ExportError, baseline_rule, export_source, json_description
 
 FRAMEWORKS = ("torch", "flax", "keras")
 

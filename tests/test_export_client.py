@@ -28,7 +28,7 @@ import torch
 from export_support import load_emitted
 from symmft.cell.trace import load_cell
 from symmft.theory.dynamics import analyze
-from symmft.export import export_source
+from symmft.export.spec import export_source
 from symmft.theory.jacobian import jacobian_moments
 
 DATA = Path(__file__).parent / "data"

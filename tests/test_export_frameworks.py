@@ -25,7 +25,7 @@ import torch
 from flax import linen, nnx
 
 from export_support import load_emitted, make_rule
-from symmft.export import export_source
+from symmft.export.spec import export_source
 from symmft.network.simulate import Network
 
 #: Statistical checks allow 5 standard errors of the estimate (a false alarm ~6e-7 per check; draws are seeded,

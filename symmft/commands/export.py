@@ -1,5 +1,5 @@
 """``symmft export``: an init rule (or a baseline) as a standalone module for PyTorch, Flax or Keras, or as JSON
-(symmft.export)."""
+(symmft.export.spec)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from symmft.init.search import BASELINES
-from symmft.export import TARGETS, baseline_rule, check_convention, export_source, read_rule
+from symmft.export.spec import TARGETS, baseline_rule, check_convention, export_source, read_rule
 from symmft.commands.common import CommandLineError, command, print_json
 
 #: what the emitted module offers, per target (shown after writing it)

@@ -2,7 +2,7 @@
 
 Stage: ``Cell`` -> baseline hyperparameters for width H and input dimension m -> :func:`symmft.init.criteria.evaluate_points`
 -> rows (xi, m1, m2, ..., which criteria fail for length T), shown by ``symmft critical`` beside the rule and
-exportable like a rule (:mod:`symmft.export`).
+exportable like a rule (:mod:`symmft.export.spec`).
 
 **Baselines** (:func:`evaluate_baselines`) for width H and input dimension m (default m = H), in the project's
 convention W_k,ij ~ (sigma2_k/m), U_k,ij ~ (nu2_k/H) (frameworks.md for each framework's layout):

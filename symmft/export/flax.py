@@ -10,7 +10,7 @@ Linear has no bias): it equals cell gru with b_hn = 0, so it takes only rules wh
 
 from __future__ import annotations
 
-from symmft.exporters import NUMPY_DRAWS, constants, header
+from symmft.export.emit import NUMPY_DRAWS, constants, header
 
 FRAMEWORK = "Flax"
 

@@ -11,7 +11,7 @@ rule requires ``unit_forget_bias=False`` (its forget bias is already in mu_f).
 
 from __future__ import annotations
 
-from symmft.exporters import NUMPY_DRAWS, constants, header, tuple_literal
+from symmft.export.emit import NUMPY_DRAWS, constants, header, tuple_literal
 
 FRAMEWORK = "Keras"
 

@@ -1,7 +1,7 @@
 """Export an init rule to a framework: a small standalone Python module that initializes the framework's own layer.
 
 Stage: the last one. An init rule (JSON from ``symmft critical``, or :func:`baseline_rule`) -> :class:`ExportSpec`
-(per affine map of the cell: sigma2, nu2, mu, rho2, beta) -> source text from one of ``symmft.exporters.*``
+(per affine map of the cell: sigma2, nu2, mu, rho2, beta) -> source text from one of ``symmft.export.emit.*``
 (PyTorch, Flax, Keras) or a plain JSON description (``json``). The emitted module never imports symmft.
 
 Convention check. A rule holds numbers for one function: the cell it was derived for. Before exporting to a
@@ -28,7 +28,7 @@ from pathlib import Path
 from symmft.cell.trace import available_cells, load_cell
 from symmft.errors import HyperparameterError, SymmftError
 
-#: Export targets; a framework target is a module ``symmft.exporters.<name>``.
+#: Export targets; a framework target is a module ``symmft.export.emit.<name>``.
 TARGETS = ("torch", "flax", "keras", "json")
 FRAMEWORKS = ("torch", "flax", "keras")
 
@@ -108,8 +108,8 @@ def check_convention(rule: dict, target: str, as_cell: str | None = None) -> str
 
 
 def exporter(target: str):
-    """The exporter module of a framework target (``symmft.exporters.torch`` ...)."""
-    return importlib.import_module(f".exporters.{target}", __package__)
+    """The exporter module of a framework target (``symmft.export.torch`` ...)."""
+    return importlib.import_module(f"symmft.export.{target}")
 
 
 def spec_from_rule(rule: dict, as_cell: str | None = None, source: str = "") -> ExportSpec:

@@ -1,4 +1,4 @@
-"""Framework exporters: each module renders an :class:`symmft.export.ExportSpec` as a standalone Python module.
+"""Framework exporters: each module renders an :class:`symmft.export.spec.ExportSpec` as a standalone Python module.
 
 Every exporter defines ``FRAMEWORK`` (its name in messages), ``LAYOUTS`` (built-in cell -> where each affine map
 of the cell sits in the framework's parameters: the data that decides correctness, defined once), ``REFUSED``

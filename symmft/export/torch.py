@@ -9,7 +9,7 @@ other's block is zero, so their sum has the rule's law; the GRU's n gate is the 
 
 from __future__ import annotations
 
-from symmft.exporters import constants, header, tuple_literal
+from symmft.export.emit import constants, header, tuple_literal
 
 FRAMEWORK = "PyTorch"
 
