@@ -1,4 +1,4 @@
-"""Training step on CPU: the generated numpy plan (symmft.codegen) vs torch.nn.LSTM / nn.GRU, forward + backward.
+"""Training step on CPU: the generated numpy plan (symmft.harness.codegen) vs torch.nn.LSTM / nn.GRU, forward + backward.
 
 What is measured. One training step = forward over T steps from zero states + backward of a loss whose gradient
 d loss / d outputs is a fixed random (T, B, H) array (every output contributes, so the whole BPTT runs), giving
@@ -35,7 +35,7 @@ QUICK = [("lstm", 200, 64, 128), ("gru", 200, 64, 128), ("lstm", 200, 64, 512)]
 
 
 def ours_step(cell: str, T: int, B: int, H: int, m: int, rng):
-    from symmft.codegen import load_plan
+    from symmft.harness.codegen import load_plan
 
     plan = load_plan(cell, dtype="float32")
     params = {k: (rng.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32)

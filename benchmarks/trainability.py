@@ -1,5 +1,5 @@
 """Trainability on long sequences (theory.md §4, issue 5): LSTM on padded 8x8 digits, critical init vs framework
-defaults, the same budget for every init, through ``symmft.confirm`` (a local dask cluster).
+defaults, the same budget for every init, through ``symmft.harness.confirm`` (a local dask cluster).
 
 Not a test: about 15-30 minutes on 2 cores with the defaults. Writes, under -o (default benchmarks/results/trainability):
 ``runs/`` (every run's metrics.jsonl, checkpoint, result.json), ``confirm.json``, ``confirm.png``,
@@ -62,9 +62,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from symmft.cell.trace import load_cell
-    from symmft.confirm import Sweep, confirm, table
-    from symmft.tasks import make_task
-    from symmft.train import predicted, resolve_init
+    from symmft.harness.confirm import Sweep, confirm, table
+    from symmft.harness.tasks import make_task
+    from symmft.harness.train import predicted, resolve_init
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

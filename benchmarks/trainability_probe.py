@@ -27,9 +27,9 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from symmft.cell.trace import load_cell
-    from symmft.harness import load_plan
-    from symmft.tasks import make_task
-    from symmft.train import initial_parameters, resolve_init
+    from symmft.harness.plan import load_plan
+    from symmft.harness.tasks import make_task
+    from symmft.harness.train import initial_parameters, resolve_init
 
     out = HERE / "results" / "trainability"
     lengths = [int(a) for a in sys.argv[1:]] or [30, 100, 300, 1000]

@@ -1,4 +1,4 @@
-"""The generated training step (symmft.codegen / symmft.harness) against independent truth: PyTorch autograd on
+"""The generated training step (symmft.harness.codegen / symmft.harness.plan) against independent truth: PyTorch autograd on
 nn.LSTM / nn.GRU, central finite differences, the cell file's own step run by symmft.network.simulate.Network, and (for
 the CUDA kernel bodies) a C++ compiler running the printed expressions on the CPU."""
 
@@ -18,9 +18,9 @@ import torch
 
 from symmft import backend
 from symmft.cell.trace import available_cells, load_cell
-from symmft.codegen import generate, load_plan
+from symmft.harness.codegen import generate, load_plan
 from symmft.errors import CellDefinitionError, SymmftError
-from symmft.harness import PlanInputError
+from symmft.harness.plan import PlanInputError
 from symmft.network.simulate import Network
 
 #: Generated backward vs PyTorch autograd, float64, relative to the largest gradient entry: both are exact
@@ -257,7 +257,7 @@ def test_float32_plan_agrees_with_float64():
 
 
 def test_reused_memory_never_overwrites_a_tape_still_held():
-    """The plan reuses its big arrays only once no tape or output refers to them (symmft.harness.Plan._empty)."""
+    """The plan reuses its big arrays only once no tape or output refers to them (symmft.harness.plan.Plan._empty)."""
     plan, fresh = load_plan("gru", dtype="float64"), load_plan("gru", dtype="float64")
     rng = np.random.default_rng(11)
     p1, p2 = _random_params(plan, rng), _random_params(plan, rng)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from symmft.cell.trace import load_cell
-from symmft.confirm import ConfirmError, Sweep, confirm, table
+from symmft.harness.confirm import ConfirmError, Sweep, confirm, table
 from symmft.init.search import baseline_hyperparameters, evaluate_points
-from symmft.tasks import make_task
+from symmft.harness.tasks import make_task
 
 
 def test_small_sweep_runs_through_dask_and_resumes_without_redoing_runs(tmp_path):

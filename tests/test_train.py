@@ -10,8 +10,8 @@ import torch
 
 from symmft.cell.trace import load_cell
 from symmft.init.search import baseline_hyperparameters
-from symmft.tasks import make_task
-from symmft.train import (CHECKPOINT, METRICS, Adam, TrainingError, clip_gradients, initial_parameters,
+from symmft.harness.tasks import make_task
+from symmft.harness.train import (CHECKPOINT, METRICS, Adam, TrainingError, clip_gradients, initial_parameters,
                           resolve_init, train)
 
 LSTM = load_cell("lstm")
@@ -162,7 +162,7 @@ def test_short_training_run_learns_the_adding_problem(tmp_path):
 
 
 def test_model_gradient_matches_central_differences():
-    from symmft.train import Model
+    from symmft.harness.train import Model
 
     task = make_task("copy", 3, train_size=8, test_size=2)  # per-step readout over the last 10 steps
     model = Model(LSTM, task, dtype="float64")

@@ -1,9 +1,9 @@
 """``symmft confirm``: a grid of training runs through dask.distributed, final test metric vs T per init with
-the theory's xi marked (symmft.confirm)."""
+the theory's xi marked (symmft.harness.confirm)."""
 
 from __future__ import annotations
 
-from symmft.confirm import Sweep, confirm, table
+from symmft.harness.confirm import Sweep, confirm, table
 from symmft.init.search import BASELINES
 from symmft.commands.common import CommandLineError, cell_argument, command, print_json, print_table
 from symmft.commands.train import add_training_options

@@ -1,10 +1,10 @@
-"""``symmft train``: train a cell on an offline task from an init rule or a framework default (symmft.train)."""
+"""``symmft train``: train a cell on an offline task from an init rule or a framework default (symmft.harness.train)."""
 
 from __future__ import annotations
 
 from symmft.init.search import BASELINES
-from symmft.tasks import TASKS
-from symmft.train import train
+from symmft.harness.tasks import TASKS
+from symmft.harness.train import train
 from symmft.commands.common import cell_argument, command, num, print_json, print_table
 
 

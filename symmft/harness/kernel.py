@@ -1,7 +1,7 @@
 """Elementwise stage bodies printed from sympy: numpy in-place ufunc statements and CUDA for CuPy kernels.
 
-Stage: used by :mod:`symmft.codegen` only. A stage's forward and backward are lists of assignments of sympy
-expressions (from :mod:`symmft.schedule`); this module prints them as the bodies of numpy functions (each
+Stage: used by :mod:`symmft.harness.codegen` only. A stage's forward and backward are lists of assignments of sympy
+expressions (from :mod:`symmft.harness.schedule`); this module prints them as the bodies of numpy functions (each
 operation one ufunc call writing into the output array: no temporaries for sums and products of stored values)
 and of ``cupy.ElementwiseKernel``s (C templated on the element type ``T``, literals cast to ``T`` so float32
 kernels do no double arithmetic). tests/test_codegen.py compiles the CUDA bodies with g++ and compares them with
@@ -16,7 +16,7 @@ import sympy as sp
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.str import StrPrinter
 
-from symmft.schedule import FUNCTIONS
+from symmft.harness.schedule import FUNCTIONS
 
 
 class _NumpyPrinter(StrPrinter):
@@ -157,7 +157,7 @@ def numpy_stage_source(signatures: list) -> list[str]:
          "    from scipy.special import erf", "",
          "    _ = add, copyto, empty_like, exp, erf, negative, subtract  # some may go unused", "",
          "    def empty(name, shape, dtype):",
-         '        """A new array for the tape or a scratch buffer (symmft.harness.Plan reuses its own instead)."""',
+         '        """A new array for the tape or a scratch buffer (symmft.harness.plan.Plan reuses its own instead)."""',
          "        return numpy.empty(shape, dtype)", "",
          "    def sigmoid(u, out):",
          '        """1/(1 + exp(-u)) as 0.5 + 0.5 tanh(u/2): numpy\'s SIMD tanh is ~4x faster than scipy\'s expit."""',

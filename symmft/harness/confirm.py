@@ -1,7 +1,7 @@
 """Confirmation sweeps: train a grid of (length T, init, seed) runs through dask.distributed and compare the final
 test metric with the theory's time scale xi of each init (theory.md §4).
 
-Stage: harness (:mod:`symmft.train`) -> a sweep directory::
+Stage: harness (:mod:`symmft.harness.train`) -> a sweep directory::
 
     DIR/runs/T<T>_<init>_s<seed>/   one training run each (metrics.jsonl, checkpoint.npz, result.json)
     DIR/confirm.json                the grid, one row per (T, init): metric per seed, mean, predicted xi and m1
@@ -25,8 +25,8 @@ import numpy as np
 
 from symmft.cell.trace import load_cell
 from symmft.errors import SymmftError
-from symmft.tasks import make_task
-from symmft.train import RESULT, predicted, resolve_init, train
+from symmft.harness.tasks import make_task
+from symmft.harness.train import RESULT, predicted, resolve_init, train
 
 
 class ConfirmError(SymmftError):

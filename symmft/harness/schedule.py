@@ -1,6 +1,6 @@
 """Schedule of a cell's training step: which values are computed where, in which stage, and their derivatives.
 
-Stage: ``Cell`` (graph) -> :class:`Schedule` -> :mod:`symmft.codegen` (source text) -> :mod:`symmft.harness`.
+Stage: ``Cell`` (graph) -> :class:`Schedule` -> :mod:`symmft.harness.codegen` (source text) -> :mod:`symmft.harness.plan`.
 
 What: the cell graph is cut at its affine maps into *elementwise stages* separated by *matrix products*.
 

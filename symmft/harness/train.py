@@ -45,7 +45,7 @@ from symmft.init.search import BASELINES, baseline_hyperparameters, evaluate_poi
 from symmft.errors import SymmftError
 from symmft.init.rule import jsonable
 from symmft.network.simulate import Network
-from symmft.tasks import Task, make_task
+from symmft.harness.tasks import Task, make_task
 
 INITS = ("critical", *BASELINES)
 CHECKPOINT, METRICS, RESULT = "checkpoint.npz", "metrics.jsonl", "result.json"
@@ -205,7 +205,7 @@ class Model:
     """A cell's generated plan plus a linear readout at the task's last R steps."""
 
     def __init__(self, cell: Cell, task: Task, backend: str = "numpy", dtype: str = "float32"):
-        from symmft.harness import load_plan  # the generated forward/backward (BPTT) step
+        from symmft.harness.plan import load_plan  # the generated forward/backward (BPTT) step
 
         self.task, self.plan = task, load_plan(cell, xp=backend, dtype=dtype)
         self.xp = np if backend == "numpy" else _cupy()

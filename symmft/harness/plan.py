@@ -1,8 +1,8 @@
 """Runtime of the generated training step: :func:`load_plan` -> :class:`Plan` (forward, exact BPTT backward).
 
-Stage: :mod:`symmft.codegen` (source text) -> this module (cached on disk, imported, run) -> training loops.
+Stage: :mod:`symmft.harness.codegen` (source text) -> this module (cached on disk, imported, run) -> training loops.
 
-How: the source :func:`symmft.codegen.generate` writes for a cell is cached as a plain ``.py`` file under
+How: the source :func:`symmft.harness.codegen.generate` writes for a cell is cached as a plain ``.py`` file under
 ``$SYMMFT_CACHE/codegen`` (default ``~/.cache/symmft/codegen``), named by the cell name, the cell file's sha256 and
 the generator's own source hash, so editing the cell file or upgrading symmft regenerates it; it is imported like any
 module (``plan.module``, ``plan.source_path``; ``inspect.getsource`` works). The same plan runs on numpy and CuPy
@@ -28,7 +28,7 @@ import numpy as np
 
 from symmft import backend
 from symmft.cell.trace import Cell, load_cell
-from symmft.codegen import GENERATOR_VERSION, generate
+from symmft.harness.codegen import GENERATOR_VERSION, generate
 from symmft.errors import BackendError, SymmftError
 
 DTYPES = ("float32", "float64")
