@@ -19,7 +19,7 @@ from scipy import integrate, optimize
 
 from symmft.cell import params
 from symmft.cell.trace import load_cell
-from symmft.cli import main
+from symmft.cli.main import main
 from symmft.errors import HyperparameterError, SymmftError
 from symmft.init.search import (
     Criteria,

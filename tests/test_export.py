@@ -18,7 +18,7 @@ from flax import nnx
 
 from export_support import load_emitted, make_rule
 from symmft.cell.trace import load_cell
-from symmft.cli import main
+from symmft.cli.main import main
 from symmft.errors import SymmftError
 from symmft.export.spec import ExportError, baseline_rule, export_source, json_description
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from symmft.cell.trace import load_cell
-from symmft.cli import main
+from symmft.cli.main import main
 from symmft.init.search import evaluate_points
 from symmft.errors import HyperparameterError
 from symmft.init.phase import critical_line, phase_diagram, plot_phase, write_phase

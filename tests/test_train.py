@@ -196,7 +196,7 @@ def test_cupy_training_follows_the_numpy_run():
 
 
 def test_cli_train_writes_the_run_and_reports_bad_init_in_one_line(capsys, tmp_path):
-    from symmft.cli import main
+    from symmft.cli.main import main
 
     code = main(["train", "lstm", "--init", "pytorch", "--task", "adding", "--length", "5", "--steps", "3",
                  "--width", "4", "--batch", "8", "-o", str(tmp_path), "--json"])

@@ -13,9 +13,11 @@ import os
 import sys
 
 from symmft.backend import keep_freed_memory
-from symmft.commands import COMMANDS
-from symmft.commands.common import Formatter
+from symmft.cli.common import Formatter
 from symmft.errors import SymmftError
+
+#: Subcommand modules in the order their commands appear in ``symmft --help`` (``info`` holds cells, params, derive).
+COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f".commands.{name}", __package__).add_parsers(sub)
+        importlib.import_module(f"symmft.cli.{name}").add_parsers(sub)
     return parser
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from symmft.cell import params
 from symmft.cell.trace import BUILTIN_DIR, available_cells, load_cell
 from symmft.theory.meanfield import derive
-from symmft.commands.common import cell_argument, command, print_json, print_table
+from symmft.cli.common import cell_argument, command, print_json, print_table
 
 
 def add_parsers(sub) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from symmft.cell.trace import load_cell
 from symmft.init.search import BASELINES, evaluate_baselines, find_critical, rows_json
-from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
+from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
 
 
 def add_parsers(sub) -> None:

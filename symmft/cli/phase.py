@@ -8,7 +8,7 @@ from symmft.cell import params
 from symmft.cell.trace import load_cell
 from symmft.errors import Status
 from symmft.init.phase import phase_diagram, write_phase
-from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, set_argument
+from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, set_argument
 
 
 def add_parsers(sub) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from symmft.init.search import BASELINES
 from symmft.harness.tasks import TASKS
 from symmft.harness.train import train
-from symmft.commands.common import cell_argument, command, num, print_json, print_table
+from symmft.cli.common import cell_argument, command, num, print_json, print_table
 
 
 def add_training_options(p) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from symmft.cell.trace import load_cell
 from symmft.harness.codegen import BACKENDS, GENERATOR_VERSION, generate
 from symmft.harness.schedule import build
-from symmft.commands.common import cell_argument, command, print_json
+from symmft.cli.common import cell_argument, command, print_json
 
 
 def add_parsers(sub) -> None:

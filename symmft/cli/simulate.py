@@ -5,7 +5,7 @@ from __future__ import annotations
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.cell.trace import load_cell
 from symmft.network.simulate import WEIGHTS, simulate
-from symmft.commands.common import assignments, cell_argument, command, num, print_json, print_table, set_argument
+from symmft.cli.common import assignments, cell_argument, command, num, print_json, print_table, set_argument
 
 
 def add_parsers(sub) -> None:

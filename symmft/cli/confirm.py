@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from symmft.harness.confirm import Sweep, confirm, table
 from symmft.init.search import BASELINES
-from symmft.commands.common import CommandLineError, cell_argument, command, print_json, print_table
-from symmft.commands.train import add_training_options
+from symmft.cli.common import CommandLineError, cell_argument, command, print_json, print_table
+from symmft.cli.train import add_training_options
 
 
 def add_parsers(sub) -> None:

@@ -23,7 +23,7 @@ from symmft.theory.dynamics import analyze, jsonable
 from symmft.errors import Status
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES
-from symmft.commands.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
+from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
 
 #: Grid points per vectorized ``analyze`` call (the progress bar moves once per chunk). The solver drops converged
 #: points from its active set, so a slow point holds back only itself; fewer, larger calls save the fixed Python
