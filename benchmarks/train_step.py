@@ -35,7 +35,7 @@ QUICK = [("lstm", 200, 64, 128), ("gru", 200, 64, 128), ("lstm", 200, 64, 512)]
 
 
 def ours_step(cell: str, T: int, B: int, H: int, m: int, rng):
-    from symmft.harness.codegen import load_plan
+    from symmft.harness.plan import load_plan
 
     plan = load_plan(cell, dtype="float32")
     params = {k: (rng.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32)

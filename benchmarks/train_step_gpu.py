@@ -52,7 +52,7 @@ def _time_cupy(cupy, f, repeats: int) -> list[float]:
 def cupy_variants(cell: str, T: int, B: int, H: int, repeats: int) -> dict:
     import cupy
 
-    from symmft.harness.codegen import load_plan
+    from symmft.harness.plan import load_plan
 
     rng = np.random.default_rng(0)
     plan = load_plan(cell, xp="cupy", dtype="float32")

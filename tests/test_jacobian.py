@@ -46,7 +46,7 @@ FAR = {
 def _compare_moments(name: str, h: dict, weights: str, burn_in: int, samples: int, seed: int) -> None:
     cell = load_cell(name)
     theory = jacobian_moments(analyze(cell, h), weights=weights)
-    sim = spectrum.jacobian_moments(cell, h, width=1000, burn_in=burn_in, weights=weights, samples=samples, seed=seed)
+    sim = spectrum.empirical_jacobian_moments(cell, h, width=1000, burn_in=burn_in, weights=weights, samples=samples, seed=seed)
     for key in ("m1", "m2"):
         tol = SIMULATION_SIGMAS * sim[f"{key}_stderr"] + JACOBIAN_RELATIVE * theory[key]
         assert abs(float(theory[key]) - sim[key]) <= tol, (key, float(theory[key]), sim[key], sim[f"{key}_stderr"])
@@ -117,7 +117,7 @@ def test_empirical_m1_fluctuation_shrinks_like_inverse_sqrt_width():
     cell, h = load_cell("minimal_rnn"), POINTS["minimal_rnn"]
     spread = {}
     for width in (100, 900):
-        runs = spectrum.jacobian_moments(cell, h, width=width, burn_in=40, weights="orthogonal", samples=8, seed=1)
+        runs = spectrum.empirical_jacobian_moments(cell, h, width=width, burn_in=40, weights="orthogonal", samples=8, seed=1)
         spread[width] = float(np.std(runs["m1_samples"], ddof=1))
     assert 1.5 < spread[100] / spread[900] < 8, spread  # sqrt(9) = 3, with the scatter of 8-sample spreads
 

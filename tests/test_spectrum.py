@@ -16,7 +16,7 @@ import pytest
 from symmft.cell.trace import load_cell
 from symmft.errors import CellDefinitionError, HyperparameterError
 from symmft.network.simulate import Network
-from symmft.network.spectrum import (jacobian, jacobian_moments, jacobian_product_growth, jacobian_states,
+from symmft.network.spectrum import (jacobian, empirical_jacobian_moments, jacobian_product_growth, jacobian_states,
                              primary_states)
 
 # Tolerances, each with its reason.
@@ -134,10 +134,10 @@ def test_derived_state_through_an_affine_map(tmp_path: Path):
 
 def test_orthogonal_constant_diagonal_is_isometric_gaussian_is_marchenko_pastur():
     scale = (1.0 - math.tanh(0.5) ** 2) ** 2 * QUIET["nu2_h"]  # m1 of D U with D = tanh'(mu), |U|^2 ~ nu2
-    ortho = jacobian_moments("vanilla_rnn", QUIET, width=500, burn_in=10, tied=True, weights="orthogonal")
+    ortho = empirical_jacobian_moments("vanilla_rnn", QUIET, width=500, burn_in=10, tied=True, weights="orthogonal")
     assert abs(ortho["ratio"] - 1.0) < ISOMETRY
     assert ortho["m1"] == pytest.approx(scale, rel=ISOMETRY)
-    gauss = jacobian_moments("vanilla_rnn", QUIET, width=500, burn_in=10, tied=True)
+    gauss = empirical_jacobian_moments("vanilla_rnn", QUIET, width=500, burn_in=10, tied=True)
     assert abs(gauss["ratio"] - (2.0 + 1.0 / 500)) < MARCHENKO_PASTUR
     assert gauss["variance"] == pytest.approx(gauss["m2"] - gauss["m1"] ** 2)
     assert gauss["singular_values_squared"].shape == (500,)
@@ -154,7 +154,7 @@ def test_product_growth_per_step_is_log_m1_for_untied_vanilla_rnn():
     """Untied, the J_t are independent given the stationary state: E tr(P P^T)/N = m1^t at large n."""
     hp = {"nu2_h": 1.3, "sigma2_h": 0.4}
     kw = dict(width=200, burn_in=30, tied=False)
-    m = jacobian_moments("vanilla_rnn", hp, samples=20, **kw)
+    m = empirical_jacobian_moments("vanilla_rnn", hp, samples=20, **kw)
     growth = jacobian_product_growth("vanilla_rnn", hp, steps=60, probes=32, **kw)
     # The fitted slope of one 60-step trajectory scatters by SLOPE_SPREAD across seeds (measured); log m1 by its
     # standard error. 4 sigma (seeds are fixed, so this is deterministic; it sizes the margin). Consecutive
@@ -171,19 +171,19 @@ def test_product_growth_per_step_is_log_m1_for_untied_vanilla_rnn():
 
 
 def test_lstm_moments_report_every_sample_and_standard_errors():
-    m = jacobian_moments("lstm", {"mu_f": 2.0}, width=60, burn_in=20, samples=3, kind="full")
+    m = empirical_jacobian_moments("lstm", {"mu_f": 2.0}, width=60, burn_in=20, samples=3, kind="full")
     assert m["N"] == 120 and m["states"] == ("c", "h") and m["singular_values_squared"].shape == (360,)
     assert np.all(np.diff(m["singular_values_squared"]) >= 0)
     assert m["m1"] == pytest.approx(m["m1_samples"].mean()) and m["m1_stderr"] > 0
-    one = jacobian_moments("lstm", {"mu_f": 2.0}, width=60, burn_in=20)
+    one = empirical_jacobian_moments("lstm", {"mu_f": 2.0}, width=60, burn_in=20)
     assert one["N"] == 60 and one["m1_stderr"] is None
 
 
 def test_bad_options_and_cells_name_the_problem(tmp_path: Path):
     with pytest.raises(HyperparameterError, match="kind"):
-        jacobian_moments("vanilla_rnn", width=10, kind="backward")
+        empirical_jacobian_moments("vanilla_rnn", width=10, kind="backward")
     with pytest.raises(HyperparameterError, match="burn_in"):
-        jacobian_moments("vanilla_rnn", width=10, burn_in=0)
+        empirical_jacobian_moments("vanilla_rnn", width=10, burn_in=0)
     path = tmp_path / "twins.py"
     path.write_text('STATE = ("a", "b")\n\n\ndef step(x, a, b, ops):\n    y = ops.tanh(ops.affine("y", x, a))\n'
                     '    return y, y\n')

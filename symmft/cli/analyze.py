@@ -19,7 +19,8 @@ import numpy as np
 from symmft.cell import params
 from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
-from symmft.theory.dynamics import analyze, jsonable
+from symmft.serialize import jsonable
+from symmft.theory.dynamics import analyze
 from symmft.errors import Status
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES

@@ -18,7 +18,7 @@ def add_parsers(sub) -> None:
         "(or write it with -o). The input projections of all maps are one product before the time loop; per "
         "step the recurrent products and one fused elementwise stage between them; sympy differentiates the "
         "stages; the weight gradients are large products after the loop. The same driver runs on numpy and on "
-        "CuPy (one ElementwiseKernel per stage). Training code loads it with symmft.harness.codegen.load_plan, which "
+        "CuPy (one ElementwiseKernel per stage). Training code loads it with symmft.harness.plan.load_plan, which "
         "caches this source under $SYMMFT_CACHE/codegen (default ~/.cache/symmft/codegen) by cell-file hash.",
         ["symmft codegen lstm", "symmft codegen gru --backend cupy -o gru_step.py",
          "symmft codegen my_cells/peephole.py --json"],

@@ -5,7 +5,7 @@ source text) -> :mod:`symmft.harness.plan` (``load_plan``: cached, imported, run
 
 Using it (the API training code builds on)::
 
-    from symmft.harness.codegen import load_plan          # = symmft.harness.plan.load_plan
+    from symmft.harness.plan import load_plan
     plan = load_plan("lstm", xp="numpy", dtype="float32")   # or a cell file path; xp "cupy" on a GPU
     plan.states, plan.output                      # ("c", "h"), "h": the state read out (last of STATE)
     shapes = plan.param_shapes(width, input_dim)  # {"i.x": (n, m), "i.h": (n, n), "i.bias": (n,), ...}
@@ -47,6 +47,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+from symmft.backend import BACKENDS
 from symmft.cell.trace import Cell, load_cell
 from symmft.harness.kernel import cuda_stage_source, numpy_stage_source
 from symmft.harness.schedule import PRE, STEP, Product, Schedule, Stage, Value, build
@@ -67,7 +68,6 @@ def _generator_hash() -> str:
 
 #: Identifies the generator version in cache keys and in the generated module.
 GENERATOR_VERSION = _generator_hash()[:12]
-BACKENDS = ("numpy", "cupy")
 
 
 def generate(cell: Cell | str, backends: tuple[str, ...] = BACKENDS) -> str:
@@ -438,10 +438,3 @@ class _Emitter:
 
     def cuda_stages(self) -> list[str]:
         return cuda_stage_source(list(self.stage_signatures()), self.s.cell.name)
-
-
-def load_plan(cell, xp="numpy", dtype: str = "float32"):
-    """The generated training step of ``cell`` as a runnable plan: see :func:`symmft.harness.plan.load_plan`."""
-    from symmft.harness.plan import load_plan as _load_plan  # the runtime imports this module
-
-    return _load_plan(cell, xp=xp, dtype=dtype)

@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from symmft.backend import BACKENDS, get_xp, to_numpy
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
 from symmft.init.search import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
 from symmft.errors import SymmftError
-from symmft.init.rule import jsonable
+from symmft.serialize import jsonable
 from symmft.network.simulate import Network
 from symmft.harness.tasks import Task, make_task
 
@@ -208,7 +209,7 @@ class Model:
         from symmft.harness.plan import load_plan  # the generated forward/backward (BPTT) step
 
         self.task, self.plan = task, load_plan(cell, xp=backend, dtype=dtype)
-        self.xp = np if backend == "numpy" else _cupy()
+        self.xp = get_xp(backend)
         self.dtype = np.dtype(dtype)
 
     def loss_and_grads(self, params: dict, xs, targets) -> tuple[float, float, dict]:
@@ -218,7 +219,7 @@ class Model:
         outputs, tape = self.plan.forward(cell_params, xp.asarray(xs, dtype=self.dtype))
         h = outputs[-R:]
         logits = h @ params["readout.weight"].T + params["readout.bias"]
-        logits_np = _to_numpy(logits)
+        logits_np = to_numpy(logits)
         loss, d_logits = self.task.loss(logits_np, targets)
         metric = self.task.metric(logits_np, targets)
         d_logits = xp.asarray(d_logits, dtype=self.dtype)
@@ -237,22 +238,10 @@ class Model:
             idx = np.arange(lo, min(n, lo + batch))
             xs, targets = self.task.batch(split, idx)
             outputs, _ = self.plan.forward(cell_params, self.xp.asarray(xs, dtype=self.dtype))
-            logits = _to_numpy(outputs[-R:] @ params["readout.weight"].T + params["readout.bias"])
+            logits = to_numpy(outputs[-R:] @ params["readout.weight"].T + params["readout.bias"])
             total_loss += self.task.loss(logits, targets)[0] * len(idx)
             total_metric += self.task.metric(logits, targets) * len(idx)
         return {"loss": total_loss / n, self.task.metric_name: total_metric / n}
-
-
-def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise TrainingError("backend cupy needs CuPy and a CUDA GPU (pip install -e '.[gpu]'); use --backend numpy") from None
-    return cupy
-
-
-def _to_numpy(a) -> np.ndarray:
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 # ---------------------------------------------------------------- the loop
@@ -329,7 +318,7 @@ def train(cell: Cell | str, init: str | dict, task: str | Task, length: int | No
             raise TrainingError(f"{name} must be an integer >= {lo}, got {value!r}")
     if not (lr > 0 and math.isfinite(lr)):
         raise TrainingError(f"learning rate must be positive and finite, got {lr!r}")
-    if backend not in ("numpy", "cupy") or dtype not in ("float32", "float64"):
+    if backend not in BACKENDS or dtype not in ("float32", "float64"):
         raise TrainingError(f"backend must be numpy|cupy and dtype float32|float64, got {backend!r}, {dtype!r}")
     info = resolve_init(cell, init, task, width, progress)
     init_label = init if isinstance(init, str) else "rule"
@@ -405,9 +394,9 @@ def _log_eval(log, history, step, values, start) -> None:
 
 
 def _save(out: Path, config: TrainConfig, params: dict, opt: Adam) -> None:
-    arrays = {f"param/{k}": _to_numpy(v) for k, v in params.items()}
-    arrays.update({f"m/{k}": _to_numpy(v) for k, v in opt.m.items()})
-    arrays.update({f"v/{k}": _to_numpy(v) for k, v in opt.v.items()})
+    arrays = {f"param/{k}": to_numpy(v) for k, v in params.items()}
+    arrays.update({f"m/{k}": to_numpy(v) for k, v in opt.m.items()})
+    arrays.update({f"v/{k}": to_numpy(v) for k, v in opt.v.items()})
     tmp = out / (CHECKPOINT + ".tmp.npz")
     np.savez(tmp, step=opt.step, config=json.dumps(asdict(config)), digest=config.digest(), **arrays)
     tmp.replace(out / CHECKPOINT)  # atomic: an interrupted save leaves the previous checkpoint

@@ -1,6 +1,6 @@
 """The initializations people use, converted to symmft's hyperparameters and evaluated by the same criteria.
 
-Stage: ``Cell`` -> baseline hyperparameters for width H and input dimension m -> :func:`symmft.init.criteria.evaluate_points`
+Stage: ``Cell`` -> baseline hyperparameters for width H and input dimension m -> :func:`symmft.init.evaluate.evaluate_points`
 -> rows (xi, m1, m2, ..., which criteria fail for length T), shown by ``symmft critical`` beside the rule and
 exportable like a rule (:mod:`symmft.export.spec`).
 
@@ -26,9 +26,10 @@ import math
 
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
-from symmft.init.criteria import Criteria, evaluate_points, gate_roles
+from symmft.init.criteria import Criteria
+from symmft.init.evaluate import evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status
-from symmft.init.rule import jsonable
+from symmft.serialize import jsonable
 
 BASELINES = {
     "pytorch": "PyTorch default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))",

@@ -1,6 +1,6 @@
 """Phase diagrams: xi, lambda and the Jacobian moments over a 2-D hyperparameter plane, as arrays and as a figure.
 
-Stage: ``Cell`` -> :func:`symmft.init.criteria.evaluate_points` on the 'ij' meshgrid of two axes (in chunks, with a
+Stage: ``Cell`` -> :func:`symmft.init.evaluate.evaluate_points` on the 'ij' meshgrid of two axes (in chunks, with a
 progress bar) -> :func:`phase_diagram`'s dict of arrays -> :func:`plot_phase` (PNG) and :func:`write_phase`
 (OUT.png, OUT.npz, OUT.json).
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
-from symmft.init.criteria import CHUNK, evaluate_points
+from symmft.init.evaluate import CHUNK, evaluate_points
 from symmft.errors import HyperparameterError, Status, SymmftError
 
 #: Arrays every phase diagram holds (besides the axes and the fixed-point keys M_s, Q_s).

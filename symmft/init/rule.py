@@ -14,6 +14,7 @@ import numpy as np
 from symmft.cell.trace import Cell
 from symmft.init.criteria import Criteria
 from symmft.errors import SymmftError
+from symmft.serialize import jsonable
 
 #: Input statistics the search assumes unless fixed otherwise; the sentence is part of every rule.
 INPUT_ASSUMPTION = (
@@ -88,19 +89,3 @@ def read_rule(path: str | Path) -> dict:
     if missing:
         raise SymmftError(f"{path} is not an init rule: keys {missing} are missing (write one with symmft critical -o)")
     return rule
-
-
-def jsonable(obj):
-    """``obj`` as JSON-ready data: numpy scalars as Python numbers, non-finite floats as "inf"/"-inf", NaN as None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)) or (isinstance(obj, np.ndarray) and obj.ndim == 0):
-        x = float(obj)
-        return x if math.isfinite(x) else (None if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-    return obj

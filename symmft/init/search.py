@@ -49,7 +49,8 @@ import numpy as np
 from symmft.cell import params as params_mod
 from symmft.init.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
 from symmft.cell.trace import Cell, load_cell
-from symmft.init.criteria import CHUNK, Criteria, evaluate_points, gate_roles
+from symmft.init.criteria import Criteria
+from symmft.init.evaluate import CHUNK, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.theory.jacobian import WEIGHTS
 from symmft.init.rule import CriticalResult, read_rule

@@ -75,7 +75,7 @@ def jacobian_states(cell: Cell, kind: str = "memory") -> tuple[str, ...]:
     return primary_states(cell) if kind == "memory" else cell.states
 
 
-def jacobian_moments(cell: Cell | str | Path, hyperparameters: Mapping[str, Any] | None = None, *,
+def empirical_jacobian_moments(cell: Cell | str | Path, hyperparameters: Mapping[str, Any] | None = None, *,
                      width: int = 1000, burn_in: int = 200, tied: bool = False, weights: str = "gaussian",
                      seed: int = 0, kind: str = "memory", samples: int = 1) -> dict[str, Any]:
     """Moments of JJ^T at stationarity, from ``samples`` independent runs (each its own network and inputs).

@@ -21,12 +21,13 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symmft.theory import gaussian
+from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
 from symmft.theory.expectation import E1, E2, EL, u
 from symmft.theory.meanfield import MeanFieldMap
 
-BACKENDS = ("numpy", "cupy", "mpmath")
+BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference
 
 
 class _Printer(StrPrinter):

@@ -19,8 +19,6 @@ Every failure is a :class:`~symmft.errors.Status` per point; failed points carry
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mpmath
 import numpy as np
 
@@ -29,65 +27,13 @@ from symmft.backend import get_xp, to_numpy
 from symmft.cell.trace import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
+from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
 from symmft.theory.meanfield import derive
+from symmft.theory.population import analyze_population
 
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
 #: rounding of O(1) moments, so every converged point is accurate to ~1e-12 before quadrature error.
 TOLERANCE = 1e-13
-#: A second moment above this is treated as divergence (bounded gates keep moments O(1)-O(1e4)).
-DIVERGENCE = 1e12
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Mean-field predictions at every point of a hyperparameter grid (arrays of the grid's shape)."""
-
-    cell: Cell
-    closure: str
-    backend: str
-    hyperparameters: dict
-    fixed_point: dict  # key name (M_s, Q_s, ...) -> array
-    cross_fixed_point: dict  # key name (C_s, ...) -> array
-    correlation: dict  # state -> c* = C_s / Q_s
-    lambda_: np.ndarray
-    xi: np.ndarray
-    diagonal_lambda: np.ndarray
-    status: np.ndarray  # Status values
-    extras: dict = field(default_factory=dict)
-
-    def state_moments(self, state: str) -> dict:
-        return {"mean": self.fixed_point[f"M_{state}"], "second_moment": self.fixed_point[f"Q_{state}"]}
-
-    def to_json(self) -> dict:
-        """JSON-ready dict (lists for grids, floats for scalars)."""
-
-        def j(a):
-            return jsonable(np.asarray(a, dtype=float))
-
-        status = np.vectorize(lambda s: Status(int(s)).name, otypes=[object])(np.asarray(self.status))
-        return {
-            "cell": self.cell.name,
-            "closure": self.closure,
-            "backend": self.backend,
-            "hyperparameters": {k: jsonable(np.asarray(v, dtype=float)) for k, v in self.hyperparameters.items()},
-            "fixed_point": {s: {k: j(v) for k, v in self.state_moments(s).items()} for s in self.cell.states},
-            "correlation": {s: j(v) for s, v in self.correlation.items()},
-            "lambda": j(self.lambda_),
-            "xi": j(self.xi),
-            "diagonal_lambda": j(self.diagonal_lambda),
-            "status": status.tolist(),
-            **{k: j(v) for k, v in self.extras.items()},
-        }
-
-
-def jsonable(a: np.ndarray):
-    """Nested lists of floats; NaN (a failed point: see status) -> null, +-inf (no decay) -> "inf"/"-inf"."""
-    if a.ndim == 0:
-        x = float(a)
-        return x if np.isfinite(x) else (None if np.isnan(x) else "inf" if x > 0 else "-inf")
-    return [jsonable(v) for v in a]
-
-
 def analyze(
     cell: Cell,
     hyperparameters: dict | None = None,
@@ -104,8 +50,6 @@ def analyze(
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
-        from symmft.theory.population import analyze_population
-
         return analyze_population(cell, h)
     mf = derive(cell, closure, params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
@@ -305,19 +249,11 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
         cross_fixed_point=cross,
         correlation=corr,
         lambda_=lam_np,
-        xi=_time_scale(lam_np),
+        xi=time_scale(lam_np),
         diagonal_lambda=lam_d_np,
         status=to_numpy(status).astype(int).reshape(shape),
         extras={"chi_1": clean(lam_equal, ok_d)},
     )
-
-
-def _time_scale(lam) -> np.ndarray:
-    """xi = -1/log|lambda|; inf where |lambda| >= 1 (no decay), NaN where lambda is NaN."""
-    a = np.abs(np.asarray(lam, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xi = np.where(a < 1, -1.0 / np.log(a), np.inf)
-    return np.where(np.isnan(a), np.nan, xi)
 
 
 # ---------------------------------------------------------------- mpmath reference (one point)

@@ -36,7 +36,7 @@ import sympy as sp
 
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError
-from symmft.theory.meanfield import MeanFieldMap, _Derivation, derive
+from symmft.theory.meanfield import MeanFieldMap, Derivation, derive
 
 KINDS = ("memory", "full")
 WEIGHTS = ("gaussian", "orthogonal")
@@ -72,7 +72,7 @@ _CACHE: dict = {}
 
 def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> JacobianMap:
     mf = derive(cell, chrono=chrono)
-    D = _Derivation(cell, chrono)
+    D = Derivation(cell, chrono)
     # the map's keys are what the moments are written in; reuse the fixed-point derivation's symbols
     primary = primary_states(cell) if kind == "memory" else cell.states
     derived = [t for t in cell.states if t not in primary]
@@ -136,7 +136,7 @@ def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> JacobianM
     return JacobianMap(cell, kind, weights, tuple(primary), m1, m2, mf)
 
 
-def _refuse_elementwise_use(D: _Derivation, cell: Cell, derived: str, atom: sp.Symbol) -> None:
+def _refuse_elementwise_use(D: Derivation, cell: Cell, derived: str, atom: sp.Symbol) -> None:
     """A derived state used elementwise would correlate the previous-step block with the current step."""
     for s, e in D.new_state.items():
         if e.has(atom):

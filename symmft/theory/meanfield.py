@@ -90,14 +90,14 @@ def derive(cell: Cell, closure: str = "gaussian", chrono: frozenset = frozenset(
         raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
     key = (cell.file_hash, closure, frozenset(chrono))
     if key not in _CACHE:
-        _CACHE[key] = _Derivation(cell, frozenset(chrono)).run(closure)
+        _CACHE[key] = Derivation(cell, frozenset(chrono)).run(closure)
     return _CACHE[key]
 
 
 _CACHE: dict = {}
 
 
-class _Derivation:
+class Derivation:
     """Builds the state updates as sympy expressions and takes their expectations."""
 
     def __init__(self, cell: Cell, chrono: frozenset = frozenset()):

@@ -4,7 +4,7 @@ What: the Gaussian closure (:mod:`symmft.theory.meanfield`) replaces a nonlinear
 LSTM's tanh(c'), the GRU's tanh(u_n + r*u_hn)) by a Gaussian of matched moments. Here nothing is replaced: P
 single units, each with an a-copy and a b-copy (two input sequences), are stepped by the cell file's own ``step``
 under the infinite-width untied law, and the fixed point, c*, lambda and xi are read off the population. Stage:
-one hyperparameter point -> :class:`~symmft.theory.dynamics.Analysis` (closure "population"), consumed like the Gaussian
+one hyperparameter point -> :class:`~symmft.theory.analysis.Analysis` (closure "population"), consumed like the Gaussian
 closure's; it is also the reference that measures that closure's gap.
 
 How: ``ops.affine(k, ...)`` draws per unit, afresh each step (weights independent across steps), a pair
@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import erf
 
 from symmft.cell.trace import Cell
-from symmft.theory.dynamics import DIVERGENCE, Analysis, _time_scale
+from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
 from symmft.errors import CellDefinitionError, HyperparameterError, Status
 from symmft.cell.params import chrono_maps
 
@@ -232,5 +232,5 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
                   population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg))
     return Analysis(cell=cell, closure="population", backend="numpy", hyperparameters=h, fixed_point=fixed,
-                    cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=_time_scale(val(lam_c[0])),
+                    cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
                     diagonal_lambda=val(lam_d[0]), status=np.asarray(int(status)), extras=extras)

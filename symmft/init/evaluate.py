@@ -1,0 +1,100 @@
+"""The quantities the criteria judge, evaluated on batches of points, and which gate of a cell is which.
+
+Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on
+vectorized batches -> per point xi, lambda, m1, m2, spread, Q_s, status, judged by
+:class:`symmft.init.criteria.Criteria`. Used by the search (:mod:`symmft.init.search`), the baselines
+(:mod:`symmft.init.baselines`) and phase diagrams (:mod:`symmft.init.phase`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symmft.cell import params as params_mod
+from symmft.cell.trace import Cell, primary_states
+from symmft.errors import ClosureError, Status
+from symmft.theory.dynamics import analyze
+from symmft.theory.jacobian import jacobian_moments
+
+#: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead
+#: and the solver drops converged points from its active set, so a slow (chaotic) point no longer holds back its
+#: chunk. On the 2-core CPU a 96 x 96 LSTM phase diagram took 105 s in chunks of 16 and 83 s in chunks of 2048.
+CHUNK = 4096
+
+
+def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthogonal", length: int | None = None,
+                    chunk: int = CHUNK, bar=None, max_iterations: int = 200, retry: int | None = None) -> dict:
+    """Fixed point, xi, lambda and Jacobian moments at N points: ``hyperparameters`` values are numbers or 1-D
+    arrays of one length N (evaluated ``chunk`` points per call; ``bar`` a tqdm bar to advance). Returns 1-D arrays
+    ``xi, lambda, chi_1, m1, m2, variance, status`` and every fixed-point key (``M_s, Q_s``); with ``length``, also
+    ``spread`` = T (m2/m1^2 - 1). Failed points hold NaN and their status. ``max_iterations`` bounds analyze's
+    Newton loops; ``retry``, if given, is the budget NOT_CONVERGED points get in a second, pointwise try."""
+    h = params_mod.resolve(cell, hyperparameters)
+    n = max([np.size(v) for v in h.values() if np.ndim(v)] or [1])
+    flat = {k: (np.ravel(v) if np.ndim(v) else v) for k, v in h.items()}
+    parts = []
+    for lo in range(0, n, chunk):
+        point = {k: (v[lo: lo + chunk] if np.ndim(v) else v) for k, v in flat.items()}
+        a = analyze(cell, point, max_iterations=max_iterations)
+        try:
+            j = jacobian_moments(a, kind="memory", weights=weights, length=length)
+        except ClosureError as e:
+            raise ClosureError(f"cell {cell.name}: the Jacobian moments m1, m2 the criteria need cannot be derived: {e}") from e
+        size = min(chunk, n - lo)
+        part = {"xi": a.xi, "lambda": a.lambda_, "chi_1": a.extras["chi_1"], "status": a.status,
+                **{k: j[k] for k in ("m1", "m2", "variance")}, **a.fixed_point}
+        if length is not None:
+            part["spread"] = j["relative_spectral_variance"]
+        parts.append({k: np.broadcast_to(np.asarray(v, dtype=int if k == "status" else float), (size,)) for k, v in part.items()})
+        if bar is not None:
+            bar.update(size)
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if retry and retry > max_iterations:
+        for i in np.flatnonzero(out["status"] == Status.NOT_CONVERGED):
+            point = {k: (v[i] if np.ndim(v) else v) for k, v in flat.items()}
+            again = evaluate_points(cell, point, weights=weights, length=length, max_iterations=retry)
+            for k in out:
+                out[k][i] = again[k][0]
+    return out
+
+
+# ---------------------------------------------------------------- which gate is which
+
+
+def gate_roles(cell: Cell) -> dict:
+    """``{"memory": {map: sign}, "write": {map: sign}}``: sigmoid gates multiplying the previous primary state
+    (memory; sign +1 when a larger bias keeps more, as LSTM f, GRU z) and sigmoid gates multiplying the new content
+    in the terms free of the old state (write; LSTM i). Read from the cell's own update expressions (cached per
+    cell-file hash)."""
+    if cell.file_hash not in _ROLES:
+        _ROLES[cell.file_hash] = _gate_roles(cell)
+    return {k: dict(v) for k, v in _ROLES[cell.file_hash].items()}
+
+
+_ROLES: dict = {}
+
+
+def _gate_roles(cell: Cell) -> dict:
+    import sympy as sp
+
+    from symmft.theory.expectation import sigmoid
+    from symmft.theory.meanfield import Derivation
+
+    D = Derivation(cell)
+    memory, write = {}, {}
+    for s in primary_states(cell):
+        atom = D.atoms[s]
+        update = sp.expand(D.new_state[s])
+        keep, rest = update.coeff(atom), update.subs(atom, 0)
+        for a in cell.affines:
+            gate = sigmoid(D.atoms[f"u_{a.name}"])
+            if keep.has(gate):
+                g = sp.Dummy("g")
+                slope = keep.subs(gate, g).diff(g).subs(g, sp.Rational(1, 2))
+                memory[a.name] = 1 if slope.is_positive else -1
+        for term in sp.Add.make_args(rest):
+            coeff, factors = term.as_coeff_mul()
+            for a in cell.affines:
+                if a.name not in memory and sigmoid(D.atoms[f"u_{a.name}"]) in factors:
+                    write[a.name] = 1 if coeff > 0 else -1
+    return {"memory": memory, "write": write}
