@@ -54,6 +54,8 @@ _API = {
     "make_task": "symmft.harness.tasks",
     "train": "symmft.harness.train",
     "confirm": "symmft.harness.confirm",
+    # caches (in memory and under $SYMMFT_CACHE)
+    "clear_caches": "symmft.cache",
     # errors and statuses
     "Status": "symmft.errors",
     "SymmftError": "symmft.errors",

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from symmft import backend
+from symmft import backend, cache
 from symmft.cell.trace import Cell, load_cell
 from symmft.harness.codegen import GENERATOR_VERSION, generate
 from symmft.errors import BackendError, SymmftError
@@ -40,8 +40,7 @@ class PlanInputError(SymmftError, ValueError):
 
 def cache_dir() -> Path:
     """Where generated sources are kept: ``$SYMMFT_CACHE/codegen`` or ``~/.cache/symmft/codegen``."""
-    root = os.environ.get("SYMMFT_CACHE") or Path.home() / ".cache" / "symmft"
-    return Path(root) / "codegen"
+    return cache.directory("codegen")
 
 
 def cached_source(cell: Cell) -> Path:

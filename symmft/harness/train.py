@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from symmft import cache
 from symmft.backend import BACKENDS, get_xp, to_numpy
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
@@ -59,14 +59,10 @@ class TrainingError(SymmftError):
 # ---------------------------------------------------------------- initialization
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("SYMMFT_CACHE", Path.home() / ".cache" / "symmft"))
-
-
 def critical_rule(cell: Cell, length: int, q_x: float, progress: bool = False) -> dict:
     """The init rule ``find_critical`` gives for ``cell``, sequence length T and input second moment q_x, cached
     as JSON under $SYMMFT_CACHE (default ~/.cache/symmft) by cell-file hash, T and q_x."""
-    path = _cache_dir() / "rules" / f"{cell.name}_{cell.file_hash[:12]}_T{length}_qx{q_x:g}.json"
+    path = cache.directory("rules") / f"{cell.name}_{cell.file_hash[:12]}_T{length}_qx{q_x:g}.json"
     if path.exists():
         return read_rule(path)
     rule = find_critical(cell, length, fixed={"q_x": q_x}, progress=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symmft import cache
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError, Status
@@ -71,7 +72,7 @@ def gate_roles(cell: Cell) -> dict:
     return {k: dict(v) for k, v in _ROLES[cell.file_hash].items()}
 
 
-_ROLES: dict = {}
+_ROLES = cache.memory("gate roles")
 
 
 def _gate_roles(cell: Cell) -> dict:

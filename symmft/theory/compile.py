@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from symmft import cache
 from symmft.theory import gaussian
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
@@ -167,7 +168,7 @@ def _split(values: list, k: int):
     return values[:k], [values[k + i * k : k + (i + 1) * k] for i in range(k)]
 
 
-_COMPILED: dict = {}
+_COMPILED = cache.memory("compiled maps")
 
 
 def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> CompiledMap:

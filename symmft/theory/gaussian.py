@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple
 import mpmath
 import numpy as np
 
+from symmft import cache
 from symmft.backend import array_module
 from symmft.errors import HyperparameterError
 
@@ -339,6 +340,10 @@ def _mp_panels(kinks) -> list:
 @functools.lru_cache(maxsize=16)
 def _mp_nodes(kind: str, n: int, prec: int) -> list:
     return list(zip(*mpmath.mp.gauss_quadrature(n, kind)))
+
+
+cache.register("quadrature tables", _host_table.cache_clear)
+cache.register("mpmath quadrature nodes", _mp_nodes.cache_clear)
 
 
 def _mp_rule(kinks) -> list:

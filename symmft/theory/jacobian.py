@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symmft import cache
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError
 from symmft.theory.meanfield import MeanFieldMap, Derivation, derive
@@ -67,7 +68,7 @@ def derive_jacobian(cell: Cell, kind: str = "memory", weights: str = "gaussian",
     return _CACHE[key]
 
 
-_CACHE: dict = {}
+_CACHE = cache.memory("Jacobian maps")
 
 
 def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> JacobianMap:
@@ -186,4 +187,4 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     return out
 
 
-_COMPILED: dict = {}
+_COMPILED = cache.memory("compiled Jacobian maps")

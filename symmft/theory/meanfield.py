@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import networkx as nx
 import sympy as sp
 
+from symmft import cache
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
 from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
@@ -94,7 +95,7 @@ def derive(cell: Cell, closure: str = "gaussian", chrono: frozenset = frozenset(
     return _CACHE[key]
 
 
-_CACHE: dict = {}
+_CACHE = cache.memory("derived maps")
 
 
 class Derivation:
