@@ -18,9 +18,9 @@ import torch
 
 from symmft import backend
 from symmft.cell.trace import available_cells, load_cell
-from symmft.harness.codegen import generate, load_plan
+from symmft.harness.codegen import generate
 from symmft.errors import CellDefinitionError, SymmftError
-from symmft.harness.plan import PlanInputError
+from symmft.harness.plan import PlanInputError, load_plan
 from symmft.network.simulate import Network
 
 #: Generated backward vs PyTorch autograd, float64, relative to the largest gradient entry: both are exact
