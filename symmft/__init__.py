@@ -31,6 +31,7 @@ _API = {
     "Derivation": "symmft.theory.meanfield",
     "MeanFieldMap": "symmft.theory.meanfield",
     "analyze": "symmft.theory.dynamics",
+    "analyze_grid": "symmft.theory.grid",
     "Analysis": "symmft.theory.analysis",
     "analyze_population": "symmft.theory.population",
     "jacobian_moments": "symmft.theory.jacobian",

@@ -1,17 +1,13 @@
 """``symmft analyze``: the mean-field fixed point, c*, lambda and xi of a cell at one point or on a grid.
 
-A hyperparameter grid (``--grid``) is the 'ij' meshgrid of its axes, evaluated in chunks of flattened points (see
-``CHUNK``) under a progress bar, one point per call for the mpmath backend and the population closure, which take
-one point; the chunks' results are joined into one ``Analysis`` of the grid's shape.
+A hyperparameter grid (``--grid``) is the 'ij' meshgrid of its axes, evaluated by
+:func:`symmft.theory.grid.analyze_grid` (chunks of flattened points under a progress bar).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +17,11 @@ from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
 from symmft.theory.dynamics import analyze
+from symmft.theory.grid import analyze_grid
 from symmft.errors import Status
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES
 from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
-
-#: Grid points per vectorized ``analyze`` call (the progress bar moves once per chunk). The solver drops converged
-#: points from its active set, so a slow point holds back only itself; fewer, larger calls save the fixed Python
-#: overhead of each map evaluation.
-CHUNK = 4096
-
 
 def add_parsers(sub) -> None:
     """The ``analyze`` subcommand."""
@@ -99,9 +90,9 @@ def _analyze(args) -> int:
 
     start = time.perf_counter()
     if axes:
-        analysis = _analyze_grid(cell, values, mesh, args)
+        analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps)
     else:
-        analysis = _run_analysis(cell, values, args)
+        analysis = analyze(cell, values, backend=args.backend, closure=args.closure, dps=args.dps)
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
@@ -128,55 +119,6 @@ def _analyze(args) -> int:
                   f"m2 {float(moments['m2']):.8g}   variance {float(moments['variance']):.8g}   "
                   f"backward time scale {float(moments['xi_backward']):.6g} steps")
     return 0
-
-
-def _run_analysis(cell, values: dict, args):
-    return analyze(cell, values, backend=args.backend, closure=args.closure, dps=args.dps)
-
-
-def _analyze_grid(cell, values: dict, mesh: dict[str, np.ndarray], args):
-    """Evaluate the grid ``mesh`` (arrays of one shape) in chunks of flattened points; one Analysis of its shape."""
-    from tqdm import tqdm
-
-    shape = next(iter(mesh.values())).shape
-    total = math.prod(shape)
-    # the mpmath backend and the population closure evaluate one point per call
-    chunk = 1 if args.backend == "mpmath" or args.closure == "population" else CHUNK
-    if chunk > 1 and total <= chunk:
-        return _run_analysis(cell, {**values, **mesh}, args)
-    grid = " x ".join(f"{a}({n})" for a, n in zip(mesh, shape))
-    print(f"symmft: analyzing {cell.name} on {grid}: {total} points, {chunk} per call", file=sys.stderr)
-    flat = {k: v.ravel() for k, v in mesh.items()}
-    parts = []
-    with tqdm(total=total, unit="point", file=sys.stderr, disable=None, desc="analyze") as bar:
-        for lo in range(0, total, chunk):
-            point = {k: (v[lo] if chunk == 1 else v[lo : lo + chunk]) for k, v in flat.items()}
-            parts.append(_run_analysis(cell, {**values, **point}, args))
-            bar.update(min(chunk, total - lo))
-    return _merge(parts, shape, params.resolve(cell, {**values, **mesh}))
-
-
-def _merge(parts: list, shape: tuple[int, ...], hyperparameters: dict):
-    """Join analyses of consecutive chunks of flattened grid points into one Analysis of ``shape``."""
-
-    def cat(values, dtype=float):
-        return np.concatenate([np.ravel(np.asarray(v, dtype=dtype)) for v in values]).reshape(shape)
-
-    def cat_dict(field):
-        return {k: cat([getattr(p, field)[k] for p in parts]) for k in getattr(parts[0], field)}
-
-    return replace(
-        parts[0],
-        hyperparameters=hyperparameters,
-        fixed_point=cat_dict("fixed_point"),
-        cross_fixed_point=cat_dict("cross_fixed_point"),
-        correlation=cat_dict("correlation"),
-        lambda_=cat([p.lambda_ for p in parts]),
-        xi=cat([p.xi for p in parts]),
-        diagonal_lambda=cat([p.diagonal_lambda for p in parts]),
-        status=cat([p.status for p in parts], dtype=int),
-        extras=cat_dict("extras"),
-    )
 
 
 def _write_analysis(analysis, result: dict, axes: dict[str, np.ndarray], output: str) -> list[str]:

@@ -15,12 +15,9 @@ from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError, Status
 from symmft.theory.dynamics import analyze
+from symmft.theory.grid import CHUNK
 from symmft.theory.jacobian import jacobian_moments
 
-#: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead
-#: and the solver drops converged points from its active set, so a slow (chaotic) point no longer holds back its
-#: chunk. On the 2-core CPU a 96 x 96 LSTM phase diagram took 105 s in chunks of 16 and 83 s in chunks of 2048.
-CHUNK = 4096
 
 
 def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthogonal", length: int | None = None,

@@ -5,11 +5,9 @@ and read by the exporters and the training harness."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from symmft.cell.trace import Cell
 from symmft.init.criteria import Criteria
