@@ -151,11 +151,11 @@ def test_analyze_grid_writes_npz_and_json_of_the_ij_grid_shape(capsys, tmp_path)
 
 
 def test_analyze_grid_in_chunks_equals_one_vectorized_call(capsys, tmp_path, monkeypatch):
-    import symmft.cli.analyze
+    import symmft.theory.grid
 
     argv = ["analyze", "vanilla_rnn", "--grid", "nu2_h=0.5:1.5:3", "--grid", "mu_h=0:0.5:2", "-o"]
     assert run(capsys, *argv, str(tmp_path / "whole"))[0] == 0
-    monkeypatch.setattr(symmft.cli.analyze, "CHUNK", 4)  # 6 points: chunks of 4 and 2
+    monkeypatch.setattr(symmft.theory.grid, "CHUNK", 4)  # 6 points: chunks of 4 and 2
     assert run(capsys, *argv, str(tmp_path / "chunked"))[0] == 0
     whole, chunked = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "chunked.npz")
     assert sorted(whole) == sorted(chunked)
