@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import importlib.util
 import inspect
 import keyword
 import traceback
@@ -36,8 +37,20 @@ from symmft.errors import CellDefinitionError
 NONLINEARITIES = ("sigmoid", "tanh", "erf")
 #: Every name an ``ops`` namespace offers to a cell file.
 OPS = ("affine",) + NONLINEARITIES
+
+
+def _builtin_dir() -> Path:
+    """The top-level ``cells/`` of a source checkout, else the ``symmft.cells`` package an installed wheel ships
+    (pyproject maps that package to ``cells/``)."""
+    checkout = Path(__file__).resolve().parents[2] / "cells"
+    if (checkout / "lstm.py").is_file():
+        return checkout
+    spec = importlib.util.find_spec("symmft.cells")
+    return Path(next(iter(spec.submodule_search_locations))) if spec else checkout
+
+
 #: Where built-in cells live (``load_cell("lstm")``).
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "cells"
+BUILTIN_DIR = _builtin_dir()
 INPUT = "x"
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from symmft.cell.trace import load_cell
+from symmft.extras import pyplot, require
 from symmft.errors import SymmftError
 from symmft.harness.tasks import make_task
 from symmft.harness.train import RESULT, predicted, resolve_init, train
@@ -72,7 +73,8 @@ def confirm(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None, 
     ``out_dir`` and return the summary. ``scheduler``: address of a running dask scheduler; otherwise a
     LocalCluster of ``workers`` (default: min(runs, CPUs)) single-threaded workers, separate processes unless
     ``processes`` is False."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    distributed = require("dask.distributed")
+    Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
 
     if not (sweep.lengths and sweep.inits and sweep.seeds):
         raise ConfirmError("give at least one length, one init and one seed")
@@ -171,10 +173,7 @@ def plot(summary: dict, path: str | Path) -> Path:
     """Final test metric vs T per init (points per seed, line through the means), the chance level, and each
     init's predicted xi (at the longest T) as a dashed vertical line of the init's colour, labelled; the log T
     axis stretches to show every finite xi in [0.1, 1e6]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows, metric = summary["rows"], summary["metric"]
     fig, ax = plt.subplots(figsize=(7.2, 4.4))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from symmft.extras import require
 from symmft.errors import SymmftError
 
 
@@ -164,7 +165,7 @@ def make_task(name: str, length: int, *, seed: int = 0, padding: str = "zeros", 
 
 
 def _digits(name: str, length: int, rng, padding: str, test_fraction: float) -> Task:
-    from sklearn.datasets import load_digits  # the bundled 8x8 digits: offline
+    load_digits = require("sklearn.datasets").load_digits  # the bundled 8x8 digits: offline
 
     if padding not in ("zeros", "noise"):
         raise TaskError(f"padding must be 'zeros' or 'noise', got {padding!r}")

@@ -21,6 +21,7 @@ import numpy as np
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
 from symmft.init.evaluate import CHUNK, evaluate_points
+from symmft.extras import pyplot
 from symmft.errors import HyperparameterError, Status, SymmftError
 
 #: Arrays every phase diagram holds (besides the axes and the fixed-point keys M_s, Q_s).
@@ -68,10 +69,7 @@ def phase_diagram(cell: Cell | str, x: tuple[str, object], y: tuple[str, object]
 def critical_line(result: dict) -> list[np.ndarray]:
     """Vertices (x, y) of the contour m1 = 1, one array per connected piece (linear interpolation between grid
     points, as matplotlib's contour draws it); empty if m1 - 1 does not change sign on the grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots()
     try:
@@ -91,10 +89,7 @@ def _contour_segments(ax, result, field, level) -> list[np.ndarray]:
 def plot_phase(result: dict, path: str | Path, *, xi_levels=(10, 100, 1000, 10000)) -> dict:
     """Write a heatmap of log10 xi with the critical line m1 = 1, constant-xi contours and failed points to
     ``path`` (PNG). Returns {"path", "critical_line": list of (k, 2) vertex arrays, "xi_contours": levels drawn}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 

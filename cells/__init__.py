@@ -1,0 +1,1 @@
+"""The built-in cells: one cell file each (``symmft cells`` lists them; a user cell is any file of this form)."""
