@@ -140,6 +140,7 @@ def _summarize(sweep: Sweep, tasks: dict, theory: dict, results: dict) -> dict:
                          metric: values, "mean": float(np.mean(values)),
                          "test_loss": [r["test"]["loss"] for r in runs], "chance": tasks[T].chance,
                          "xi": th["xi"], "m1": th["m1"], "status": int(th["status"]),
+                         "hyperparameters": th["hyperparameters"],
                          **({"theory_error": th["theory_error"]} if "theory_error" in th else {}),
                          "reused": [bool(r.get("reused")) for r in runs],
                          "seconds": [r["seconds"] for r in runs]})
