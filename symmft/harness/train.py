@@ -42,7 +42,8 @@ from symmft import cache
 from symmft.backend import BACKENDS, get_xp, to_numpy
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
-from symmft.init.search import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
+from symmft.init.search import (BASELINES, Criteria, baseline_hyperparameters, evaluate_points, find_critical, gate_roles,
+                                 read_rule)
 from symmft.errors import SymmftError
 from symmft.serialize import jsonable
 from symmft.network.simulate import Network
@@ -61,8 +62,10 @@ class TrainingError(SymmftError):
 
 def critical_rule(cell: Cell, length: int, q_x: float, progress: bool = False) -> dict:
     """The init rule ``find_critical`` gives for ``cell``, sequence length T and input second moment q_x, cached
-    as JSON under $SYMMFT_CACHE (default ~/.cache/symmft) by cell-file hash, T and q_x."""
-    path = cache.directory("rules") / f"{cell.name}_{cell.file_hash[:12]}_T{length}_qx{q_x:g}.json"
+    as JSON under $SYMMFT_CACHE (default ~/.cache/symmft) by cell-file hash, T, q_x and the default criteria
+    (a rule cached under other criteria is searched again)."""
+    criteria = hashlib.sha256(json.dumps(Criteria(length).thresholds(), sort_keys=True).encode()).hexdigest()[:8]
+    path = cache.directory("rules") / f"{cell.name}_{cell.file_hash[:12]}_T{length}_qx{q_x:g}_{criteria}.json"
     if path.exists():
         return read_rule(path)
     rule = find_critical(cell, length, fixed={"q_x": q_x}, progress=progress)

@@ -262,6 +262,9 @@ def find_critical(
                      "says how much saturation is acceptable")
     notes += [f"{k} = {v:.3g} < 1e-3: the state carries little signal (RMS {math.sqrt(max(v, 0)):.2g}); require more "
               "with min_second_moment (--min-second-moment)" for k, v in predicted.items() if k.startswith("Q_") and v < 1e-3]
+    notes += [f"{n} = {hyper[n]:.3g}: the input barely enters at initialization (isometry needs a small state "
+              "second moment in a cell without gates); training grows the input weights from there, as in an "
+              "identity-initialized RNN (Le et al. 2015)" for n in free if n.startswith("sigma2_") and hyper[n] < 1e-2]
     memory = gate_roles(cell)["memory"]
     if any(abs(hyper.get(f"mu_{k}", 0.0)) > 2 for k in memory):
         # measured: README "The untied approximation", tests/test_export_client.py
