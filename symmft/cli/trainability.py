@@ -3,11 +3,10 @@ scales times fitted constants overlaid (symmft.harness.trainability)."""
 
 from __future__ import annotations
 
-from symmft.harness.confirm import Sweep
 from symmft.harness.trainability import constants_text, table, trainability
 from symmft.init.search import BASELINES
-from symmft.cli.common import CommandLineError, assignments, cell_argument, command, print_json, print_table, set_argument
-from symmft.cli.train import add_training_options
+from symmft.cli.common import assignments, cell_argument, command, print_json, print_table, set_argument
+from symmft.cli.confirm import add_sweep_options, sweep_from
 from symmft.theory.jacobian import WEIGHTS
 
 
@@ -38,23 +37,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--lengths", type=int, nargs="+", required=True, metavar="T", help="task lengths T")
     p.add_argument("--inits", nargs="*", default=["critical", *BASELINES], metavar="INIT",
                    help="named inits drawn as points: rule files, critical, baselines (default: critical and every baseline)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds (default: 0)")
-    add_training_options(p)
     p.add_argument("--threshold", type=float, default=0.5,
                    help="a cell trained when its score reaches this fraction of the map's best (default: %(default)s)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler (default: local)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="local cluster workers (default: min(runs, CPUs))")
-    p.add_argument("-o", "--output", metavar="DIR", required=True, help="map directory")
-    p.add_argument("--json", action="store_true", help="print the map (trainability.json) on stdout")
+    add_sweep_options(p, "map directory", "the map (trainability.json)")
     p.set_defaults(handler=_run)
 
 
 def _run(args) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise CommandLineError(f"--workers must be >= 1, got {args.workers}")
-    sweep = Sweep(args.cell, args.task, tuple(args.lengths), tuple(args.inits), tuple(args.seeds), args.width,
-                  args.steps, args.lr, args.batch, args.clip, args.padding, args.dtype, args.backend)
-    result = trainability(sweep, args.axis, args.values, args.output, base=assignments(args.assignments),
+    result = trainability(sweep_from(args), args.axis, args.values, args.output, base=assignments(args.assignments),
                           weights=args.weights, threshold=args.threshold, scheduler=args.scheduler,
                           workers=args.workers, progress=True)
     if args.json:

@@ -181,7 +181,7 @@ def plot(result: dict, path: str | Path) -> Path:
     plt = pyplot()
     values, lengths = np.array(result["values"]), np.array(result["lengths"], dtype=float)
     mean = np.array(result["mean"]).T  # rows: T
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = plt.subplots(figsize=(7.2, 5.2))
     xe = _edges(values, log=False)
     ye = _edges(lengths, log=True)
     cmap = "viridis_r" if result["metric"] != "accuracy" else "viridis"
@@ -190,16 +190,18 @@ def plot(result: dict, path: str | Path) -> Path:
     mesh = ax.pcolormesh(xe, ye, mean, cmap=cmap, vmin=lo_c, vmax=hi_c, shading="flat")
     fig.colorbar(mesh, ax=ax, label=f"final test {result['metric']} (chance {result['chance'][0]:.3g})")
     fine = np.array(result["curves"]["values"])
-    for (name, fit), style in zip(result["fits"].items(), ("-", "--")):
+    for (name, fit), style, colour in zip(result["fits"].items(), ("-", "--"), ("magenta", "orange")):
         if fit["constant"]:
-            ax.plot(fine, fit["constant"] * np.array(result["curves"][name], dtype=float), style, color="white", lw=1.5,
+            ax.plot(fine, fit["constant"] * np.array(result["curves"][name], dtype=float), style, color=colour, lw=1.5,
                     label=f"{fit['constant']:.3g} x {fit['label']} ({fit['errors']}/{fit['cells']} cells off)")
     markers = "osD^vP*X"
     inits = list(dict.fromkeys(p["init"] for p in result["points"]))
+    nudge = 0.02 * (xe[-1] - xe[0])  # inits at the same position (PyTorch and Keras at mu = 0) side by side
     for k, init in enumerate(inits):
         mine = [p for p in result["points"] if p["init"] == init and p["position"] is not None]
         if mine:
-            ax.scatter([p["position"] for p in mine], [p["length"] for p in mine], c=[p["mean"] for p in mine],
+            shift = (k - (len(inits) - 1) / 2) * nudge
+            ax.scatter([p["position"] + shift for p in mine], [p["length"] for p in mine], c=[p["mean"] for p in mine],
                        cmap=cmap, vmin=lo_c, vmax=hi_c, marker=markers[k % len(markers)], s=60, edgecolors="red",
                        linewidths=1.2, label=init, zorder=3)
     ax.set_yscale("log")
@@ -210,7 +212,7 @@ def plot(result: dict, path: str | Path) -> Path:
     sw = result["sweep"]
     ax.set_title(f"{result['cell']} on {result['task']}: width {sw['width']}, {sw['steps']} Adam steps, lr {sw['lr']:g}, "
                  f"batch {sw['batch']}, {len(sw['seeds'])} seed(s)", fontsize=8)
-    ax.legend(fontsize=6, loc="upper left", framealpha=0.6)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, framealpha=0.6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
