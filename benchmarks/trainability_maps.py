@@ -17,6 +17,7 @@ The budget is fixed before any run and equal for every init and grid cell: width
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ MAPS = {
 
 def main() -> None:
     from symmft.harness.confirm import Sweep, confirm, table
-    from symmft.harness.trainability import constants_text, trainability
+    from symmft.harness.trainability import constants_text, table as map_table, trainability
     from symmft.cli.common import print_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +47,13 @@ def main() -> None:
     ap.add_argument("--inits", nargs="*", default=list(POINTS))
     ap.add_argument("--table", action="store_true", help="critical vs baselines at T = 100, 300, 1000 (digits)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--markdown", action="store_true", help="print the finished maps as markdown tables")
     args = ap.parse_args()
+    if args.markdown:
+        for name in args.maps:
+            if (OUT / name / "trainability.json").exists():
+                markdown(name, json.loads((OUT / name / "trainability.json").read_text()), map_table, constants_text)
+        return
     if args.table:
         for cell in ("lstm", "gru"):
             sweep = Sweep(cell, "digits_padded", (100, 300, 1000), tuple(args.inits), (0,), **BUDGET)
@@ -64,6 +71,23 @@ def main() -> None:
         print(name)
         for line in constants_text(result):
             print(" ", line)
+
+
+def markdown(name: str, result: dict, table, constants_text) -> None:
+    """The map as a markdown table (* = trained), the predicted time scales per value, the constants."""
+    header, rows = table(result)
+    xi = dict(zip(result["values"], result["fits"]["xi"]["tau"]))
+    back = dict(zip(result["values"], result["fits"]["backward"]["tau"]))
+    print(f"\n**{name}** ({result['metric']}, chance {result['chance'][0]:.3f}; * = trained)\n")
+    print("| " + " | ".join(header + ["xi", "1/abs(log m1)"]) + " |")
+    print("|" + "---|" * (len(header) + 2))
+    for r in rows:
+        v = float(r[0]) if r[0][0].isdigit() or r[0][0] == "-" else None
+        extra = [f"{xi[v]:.3g}", f"{back[v]:.3g}"] if v is not None else ["", ""]
+        print("| " + " | ".join(r + extra) + " |")
+    print()
+    for line in constants_text(result):
+        print(f"- {line}")
 
 
 if __name__ == "__main__":
