@@ -12,7 +12,7 @@ Each framework exporter then states which of its layers compute that cell (``LAY
 (``REFUSED``: e.g. PyTorch has no reset-before GRU). Layer options that change the function (Keras hard_sigmoid,
 ``nn.RNN(nonlinearity="relu")``, ``proj_size``) are refused by the emitted code at run time, where the layer is seen.
 
-Hyperparameters (theory.md §1, in the layer's own sizes): map k's input block ~ N(0, sigma2_k/m) with m the
+Hyperparameters (docs/theory.md §1, in the layer's own sizes): map k's input block ~ N(0, sigma2_k/m) with m the
 matrix's input size, recurrent block ~ N(0, nu2_k/n) or sqrt(nu2_k) * Haar-orthogonal n x n *per gate block*,
 bias ~ N(mu_k, rho2_k) + beta_k log U with U ~ Uniform[1, chrono_length - 1] drawn once per unit.
 """
