@@ -91,3 +91,13 @@ def test_pyproject_lists_every_package():
     tree = {"symmft." + ".".join(p.parent.relative_to(ROOT).parts) if p.parent != ROOT else "symmft"
             for p in ROOT.rglob("__init__.py") if "__pycache__" not in p.parts}
     assert tree | {"symmft.cells"} == listed
+
+
+@pytest.mark.parametrize("module", ["symmft.init.rule", "symmft.export.spec", "symmft.export.torch"])
+def test_reading_and_exporting_a_rule_does_not_load_the_theory(module):
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('symmft.theory')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"{module} loads {loaded}"
