@@ -13,7 +13,7 @@ what happens over the T steps a gradient or a signal must cross, so each scales 
                                     Jacobians), so m1^T must stay within e^(+-1): |m1 - 1| <~ 1/T, i.e. 1e-3 at
                                     T = 1000 (the fixed tolerance symmft used before) and 0.1 at T = 10
     T (m2/m1^2 - 1) <= max_spread (1)  the *spread*: relative variance of the T-step product's spectrum. Dynamical
-                                    isometry is m2 - m1^2 << 1/T (theory.md §3); without this criterion a vanilla
+                                    isometry is m2 - m1^2 << 1/T (docs/theory.md §3); without this criterion a vanilla
                                     RNN would pass at any input variance, since on its critical line
                                     nu2 E[tanh'^2] = 1 the time scale xi is infinite (lambda = chi_1 = m1 = 1).
     Q_s <= 10 for every state       bounded second moments (no exploding state)
