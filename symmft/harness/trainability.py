@@ -112,7 +112,10 @@ def build_map(summary: dict, cell, axis: str, labels: dict, base: dict, weights:
     mean = np.array([[by[inverse[v], T]["mean"] for T in lengths] for v in values])
     chance = {T: by[inverse[values[0]], T]["chance"] for T in lengths}
     regression = metric != "accuracy"
-    score = lambda m, T: (1 - m / chance[T]) if regression else (m - chance[T]) / (1 - chance[T])  # noqa: E731
+
+    def score(m: float, T: int) -> float:  # 0 at chance, 1 perfect
+        return 1 - m / chance[T] if regression else (m - chance[T]) / (1 - chance[T])
+
     scores = np.array([[score(mean[i, j], T) for j, T in enumerate(lengths)] for i in range(len(values))])
     best = float(np.max(scores))
     trained = scores >= threshold * best if best > 0 else np.zeros_like(scores, dtype=bool)
@@ -185,8 +188,8 @@ def plot(result: dict, path: str | Path) -> Path:
     xe = _edges(values, log=False)
     ye = _edges(lengths, log=True)
     cmap = "viridis_r" if result["metric"] != "accuracy" else "viridis"
-    lo_c, hi_c = min(np.min(mean), min(p["mean"] for p in result["points"]) if result["points"] else np.inf), \
-        max(np.max(mean), max(p["mean"] for p in result["points"]) if result["points"] else -np.inf)
+    every = [*np.ravel(mean), *(p["mean"] for p in result["points"])]  # one colour scale for cells and markers
+    lo_c, hi_c = min(every), max(every)
     mesh = ax.pcolormesh(xe, ye, mean, cmap=cmap, vmin=lo_c, vmax=hi_c, shading="flat")
     fig.colorbar(mesh, ax=ax, label=f"final test {result['metric']} (chance {result['chance'][0]:.3g})")
     fine = np.array(result["curves"]["values"])
@@ -196,16 +199,23 @@ def plot(result: dict, path: str | Path) -> Path:
                     label=f"{fit['constant']:.3g} x {fit['label']} ({fit['errors']}/{fit['cells']} cells off)")
     markers = "osD^vP*X"
     inits = list(dict.fromkeys(p["init"] for p in result["points"]))
-    nudge = 0.02 * (xe[-1] - xe[0])  # inits at the same position (PyTorch and Keras at mu = 0) side by side
+    nudge = 0.02 * (xe[-1] - xe[0])
+    shared: dict = {}  # inits at the same place (PyTorch and Keras at mu = 0) are drawn side by side
+    for p in result["points"]:
+        shared.setdefault((round(p["position"] or 0.0, 6), p["length"]), []).append(p["init"])
+
+    def x(p):
+        group = shared[round(p["position"], 6), p["length"]]
+        return p["position"] + (group.index(p["init"]) - (len(group) - 1) / 2) * nudge
+
     for k, init in enumerate(inits):
         mine = [p for p in result["points"] if p["init"] == init and p["position"] is not None]
         if mine:
-            shift = (k - (len(inits) - 1) / 2) * nudge
-            ax.scatter([p["position"] + shift for p in mine], [p["length"] for p in mine], c=[p["mean"] for p in mine],
+            ax.scatter([x(p) for p in mine], [p["length"] for p in mine], c=[p["mean"] for p in mine],
                        cmap=cmap, vmin=lo_c, vmax=hi_c, marker=markers[k % len(markers)], s=60, edgecolors="red",
                        linewidths=1.2, label=init, zorder=3)
     ax.set_yscale("log")
-    ax.set_xlim(min(xe[0], fine[0]), max(xe[-1], fine[-1]))
+    ax.set_xlim(min(xe[0], fine[0]) - 3 * nudge, max(xe[-1], fine[-1]) + 3 * nudge)
     ax.set_ylim(ye[0], ye[-1])
     ax.set_xlabel(f"{result['axis']} (other hyperparameters: defaults{_base_text(result['base'])}, {result['weights']} weights)")
     ax.set_ylabel("T (task length)")
