@@ -311,12 +311,16 @@ def _search(problem: _Problem, coarse: int, starts: int, max_iterations: int):
 
 
 def _start(problem: _Problem) -> np.ndarray:
-    """Defaults (clipped into the box); a memory gate's mean starts at +-log T (chrono's largest bias)."""
+    """Defaults (clipped into the box); a memory gate's mean starts at +-log T (chrono's largest bias); in a cell
+    without gates a free input variance starts at 0, the quiet state where D U is isometric (otherwise SLSQP can
+    settle on the branch with nu2 > 1 and a large state, m1 ~ 1 but spread ~ 50 at T = 1000)."""
     memory = gate_roles(problem.cell)["memory"]
     x = []
     for n in problem.free:
         if n.startswith("mu_") and n[3:] in memory:
             x.append(memory[n[3:]] * math.log(problem.criteria.length))
+        elif n.startswith("sigma2_") and not memory:
+            x.append(0.0)
         else:
             x.append(problem.base[n])
     return np.clip(np.array(x, dtype=float), problem.lo, problem.hi)
