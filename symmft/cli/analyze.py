@@ -62,6 +62,9 @@ def add_parsers(sub) -> None:
                    help="numpy (CPU), cupy (GPU) or mpmath (high precision, point by point) (default: %(default)s)")
     p.add_argument("--dps", type=int, default=30, metavar="N",
                    help="digits of the mpmath backend (default: %(default)s)")
+    p.add_argument("--max-iterations", type=int, default=200, metavar="N",
+                   help="Newton iterations of each fixed-point solve before a point is NOT_CONVERGED "
+                   "(default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print the analysis as JSON (keys hyperparameters, fixed_point, correlation, lambda, xi, "
                    "status, ...); with -o, the summary as JSON")
@@ -85,14 +88,18 @@ def _analyze(args) -> int:
         )
     if args.dps < 5:
         raise CommandLineError(f"--dps must be at least 5, got {args.dps}")
+    if args.max_iterations < 1:
+        raise CommandLineError(f"--max-iterations must be at least 1, got {args.max_iterations}")
     mesh = dict(zip(axes, np.meshgrid(*axes.values(), indexing="ij")))
     params.resolve(cell, {**values, **mesh})  # names and values checked before any work
 
     start = time.perf_counter()
     if axes:
-        analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps)
+        analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps,
+                                max_iterations=args.max_iterations)
     else:
-        analysis = analyze(cell, values, backend=args.backend, closure=args.closure, dps=args.dps)
+        analysis = analyze(cell, values, backend=args.backend, closure=args.closure, dps=args.dps,
+                           max_iterations=args.max_iterations)
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()

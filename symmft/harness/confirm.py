@@ -28,6 +28,7 @@ from symmft.extras import pyplot, require
 from symmft.errors import SymmftError
 from symmft.harness.tasks import make_task
 from symmft.harness.train import RESULT, predicted, resolve_init, train
+from symmft.progress import progress as show_progress
 
 
 class ConfirmError(SymmftError):
@@ -101,11 +102,7 @@ def confirm(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None, 
         n = workers or max(1, min(len(grid), os.cpu_count() or 1))
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0")
         client = Client(cluster)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(grid), desc=f"confirm {sweep.cell} {sweep.task}", unit="run", file=sys.stderr, disable=None)
+    bar = show_progress(len(grid), f"confirm {sweep.cell} {sweep.task}", "run") if progress else None
     try:
         # longest sequences first: the slowest runs start early and the short ones fill the gaps
         futures = {client.submit(_run, sweep, T, init, s, str(out / "runs" / sweep.run_name(T, init, s)),

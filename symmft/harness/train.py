@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from symmft.errors import SymmftError
 from symmft.serialize import jsonable
 from symmft.network.simulate import Network
 from symmft.harness.tasks import Task, make_task
+from symmft.progress import progress as show_progress
 
 INITS = ("critical", *BASELINES)
 CHECKPOINT, METRICS, RESULT = "checkpoint.npz", "metrics.jsonl", "result.json"
@@ -342,10 +342,8 @@ def train(cell: Cell | str, init: str | dict, task: str | Task, length: int | No
     per_epoch = max(1, n_train // batch)
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, initial=first, desc=f"train {cell.name} {info['name']} {task.name} T={task.length}",
-                   unit="step", file=sys.stderr, disable=None)
+        bar = show_progress(steps, f"train {cell.name} {info['name']} {task.name} T={task.length}", "step",
+                            initial=first)
     try:
         for step in range(first, steps):
             epoch, k = divmod(step, per_epoch)

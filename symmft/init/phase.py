@@ -23,6 +23,7 @@ from symmft.cell.trace import Cell, load_cell
 from symmft.init.evaluate import CHUNK, evaluate_points
 from symmft.extras import pyplot
 from symmft.errors import HyperparameterError, Status, SymmftError
+from symmft.progress import progress as show_progress
 
 #: Arrays every phase diagram holds (besides the axes and the fixed-point keys M_s, Q_s).
 QUANTITIES = ("xi", "lambda", "chi_1", "m1", "m2", "variance", "status")
@@ -48,13 +49,7 @@ def phase_diagram(cell: Cell | str, x: tuple[str, object], y: tuple[str, object]
         raise HyperparameterError("each axis needs a 1-D sequence of at least 2 values")
     X, Y = np.meshgrid(xv, yv, indexing="ij")
     h = params_mod.resolve(cell, {**fixed, xn: X.ravel(), yn: Y.ravel()})  # names and values checked first
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=X.size, unit="point", desc=f"phase {cell.name}", file=sys.stderr, disable=None)
+    bar = show_progress(X.size, f"phase {cell.name}", "point") if progress else None
     try:
         ev = evaluate_points(cell, h, weights=weights, length=length, chunk=chunk, bar=bar)
     finally:

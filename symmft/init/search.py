@@ -54,6 +54,7 @@ from symmft.init.evaluate import CHUNK, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.theory.jacobian import WEIGHTS
 from symmft.init.rule import CriticalResult, read_rule
+from symmft.progress import progress as show_progress
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all
@@ -213,13 +214,7 @@ def find_critical(
     criteria = Criteria(length, m1_tolerance, max_second_moment, max_spread, min_second_moment)
     lo = np.array([box[n][0] for n in free], dtype=float)
     hi = np.array([box[n][1] for n in free], dtype=float)
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(unit="point", desc=f"critical {cell.name} T={length}", file=sys.stderr, disable=None)
+    bar = show_progress(desc=f"critical {cell.name} T={length}", unit="point") if progress else None
     problem = _Problem(cell, dict(base), free, lo, hi, criteria, weights, safety, m1_target, bar)
     try:
         z, ev = _search(problem, coarse, starts, max_iterations)

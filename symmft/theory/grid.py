@@ -17,6 +17,7 @@ from symmft.cell import params
 from symmft.cell.trace import Cell
 from symmft.theory.analysis import Analysis
 from symmft.theory.dynamics import analyze
+from symmft.progress import progress as show_progress
 
 #: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead
 #: and the solver drops converged points from its active set, so a slow (chaotic) point no longer holds back its
@@ -25,7 +26,7 @@ CHUNK = 4096
 
 
 def analyze_grid(cell: Cell, values: dict, mesh: dict[str, np.ndarray], *, backend: str = "numpy",
-                 closure: str = "gaussian", dps: int = 30, progress: bool = True) -> Analysis:
+                 closure: str = "gaussian", dps: int = 30, max_iterations: int = 200, progress: bool = True) -> Analysis:
     """``analyze`` at every point of ``mesh`` (arrays of one shape, e.g. an 'ij' meshgrid) with the scalar
     ``values`` fixed; one ``Analysis`` of the mesh's shape. The mpmath backend and the population closure take
     one point per call; ``progress`` shows a bar (plain lines off a terminal) on stderr when there are several calls."""
@@ -34,18 +35,17 @@ def analyze_grid(cell: Cell, values: dict, mesh: dict[str, np.ndarray], *, backe
     chunk = 1 if backend == "mpmath" or closure == "population" else CHUNK
 
     def run(point):
-        return analyze(cell, {**values, **point}, backend=backend, closure=closure, dps=dps)
+        return analyze(cell, {**values, **point}, backend=backend, closure=closure, dps=dps,
+                       max_iterations=max_iterations)
 
     if chunk > 1 and total <= chunk:
         return run(mesh)
-    from tqdm import tqdm
-
     if progress:
         grid = " x ".join(f"{a}({n})" for a, n in zip(mesh, shape))
         print(f"symmft: analyzing {cell.name} on {grid}: {total} points, {chunk} per call", file=sys.stderr)
     flat = {k: v.ravel() for k, v in mesh.items()}
     parts = []
-    with tqdm(total=total, unit="point", file=sys.stderr, disable=None if progress else True, desc="analyze") as bar:
+    with show_progress(total, f"analyze {cell.name}", "point", enabled=progress) as bar:
         for lo in range(0, total, chunk):
             parts.append(run({k: (v[lo] if chunk == 1 else v[lo: lo + chunk]) for k, v in flat.items()}))
             bar.update(min(chunk, total - lo))
