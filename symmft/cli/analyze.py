@@ -7,6 +7,8 @@ A hyperparameter grid (``--grid``) is the 'ij' meshgrid of its axes, evaluated b
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -17,11 +19,12 @@ from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
 from symmft.theory.dynamics import analyze
-from symmft.theory.grid import analyze_grid
+from symmft.theory.grid import analyze_grid, check_cost
 from symmft.errors import Status
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES
-from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
+from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
+                               print_table, set_argument)
 
 def add_parsers(sub) -> None:
     """The ``analyze`` subcommand."""
@@ -74,15 +77,15 @@ def add_parsers(sub) -> None:
 def _analyze(args) -> int:
     cell = load_cell(args.cell)
     values = assignments(args.assignments)
-    axes: dict[str, np.ndarray] = {}
+    specs: dict[str, tuple] = {}
     for text in args.grid:
-        name, axis = params.parse_grid(text)
-        if name in axes or name in values:
+        name, *spec = params.parse_grid_spec(text)
+        if name in specs or name in values:
             raise CommandLineError(
                 f"hyperparameter {name} is given twice (by --grid and --set, or by two --grid); give it once"
             )
-        axes[name] = axis
-    if axes and not (args.output or args.json):
+        specs[name] = spec
+    if specs and not (args.output or args.json):
         raise CommandLineError(
             "--grid computes arrays: give -o OUT to write OUT.npz and OUT.json, or --json to print them"
         )
@@ -90,6 +93,12 @@ def _analyze(args) -> int:
         raise CommandLineError(f"--dps must be at least 5, got {args.dps}")
     if args.max_iterations < 1:
         raise CommandLineError(f"--max-iterations must be at least 1, got {args.max_iterations}")
+    output_stem(args.output, (".npz", ".json"))
+    warning = check_cost(math.prod(num for *_, num in specs.values()), backend=args.backend, closure=args.closure,
+                         dps=args.dps)  # before any axis is allocated
+    if warning:
+        print(f"symmft: {warning}", file=sys.stderr)
+    axes = {name: np.linspace(*spec) for name, spec in specs.items()}
     mesh = dict(zip(axes, np.meshgrid(*axes.values(), indexing="ij")))
     params.resolve(cell, {**values, **mesh})  # names and values checked before any work
 

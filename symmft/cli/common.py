@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from symmft.cell import params
 from symmft.errors import SymmftError
@@ -47,6 +49,55 @@ def assignments(texts: list[str]) -> dict[str, float]:
             )
         values[name] = value
     return values
+
+
+def output_file(path: str | None, option: str = "-o") -> Path | None:
+    """Check, before any work, that ``path`` can be written as a file: not a directory, and either a writable
+    existing file or a new file under a directory that exists (or can be created) and is writable."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise CommandLineError(f"{option} {path}: is a directory; give a file name (e.g. {p / 'out'})")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise CommandLineError(f"{option} {path}: the file exists and is not writable; choose another path")
+    _creatable(p.parent, option, path)
+    return p
+
+
+def output_stem(path: str | None, extensions: tuple[str, ...], option: str = "-o") -> None:
+    """Check the files OUT.<ext> a command writes for ``-o OUT`` (OUT may carry one of the extensions)."""
+    if path is None:
+        return
+    stem = Path(path).with_suffix("") if Path(path).suffix in extensions else Path(path)
+    for ext in extensions:
+        output_file(str(stem.with_name(stem.name + ext)), option)
+
+
+def output_directory(path: str | None, option: str = "-o", writes: str = "its files") -> Path | None:
+    """Check, before any work, that ``path`` can hold ``writes``: an existing writable directory, or a new one
+    under a directory that exists (or can be created) and is writable."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CommandLineError(f"{option} {path}: exists and is not a directory; this command writes {writes} "
+                               "into a directory: give a new or existing directory")
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        raise CommandLineError(f"{option} {path}: the directory is not writable; choose another path")
+    _creatable(p.parent, option, path)
+    return p
+
+
+def _creatable(folder: Path, option: str, path: str) -> None:
+    """The nearest existing ancestor of ``folder`` must be a writable directory (mkdir -p can then create it)."""
+    folder = folder.absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CommandLineError(f"{option} {path}: {folder} is a file, so nothing can be written under it")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandLineError(f"{option} {path}: cannot write under {folder} (permission denied); choose another path")
 
 
 def num(x) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from symmft.harness.confirm import Sweep, confirm, table
 from symmft.init.search import BASELINES
-from symmft.cli.common import CommandLineError, cell_argument, command, print_json, print_table
+from symmft.cli.common import CommandLineError, cell_argument, command, output_directory, print_json, print_table
 from symmft.cli.train import add_training_options
 
 
@@ -42,6 +42,7 @@ def add_parsers(sub) -> None:
 
 
 def _run(args) -> int:
+    output_directory(args.output, writes="runs/, confirm.json and confirm.png")
     if args.workers is not None and args.workers < 1:
         raise CommandLineError(f"--workers must be >= 1, got {args.workers}")
     sweep = Sweep(args.cell, args.task, tuple(args.lengths), tuple(args.inits), tuple(args.seeds), args.width,

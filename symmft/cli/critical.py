@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from symmft.cell.trace import load_cell
 from symmft.init.search import BASELINES, evaluate_baselines, find_critical, rows_json
-from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
+from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_file, print_json,
+                               print_table)
 
 
 def add_parsers(sub) -> None:
@@ -70,6 +71,7 @@ def _bounds(texts: list[str]) -> dict[str, tuple[float, float]]:
 
 
 def _critical(args) -> int:
+    output_file(args.output)
     cell = load_cell(args.cell)
     fixed = assignments(args.assignments)
     if args.width < 1 or (args.input_dim is not None and args.input_dim < 1):

@@ -102,8 +102,12 @@ def plot_phase(result: dict, path: str | Path, *, xi_levels=(10, 100, 1000, 1000
     try:
         mesh = ax.pcolormesh(x, y, np.ma.masked_where(failed | ~np.isfinite(shown), shown).T, shading="nearest",
                              cmap="viridis")
-        label = "log10 xi (steps)" + (" - xi = inf (|lambda| >= 1) shown at the top value" if clipped else "")
-        fig.colorbar(mesh, ax=ax, label=label)
+        if np.any(~failed):  # a colorbar of an empty map would show a meaningless -0.1..0.1 scale
+            label = "log10 xi (steps)" + (" - xi = inf (|lambda| >= 1) shown at the top value" if clipped else "")
+            fig.colorbar(mesh, ax=ax, label=label)
+        else:
+            ax.text(0.5, 0.5, "no point converged: every point failed", transform=ax.transAxes, ha="center",
+                    va="center", bbox={"facecolor": "white"})
         handles = []
         line = _contour_segments(ax, result, np.asarray(result["m1"]) - 1.0, 0.0)
         if line:

@@ -34,6 +34,9 @@ from symmft.theory.population import analyze_population
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
 #: rounding of O(1) moments, so every converged point is accurate to ~1e-12 before quadrature error.
 TOLERANCE = 1e-13
+#: mpmath digits above this are refused: the reference needs ~30 (float64 has 16) and the cost grows like dps^2
+#: (a 30-digit LSTM point takes about a minute on the shared 2-core CPU; 1000 digits would take about a day).
+MAX_DPS = 1000
 def analyze(
     cell: Cell,
     hyperparameters: dict | None = None,
@@ -53,6 +56,9 @@ def analyze(
         return analyze_population(cell, h)
     mf = derive(cell, closure, params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
+        if not 5 <= dps <= MAX_DPS:
+            raise HyperparameterError(f"dps = {dps}: the mpmath backend takes 5 to {MAX_DPS} digits (30 is the "
+                                      "reference; the cost grows like dps^2)")
         if any(np.ndim(v) for v in h.values()):
             raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")
         # Newton at 30 digits from the float64 solution: one or two steps reach 1e-25, and the residual that
