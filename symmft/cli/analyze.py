@@ -21,6 +21,7 @@ from symmft.serialize import jsonable
 from symmft.theory.dynamics import analyze
 from symmft.theory.grid import analyze_grid, check_cost
 from symmft.errors import Status
+from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
@@ -43,6 +44,7 @@ def add_parsers(sub) -> None:
             "symmft analyze lstm --set mu_f=1 --backend mpmath --dps 20",
             "symmft analyze vanilla_rnn --grid nu2_h=0.5:2:16 --grid sigma2_h=0:1:5 -o reports/vanilla",
         ],
+        ("M*, Q*", "c*", "lambda", "xi", "chi_1", "diagonal lambda", "m1, m2", "closure", "status"),
     )
     cell_argument(p)
     set_argument(p)
@@ -205,7 +207,7 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"hyperparameters set: {set_}  (others at their defaults: symmft params {cell.name})")
     print(f"status: {status.name} ({status.message})")
     print()
-    rows = [[s, num(m["mean"]), num(m["second_moment"]), num(analysis.correlation[s])]
+    rows = [[s, *_moments(m["mean"], m["second_moment"], analysis.correlation[s])]
             for s in cell.states for m in [analysis.state_moments(s)]]
     print_table(["state", "mean M*", "second moment Q*", "correlation c*"], rows)
     print()
@@ -213,4 +215,43 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"xi               {num(analysis.xi)}   (steps: -1/log|lambda|)")
     print(f"diagonal lambda  {num(analysis.diagonal_lambda)}   (stability of the fixed point: needs |.| < 1)")
     for name, value in analysis.extras.items():  # e.g. the population closure's standard errors
-        print(f"{name}  {num(value)}")
+        print(f"{name:<16} {num(value)}")
+    if status == Status.OK:
+        print()
+        for line in _meaning(analysis):
+            print(line)
+
+
+def _moments(mean, second_moment, correlation) -> list[str]:
+    """Table cells: a mean below float64 rounding of the state's scale is 0 (noise: a fixed point at M = 0 is
+    reached to ~1e-16 sqrt(Q*) / (1 - rate)); c* of a state that is zero is undefined (0/0)."""
+    q = float(second_moment)
+    m = float(mean)
+    zero_q = math.isfinite(q) and q <= ZERO_SECOND_MOMENT
+    if math.isfinite(m) and abs(m) <= 1e-8 * math.sqrt(max(q, 0.0)) or zero_q and abs(m) <= 1e-6:
+        m = 0.0
+    if zero_q:
+        return [num(m), "0", "undefined (Q* = 0: 0/0)"]
+    return [num(m), num(q), num(correlation)]
+
+
+def _meaning(analysis) -> list[str]:
+    """What the numbers say, in words: the phase (chi_1), why c* is what it is, and xi against a length T."""
+    lines = []
+    chi_1 = float(analysis.extras.get("chi_1", math.nan))
+    c_x = float(np.asarray(analysis.hyperparameters["c_x"]))
+    if abs(chi_1 - 1) <= 1e-9:  # a memory gate saturated to rounding: neither phase can be told
+        lines.append("phase: marginal (chi_1 = 1 to rounding): at the edge of chaos")
+    elif chi_1 > 1:
+        lines.append(f"phase: chaotic (chi_1 = {chi_1:.4g} > 1): even identical inputs drive the states apart"
+                     + (", so c* < 1 at c_x = 1" if c_x == 1 else ""))
+    elif math.isfinite(chi_1):
+        lines.append(f"phase: ordered (chi_1 = {chi_1:.4g} < 1)"
+                     + ("; c* = 1 because the two input sequences are identical (c_x = 1): --set c_x=0.5 for two "
+                        "different ones" if c_x == 1 else ""))
+    xi = float(analysis.xi)
+    if xi > 0:
+        steps = "infinitely many" if math.isinf(xi) else f"~{xi:.3g}"
+        lines.append(f"xi = {num(xi)} steps: two inputs that differ stay distinguishable for {steps} steps; "
+                     f"trainable for sequence lengths T up to about xi")
+    return lines

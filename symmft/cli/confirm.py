@@ -26,6 +26,7 @@ def add_parsers(sub) -> None:
             "symmft confirm gru --task adding --lengths 50 200 --inits pytorch chrono --seeds 0 --steps 300 -o runs/add",
             "symmft confirm lstm --task copy --lengths 100 --inits rule.json keras --seeds 0 --scheduler tcp://10.0.0.5:8786 -o /shared/sweep",
         ],
+        ("xi", "m1, m2"),
     )
     cell_argument(p)
     p.add_argument("--lengths", type=int, nargs="+", required=True, metavar="T", help="task lengths T")

@@ -31,6 +31,7 @@ def add_parsers(sub) -> None:
             "symmft critical vanilla_rnn --length 1000 --free nu2_h --fix sigma2_h=0 --fix rho2_h=1e-7 --json",
             "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
         ],
+        ("xi", "lambda", "m1, m2", "M*, Q*", "status"),
     )
     cell_argument(p)
     p.add_argument("--length", "-T", type=int, required=True, metavar="T", help="sequence length T in steps")

@@ -30,6 +30,7 @@ def add_parsers(sub) -> None:
             "symmft phase vanilla_rnn --x nu2_h=0.5:2.5:40 --y sigma2_h=0:1:30 -o reports/vanilla_phase",
             "symmft phase lstm --x mu_f=0:8:32 --y mu_i=-4:2:24 --set nu2_g=0.5 --weights gaussian --length 500 -o out/p",
         ],
+        ("xi", "lambda", "chi_1", "m1, m2", "status"),
     )
     cell_argument(p)
     p.add_argument("--x", required=True, metavar="NAME=START:STOP:NUM", help="horizontal axis")

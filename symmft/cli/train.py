@@ -46,6 +46,7 @@ def add_parsers(sub) -> None:
             "symmft train gru --init keras --task adding --length 100 --steps 500",
             "symmft train lstm --init chrono --task copy --length 50 --backend cupy --width 256",
         ],
+        ("xi", "m1, m2"),
     )
     cell_argument(p)
     p.add_argument("--init", required=True, metavar="RULE.json|critical|" + "|".join(BASELINES),

@@ -161,6 +161,11 @@ class _Problem:
         return np.where(ev["status"] == Status.OK, viol + t[:, 0] / math.log(10), np.inf)
 
 
+#: Longest T a rule is searched for: 1 - sigmoid(mu) must stay resolvable in float32 (2^-24 ~ 6e-8) for the
+#: frameworks' layers to realize a gate within ~1/T of 1.
+MAX_LENGTH = 10**7
+
+
 def find_critical(
     cell: Cell | str,
     length: int,
@@ -191,6 +196,11 @@ def find_critical(
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     if int(length) != length or length < 2:
         raise HyperparameterError(f"the sequence length T must be an integer >= 2, got {length!r}")
+    if length > MAX_LENGTH:
+        raise HyperparameterError(
+            f"T = {length:.3g}: a memory of T steps needs a gate within ~1/T of 1, and a float32 sigmoid is exactly "
+            f"1 beyond 1 - 6e-8 (the rule would be a forget gate that never forgets, with variances at rounding "
+            f"level); at most T = {MAX_LENGTH:.0e}")
     length = int(length)
     if weights not in WEIGHTS:
         raise HyperparameterError(f"unknown weight distribution {weights!r}; choose one of {', '.join(WEIGHTS)}")

@@ -27,7 +27,7 @@ from symmft.backend import get_xp, to_numpy
 from symmft.cell.trace import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
-from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
+from symmft.theory.analysis import DIVERGENCE, Analysis, correlation, time_scale
 from symmft.theory.meanfield import derive
 from symmft.theory.population import analyze_population
 
@@ -278,7 +278,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
 
     fixed = {n: clean(d[i], ok_d) for i, n in enumerate(names_d)}
     cross = {s.name: clean(c[i]) for i, s in enumerate(mf.cross)}
-    corr = {s: cross[f"C_{s}"] / fixed[f"Q_{s}"] for s in mf.cell.states}
+    corr = {s: correlation(cross[f"C_{s}"], fixed[f"Q_{s}"]) for s in mf.cell.states}
     lam_np, lam_d_np = clean(lam), clean(lam_d, ok_d)
     return Analysis(
         cell=mf.cell,
