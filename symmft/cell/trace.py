@@ -168,8 +168,10 @@ def _load_module(path: Path) -> types.ModuleType:
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
+        if e.lineno is None:  # null bytes: a binary file that happens to decode as UTF-8
+            raise CellDefinitionError(f"{path}: not a cell file ({e.msg}); a cell file is Python source") from None
         raise CellDefinitionError(f"{path}:{e.lineno}: syntax error in cell file: {e.msg}") from None
-    except ValueError as e:  # null bytes: a binary file that happens to decode
+    except ValueError as e:  # null bytes, before Python 3.12
         raise CellDefinitionError(f"{path}: not a cell file ({e}); a cell file is Python source") from None
     module = types.ModuleType(f"symmft_cell_{path.stem}")
     module.__file__ = str(path)

@@ -3,8 +3,10 @@ baselines people use (symmft.init.search)."""
 
 from __future__ import annotations
 
+import sys
+
 from symmft.cell.trace import load_cell
-from symmft.init.search import BASELINES, evaluate_baselines, find_critical, rows_json
+from symmft.init.search import BASELINES, DEGENERATE, evaluate_baselines, find_critical, rows_json
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_file, print_json,
                                print_table)
 
@@ -82,6 +84,9 @@ def _critical(args) -> int:
     baselines = evaluate_baselines(cell, args.length, width=args.width, input_dim=args.input_dim)
     written = str(result.write_rule(args.output)) if args.output else None
     rule = result.to_json()
+    for note in rule["notes"]:
+        if note.startswith(DEGENERATE):  # success by a trivial network must not pass silently
+            print(f"symmft: warning: {note}", file=sys.stderr)
     if args.json:
         print_json({"rule": rule, "baselines": rows_json(baselines), "written": written})
         return 0

@@ -161,6 +161,9 @@ class _Problem:
         return np.where(ev["status"] == Status.OK, viol + t[:, 0] / math.log(10), np.inf)
 
 
+#: How a rule's note that it is degenerate begins (the command line shows such notes as warnings).
+DEGENERATE = "degenerate rule"
+
 #: Longest T a rule is searched for: 1 - sigmoid(mu) must stay resolvable in float32 (2^-24 ~ 6e-8) for the
 #: frameworks' layers to realize a gate within ~1/T of 1.
 MAX_LENGTH = 10**7
@@ -259,6 +262,11 @@ def find_critical(
                      "says how much saturation is acceptable")
     notes += [f"{k} = {v:.3g} < 1e-3: the state carries little signal (RMS {math.sqrt(max(v, 0)):.2g}); require more "
               "with min_second_moment (--min-second-moment)" for k, v in predicted.items() if k.startswith("Q_") and v < 1e-3]
+    recurrent = [i.hyperparameter for a in cell.affines for i in a.inputs if i.vector != "x"]
+    if recurrent and all(hyper[n] == 0 for n in recurrent):
+        notes.insert(0, f"{DEGENERATE}: every recurrent variance ({', '.join(recurrent)}) is 0, so no state feeds back "
+                        "through a matrix: the network is a leaky integrator of its input, and the criteria hold "
+                        "for that trivial reason; fix a recurrent variance (--fix NAME=VALUE) to require recurrence")
     memory = gate_roles(cell)["memory"]
     if any(abs(hyper.get(f"mu_{k}", 0.0)) > 2 for k in memory):
         # measured: README "The untied approximation", tests/test_export_client.py
