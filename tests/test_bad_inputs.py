@@ -210,3 +210,16 @@ def test_phase_where_every_point_fails_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no point converged" in out and "None" not in out
     assert json.loads((tmp_path / "p.json").read_text())["status"] == {"DIVERGED": 1.0}
+
+
+@pytest.mark.slow
+def test_degenerate_rule_is_flagged_not_silent(tmp_path):
+    """A rule with every recurrent variance 0 (the issue's coupled input-forget LSTM found one at T = 200) is a
+    leaky integrator; it may pass the criteria, but never silently."""
+    from symmft.init.search import DEGENERATE, find_critical
+
+    path = tmp_path / "janet.py"
+    path.write_text('STATE = ("c",)\ndef step(x, c, ops):\n    f = ops.sigmoid(ops.affine("f", x, c))\n'
+                    '    g = ops.tanh(ops.affine("g", x, c))\n    return f * c + (1 - f) * g\n')
+    result = find_critical(load_cell(path), 200, free=["mu_f"], fixed={"nu2_f": 0.0, "nu2_g": 0.0})
+    assert result.to_json()["notes"][0].startswith(DEGENERATE)
