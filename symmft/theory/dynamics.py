@@ -5,7 +5,10 @@ Stage: :class:`~symmft.theory.compile.CompiledMap` -> :class:`Analysis` (per gri
 1. Diagonal map (means, second moments): a few plain iterations from a unit state, then Newton steps
    x <- x - (J - I)^-1 (F(x) - x) with the symbolic Jacobian, each step (halved if need be) kept only where it
    lowers the residual or the next Newton correction (else a plain step); converged points leave the batch.
-   Newton matters near criticality, where plain iteration converges like E[f^2]^t.
+   Newton matters near criticality, where plain iteration converges like E[f^2]^t. Where Newton points against
+   the plain step (a locally expanding map far from a saturated memory's fixed point) or J - I is singular,
+   a stretched plain step (``_stretched_step``) brackets the fixed point along the slow direction, or follows a
+   state that grows without bound past DIVERGENCE (status DIVERGED); see docs/errors.md.
 2. Cross map (cross moments between two input sequences) with the diagonal held at its fixed point. With
    identical inputs (c_x = 1) C = Q is an exact fixed point; it is used when stable, else the attracting c* < 1
    is solved for (the chaotic phase).
@@ -37,6 +40,8 @@ TOLERANCE = 1e-13
 #: mpmath digits above this are refused: the reference needs ~30 (float64 has 16) and the cost grows like dps^2
 #: (a 30-digit LSTM point takes about a minute on the shared 2-core CPU; 1000 digits would take about a day).
 MAX_DPS = 1000
+
+
 def analyze(
     cell: Cell,
     hyperparameters: dict | None = None,
