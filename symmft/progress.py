@@ -3,7 +3,8 @@
 tqdm's ``disable=None`` hides the bar when stderr is not a terminal, so under CI, ``nohup`` or a subprocess a
 ten-minute ``critical`` or ``train`` printed nothing until it finished. :func:`progress` keeps the bar on a
 terminal and otherwise writes one line such as ``symmft: train lstm: 300/1000 steps (30%), 12.1 s, loss=0.41``
-every :data:`EVERY` seconds (and at the end), which a log file or a CI console shows as it comes.
+every :data:`EVERY` seconds (and one at the end of work that printed any), which a log file or a CI console shows
+as it comes; work shorter than :data:`EVERY` stays silent.
 
 A leaf module (stdlib and tqdm only): every stage may use it.
 """
@@ -34,16 +35,17 @@ class _Lines:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def _line(self) -> None:
-        self.last = time.monotonic()
+        self.last = max(time.monotonic(), self.start + 1e-9)
         count = f"{self.n}/{self.total} {self.unit}s ({100 * self.n / self.total:.0f}%)" if self.total else \
             f"{self.n} {self.unit}s"
         extra = f", {self.postfix}" if self.postfix else ""
         print(f"symmft: {self.desc}: {count}, {self.last - self.start:.1f} s{extra}", file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self.stream is not None:
+        """A last line, where periodic lines were printed (short work stays silent)."""
+        if self.stream is not None and self.last > self.start:
             self._line()
-            self.stream = None
+        self.stream = None
 
     def __enter__(self):
         return self
@@ -74,8 +76,8 @@ class _Off:
 def progress(total: int | None = None, desc: str = "", unit: str = "it", *, initial: int = 0, enabled: bool = True,
              stream=None, every: float = EVERY):
     """A progress reporter for ``total`` units of work (None: unknown) on ``stream`` (default stderr): a tqdm bar
-    when the stream is a terminal, else a plain line every ``every`` seconds and one at the end; nothing when
-    ``enabled`` is False. Use ``update(n)``, ``set_postfix(**values)``, ``close()`` or ``with``."""
+    when the stream is a terminal, else a plain line every ``every`` seconds (and a last one if any was printed);
+    nothing when ``enabled`` is False. Use ``update(n)``, ``set_postfix(**values)``, ``close()`` or ``with``."""
     stream = sys.stderr if stream is None else stream
     if not enabled:
         return _Off()
