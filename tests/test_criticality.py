@@ -153,7 +153,8 @@ def test_lstm_margins_are_positive_and_mark_where_a_criterion_fails(lstm_rule):
     for name, m in lstm_rule.margins.items():
         for side, sign in (("down", -1), ("up", 1)):
             limit = m[f"{side}_limit"]
-            assert m[side] > 0, (name, side, m)
+            # zero only for a variance sitting on its domain bound (nu2_f = 0 here, 3e-15 before issue 11's solver)
+            assert m[side] > 0 or limit.startswith("domain"), (name, side, m)
             if limit.startswith(("none", "domain", "status")):
                 continue
             for factor, passes in ((0.9, True), (1.2, False)):
