@@ -223,3 +223,16 @@ def test_degenerate_rule_is_flagged_not_silent(tmp_path):
                     '    g = ops.tanh(ops.affine("g", x, c))\n    return f * c + (1 - f) * g\n')
     result = find_critical(load_cell(path), 200, free=["mu_f"], fixed={"nu2_f": 0.0, "nu2_g": 0.0})
     assert result.to_json()["notes"][0].startswith(DEGENERATE)
+
+
+def test_every_printed_quantity_is_defined_in_help_and_readme(capsys):
+    from symmft.cli.common import GLOSSARY
+
+    readme = README.read_text()
+    table = readme[readme.index("### What the numbers mean"):]
+    for term in GLOSSARY:
+        for part in term.split(", "):
+            assert f"`{part}`" in table or f"| {part} |" in table, part
+    assert main(["analyze", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert all(f"  {term}  " in help_text for term in GLOSSARY)

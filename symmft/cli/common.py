@@ -51,7 +51,8 @@ def glossary(*terms: str) -> str:
     """The epilog lines defining ``terms`` (keys of :data:`GLOSSARY`)."""
     width = max(len(t) for t in terms)
     return "quantities:\n" + "\n".join(
-        textwrap.fill(GLOSSARY[t], 110, initial_indent=f"  {t.ljust(width)}  ", subsequent_indent=" " * (width + 4))
+        textwrap.fill(GLOSSARY[t], 110, break_on_hyphens=False, initial_indent=f"  {t.ljust(width)}  ",
+                      subsequent_indent=" " * (width + 4))
         for t in terms)
 
 
