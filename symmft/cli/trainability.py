@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from symmft.harness.trainability import constants_text, table, trainability
 from symmft.init.search import BASELINES
-from symmft.cli.common import assignments, cell_argument, command, print_json, print_table, set_argument
+from symmft.cli.common import (assignments, cell_argument, command, output_directory, print_json, print_table,
+                               set_argument)
 from symmft.cli.confirm import add_sweep_options, sweep_from
 from symmft.theory.jacobian import WEIGHTS
 
@@ -44,6 +45,7 @@ def add_parsers(sub) -> None:
 
 
 def _run(args) -> int:
+    output_directory(args.output, writes="points/, runs/, confirm.* and trainability.*")
     result = trainability(sweep_from(args), args.axis, args.values, args.output, base=assignments(args.assignments),
                           weights=args.weights, threshold=args.threshold, scheduler=args.scheduler,
                           workers=args.workers, progress=True)
