@@ -1,0 +1,142 @@
+"""The tied-weight theory (symmft.theory.tied, docs/tied.md) against the tied finite network.
+
+The simulator (symmft.network.simulate) draws one set of weights and reuses it; it shares nothing with the theory
+but the cell file. The theory's population is a Monte Carlo estimate: every comparison allows TIED_RELATIVE or
+SIMULATION_SIGMAS combined standard errors (theory groups, simulation networks), whichever is larger.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from symmft.cell.params import resolve
+from symmft.cell.trace import load_cell
+from symmft.errors import HyperparameterError, Status
+from symmft.network.simulate import simulate
+from symmft.theory.dynamics import analyze
+from symmft.theory.tied import analyze_tied
+from symmft.theory.transient import Transient
+
+from tolerances import FINITE_WIDTH_BIAS, SIMULATION_SIGMAS, TIED_RELATIVE
+
+#: A cell the test writes itself (JANET-like: one forget gate, no output gate), for "any cell the core accepts".
+USER_CELL = '''
+STATE = ("h",)
+
+
+def step(x, h, ops):
+    f = ops.sigmoid(ops.affine("f", x, h))
+    g = ops.tanh(ops.affine("g", x, h))
+    return f * h + (1 - f) * g
+'''
+#: The bias of the gate that keeps the memory (the vanilla RNN has none: its only bias).
+MEMORY_BIAS = {"lstm": "mu_f", "gru": "mu_z", "gru_reset_before": "mu_z", "minimal_rnn": "mu_u",
+               "vanilla_rnn": "mu_h", "user": "mu_f"}
+
+
+def _cell(name, tmp_path):
+    if name != "user":
+        return load_cell(name)
+    path = tmp_path / "janet.py"
+    path.write_text(USER_CELL)
+    return load_cell(path)
+
+
+def _simulated(cell, h, steps, width, seeds, input_dim=None, weights="gaussian"):
+    """Per state: (seeds, steps) second moments at t = 1..steps of independent tied networks."""
+    runs = [simulate(cell, h, width=width, steps=steps, tied=True, seed=s, batch=4, input_dim=input_dim,
+                     weights=weights) for s in range(seeds)]
+    return {s: np.array([r.states[s].second_moment[1:] for r in runs]) for s in cell.states}
+
+
+def _assert_close(theory, sim, what, windows=4):
+    """Window averages of a theory trajectory (T,) vs simulated ones (seeds, T)."""
+    th = np.array([w.mean() for w in np.array_split(theory, windows)])
+    per = np.array([[w.mean() for w in np.array_split(row, windows)] for row in sim])
+    mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / np.sqrt(len(per))
+    allowed = np.maximum(TIED_RELATIVE * np.abs(mean), SIMULATION_SIGMAS * se)
+    assert np.all(np.abs(th - mean) <= allowed), f"{what}: theory {th} vs simulation {mean} +- {se}"
+
+
+@pytest.mark.parametrize("name", ["vanilla_rnn", "minimal_rnn"])
+def test_redrawn_fields_reproduce_untied_maps(name):
+    # Cells whose Gaussian closure is exact under the untied law (every nonlinearity acts on an affine output).
+    cell = load_cell(name)
+    h = {k: float(v) for k, v in resolve(cell, {"c_x": 0.5, "rho2_" + MEMORY_BIAS[name][3:]: 0.1}).items()}
+    record = Transient(cell, h, 120, population=8000, seed=1, tied=False).advance(120)[60:]
+    per = record.mean(axis=0)  # (groups, state, 3): time averages per independent group
+    mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / np.sqrt(len(per))
+    untied = analyze(cell, h)
+    for i, s in enumerate(cell.states):
+        q, c = float(untied.fixed_point[f"Q_{s}"]), float(untied.cross_fixed_point[f"C_{s}"])
+        for got, err, want in ((mean[i, 1], se[i, 1], q), (mean[i, 2], se[i, 2], c)):
+            assert abs(got - want) <= SIMULATION_SIGMAS * err + FINITE_WIDTH_BIAS * q / 500, (s, got, want, err)
+
+
+@pytest.mark.parametrize("name, h", [
+    ("lstm", {"mu_f": 2.0, "rho2_i": 0.1, "rho2_f": 0.1, "rho2_g": 0.1, "rho2_o": 0.1, "c_x": 0.5}),
+    ("gru", {"mu_z": 2.0, "rho2_r": 0.1, "rho2_z": 0.1, "rho2_n": 0.1, "rho2_hn": 0.1, "c_x": 0.5}),
+    ("user", {"mu_f": 1.0, "rho2_f": 0.1, "rho2_g": 0.5}),  # (1 - f)^2 is heavy-tailed at large mu_f
+])
+def test_second_moment_trajectory_matches_tied_simulation(name, h, tmp_path):
+    cell, steps = _cell(name, tmp_path), 40
+    theory = analyze_tied(cell, h, steps=steps, population=4000)
+    sim = _simulated(cell, h, steps, width=1000, seeds=3)
+    untied = analyze(cell, h)  # the Gaussian closure: within ~1% of the untied network here (RESULTS.md §3)
+    for s in cell.states:
+        _assert_close(theory.trajectory[s]["second_moment"], sim[s], f"{name} Q_{s}")
+    # The point is chosen where the untied theory is measurably wrong for the tied network.
+    s = cell.states[0]
+    assert float(untied.fixed_point[f"Q_{s}"]) < 0.9 * sim[s][:, -10:].mean()
+
+
+def test_finite_input_size_matches_tied_simulation():
+    # m = 4: fewer input coordinates than the LSTM has maps reading x; m = 16.
+    cell, h, steps = load_cell("lstm"), {"mu_f": 2.0, "c_x": 0.5}, 40
+    late = {}
+    for m in (4, 16):
+        theory = analyze_tied(cell, h, steps=steps, input_dim=m, population=4000)
+        sim = _simulated(cell, h, steps, width=1000, seeds=3, input_dim=m)
+        _assert_close(theory.trajectory["c"]["second_moment"], sim["c"], f"LSTM Q_c at m = {m}")
+        late[m] = sim["c"][:, -10:].mean()
+    infinite = analyze_tied(cell, h, steps=steps, population=4000)
+    # ... and the input size matters: the infinite-m theory misses the small-m network.
+    assert infinite.trajectory["c"]["second_moment"][-10:].mean() < 0.9 * late[4]
+
+
+def test_tied_analysis_reports_errors_and_status():
+    a = analyze_tied("vanilla_rnn", {"c_x": 0.5}, steps=30, population=2000)
+    assert a.status == Status.OK
+    assert set(a.standard_error) >= set(a.fixed_point) | {"lambda"}
+    assert all(0 < v < 0.05 for k, v in a.standard_error.items() if k.startswith("Q_"))
+    assert len(a.trajectory["h"]["second_moment"]) == 30
+    assert a.two_time["h"][0] == pytest.approx(a.fixed_point["Q_h"], rel=0.05)
+    with pytest.raises(HyperparameterError, match="input_dim"):
+        analyze_tied("lstm", input_dim=0)
+    with pytest.raises(HyperparameterError, match="weights"):
+        analyze_tied("lstm", weights="uniform")
+
+
+def test_vanilla_rnn_tied_lambda_matches_simulated_decay():
+    # Vanilla RNN at c_x = 1: a distance between two copies of the state decays like chi_1^t (order phase).
+    h = {"nu2_h": 0.8, "c_x": 1.0}
+    a = analyze_tied("vanilla_rnn", h, steps=60, population=4000)
+    untied = analyze(load_cell("vanilla_rnn"), h)
+    assert abs(a.lambda_ - float(untied.lambda_)) <= max(0.03, SIMULATION_SIGMAS * a.standard_error["lambda"])
+
+
+def test_cli_analyze_tied_json():
+    out = subprocess.run([sys.executable, "-m", "symmft", "analyze", "vanilla_rnn", "--theory", "tied", "--steps",
+                          "5", "--population", "256", "--weights", "gaussian", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    assert result["theory"] == "tied" and len(result["trajectory"]["h"]["second_moment"]) == 5
+    assert {"standard_error_Q_h", "two_time", "lambda", "xi", "jacobian"} <= set(result)
+    bad = subprocess.run([sys.executable, "-m", "symmft", "analyze", "lstm", "--steps", "5"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "--theory tied" in bad.stderr
