@@ -11,7 +11,8 @@ consumed by the command line, the Jacobian moments and the critical search.
 
 How: :class:`~symmft.theory.transient.Transient` steps the population causally (exact at any time, cost
 O(P T^2)). The stationary state comes from the transient's tail when it has settled, else from
-:mod:`symmft.theory.stationary` (a spectral solver whose cost grows like W log W with the window W).
+:mod:`symmft.theory.stationary` (a spectral solver whose cost grows like W log W with the window W; infinite
+input size only: with finite m a drifting tail stays NOT_CONVERGED -- run more steps).
 lambda: after the last transient step the groups are replicated (common random numbers), the replicas' b
 copies are kicked (:meth:`Transient.kick`), and the decay of the kicked-minus-reference distance
 D = <(s_a - s_b)^2>/2 is fitted as in :mod:`symmft.theory.population` (jackknife over groups): an effective
@@ -38,6 +39,7 @@ from symmft.errors import HyperparameterError, Status
 from symmft.serialize import jsonable
 from symmft.theory.analysis import DIVERGENCE, time_scale
 from symmft.theory.population import _decay_rate
+from symmft.theory.stationary import solve_stationary
 from symmft.theory.transient import Transient
 
 WEIGHTS = ("gaussian", "orthogonal")
@@ -46,6 +48,7 @@ MEASURE = 150  # steps over which the kicked replicas' decay is followed for lam
 KICK = 0.05  # kick size: the response stays linear to a few per cent
 TAIL = 0.25  # the stationary estimate from a transient averages its last quarter
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
+STATIONARY_POPULATION = 4000  # units in the spectral solver: each also averages over half a window of steps
 
 
 @dataclass(frozen=True)
@@ -91,26 +94,38 @@ class TiedAnalysis:
 
 def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps: int | None = None,
                  input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
-                 seed: int = 0) -> TiedAnalysis:
+                 seed: int = 0, window: int | None = None, stationary: bool = True) -> TiedAnalysis:
     """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
 
     ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
     reports no trajectory. ``input_dim``: m, the input size (None: infinite). ``weights``: "gaussian" or
     "orthogonal" recurrent weights (the same process; see the module docstring). ``population``: units of the
     Monte Carlo population (standard errors shrink like 1/sqrt(population)); ``seed`` fixes every draw.
+    ``window``: use the stationary spectral solver on this many steps (None: only when the transient's tail is
+    still drifting, with a window of 8 x its length rounded up to a power of 2); ``stationary`` False: never
+    (a drifting tail is then reported as NOT_CONVERGED).
     """
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     h = _point(cell, hyperparameters)
     if weights not in WEIGHTS:
         raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32)):
+    for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
+                               ("window", window, 64)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
     run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim)
     record, keep = _advance_keeping(run, horizon)
     stationary, se, status = _tail(record)
+    two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
     lam, lam_se = _cross_rate(run, record[-1])
+    if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
+        window = window or 2 ** math.ceil(math.log2(8 * horizon))
+        st = solve_stationary(cell, h, window=window, population=min(population, STATIONARY_POPULATION), seed=seed)
+        stationary, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
+        status = Status.OK if st["converged"] else Status.NOT_CONVERGED
+        if not np.all(np.isfinite(stationary)):
+            status = Status.NAN
     S = cell.states
     fixed = {f"{k}_{s}": float(stationary[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQ")}
     errors = {f"{k}_{s}": float(se[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQC")}
@@ -123,9 +138,10 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
         status = Status.NAN if status == Status.OK else status
     return TiedAnalysis(cell=cell, hyperparameters=h, fixed_point=fixed, correlation=corr, lambda_=lam,
                         xi=float(time_scale(lam)), status=status, trajectory=trajectory,
-                        two_time={s: _two_time(keep[:, i]) for i, s in enumerate(S)}, standard_error=errors,
+                        two_time=dict(zip(S, two_time)), standard_error=errors,
                         extras={"population": run.ops.shape[0] // 2 * run.ops.shape[1], "steps_run": horizon,
-                                "input_dim": input_dim, "weights": weights, "solver": "transient"})
+                                "input_dim": input_dim, "weights": weights, "solver": solver,
+                                "window": window if solver == "stationary" else None})
 
 
 def _point(cell: Cell, values: dict | None) -> dict:
