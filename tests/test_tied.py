@@ -140,3 +140,53 @@ def test_cli_analyze_tied_json():
     bad = subprocess.run([sys.executable, "-m", "symmft", "analyze", "lstm", "--steps", "5"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "--theory tied" in bad.stderr
+
+
+def test_stationary_solver_agrees_with_the_transient_tail():
+    # Two solvers of the same theory, sharing only site.py: the spectral sampler of the stationary fields vs the
+    # causal sampler run until stationary (vanilla RNN, short memory, partly correlated inputs).
+    h = {"nu2_h": 1.5, "rho2_h": 0.2, "c_x": 0.5}
+    causal = analyze_tied("vanilla_rnn", h, steps=60, population=4000, stationary=False)
+    spectral = analyze_tied("vanilla_rnn", h, steps=10, population=2000, window=128)
+    assert causal.status == spectral.status == Status.OK and spectral.extras["solver"] == "stationary"
+    for key in ("Q_h",):
+        err = np.hypot(causal.standard_error[key], spectral.standard_error[key])
+        assert abs(causal.fixed_point[key] - spectral.fixed_point[key]) <= SIMULATION_SIGMAS * err + 1e-3
+    err = np.hypot(causal.standard_error["correlation_h"], spectral.standard_error["correlation_h"])
+    assert abs(causal.correlation["h"] - spectral.correlation["h"]) <= SIMULATION_SIGMAS * err + 2e-3
+
+
+# ---------------------------------------------------------------- slow: the full matrix
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MEMORY_BIAS))
+@pytest.mark.parametrize("bias", [0.0, 2.0, 3.0, 4.0])
+@pytest.mark.parametrize("rho2", [0.0, 0.1])
+def test_tied_theory_matrix_matches_tied_simulation(name, bias, rho2, tmp_path):
+    cell, steps = _cell(name, tmp_path), 100
+    h = {MEMORY_BIAS[name]: bias, "c_x": 0.5, **{a.bias_variance: rho2 for a in cell.affines}}
+    theory = analyze_tied(cell, h, steps=steps, population=8000, stationary=False)
+    sim = _simulated(cell, h, steps, width=2000, seeds=3)
+    for s in cell.states:
+        _assert_close(theory.trajectory[s]["second_moment"], sim[s], f"{name} {h} Q_{s}")
+
+
+@pytest.mark.slow
+def test_orthogonal_weights_follow_the_same_process():
+    # docs/tied.md §1: the Haar-orthogonal tied network follows the Gaussian process of the Gaussian one.
+    cell, steps = load_cell("lstm"), 60
+    h = {"mu_f": 3.0, "rho2_i": 0.1, "rho2_f": 0.1, "rho2_g": 0.1, "rho2_o": 0.1, "c_x": 0.5}
+    theory = analyze_tied(cell, h, steps=steps, population=8000, weights="orthogonal", stationary=False)
+    sim = _simulated(cell, h, steps, width=2000, seeds=3, weights="orthogonal")
+    for s in cell.states:
+        _assert_close(theory.trajectory[s]["second_moment"], sim[s], f"orthogonal LSTM Q_{s}")
+
+
+@pytest.mark.slow
+def test_stationary_solver_matches_tied_simulation():
+    # LSTM mu_f = 2: tied Q_c 0.5885(24) at width 2000 and 0.5903(15) at width 3000 (benchmarks/RESULTS.md §3).
+    a = analyze_tied("lstm", {"mu_f": 2.0, "c_x": 0.5}, steps=20, population=2000, window=512)
+    assert a.status == Status.OK
+    assert abs(a.fixed_point["Q_c"] / 0.5903 - 1) <= TIED_RELATIVE
+    assert abs(a.correlation["c"] / 0.400 - 1) <= 2 * TIED_RELATIVE

@@ -26,6 +26,7 @@ import math
 from typing import Protocol
 
 import numpy as np
+from scipy import fft
 from scipy.special import erf
 
 from symmft.cell.trace import Cell
@@ -148,6 +149,14 @@ class SiteOps:
         out = self.cell.step(X, *states, self)
         out = out if isinstance(out, tuple) else (out,)
         return [np.broadcast_to(o, s.shape).copy() if np.shape(o) != s.shape else o for o, s in zip(out, states)]
+
+
+def lagged(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
+    """sum over units of mean_t x_t y_{t+tau}, tau = 0..lags-1; x, y (..., T) with time on the last axis (FFT)."""
+    T = x.shape[-1]
+    n = fft.next_fast_len(2 * T)
+    corr = fft.irfft(np.conj(fft.rfft(x, n, axis=-1)) * fft.rfft(y, n, axis=-1), n, axis=-1)[..., :lags]
+    return corr.reshape(-1, lags).sum(axis=0) / (T - np.arange(lags))
 
 
 def moments(states: list[np.ndarray]) -> np.ndarray:

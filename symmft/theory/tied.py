@@ -116,21 +116,22 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
     run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim)
     record, keep = _advance_keeping(run, horizon)
-    stationary, se, status = _tail(record)
+    values, se, status = _tail(record)
     two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
     lam, lam_se = _cross_rate(run, record[-1])
     if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
         window = window or 2 ** math.ceil(math.log2(8 * horizon))
-        st = solve_stationary(cell, h, window=window, population=min(population, STATIONARY_POPULATION), seed=seed)
-        stationary, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
+        st = solve_stationary(cell, h, window=window, population=min(population, STATIONARY_POPULATION), seed=seed,
+                              initial=run.field_covariances(window // 4))
+        values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
-        if not np.all(np.isfinite(stationary)):
+        if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
-    fixed = {f"{k}_{s}": float(stationary[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQ")}
+    fixed = {f"{k}_{s}": float(values[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQ")}
     errors = {f"{k}_{s}": float(se[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQC")}
-    corr = {s: float(stationary[i, 2] / stationary[i, 1]) for i, s in enumerate(S)}
-    errors.update({f"correlation_{s}": float(se[i, 2] / stationary[i, 1]) for i, s in enumerate(S)}, **{"lambda": lam_se})
+    corr = {s: float(values[i, 2] / values[i, 1]) for i, s in enumerate(S)}
+    errors.update({f"correlation_{s}": float(se[i, 2] / values[i, 1]) for i, s in enumerate(S)}, **{"lambda": lam_se})
     mean = record.mean(axis=1)
     trajectory = {} if steps is None else {
         s: {"mean": mean[:, i, 0], "second_moment": mean[:, i, 1]} for i, s in enumerate(S)}

@@ -23,7 +23,7 @@ from scipy.linalg import solve_triangular
 
 from symmft.cell.trace import Cell
 from symmft.errors import HyperparameterError
-from symmft.theory.site import Draws, SiteOps, consumers, input_node, moments
+from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, moments
 
 GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
 DEGENERATE = 1e-12  # a conditional variance below this fraction of the variance is taken as exactly zero
@@ -116,6 +116,21 @@ class Transient:
         self.source.fork()
         self.ops.fork()
         self.states = [np.concatenate([s, s], axis=1) for s in self.states]
+
+    def field_covariances(self, lags: int) -> dict:
+        """Per vector node, (auto, cross) <v_t v_{t+tau}>, <v^a_t v^b_{t+tau}> over the last half of the run
+        (reference groups), tau < lags: the stationary solver's starting point."""
+        G, out = GROUPS, {}
+        for node, hist in self.source.history.items():
+            if node not in consumers(self.ops.cell):
+                continue  # the input (finite m) is not a field of the population
+            v = hist[:G, :, : 2 * self.t][..., 2 * (self.t // 2):]
+            a, b = v[..., 0::2], v[..., 1::2]
+            n = min(lags, a.shape[-1])
+            units = a.shape[0] * a.shape[1]
+            out[node] = ((lagged(a, a, n) + lagged(b, b, n)) / (2 * units),
+                         (lagged(a, b, n) + lagged(b, a, n)) / (2 * units))
+        return out
 
     def kick(self, eta: float, rng: np.random.Generator) -> None:
         """Perturb the b copy of the replica groups: toward a by a fraction eta, or, with identical inputs
