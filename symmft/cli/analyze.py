@@ -115,10 +115,7 @@ def _analyze(args) -> int:
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
-    moments = None
-    if args.weights:
-        moments = jacobian_moments(analysis, kind=args.jacobian, weights=args.weights)
-        result["jacobian"] = {k: jsonable(np.asarray(v, dtype=float)) for k, v in moments.items()}
+    moments = _jacobian(args, analysis, result)
     if axes:
         result["axes"] = {k: v.tolist() for k, v in axes.items()}
         result["grid_shape"] = [len(v) for v in axes.values()]
@@ -140,6 +137,15 @@ def _analyze(args) -> int:
     return 0
 
 
+def _jacobian(args, analysis, result: dict) -> dict | None:
+    """With --weights: the Jacobian moments at the analysis' moments, also stored in ``result["jacobian"]``."""
+    if not args.weights:
+        return None
+    moments = jacobian_moments(analysis, kind=args.jacobian, weights=args.weights)
+    result["jacobian"] = {k: jsonable(np.asarray(v, dtype=float)) for k, v in moments.items()}
+    return moments
+
+
 def _analyze_tied(args, cell, values: dict) -> int:
     """``--theory tied``: one point of :func:`symmft.theory.tied.analyze_tied`, printed or as JSON."""
     if args.grid or args.output:
@@ -149,10 +155,7 @@ def _analyze_tied(args, cell, values: dict) -> int:
                             weights=args.weights or "gaussian", population=args.population, seed=args.seed)
     seconds = time.perf_counter() - start
     result = analysis.to_json()
-    moments = None
-    if args.weights:
-        moments = jacobian_moments(analysis, kind=args.jacobian, weights=args.weights)
-        result["jacobian"] = {k: jsonable(np.asarray(v, dtype=float)) for k, v in moments.items()}
+    moments = _jacobian(args, analysis, result)
     if args.json:
         print_json(result)
         return 0
