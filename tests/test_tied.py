@@ -190,3 +190,20 @@ def test_stationary_solver_matches_tied_simulation():
     assert a.status == Status.OK
     assert abs(a.fixed_point["Q_c"] / 0.5903 - 1) <= TIED_RELATIVE
     assert abs(a.correlation["c"] / 0.400 - 1) <= 2 * TIED_RELATIVE
+
+
+@pytest.mark.slow  # ~2 min here, most of it the GRU's Jacobian derivation
+def test_rule_is_judged_on_the_tied_transient_when_memory_exceeds_the_length():
+    # The T = 20 GRU rule of tests/test_export_client.py: memory ~80 steps > T, so the criteria are judged on
+    # t <= 20 from the zero state. m1 depends on the instantaneous gate laws (tied = untied to < 1e-3, measured
+    # on torch.nn.GRU in test_export_client); its search tolerance was 0.05.
+    from pathlib import Path
+    from symmft.init.criteria import Criteria
+    from symmft.init.tied_check import tied_criteria
+
+    rule = json.loads((Path(__file__).parent / "data/export_client_gru_T20.json").read_text())
+    verdict = tied_criteria(load_cell("gru"), rule["hyperparameters"], 20, Criteria(20, m1_tolerance=0.05),
+                            weights=rule["weights"], population=1000)
+    assert verdict["judged_on"] == "transient" and verdict["values"]["xi"] > 20
+    assert abs(verdict["values"]["m1"] - rule["criteria"]["m1"]) < 1e-3
+    assert verdict["fails"] == []
