@@ -162,11 +162,11 @@ def _advance_keeping(run: Transient, steps: int) -> tuple[np.ndarray, np.ndarray
     copies) for the two-time correlation: (tail, state, 2, units)."""
     tail = max(2, int(TAIL * steps))
     record = run.advance(steps - tail)
-    units = min(TWO_TIME_UNITS // run.ops.shape[1] + 1, run.ops.shape[0])
+    groups = min(TWO_TIME_UNITS // run.ops.shape[1] + 1, run.ops.shape[0])  # enough groups for that many units
     keep, rows = [], [record]
     for _ in range(tail):
         rows.append(run.advance(1))
-        keep.append(np.stack([s[:, :units].reshape(2, -1) for s in run.states]))
+        keep.append(np.stack([s[:, :groups].reshape(2, -1) for s in run.states]))
     return np.concatenate(rows), np.array(keep)
 
 
