@@ -207,3 +207,37 @@ def test_rule_is_judged_on_the_tied_transient_when_memory_exceeds_the_length():
     assert verdict["judged_on"] == "transient" and verdict["values"]["xi"] > 20
     assert abs(verdict["values"]["m1"] - rule["criteria"]["m1"]) < 1e-3
     assert verdict["fails"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("input_size", [8, 32])
+def test_finite_input_size_matches_torch_lstm_built_by_an_exported_rule(input_size, tmp_path):
+    # A real torch.nn.LSTM (width 512, two weight draws x 16 sequences) initialized by the emitted module of the
+    # T = 20 rule of tests/test_export_client.py, from the zero state: Q_c(t), t <= 200, against the tied theory at
+    # the same input size. 5% (the bar for finite m) or 5 standard errors across the two networks.
+    import torch
+    from pathlib import Path
+
+    from export_support import load_emitted
+    from symmft.export.spec import export_source
+
+    torch.set_num_threads(1)
+    rule = json.loads((Path(__file__).parent / "data/export_client_lstm_T20.json").read_text())
+    rule["cell_file_hash"] = load_cell("lstm").file_hash
+    module = load_emitted(export_source(rule, "torch"), tmp_path, "tied_client_lstm")
+    steps, runs = 200, []
+    for seed in (0, 1):
+        layer = module.init_(torch.nn.LSTM(input_size, 512), generator=torch.Generator().manual_seed(seed))
+        x = torch.randn(steps, 16, input_size, generator=torch.Generator().manual_seed(seed + 99))
+        c, h, q = torch.zeros(1, 16, 512), torch.zeros(1, 16, 512), []
+        with torch.no_grad():
+            for t in range(steps):
+                _, (h, c) = layer(x[t: t + 1], (h, c))
+                q.append(float((c.double() ** 2).mean()))
+        runs.append(q)
+    theory = analyze_tied("lstm", rule["hyperparameters"], steps=steps, input_dim=input_size, population=4000,
+                          stationary=False)
+    th = np.array([w.mean() for w in np.array_split(theory.trajectory["c"]["second_moment"], 4)])
+    per = np.array([[w.mean() for w in np.array_split(np.array(r), 4)] for r in runs])
+    mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / np.sqrt(2)
+    assert np.all(np.abs(th - mean) <= np.maximum(0.05 * mean, SIMULATION_SIGMAS * se)), (input_size, th, mean, se)
