@@ -3,11 +3,14 @@ baselines people use (symmft.init.search)."""
 
 from __future__ import annotations
 
+import sys
+
 from symmft.cell.trace import load_cell
 from symmft.init.tied_check import tied_criteria
 from symmft.serialize import jsonable
-from symmft.init.search import BASELINES, evaluate_baselines, find_critical, rows_json
-from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
+from symmft.init.search import BASELINES, DEGENERATE, evaluate_baselines, find_critical, rows_json
+from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_file, print_json,
+                               print_table)
 
 
 def add_parsers(sub) -> None:
@@ -33,6 +36,7 @@ def add_parsers(sub) -> None:
             "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
             "symmft critical gru --length 100 --theory tied --input-dim 32",
         ],
+        ("xi", "lambda", "m1, m2", "M*, Q*", "status"),
     )
     cell_argument(p)
     p.add_argument("--length", "-T", type=int, required=True, metavar="T", help="sequence length T in steps")
@@ -79,6 +83,7 @@ def _bounds(texts: list[str]) -> dict[str, tuple[float, float]]:
 
 
 def _critical(args) -> int:
+    output_file(args.output)
     cell = load_cell(args.cell)
     fixed = assignments(args.assignments)
     if args.width < 1 or (args.input_dim is not None and args.input_dim < 1):
@@ -88,6 +93,9 @@ def _critical(args) -> int:
     baselines = evaluate_baselines(cell, args.length, width=args.width, input_dim=args.input_dim)
     written = str(result.write_rule(args.output)) if args.output else None
     rule = result.to_json()
+    for note in rule["notes"]:
+        if note.startswith(DEGENERATE):  # success by a trivial network must not pass silently
+            print(f"symmft: warning: {note}", file=sys.stderr)
     tied = None
     if args.theory == "tied":
         tied = tied_criteria(cell, result.hyperparameters, args.length, result.criteria, weights=args.weights,
