@@ -34,6 +34,8 @@ _API = {
     "analyze_grid": "symmft.theory.grid",
     "Analysis": "symmft.theory.analysis",
     "analyze_population": "symmft.theory.population",
+    "analyze_tied": "symmft.theory.tied",
+    "TiedAnalysis": "symmft.theory.tied",
     "jacobian_moments": "symmft.theory.jacobian",
     # the finite network, the theory's independent check
     "Network": "symmft.network.simulate",

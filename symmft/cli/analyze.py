@@ -24,6 +24,7 @@ from symmft.errors import Status
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES
+from symmft.theory.tied import analyze_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
                                print_table, set_argument)
 
@@ -43,6 +44,8 @@ def add_parsers(sub) -> None:
             "symmft analyze lstm --set mu_f=3 --set nu2_f=0.5 --json",
             "symmft analyze lstm --set mu_f=1 --backend mpmath --dps 20",
             "symmft analyze vanilla_rnn --grid nu2_h=0.5:2:16 --grid sigma2_h=0:1:5 -o reports/vanilla",
+            "symmft analyze lstm --theory tied --set mu_f=3 --steps 200 --json",
+            "symmft analyze lstm --theory tied --set mu_f=3 --input-dim 28 --weights orthogonal",
         ],
         ("M*, Q*", "c*", "lambda", "xi", "chi_1", "diagonal lambda", "m1, m2", "closure", "status"),
     )
@@ -61,6 +64,17 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--jacobian", choices=("memory", "full"), default="memory",
                    help="which Jacobian with --weights: memory (primary states, default) or full (all states)")
+    p.add_argument("--theory", choices=("untied", "tied"), default="untied",
+                   help="untied (default): the paper's mean-field maps, weights redrawn every step -- deterministic, "
+                   "fast, on grids; tied: the dynamical mean-field theory of the real network (weights reused), "
+                   "by Monte Carlo over a population of units, one point, with standard errors (docs/tied.md)")
+    p.add_argument("--steps", type=int, default=None, metavar="T",
+                   help="tied: also give the transient t = 1..T from the zero state (JSON key 'trajectory')")
+    p.add_argument("--input-dim", type=int, default=None, metavar="M",
+                   help="tied: the input size m (default: infinite); finite m correlates a unit's gate drives")
+    p.add_argument("--population", type=int, default=20000, metavar="P",
+                   help="tied: units of the Monte Carlo population (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="tied: random seed (default: %(default)s)")
     p.add_argument("--closure", default="gaussian", choices=CLOSURES,
                    help="law of non-Gaussian nonlinearity arguments (default: %(default)s)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
@@ -79,6 +93,11 @@ def add_parsers(sub) -> None:
 def _analyze(args) -> int:
     cell = load_cell(args.cell)
     values = assignments(args.assignments)
+    if args.theory == "tied":
+        return _analyze_tied(args, cell, values)
+    for option in ("steps", "input_dim"):
+        if getattr(args, option) is not None:
+            raise CommandLineError(f"--{option.replace('_', '-')} belongs to the tied theory: add --theory tied")
     specs: dict[str, tuple] = {}
     for text in args.grid:
         name, *spec = params.parse_grid_spec(text)
@@ -114,10 +133,7 @@ def _analyze(args) -> int:
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
-    moments = None
-    if args.weights:
-        moments = jacobian_moments(analysis, kind=args.jacobian, weights=args.weights)
-        result["jacobian"] = {k: jsonable(np.asarray(v, dtype=float)) for k, v in moments.items()}
+    moments = _jacobian(args, analysis, result)
     if axes:
         result["axes"] = {k: v.tolist() for k, v in axes.items()}
         result["grid_shape"] = [len(v) for v in axes.values()]
@@ -136,6 +152,44 @@ def _analyze(args) -> int:
             print(f"\nJacobian ({args.jacobian}, {args.weights} weights): m1 {float(moments['m1']):.8g}   "
                   f"m2 {float(moments['m2']):.8g}   variance {float(moments['variance']):.8g}   "
                   f"backward time scale {float(moments['xi_backward']):.6g} steps")
+    return 0
+
+
+def _jacobian(args, analysis, result: dict) -> dict | None:
+    """With --weights: the Jacobian moments at the analysis' moments, also stored in ``result["jacobian"]``."""
+    if not args.weights:
+        return None
+    moments = jacobian_moments(analysis, kind=args.jacobian, weights=args.weights)
+    result["jacobian"] = {k: jsonable(np.asarray(v, dtype=float)) for k, v in moments.items()}
+    return moments
+
+
+def _analyze_tied(args, cell, values: dict) -> int:
+    """``--theory tied``: one point of :func:`symmft.theory.tied.analyze_tied`, printed or as JSON."""
+    if args.grid or args.output:
+        raise CommandLineError("--theory tied evaluates one point: drop --grid/-o (loop over points instead)")
+    start = time.perf_counter()
+    analysis = analyze_tied(cell, values, steps=args.steps, input_dim=args.input_dim,
+                            weights=args.weights or "gaussian", population=args.population, seed=args.seed)
+    seconds = time.perf_counter() - start
+    result = analysis.to_json()
+    moments = _jacobian(args, analysis, result)
+    if args.json:
+        print_json(result)
+        return 0
+    se = analysis.standard_error
+    print(f"{cell.name}: tied-weight theory (population {analysis.extras['population']}, "
+          f"input size {args.input_dim or 'infinite'}, {seconds:.2f} s)")
+    print(f"status: {analysis.status.name} ({analysis.status.message})\n")
+    rows = [[s, f"{num(analysis.fixed_point[f'M_{s}'])} +- {se[f'M_{s}']:.2g}",
+             f"{num(analysis.fixed_point[f'Q_{s}'])} +- {se[f'Q_{s}']:.2g}",
+             f"{num(analysis.correlation[s])} +- {se[f'correlation_{s}']:.2g}"] for s in cell.states]
+    print_table(["state", "mean M*", "second moment Q*", "correlation c*"], rows)
+    print(f"\nlambda  {num(analysis.lambda_)} +- {se['lambda']:.2g}   (effective decay rate of the a/b distance)")
+    print(f"xi      {num(analysis.xi)}   (steps: -1/log|lambda|)")
+    if moments is not None:
+        print(f"\nJacobian ({args.jacobian}, {args.weights} weights, tied statistics): m1 {float(moments['m1']):.8g}   "
+              f"m2 {float(moments['m2']):.8g}   variance {float(moments['variance']):.8g}")
     return 0
 
 

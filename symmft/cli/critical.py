@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 
 from symmft.cell.trace import load_cell
+from symmft.init.tied_check import tied_criteria
+from symmft.serialize import jsonable
 from symmft.init.search import BASELINES, DEGENERATE, evaluate_baselines, find_critical, rows_json
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_file, print_json,
                                print_table)
@@ -34,6 +36,7 @@ def add_parsers(sub) -> None:
             "symmft critical lstm --length 300 --free mu_f --free mu_i --free nu2_f --fix nu2_g=0.5",
             "symmft critical vanilla_rnn --length 1000 --free nu2_h --fix sigma2_h=0 --fix rho2_h=1e-7 --json",
             "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
+            "symmft critical gru --length 100 --theory tied --input-dim 32",
         ],
         ("xi", "lambda", "m1, m2", "M*, Q*", "status"),
     )
@@ -54,6 +57,12 @@ def add_parsers(sub) -> None:
                    help="width H for the baselines' variances (default: %(default)s)")
     p.add_argument("--input-dim", type=int, default=None, metavar="M",
                    help="input dimension m for the baselines (default: the width)")
+    p.add_argument("--theory", choices=("untied", "tied"), default="untied",
+                   help="untied (default): criteria on the paper's maps; tied: the rule found is also judged on "
+                   "the tied network's theory (docs/tied.md) -- on the transient t <= T when its memory exceeds T, "
+                   "else on the stationary state -- with --input-dim as the layer's input size (JSON key 'tied')")
+    p.add_argument("--population", type=int, default=4000, metavar="P",
+                   help="units of the tied theory's Monte Carlo population (default: %(default)s)")
     p.add_argument("-o", "--output", metavar="RULE.json", help="write the init rule (JSON)")
     p.add_argument("--json", action="store_true",
                    help="print {rule, baselines} as JSON (rule: cell, cell_file_hash, length, weights, "
@@ -89,8 +98,13 @@ def _critical(args) -> int:
     for note in rule["notes"]:
         if note.startswith(DEGENERATE):  # success by a trivial network must not pass silently
             print(f"symmft: warning: {note}", file=sys.stderr)
+    tied = None
+    if args.theory == "tied":
+        tied = tied_criteria(cell, result.hyperparameters, args.length, result.criteria, weights=args.weights,
+                             input_dim=args.input_dim, population=args.population)
     if args.json:
-        print_json({"rule": rule, "baselines": rows_json(baselines), "written": written})
+        print_json({"rule": rule, "baselines": rows_json(baselines), "written": written,
+                    **({"tied": jsonable(tied)} if tied else {})})
         return 0
     T = args.length
     print(f"{cell.name}: critical initialization for T = {T} ({args.weights} recurrent weights, "
@@ -128,6 +142,21 @@ def _critical(args) -> int:
     for b in baselines:
         for note in b["notes"] if b["applicable"] else []:
             print(f"note ({b['name']}): {note}")
+    if tied:
+        _print_tied(tied, rule["thresholds"], args.input_dim)
     if written:
         print(f"\nwrote {written}")
     return 0
+
+
+def _print_tied(tied: dict, th: dict, input_dim) -> None:
+    v, se = tied["values"], tied["standard_error"]
+    print(f"\nthe rule on the tied network (population {tied['population']}, input size {input_dim or 'infinite'}, "
+          f"judged on the {tied['judged_on']}{' t <= T' if tied['judged_on'] == 'transient' else ' state'}):")
+    rows = [["xi", num(v["xi"]), f">= {th['xi_min']}"], ["m1", num(v["m1"]), f"within {th['m1_tolerance']:g} of 1"],
+            ["spread T(m2/m1^2 - 1)", num(v["spread"]), f"<= {th['max_spread']:g}"]]
+    rows += [[k, f"{num(x)} +- {se.get(k, float('nan')):.2g}", f"<= {th['max_second_moment']:g}"]
+             for k, x in v.items() if k.startswith("Q_")]
+    print_table(["tied", "value", "criterion"], rows)
+    print("the rule holds for the tied network" if not tied["fails"] else
+          "FAILS on the tied network: " + ", ".join(tied["fails"]) + " (the search optimizes the untied maps)")

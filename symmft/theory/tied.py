@@ -1,0 +1,214 @@
+"""The theory of the tied network -- the one people train -- for any cell: :func:`analyze_tied` (docs/tied.md).
+
+What: the paper's mean-field maps describe a network whose weights are redrawn at every step. A real network
+reuses them; at large width its units then follow the dynamical mean-field theory (DMFT) of
+:mod:`symmft.theory.site`: recurrent fields that are Gaussian processes in time with the population's own
+two-time correlations, quenched biases and input rows. This module runs that theory and reports what the
+untied :class:`~symmft.theory.analysis.Analysis` reports -- stationary moments, c*, lambda, xi -- plus the
+transient from the zero state, the stationary two-time correlation, and a Monte Carlo standard error and a
+:class:`~symmft.errors.Status` for every number. Stage: one hyperparameter point -> :class:`TiedAnalysis`,
+consumed by the command line, the Jacobian moments and the critical search.
+
+How: :class:`~symmft.theory.transient.Transient` steps the population causally (exact at any time, cost
+O(P T^2)). The stationary state comes from the transient's tail when it has settled, else from
+:mod:`symmft.theory.stationary` (a spectral solver whose cost grows like W log W with the window W; infinite
+input size only: with finite m a drifting tail stays NOT_CONVERGED -- run more steps).
+lambda: after the last transient step the groups are replicated (common random numbers), the replicas' b
+copies are kicked (:meth:`Transient.kick`), and the decay of the kicked-minus-reference distance
+D = <(s_a - s_b)^2>/2 is fitted as in :mod:`symmft.theory.population` (jackknife over groups): an effective
+rate over the fit window, since a tied network relaxes through a spread of per-unit time scales.
+
+Exact for Gaussian recurrent weights (the Tensor Programs master theorem, Yang 2019: a program that applies
+the matrices and never their transposes). Orthogonal (Haar) weights: the same process -- conditioning a Haar
+matrix on its products with the past differs from conditioning a Gaussian one by O(n^-1/2) per unit, since the
+forward pass never applies U^T -- accepted as ``weights="orthogonal"`` and checked against simulation
+(tests/test_tied.py). The Jacobian's m2 does differ between the two (it involves U^T): see
+:func:`symmft.theory.jacobian.jacobian_moments`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from symmft.cell import params
+from symmft.cell.trace import Cell, load_cell
+from symmft.errors import HyperparameterError, Status
+from symmft.serialize import jsonable
+from symmft.theory.analysis import DIVERGENCE, time_scale
+from symmft.theory.population import _decay_rate
+from symmft.theory.stationary import solve_stationary
+from symmft.theory.transient import Transient
+
+WEIGHTS = ("gaussian", "orthogonal")
+DEFAULT_STEPS = 300  # transient horizon when no --steps is given: enough to settle a memory time of ~30 steps
+MEASURE = 60  # steps the kicked replicas are followed for lambda (they cost 2x a step of the run)
+KICK = 0.05  # kick size: the response stays linear to a few per cent
+TAIL = 0.25  # the stationary estimate from a transient averages its last quarter
+TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
+STATIONARY_POPULATION = 4000  # units in the spectral solver: each also averages over half a window of steps
+
+
+@dataclass(frozen=True)
+class TiedAnalysis:
+    """The tied theory at one hyperparameter point; every number has a standard error and the status says
+    whether it can be trusted (NOT_CONVERGED: still drifting at the end of the run, DIVERGED, NAN)."""
+
+    cell: Cell
+    hyperparameters: dict
+    fixed_point: dict  # "M_s", "Q_s" -> stationary value
+    correlation: dict  # state -> stationary c* = C_s / Q_s
+    lambda_: float
+    xi: float
+    status: Status
+    trajectory: dict  # state -> {"mean": (T,), "second_moment": (T,)} at t = 1..T from the zero state
+    two_time: dict  # state -> stationary <s_t s_{t+tau}>, tau = 0, 1, ...
+    standard_error: dict  # same keys as fixed_point, plus "C_s", "correlation_s", "lambda"
+    extras: dict = field(default_factory=dict)
+
+    backend = "numpy"  # for symmft.theory.jacobian.jacobian_moments, which reads it
+
+    def state_moments(self, state: str) -> dict:
+        return {"mean": self.fixed_point[f"M_{state}"], "second_moment": self.fixed_point[f"Q_{state}"]}
+
+    def to_json(self) -> dict:
+        """The untied Analysis keys (fixed_point, correlation, lambda, xi, status) plus trajectory, two_time and
+        standard_error_<key>; floats and lists, NaN as null."""
+        return jsonable({
+            "cell": self.cell.name,
+            "theory": "tied",
+            "hyperparameters": self.hyperparameters,
+            "fixed_point": {s: self.state_moments(s) for s in self.cell.states},
+            "correlation": self.correlation,
+            "lambda": self.lambda_,
+            "xi": self.xi,
+            "status": self.status.name,
+            "trajectory": self.trajectory,
+            "two_time": self.two_time,
+            **{f"standard_error_{k}": v for k, v in self.standard_error.items()},
+            **self.extras,
+        })
+
+
+def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps: int | None = None,
+                 input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
+                 seed: int = 0, window: int | None = None, stationary: bool = True) -> TiedAnalysis:
+    """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
+
+    ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
+    reports no trajectory. ``input_dim``: m, the input size (None: infinite). ``weights``: "gaussian" or
+    "orthogonal" recurrent weights (the same process; see the module docstring). ``population``: units of the
+    Monte Carlo population (standard errors shrink like 1/sqrt(population)); ``seed`` fixes every draw.
+    ``window``: use the stationary spectral solver on this many steps (None: only when the transient's tail is
+    still drifting, with a window of 8 x its length rounded up to a power of 2); ``stationary`` False: never
+    (a drifting tail is then reported as NOT_CONVERGED).
+    """
+    cell = cell if isinstance(cell, Cell) else load_cell(cell)
+    h = _point(cell, hyperparameters)
+    if weights not in WEIGHTS:
+        raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
+                               ("window", window, 64)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
+            raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
+    horizon = int(steps) if steps is not None else DEFAULT_STEPS
+    run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim)
+    record, keep = _advance_keeping(run, horizon)
+    values, se, status = _tail(record)
+    two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
+    lam, lam_se = _cross_rate(run, record[-1])
+    if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
+        window = window or 2 ** math.ceil(math.log2(8 * horizon))
+        st = solve_stationary(cell, h, window=window, population=min(population, STATIONARY_POPULATION), seed=seed,
+                              initial=run.field_covariances(window // 4))
+        values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
+        status = Status.OK if st["converged"] else Status.NOT_CONVERGED
+        if not np.all(np.isfinite(values)):
+            status = Status.NAN
+    S = cell.states
+    fixed = {f"{k}_{s}": float(values[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQ")}
+    errors = {f"{k}_{s}": float(se[i, j]) for i, s in enumerate(S) for j, k in enumerate("MQC")}
+    corr = {s: float(values[i, 2] / values[i, 1]) for i, s in enumerate(S)}
+    errors.update({f"correlation_{s}": float(se[i, 2] / values[i, 1]) for i, s in enumerate(S)}, **{"lambda": lam_se})
+    mean = record.mean(axis=1)
+    trajectory = {} if steps is None else {
+        s: {"mean": mean[:, i, 0], "second_moment": mean[:, i, 1]} for i, s in enumerate(S)}
+    if not np.isfinite(lam):
+        status = Status.NAN if status == Status.OK else status
+    return TiedAnalysis(cell=cell, hyperparameters=h, fixed_point=fixed, correlation=corr, lambda_=lam,
+                        xi=float(time_scale(lam)), status=status, trajectory=trajectory,
+                        two_time=dict(zip(S, two_time)), standard_error=errors,
+                        extras={"population": run.ops.shape[0] // 2 * run.ops.shape[1], "steps_run": horizon,
+                                "input_dim": input_dim, "weights": weights, "solver": solver,
+                                "window": window if solver == "stationary" else None})
+
+
+def _point(cell: Cell, values: dict | None) -> dict:
+    h = params.resolve(cell, values)
+    grids = sorted(k for k, v in h.items() if np.ndim(v))
+    if grids:
+        raise HyperparameterError(f"the tied theory evaluates one point, but {', '.join(grids)} "
+                                  f"{'is an array' if len(grids) == 1 else 'are arrays'}: pass numbers")
+    if params.chrono_maps(cell, h):
+        raise HyperparameterError("the tied theory does not draw chrono biases yet: set every beta_k to 0, or use "
+                                  "--theory untied")
+    return {k: float(v) for k, v in h.items()}
+
+
+def _advance_keeping(run: Transient, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Advance ``run``; the moments, and the tail's state histories of the first TWO_TIME_UNITS units (both
+    copies) for the two-time correlation: (tail, state, 2, units)."""
+    tail = max(2, int(TAIL * steps))
+    record = run.advance(steps - tail)
+    groups = min(TWO_TIME_UNITS // run.ops.shape[1] + 1, run.ops.shape[0])  # enough groups for that many units
+    keep, rows = [], [record]
+    for _ in range(tail):
+        rows.append(run.advance(1))
+        keep.append(np.stack([s[:, :groups].reshape(2, -1) for s in run.states]))
+    return np.concatenate(rows), np.array(keep)
+
+
+def _tail(record: np.ndarray) -> tuple[np.ndarray, np.ndarray, Status]:
+    """Stationary (state, 3) moments from the last TAIL of ``record``, their standard errors (spread of the
+    GROUPS time averages) and a status: NOT_CONVERGED when the tail's two halves differ by > 5 standard
+    errors and > 1% (still relaxing: the memory is longer than the run)."""
+    tail = record[-max(2, int(TAIL * len(record))):]
+    per = tail.mean(axis=0)  # (G, S, 3)
+    mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(len(per))
+    half = len(tail) // 2
+    diff = tail[half:].mean(axis=0) - tail[:half].mean(axis=0)
+    d, d_se = diff.mean(axis=0)[:, 1:], diff.std(axis=0, ddof=1)[:, 1:] / math.sqrt(len(per))
+    drifting = np.any((np.abs(d) > 5 * d_se) & (np.abs(d) > 0.01 * np.abs(mean[:, 1:])))
+    status = Status.NOT_CONVERGED if drifting else Status.OK
+    if np.any(mean[:, 1] > DIVERGENCE):
+        status = Status.DIVERGED
+    if not np.all(np.isfinite(mean)):
+        status = Status.NAN
+    return mean, se, status
+
+
+def _cross_rate(run: Transient, last: np.ndarray) -> tuple[float, float]:
+    """lambda and its standard error from kicked replicas followed for up to MEASURE steps."""
+    G = run.ops.shape[0]
+    run.fork()
+    run.kick(KICK, np.random.default_rng(run.t))
+    q = np.maximum(last[:, :, 1].mean(axis=0), 1e-300)  # (S,)
+    deltas = []
+    for _ in range(MEASURE):
+        m = run.advance(1)[0]  # (2G, S, 3)
+        D = (m[:, :, 1] - m[:, :, 2])  # Q - C = <(a - b)^2>/2 per group and state
+        deltas.append((D[G:] - D[:G]) / q)
+        norms = np.abs(np.array(deltas).mean(axis=1)).sum(axis=-1)
+        noise = np.abs(np.array(deltas)[-1]).std(axis=0).sum() / math.sqrt(G)
+        if len(deltas) >= 6 and (norms[-1] < math.exp(-10) * norms.max() or norms[-1] < 10 * noise):
+            break
+    return _decay_rate(np.array(deltas))
+
+
+def _two_time(history: np.ndarray) -> np.ndarray:
+    """<s_t s_{t+tau}> over units, copies and t in the window, tau = 0 .. len/2 (history (time, 2, units))."""
+    T = len(history)
+    lags = max(1, T // 2)
+    return np.array([np.mean(history[: T - tau] * history[tau:]) for tau in range(lags)])
