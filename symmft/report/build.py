@@ -10,6 +10,7 @@ writes the files. Sections share what is costly (the critical search, the baseli
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def write(ctx: Context, sections: list[Section], out: Path, seconds: float) -> d
     try:
         files["html"].write_text(html_report(title, intro, sections))
         files["markdown"].write_text(markdown_report(title, intro, sections, out))
-        files["results"].write_text(json.dumps(jsonable(results), indent=1, default=_default) + "\n")
+        files["results"].write_text(_compact(json.dumps(jsonable(results), indent=1, default=_default)) + "\n")
     except OSError as e:
         raise SymmftError(f"cannot write the report into {out}: {e.strerror or e}") from None
     return {"files": {k: str(v) for k, v in files.items()}, "sections": {s.number: s.error for s in sections},
@@ -110,6 +111,12 @@ def command_line(ctx: Context) -> str:
     if ctx.axes:
         parts += [f"--{k} {n}={v[0]:g}:{v[-1]:g}:{len(v)}" for k, (n, v) in zip("xy", ctx.axes)]
     return " ".join(parts + [f"--confirm {ctx.confirm}"] * bool(ctx.confirm))
+
+
+def _compact(text: str) -> str:
+    """Indented JSON with each innermost list on one line (a trajectory is one line, not one per number); strings
+    never hold a raw newline, so only the layout changes."""
+    return re.sub(r"\[([^\[\]{}]*)\]", lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)).strip() + "]", text)
 
 
 def _default(obj):

@@ -170,14 +170,16 @@ def _plot_spectrum(predicted, spectra, path):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     values = np.concatenate([s["singular_values_squared"] for s in spectra.values()])
-    bins = np.linspace(0, max(float(np.max(values)), 2 * float(predicted["m1"])) * 1.02, 60)
+    m1, m2 = float(predicted["m1"]), float(predicted["m2"])
+    sd = math.sqrt(max(m2 - m1 * m1, 0.0))
+    lo, hi = min(float(np.min(values)), m1 - sd), max(float(np.max(values)), m1 + sd)
+    pad = 0.05 * (hi - lo) or 0.05 * abs(m1) or 0.05
+    bins = np.linspace(lo - pad, hi + pad, 60)
     for tied, colour in ((False, "C0"), (True, "C1")):
         s = spectra[tied]
         ax.hist(s["singular_values_squared"], bins=bins, density=True, alpha=0.5, color=colour,
                 label=f"network {'tied' if tied else 'untied'}: m1 = {s['m1']:.4g}, m2 = {s['m2']:.4g}")
-    m1, m2 = float(predicted["m1"]), float(predicted["m2"])
     ax.axvline(m1, color="black", lw=1.5, label=f"theory: m1 = {m1:.4g}, m2 = {m2:.4g}")
-    sd = math.sqrt(max(m2 - m1 * m1, 0.0))
     ax.axvspan(m1 - sd, m1 + sd, color="black", alpha=0.08, label="theory: m1 +- sqrt(m2 - m1^2)")
     ax.set_xlabel("squared singular value of J")
     ax.set_ylabel("density")

@@ -10,6 +10,7 @@ with its mean and variance listed once. Nothing is dropped: the expansion of the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sympy as sp
@@ -22,6 +23,8 @@ from symmft.theory.expectation import E1, E2, u
 from symmft.theory.jacobian import derive_jacobian
 from symmft.theory.meanfield import MeanFieldMap, derive
 
+#: sympy's LaTeX for a variance name (nu2_f -> \nu_{2 f}), rewritten as the variance it is (\nu^2_{f}).
+VARIANCE = re.compile(r"\\(nu|sigma|rho)_\{2 ?([^}]*)\}")
 #: Characters of LaTeX per rendered line before a sum is continued on the next one.
 LINE = 110
 
@@ -33,7 +36,9 @@ class Abbreviation:
         self.laws = {(m, v): k for k, (m, v, _) in mf.laws.items()}
         self.cross = {(m, v, c): k for k, (m, v, c) in mf.laws.items()}
         self.names: dict[sp.Symbol, str] = {}  # placeholder -> LaTeX
+        self.memo: dict[sp.Expr, sp.Symbol] = {}  # expectation -> its placeholder
         self.closures: list[tuple[sp.Expr, sp.Expr]] = []  # (mean, variance) of z_1, z_2, ...
+        self.cross_covariances: list[sp.Expr | None] = []  # of z_j^a, z_j^b where a two-copy expectation needs it
 
     def short(self, e: sp.Expr) -> sp.Expr:
         """``e`` with every expectation replaced by a placeholder symbol (innermost first)."""
@@ -44,6 +49,11 @@ class Abbreviation:
         return e.func(*[self.short(a) for a in e.args])
 
     def _placeholder(self, e) -> sp.Symbol:
+        if e not in self.memo:  # one name per distinct expectation, so equal closure laws are recognised as one
+            self.memo[e] = self._name(e)
+        return self.memo[e]
+
+    def _name(self, e) -> sp.Symbol:
         if isinstance(e, E1):
             lam, m, v = e.args
             k = self.laws.get((m, v))
@@ -55,21 +65,26 @@ class Abbreviation:
         else:
             lf, lg, m, v, c = e.args
             k = self.cross.get((m, v, c))
-            body = (_latex_function(lf, f"u_{{{k}}}^{{a}}") + " " + _latex_function(lg, f"u_{{{k}}}^{{b}}")
-                    if k else sp.latex(e))
+            name = f"u_{{{k}}}" if k else self._closure(m, v, c)
+            body = _latex_function(lf, f"{name}^{{a}}") + " " + _latex_function(lg, f"{name}^{{b}}")
         symbol = sp.Symbol("Zq" + _letters(len(self.names)))
         self.names[symbol] = rf"\langle {body} \rangle"
         return symbol
 
-    def _closure(self, m, v) -> str:
-        pair = (self.short(m), self.short(v))
-        if pair not in self.closures:
-            self.closures.append(pair)
-        return f"z_{{{self.closures.index(pair) + 1}}}"
+    def _closure(self, m, v, c=None) -> str:
+        """The name z_j of the Gaussian with mean m, variance v (and cross covariance c between the copies)."""
+        key = (self.short(m), self.short(v))
+        if key not in self.closures:
+            self.closures.append(key)
+            self.cross_covariances.append(None)
+        j = self.closures.index(key)
+        if c is not None:
+            self.cross_covariances[j] = self.short(c)
+        return f"z_{{{j + 1}}}"
 
     def latex(self, e: sp.Expr) -> list[str]:
         """``e`` (already :meth:`short`) as LaTeX lines of at most ~LINE characters, split between terms."""
-        terms = [self._text(sp.latex(t)) for t in sp.Add.make_args(e)]
+        terms = [self.tex(sp.latex(t)) for t in sp.Add.make_args(e)]
         lines, current = [], ""
         for t in terms:
             piece = t if not current else (t if t.startswith("-") else "+ " + t)
@@ -80,10 +95,12 @@ class Abbreviation:
                 current = f"{current} {piece}".strip()
         return lines + [current]
 
-    def _text(self, latex: str) -> str:
+    def tex(self, latex: str) -> str:
+        """LaTeX with the placeholders spelled out and sympy's spellings made short."""
         for symbol in sorted(self.names, key=lambda s: -len(s.name)):
             latex = latex.replace(sp.latex(symbol), self.names[symbol])
-        return latex.replace(r"\operatorname{sigmoid}", r"\sigma").replace(r"\left(", "(").replace(r"\right)", ")")
+        latex = latex.replace(r"\operatorname{sigmoid}", r"\sigma").replace(r"\left(", "(").replace(r"\right)", ")")
+        return VARIANCE.sub(r"\\\1^2_{\2}", latex)  # sympy writes nu2_f as nu_{2 f}: show nu^2_f
 
 
 def _latex_function(lam: sp.Lambda, argument: str) -> str:
@@ -108,10 +125,14 @@ def build(ctx: Context, section: Section, out: Path) -> None:
     for k, e in short:
         body = ab.latex(e)
         lines += [(f"{sp.latex(k)}' = {body[0]}", f"{k}' = ...")] + [(rf"\quad {b}", "...") for b in body[1:]]
-    laws = [(rf"u_{{{k}}} \sim \mathcal{{N}}({sp.latex(m)},\ V_{{{k}}}),\ V_{{{k}}} = {sp.latex(v)},\ "
-             rf"K_{{{k}}} = {sp.latex(c)}", f"u_{k}: mean {m}, V = {v}, K = {c}") for k, (m, v, c) in mf.laws.items()]
-    closures = [(rf"z_{{{j + 1}}} \sim \mathcal{{N}}({ab.latex(m)[0]},\ {ab.latex(v)[0]})",
-                 f"z_{j + 1}: closure variable") for j, (m, v) in enumerate(ab.closures)]
+    laws = [(rf"u_{{{k}}} \sim \mathcal{{N}}({ab.tex(sp.latex(m))},\ V_{{{k}}}),\ V_{{{k}}} = {ab.tex(sp.latex(v))},\ "
+             rf"K_{{{k}}} = {ab.tex(sp.latex(c))}", f"u_{k}: mean {m}, V = {v}, K = {c}") for k, (m, v, c) in mf.laws.items()]
+    closures = []
+    for j, ((m, v), c) in enumerate(zip(ab.closures, ab.cross_covariances), 1):
+        closures += [(rf"z_{{{j}}} \sim \mathcal{{N}}(m_{{{j}}},\ v_{{{j}}})" + (rf",\ \mathrm{{cov}}(z_{{{j}}}^a, z_{{{j}}}^b) = k_{{{j}}}" if c is not None else ""), f"z_{j}")]
+        for name, e in (("m", m), ("v", v)) + ((("k", c),) if c is not None else ()):
+            body = ab.latex(e)
+            closures += [(rf"\quad {name}_{{{j}}} = {body[0]}", f"{name}_{j} = ...")] + [(rf"\qquad {b}", "...") for b in body[1:]]
     section.assumes.append("Width n -> infinity with weights redrawn at every step (untied, the paper's "
                            "approximation), under which each affine output is Gaussian; a nonlinearity of a "
                            "non-Gaussian quantity (a closure variable z_j) is replaced by a Gaussian with the same "
@@ -136,7 +157,7 @@ def _jacobian(ctx: Context, section: Section, out: Path, ab: Abbreviation) -> No
     cell = ctx.cell
     primary = primary_states(cell)
     derived = [s for s in cell.states if s not in primary]
-    jm = {w: derive_jacobian(cell, "memory", w) for w in ("gaussian", "orthogonal")}
+    jm = {"gaussian": derive_jacobian(cell, "memory", "gaussian")}
     matrices = [i.hyperparameter for a in cell.affines for i in a.inputs if i.vector != "x"]
     section.text(f"The state-to-state Jacobian J = d({', '.join(primary)})_t / d({', '.join(primary)})_(t-1) "
                  f"(the memory Jacobian, N = {len(primary)} n rows)"
@@ -151,5 +172,4 @@ def _jacobian(ctx: Context, section: Section, out: Path, ab: Abbreviation) -> No
                    "(the expectations as in the recursions, evaluated at the fixed-point moments).")
     section.results["jacobian"] = {"kind": "memory", "primary_states": list(primary), "derived_states": derived,
                                    "recurrent_matrices": matrices,
-                                   "m1": str(jm["gaussian"].m1),
-                                   "m2": {w: str(j.m2) for w, j in jm.items()}}
+                                   "m1": str(jm["gaussian"].m1)}  # m2's expressions run to ~1 MB: not shown
