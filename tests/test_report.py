@@ -8,6 +8,7 @@ no critical rule for T = 300 and so exercises the report without one).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -20,7 +21,7 @@ import pytest
 from chromium import executable, open_page
 from symmft.cell import params
 from symmft.cell.trace import load_cell
-from symmft.export.spec import export_source
+from symmft.export.spec import ExportError, export_source
 from symmft.init.baselines import evaluate_baselines
 from symmft.init.phase import phase_diagram
 from symmft.init.search import find_critical
@@ -49,20 +50,30 @@ def step(x, h, ops):
 '''
 
 
+#: The --quick profile made smaller still, so the three reports here fit the default run's time budget: the same
+#: code path (build_report(quick=True)) with coarser grids, smaller networks and a lighter search. The README's
+#: real --quick LSTM report runs in the slow test of tests/test_cli.py and in benchmarks/report_time.py.
+SMALL = dataclasses.replace(QUICK, phase_points=(6, 5), width=64, steps=30, seeds=2, spectrum_width=48,
+                            spectrum_samples=2, population=1000, search={"coarse": 8, "starts": 1, "max_iterations": 4})
+
+
+def quick_report(spec, out):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build_module, "QUICK", SMALL)
+        build_report(spec, length=T, quick=True, output=out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def builtin_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "minimal_rnn"
-    build_report("minimal_rnn", length=T, quick=True, output=out)
-    return out
+    return quick_report("minimal_rnn", tmp_path_factory.mktemp("report") / "minimal_rnn")
 
 
 @pytest.fixture(scope="module")
 def user_report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("user")
     (folder / "forget_cell.py").write_text(USER_CELL)
-    out = folder / "report"
-    build_report(folder / "forget_cell.py", length=T, quick=True, output=out)
-    return out, folder / "forget_cell.py"
+    return quick_report(folder / "forget_cell.py", folder / "report"), folder / "forget_cell.py"
 
 
 def same(shown, value) -> bool:
@@ -106,7 +117,7 @@ def assert_numbers_are_the_library_s(results, markdown, cell):
     assert s["1"]["results"]["hyperparameters"] == {r["name"]: r["default"] for r in params.describe(cell)}
     assert s["2"]["results"]["recursions"] == {str(k): str(e) for k, e in derive(cell).equations()}
 
-    rule = find_critical(cell, T, **QUICK.search)
+    rule = find_critical(cell, T, **SMALL.search)
     shown_rule = s["6"]["results"]["rule"]
     assert shown_rule["hyperparameters"] == rule.hyperparameters
     assert shown_rule["criteria"] == jsonable({**rule.predicted, "status": "OK"})
@@ -140,19 +151,19 @@ def assert_numbers_are_the_library_s(results, markdown, cell):
     assert net["hyperparameters"] == rule.hyperparameters
     cm = compile_map(derive(cell), "numpy")
     d, c = [0.0] * len(cm.map.diagonal), [0.0] * len(cm.map.cross)
-    for t in range(1, QUICK.steps + 1):
+    for t in range(1, SMALL.steps + 1):
         d, c = cm.diagonal(d, rule.hyperparameters), cm.cross(d, c, rule.hyperparameters)
         for key, value in zip(cm.map.diagonal + cm.map.cross, list(d) + list(c)):
             assert same(net["theory_from_zero"][key.name][t], value)
     for tied in (False, True):
-        runs = [simulate(cell, rule.hyperparameters, width=QUICK.width, steps=QUICK.steps, tied=tied,
-                         weights=rule.weights, seed=k, batch=2) for k in range(QUICK.seeds)]
+        runs = [simulate(cell, rule.hyperparameters, width=SMALL.width, steps=SMALL.steps, tied=tied,
+                         weights=rule.weights, seed=k, batch=2) for k in range(SMALL.seeds)]
         for state in cell.states:
             q = np.array([r.states[state].second_moment for r in runs])
             assert_same_arrays(net["network"]["tied" if tied else "untied"]["transient"][f"second_moment_{state}"]["mean"],
                                q.mean(axis=0))
-        e = empirical_jacobian_moments(cell, rule.hyperparameters, width=QUICK.spectrum_width, burn_in=QUICK.steps,
-                                       tied=tied, weights=rule.weights, samples=QUICK.spectrum_samples)
+        e = empirical_jacobian_moments(cell, rule.hyperparameters, width=SMALL.spectrum_width, burn_in=SMALL.steps,
+                                       tied=tied, weights=rule.weights, samples=SMALL.spectrum_samples)
         shown = net["spectrum"]["tied" if tied else "untied"]
         assert same(shown["m1"], e["m1"]) and same(shown["m2"], e["m2"])
         assert_same_arrays(shown["singular_values_squared"], e["singular_values_squared"])
@@ -163,8 +174,12 @@ def test_quick_report_of_a_builtin_cell_shows_every_section_and_the_library_numb
     results, html, markdown = assert_complete(builtin_report)
     assert all(s["error"] is None for s in results["sections"].values())
     rule = assert_numbers_are_the_library_s(results, markdown, load_cell("minimal_rnn"))
-    for target in ("torch", "flax", "keras"):  # the exported code, verbatim
-        assert export_source(rule.to_json(), target).rstrip("\n") in markdown
+    exports = results["sections"]["6"]["results"]["exports"]
+    for target in ("torch", "flax", "keras"):  # the exported code verbatim, or the exporter's refusal
+        try:
+            assert export_source(rule.to_json(), target).rstrip("\n") in markdown
+        except ExportError as e:
+            assert exports[target] == {"error": str(e)} and str(e) in markdown
     assert "not available" in html or results["sections"]["3"]["results"]["defaults"]["tied"]["available"]
 
 
@@ -185,6 +200,7 @@ def test_a_failing_section_is_marked_failed_and_the_rest_is_written(tmp_path, mo
         raise RuntimeError("injected failure")
 
     monkeypatch.setattr("symmft.report.network.simulate", broken)
+    monkeypatch.setattr(build_module, "QUICK", SMALL)
     summary = build_report("vanilla_rnn", length=T, quick=True, output=tmp_path)
     assert summary["sections"][5] == "RuntimeError: injected failure"
     results, html, markdown = assert_complete(tmp_path)

@@ -21,7 +21,7 @@ from symmft.errors import HyperparameterError, SymmftError
 from symmft.report import cell, initialization, network, phase, statics, training
 from symmft.report import theory as derivation
 from symmft.report.context import FULL, QUICK, THEORIES, Context
-from symmft.report.document import Section, run_section
+from symmft.report.document import Section, num, run_section
 from symmft.report.render import html_report, markdown_report
 from symmft.serialize import jsonable
 
@@ -82,6 +82,7 @@ def write(ctx: Context, sections: list[Section], out: Path, seconds: float) -> d
     intro = [f"What the mean-field theory says about cell `{ctx.cell.name}`, whether the finite network agrees, which "
              f"initialization to use for sequences of length T = {ctx.length}, how it compares with what PyTorch and "
              "Keras do, and the code to paste into a framework.",
+             *_summary(ctx, sections),
              f"Made by `{command_line(ctx)}` ({ctx.profile.name} profile, {seconds:.0f} s)."
              + (f" Failed sections: {', '.join(str(s.number) for s in failed)}." if failed else "")]
     files = {"html": out / "report.html", "markdown": out / "report.md", "results": out / "results.json"}
@@ -100,6 +101,26 @@ def write(ctx: Context, sections: list[Section], out: Path, seconds: float) -> d
         raise SymmftError(f"cannot write the report into {out}: {e.strerror or e}") from None
     return {"files": {k: str(v) for k, v in files.items()}, "sections": {s.number: s.error for s in sections},
             "seconds": seconds}
+
+
+def _summary(ctx: Context, sections: list[Section]) -> list[str]:
+    """The answer in two sentences, from the sections' own results (none where those sections failed)."""
+    statics, init = sections[2].results, sections[5].results
+    out = []
+    if "defaults" in statics and statics["defaults"].get("untied"):
+        d = statics["defaults"]["untied"]
+        out.append(f"At the default hyperparameters xi = {num(d['xi'])} steps and m1 = {num(d['m1'])}.")
+    if init.get("rule"):
+        r = init["rule"]
+        free = ", ".join(f"{n} = {num(r['hyperparameters'][n])}" for n in r["free"])
+        out.append(f"The critical rule for T = {ctx.length} ({free}) gives xi = {num(r['criteria']['xi'])} and "
+                   f"m1 = {num(r['criteria']['m1'])} (section 6).")
+    elif "rule_error" in init:
+        out.append(f"No critical rule was found for T = {ctx.length} (section 6 says why).")
+    trainable = [b["name"] for b in init.get("baselines", []) if b.get("applicable") and not b.get("fails")]
+    if "baselines" in init:
+        out.append(f"Baselines that meet the criteria for T = {ctx.length}: {', '.join(trainable) or 'none'}.")
+    return [" ".join(out)] if out else []
 
 
 def command_line(ctx: Context) -> str:
