@@ -78,6 +78,16 @@ def test_readme_main_command_writes_the_lstm_report(capsys, monkeypatch, tmp_pat
     assert (tmp_path / "reports" / "lstm" / "report.html").stat().st_size > 10000
 
 
+def test_readme_python_api_example_runs_and_agrees_with_the_command_line(capsys):
+    block = re.search(r"## Python API.*?```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md (Python API)", "exec"), namespace)
+    code, out, _ = run(capsys, "analyze", "lstm", "--set", "mu_f=3", "--json")
+    assert code == 0
+    assert float(namespace["a"].fixed_point["Q_c"]) == json.loads(out)["fixed_point"]["c"]["second_moment"]
+    assert "def init_" in namespace["src"] and namespace["rule"].length == 1000
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     _, tests = readme_commands()
     assert "python -m pytest" in tests
