@@ -245,3 +245,33 @@ def test_report_command_writes_the_report_and_names_the_file_to_open(tmp_path, c
     assert "X/report.html (open it in a browser)" in capsys.readouterr().out
     assert re.search(r"symmft: error", "") is None
     assert build_module.SECTIONS  # the command goes through the library function only
+
+
+def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_available_where_not(monkeypatch):
+    # symmft.theory.tied is another engineer's (analyze_tied -> TiedAnalysis); the report imports it lazily
+    import sys
+    import types
+
+    from symmft.errors import Status
+    from symmft.report.context import Context
+    from symmft.report.statics import tied
+
+    calls = []
+
+    def analyze_tied(cell, hyperparameters=None, *, steps=None, input_dim=None, weights="gaussian",
+                     population=20000, seed=0):
+        calls.append((cell.name, hyperparameters, steps, input_dim, population))
+        return types.SimpleNamespace(fixed_point={"M_h": 0.0, "Q_h": 0.5}, correlation={"h": 1.0}, lambda_=0.9,
+                                     xi=-1 / math.log(0.9), status=Status.OK,
+                                     trajectory={"h": {"mean": [0.0, 0.0], "second_moment": [0.0, 0.5]}})
+
+    ctx = Context(load_cell("minimal_rnn"), T, SMALL, input_dim=32)
+    monkeypatch.setitem(sys.modules, "symmft.theory.tied", types.SimpleNamespace(analyze_tied=analyze_tied))
+    assert tied(ctx, ctx.defaults) == {"M_h": 0.0, "Q_h": 0.5, "c*_h": 1.0, "lambda": 0.9, "xi": -1 / math.log(0.9),
+                                       "status": "OK", "available": True}
+    assert calls == [("minimal_rnn", ctx.defaults, None, 32, SMALL.population)]
+    ctx.theory = "untied"
+    assert tied(ctx, ctx.defaults) == {"available": False, "reason": "not asked for (--theory untied)"}
+    ctx.theory = "both"
+    monkeypatch.setitem(sys.modules, "symmft.theory.tied", None)  # not installed: importing it fails
+    assert tied(ctx, ctx.defaults)["available"] is False

@@ -64,9 +64,8 @@ def build(ctx: Context, section: Section, out: Path) -> None:
         results[name] = {"hyperparameters": h, "untied": untied(ctx, h) if ctx.wants("untied") else None,
                          "tied": tied(ctx, h)}
     columns = [(p, t) for p in results for t in ("untied", "tied") if ctx.wants(t)]
-    keys = [k for k in _keys(results, columns)]
     rows = []
-    for k in keys:
+    for k in _keys(results, columns):
         rows.append([k, MEANING.get(k, _meaning(k))] + [_cell(results[p][t], k) for p, t in columns])
     section.table(["quantity", "meaning"] + [f"{p} ({t})" for p, t in columns], rows)
     if "rule" not in points:
@@ -78,13 +77,9 @@ def build(ctx: Context, section: Section, out: Path) -> None:
 
 
 def _keys(results: dict, columns) -> list[str]:
-    present = []
-    for p, t in columns:
-        values = results[p][t] or {}
-        present += [k for k in values if k not in present and k not in ("available", "reason")]
-    ordered = [k for prefix in ROWS for k in present if k == prefix or (prefix.endswith("_") and k.startswith(prefix)
-                                                                       and k not in ROWS)]
-    return list(dict.fromkeys(ordered))
+    """The quantities any column has, in the order of ROWS (a prefix "M_" stands for every state's M_s)."""
+    present = dict.fromkeys(k for p, t in columns for k in (results[p][t] or {}) if k not in ("available", "reason"))
+    return [k for row in ROWS for k in present if k == row or (row.endswith("_") and k.startswith(row))]
 
 
 def _cell(values: dict | None, key: str) -> str:
