@@ -275,3 +275,24 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
     ctx.theory = "both"
     monkeypatch.setitem(sys.modules, "symmft.theory.tied", None)  # not installed: importing it fails
     assert tied(ctx, ctx.defaults)["available"] is False
+
+
+def test_trainability_section_reads_a_confirm_sweep(tmp_path):
+    # the committed LSTM sweep of benchmarks/results/trainability (symmft confirm's own output)
+    from pathlib import Path
+
+    from symmft.harness.confirm import table
+    from symmft.report import training
+    from symmft.report.context import Context
+    from symmft.report.document import Table, run_section
+
+    sweep = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "trainability"
+    summary = json.loads((sweep / "confirm.json").read_text())
+    ctx = Context(load_cell("lstm"), T, SMALL, confirm=sweep)
+    section = run_section(7, "Trainability", lambda s: training.build(ctx, s, tmp_path))
+    assert section.error is None
+    assert section.results["sweep"] == summary
+    header, rows = table(summary)
+    assert Table(header, rows) in section.blocks
+    (figure,) = section.figures
+    assert figure.path.stat().st_size > 1000

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from symmft.cell import params as params_mod
 from symmft.cell.trace import BUILTIN_DIR, Cell, load_cell
 from symmft.errors import HyperparameterError, SymmftError
 from symmft.report import cell, initialization, network, phase, statics, training
@@ -54,6 +55,8 @@ def build_report(cell_spec: Cell | str | Path, *, length: int = 300, quick: bool
         raise HyperparameterError(f"--theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     if (x is None) != (y is None):
         raise HyperparameterError("give both phase axes (--x and --y) or neither")
+    if x is not None:  # unknown names and bad values get the usual message before any work
+        params_mod.resolve(c, {x[0]: float(np.min(x[1])), y[0]: float(np.min(y[1]))})
     if (input_dim is not None and input_dim < 1) or width < 1:
         raise HyperparameterError("the width and the input size must be >= 1")
     if confirm is not None and not (Path(confirm) / "confirm.json").is_file():
