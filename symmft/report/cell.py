@@ -7,7 +7,7 @@ from pathlib import Path
 import networkx as nx
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell, primary_states
+from symmft.cell.trace import BUILTIN_DIR, Cell, primary_states
 from symmft.extras import pyplot
 from symmft.report.context import Context
 from symmft.report.document import Section
@@ -25,7 +25,8 @@ def build(ctx: Context, section: Section, out: Path) -> None:
     section.assumes.append("A cell file is a plain step function over the `ops` namespace; symmft traces it once "
                            "into the graph below, and every later section is computed from that graph (the theory) "
                            "or from running the same step on arrays (the finite network).")
-    section.text(f"Cell `{cell.name}` from `{cell.path}` (file hash `{cell.file_hash[:12]}`): states "
+    where = f"cells/{cell.path.name}" if cell.path.parent == BUILTIN_DIR else str(cell.path)
+    section.text(f"Cell `{cell.name}` from `{where}` (file hash `{cell.file_hash[:12]}`): states "
                  f"{', '.join(cell.states)} (primary: {', '.join(primary_states(cell))}), affine maps "
                  f"{', '.join(a.name for a in cell.affines)}.")
     section.code(cell.path.read_text(), title="source")
@@ -36,7 +37,7 @@ def build(ctx: Context, section: Section, out: Path) -> None:
     rows = params_mod.describe(cell)
     section.table(["name", "default", "meaning"], [[r["name"], r["default"], r["meaning"]] for r in rows])
     section.results.update({
-        "path": str(cell.path), "file_hash": cell.file_hash, "states": list(cell.states),
+        "path": where, "file_hash": cell.file_hash, "states": list(cell.states),
         "primary_states": list(primary_states(cell)), "affine_maps": [a.name for a in cell.affines],
         "graph": {"nodes": cell.graph.number_of_nodes(), "edges": cell.graph.number_of_edges()},
         "hyperparameters": {r["name"]: r["default"] for r in rows},
