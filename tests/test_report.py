@@ -260,7 +260,9 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
 
     def analyze_tied(cell, hyperparameters=None, *, steps=None, input_dim=None, weights="gaussian",
                      population=20000, seed=0):
-        calls.append((cell.name, hyperparameters, steps, input_dim, population))
+        calls.append((cell.name, hyperparameters, steps, input_dim, weights, population))
+        if hyperparameters.get("mu_u") == 99:
+            raise FloatingPointError("overflow")
         return types.SimpleNamespace(fixed_point={"M_h": 0.0, "Q_h": 0.5}, correlation={"h": 1.0}, lambda_=0.9,
                                      xi=-1 / math.log(0.9), status=Status.OK,
                                      trajectory={"h": {"mean": [0.0, 0.0], "second_moment": [0.0, 0.5]}})
@@ -269,7 +271,9 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
     monkeypatch.setitem(sys.modules, "symmft.theory.tied", types.SimpleNamespace(analyze_tied=analyze_tied))
     assert tied(ctx, ctx.defaults) == {"M_h": 0.0, "Q_h": 0.5, "c*_h": 1.0, "lambda": 0.9, "xi": -1 / math.log(0.9),
                                        "status": "OK", "available": True}
-    assert calls == [("minimal_rnn", ctx.defaults, None, 32, SMALL.population)]
+    assert calls == [("minimal_rnn", ctx.defaults, None, 32, "gaussian", SMALL.population)]
+    assert tied(ctx, {**ctx.defaults, "mu_u": 99}, "orthogonal") == {
+        "available": False, "reason": "failed: FloatingPointError: overflow"}
     ctx.theory = "untied"
     assert tied(ctx, ctx.defaults) == {"available": False, "reason": "not asked for (--theory untied)"}
     ctx.theory = "both"

@@ -114,14 +114,17 @@ class Context:
         """Whether ``--theory`` asks for ``theory`` ("untied" or "tied")."""
         return self.theory in (theory, "both")
 
-    def analyze_tied(self, hyperparameters: dict, steps: int | None = None):
+    def analyze_tied(self, hyperparameters: dict, weights: str, steps: int | None = None):
         """The tied theory (:func:`symmft.theory.tied.analyze_tied`) at one point; raises :class:`TiedUnavailable`
-        when it is not installed or not asked for."""
+        when it is not installed, not asked for, or fails (its failure must not hide the untied results)."""
         if not self.wants("tied"):
             raise TiedUnavailable("not asked for (--theory untied)")
         try:
             from symmft.theory.tied import analyze_tied
         except ImportError:
             raise TiedUnavailable("not available: this version of symmft has no symmft.theory.tied") from None
-        return analyze_tied(self.cell, hyperparameters, steps=steps, input_dim=self.input_dim,
-                            population=self.profile.population)
+        try:
+            return analyze_tied(self.cell, hyperparameters, steps=steps, input_dim=self.input_dim, weights=weights,
+                                population=self.profile.population)
+        except Exception as e:  # another stage's solver: whatever it raises, the report says so and goes on
+            raise TiedUnavailable(f"failed: {type(e).__name__}: {e}") from e

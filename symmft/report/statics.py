@@ -29,10 +29,10 @@ def untied(ctx: Context, hyperparameters: dict) -> dict:
     return out
 
 
-def tied(ctx: Context, hyperparameters: dict) -> dict:
+def tied(ctx: Context, hyperparameters: dict, weights: str = "gaussian") -> dict:
     """The tied theory's statics at one point, or {"available": False, "reason"}."""
     try:
-        t = ctx.analyze_tied(hyperparameters)
+        t = ctx.analyze_tied(hyperparameters, weights)
     except TiedUnavailable as e:
         return {"available": False, "reason": str(e)}
     out = {k: float(v) for k, v in t.fixed_point.items()}
@@ -61,8 +61,9 @@ def build(ctx: Context, section: Section, out: Path) -> None:
     points = ctx.points()
     results = {}
     for name, h in points.items():
+        weights = ctx.rule.weights if name == "rule" else "gaussian"  # the defaults' matrices are Gaussian
         results[name] = {"hyperparameters": h, "untied": untied(ctx, h) if ctx.wants("untied") else None,
-                         "tied": tied(ctx, h)}
+                         "tied": tied(ctx, h, weights)}
     columns = [(p, t) for p in results for t in ("untied", "tied") if ctx.wants(t)]
     rows = []
     for k in _keys(results, columns):
