@@ -38,7 +38,7 @@ def measure(cell: str, quick: bool) -> dict:
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         sections = json.loads((Path(out) / "results.json").read_text())["sections"]
-    return {"cell": cell, "quick": quick, "command": " ".join(command[1:3] + command[3:5] + command[7:]),
+    return {"cell": cell, "quick": quick, "command": f"symmft report {cell}" + " --quick" * quick,
             "wall_s": round(wall, 1), "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "failed_sections": [n for n, s in sections.items() if s["error"]]}
@@ -49,12 +49,13 @@ def main() -> None:
     parser.add_argument("cell")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    source = source_version()  # before the run: the code the report process loaded
     row = measure(args.cell, args.quick)
     print(json.dumps(row))
     rows = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
-    rows = [r for r in rows if (r["cell"], r["quick"]) != (args.cell, args.quick)] + [row]
+    rows = [r for r in rows if (r["cell"], r["quick"]) != (args.cell, args.quick)] + [{**row, "source": source}]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine(), "source": source_version(), "runs": rows}, indent=1) + "\n")
+    RESULTS.write_text(json.dumps({"machine": machine(), "runs": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

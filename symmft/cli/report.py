@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
         "the finite network (moments over time with error bands, the Jacobian's singular values); 6 the "
         "initialization for length T (rule, margins, baselines, PyTorch/Flax/Keras code); 7 trainability from a "
         "symmft confirm sweep (--confirm). A section that fails is written as failed and the rest still appear. "
-        "--quick: about 2-3 minutes for an LSTM on 2 CPU cores; the full report about 10 (progress on stderr).",
+        "--quick: about a minute of CPU for an LSTM; the full report about 6 (progress on stderr).",
         [
             "symmft report lstm --quick                  # then open reports/lstm/report.html",
             "symmft report gru --length 1000 -o reports/gru_T1000",
