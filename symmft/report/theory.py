@@ -19,7 +19,7 @@ from symmft.cell.trace import primary_states
 from symmft.report.context import Context
 from symmft.report.document import Section
 from symmft.report.figures import equations
-from symmft.theory.expectation import E1, E2, u
+from symmft.theory.expectation import E1, E2
 from symmft.theory.jacobian import derive_jacobian
 from symmft.theory.meanfield import MeanFieldMap, derive
 
