@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from symmft.harness.confirm import Sweep, confirm, table
 from symmft.init.search import BASELINES
-from symmft.cli.common import CommandLineError, cell_argument, command, print_json, print_table
+from symmft.cli.common import CommandLineError, cell_argument, command, output_directory, print_json, print_table
 from symmft.cli.train import add_training_options
 
 
@@ -26,6 +26,7 @@ def add_parsers(sub) -> None:
             "symmft confirm gru --task adding --lengths 50 200 --inits pytorch chrono --seeds 0 --steps 300 -o runs/add",
             "symmft confirm lstm --task copy --lengths 100 --inits rule.json keras --seeds 0 --scheduler tcp://10.0.0.5:8786 -o /shared/sweep",
         ],
+        ("xi", "m1, m2"),
     )
     cell_argument(p)
     p.add_argument("--lengths", type=int, nargs="+", required=True, metavar="T", help="task lengths T")
@@ -42,6 +43,7 @@ def add_parsers(sub) -> None:
 
 
 def _run(args) -> int:
+    output_directory(args.output, writes="runs/, confirm.json and confirm.png")
     if args.workers is not None and args.workers < 1:
         raise CommandLineError(f"--workers must be >= 1, got {args.workers}")
     sweep = Sweep(args.cell, args.task, tuple(args.lengths), tuple(args.inits), tuple(args.seeds), args.width,

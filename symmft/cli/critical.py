@@ -3,9 +3,12 @@ baselines people use (symmft.init.search)."""
 
 from __future__ import annotations
 
+import sys
+
 from symmft.cell.trace import load_cell
-from symmft.init.search import BASELINES, evaluate_baselines, find_critical, rows_json
-from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table
+from symmft.init.search import BASELINES, DEGENERATE, evaluate_baselines, find_critical, rows_json
+from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_file, print_json,
+                               print_table)
 
 
 def add_parsers(sub) -> None:
@@ -30,6 +33,7 @@ def add_parsers(sub) -> None:
             "symmft critical vanilla_rnn --length 1000 --free nu2_h --fix sigma2_h=0 --fix rho2_h=1e-7 --json",
             "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
         ],
+        ("xi", "lambda", "m1, m2", "M*, Q*", "status"),
     )
     cell_argument(p)
     p.add_argument("--length", "-T", type=int, required=True, metavar="T", help="sequence length T in steps")
@@ -70,6 +74,7 @@ def _bounds(texts: list[str]) -> dict[str, tuple[float, float]]:
 
 
 def _critical(args) -> int:
+    output_file(args.output)
     cell = load_cell(args.cell)
     fixed = assignments(args.assignments)
     if args.width < 1 or (args.input_dim is not None and args.input_dim < 1):
@@ -79,6 +84,9 @@ def _critical(args) -> int:
     baselines = evaluate_baselines(cell, args.length, width=args.width, input_dim=args.input_dim)
     written = str(result.write_rule(args.output)) if args.output else None
     rule = result.to_json()
+    for note in rule["notes"]:
+        if note.startswith(DEGENERATE):  # success by a trivial network must not pass silently
+            print(f"symmft: warning: {note}", file=sys.stderr)
     if args.json:
         print_json({"rule": rule, "baselines": rows_json(baselines), "written": written})
         return 0

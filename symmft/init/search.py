@@ -54,6 +54,7 @@ from symmft.init.evaluate import CHUNK, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.theory.jacobian import WEIGHTS
 from symmft.init.rule import CriticalResult, read_rule
+from symmft.progress import progress as show_progress
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all
@@ -160,6 +161,14 @@ class _Problem:
         return np.where(ev["status"] == Status.OK, viol + t[:, 0] / math.log(10), np.inf)
 
 
+#: How a rule's note that it is degenerate begins (the command line shows such notes as warnings).
+DEGENERATE = "degenerate rule"
+
+#: Longest T a rule is searched for: 1 - sigmoid(mu) must stay resolvable in float32 (2^-24 ~ 6e-8) for the
+#: frameworks' layers to realize a gate within ~1/T of 1.
+MAX_LENGTH = 10**7
+
+
 def find_critical(
     cell: Cell | str,
     length: int,
@@ -190,6 +199,11 @@ def find_critical(
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     if int(length) != length or length < 2:
         raise HyperparameterError(f"the sequence length T must be an integer >= 2, got {length!r}")
+    if length > MAX_LENGTH:
+        raise HyperparameterError(
+            f"T = {length:.3g}: a memory of T steps needs a gate within ~1/T of 1, and a float32 sigmoid is exactly "
+            f"1 beyond 1 - 6e-8 (the rule would be a forget gate that never forgets, with variances at rounding "
+            f"level); at most T = {MAX_LENGTH:.0e}")
     length = int(length)
     if weights not in WEIGHTS:
         raise HyperparameterError(f"unknown weight distribution {weights!r}; choose one of {', '.join(WEIGHTS)}")
@@ -213,13 +227,7 @@ def find_critical(
     criteria = Criteria(length, m1_tolerance, max_second_moment, max_spread, min_second_moment)
     lo = np.array([box[n][0] for n in free], dtype=float)
     hi = np.array([box[n][1] for n in free], dtype=float)
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(unit="point", desc=f"critical {cell.name} T={length}", file=sys.stderr, disable=None)
+    bar = show_progress(desc=f"critical {cell.name} T={length}", unit="point") if progress else None
     problem = _Problem(cell, dict(base), free, lo, hi, criteria, weights, safety, m1_target, bar)
     try:
         z, ev = _search(problem, coarse, starts, max_iterations)
@@ -254,6 +262,11 @@ def find_critical(
                      "says how much saturation is acceptable")
     notes += [f"{k} = {v:.3g} < 1e-3: the state carries little signal (RMS {math.sqrt(max(v, 0)):.2g}); require more "
               "with min_second_moment (--min-second-moment)" for k, v in predicted.items() if k.startswith("Q_") and v < 1e-3]
+    recurrent = [i.hyperparameter for a in cell.affines for i in a.inputs if i.vector != "x"]
+    if recurrent and all(hyper[n] == 0 for n in recurrent):
+        notes.insert(0, f"{DEGENERATE}: every recurrent variance ({', '.join(recurrent)}) is 0, so no state feeds back "
+                        "through a matrix: the network is a leaky integrator of its input, and the criteria hold "
+                        "for that trivial reason; fix a recurrent variance (--fix NAME=VALUE) to require recurrence")
     memory = gate_roles(cell)["memory"]
     if any(abs(hyper.get(f"mu_{k}", 0.0)) > 2 for k in memory):
         # measured: README "The untied approximation", tests/test_export_client.py
