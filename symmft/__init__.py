@@ -11,6 +11,7 @@ stays cheap and optional dependencies load only when their stage is used)::
     rule = symmft.find_critical(cell, length=1000)       # 3. critical initialization for length T
     src = symmft.export_source(rule.to_json(), "torch")  # 4. a standalone initializer module
     plan = symmft.load_plan("lstm")                      #    the generated training step
+    symmft.build_report("lstm", length=300, quick=True)  # 5. reports/lstm/report.html, .md, results.json
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ _API = {
     "train": "symmft.harness.train",
     "confirm": "symmft.harness.confirm",
     "trainability": "symmft.harness.trainability",
+    # 5. the report a person reads
+    "build_report": "symmft.report.build",
     # caches (in memory and under $SYMMFT_CACHE)
     "clear_caches": "symmft.cache",
     # errors and statuses

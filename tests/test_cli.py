@@ -50,15 +50,32 @@ def readme_commands() -> list[str]:
     return re.findall(r"```sh\n(.+?)\n```", (ROOT / "README.md").read_text())[:2]
 
 
-def test_readme_main_command_runs_the_analysis_of_a_builtin_cell(capsys):
+def test_readme_main_command_is_the_quick_lstm_report_and_names_the_file_to_open(capsys, monkeypatch, tmp_path):
+    # The command itself runs for minutes (benchmarks/RESULTS.md); tests/test_report.py renders real --quick
+    # reports of cheaper cells. Here: the README's words reach build_report as the quick LSTM report.
     main_job, _ = readme_commands()
     setup, _, command = main_job.rpartition(" && ")
-    assert "pip install" in setup
+    assert "pip install '.[plot]'" in setup
     argv = shlex.split(command)
-    assert argv[0] == "symmft"
+    assert argv[:3] == ["symmft", "report", "lstm"] and "--quick" in argv
+    calls = []
+    monkeypatch.setattr("symmft.cli.report.build_report", lambda *a, **k: calls.append((a, k)) or {
+        "files": {"html": "reports/lstm/report.html", "markdown": "reports/lstm/report.md",
+                  "results": "reports/lstm/results.json"}, "sections": {}, "seconds": 0.0})
     code, out, err = run(capsys, *argv[1:])
     assert code == 0, err
-    assert "status: OK" in out
+    assert calls[0][0] == ("lstm",) and calls[0][1]["quick"] and calls[0][1]["output"] is None
+    assert "reports/lstm/report.html" in out
+    assert "open `reports/lstm/report.html`" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_readme_main_command_writes_the_lstm_report(capsys, monkeypatch, tmp_path):
+    main_job, _ = readme_commands()
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *shlex.split(main_job.rpartition(" && ")[2])[1:])
+    assert code == 0, err
+    assert (tmp_path / "reports" / "lstm" / "report.html").stat().st_size > 10000
 
 
 def test_readme_python_api_example_runs_and_agrees_with_the_command_line(capsys):
