@@ -17,6 +17,8 @@ import os
 import numpy as np
 import pytest
 
+from symmft.init.search import InfeasibleError
+
 from chromium import executable, open_page
 from symmft.cell import params
 from symmft.cell.trace import load_cell
@@ -198,7 +200,11 @@ def test_a_failing_section_is_marked_failed_and_the_rest_is_written(tmp_path, mo
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure")
 
+    def no_rule(cell, length, **kwargs):  # as find_critical refuses a cell with no trainable point for T
+        raise InfeasibleError(f"cell {cell.name} cannot be made trainable for T = {length} (injected)")
+
     monkeypatch.setattr("symmft.report.network.simulate", broken)
+    monkeypatch.setattr("symmft.report.context.find_critical", no_rule)
     monkeypatch.setattr(build_module, "QUICK", SMALL)
     summary = build_report("vanilla_rnn", length=T, quick=True, output=tmp_path)
     assert summary["sections"][5] == "RuntimeError: injected failure"
@@ -206,7 +212,7 @@ def test_a_failing_section_is_marked_failed_and_the_rest_is_written(tmp_path, mo
     assert results["sections"]["5"]["error"] == "RuntimeError: injected failure"
     assert "failed: RuntimeError: injected failure" in html and "failed: RuntimeError: injected failure" in markdown
     assert [n for n, s in results["sections"].items() if s["error"]] == ["5"]
-    # no rule for the vanilla RNN at T = 300: the sections say why and show the defaults and baselines instead
+    # no rule: the sections say why and show the defaults and baselines instead
     assert results["sections"]["6"]["results"]["rule"] is None
     assert "InfeasibleError" in results["sections"]["6"]["results"]["rule_error"]
     assert "No critical rule for T = 300" in markdown

@@ -202,7 +202,7 @@ def test_rule_is_judged_on_the_tied_transient_when_memory_exceeds_the_length():
     from symmft.init.tied_check import tied_criteria
 
     rule = json.loads((Path(__file__).parent / "data/export_client_gru_T20.json").read_text())
-    verdict = tied_criteria(load_cell("gru"), rule["hyperparameters"], 20, Criteria(20, m1_tolerance=0.05),
+    verdict = tied_criteria(load_cell("gru"), rule["hyperparameters"], 20, Criteria(20, max_log_gain=1.0),
                             weights=rule["weights"], population=1000)
     assert verdict["judged_on"] == "transient" and verdict["values"]["xi"] > 20
     assert abs(verdict["values"]["m1"] - rule["criteria"]["m1"]) < 1e-3

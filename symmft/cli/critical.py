@@ -153,7 +153,7 @@ def _print_tied(tied: dict, th: dict, input_dim) -> None:
     v, se = tied["values"], tied["standard_error"]
     print(f"\nthe rule on the tied network (population {tied['population']}, input size {input_dim or 'infinite'}, "
           f"judged on the {tied['judged_on']}{' t <= T' if tied['judged_on'] == 'transient' else ' state'}):")
-    rows = [["xi", num(v["xi"]), f">= {th['xi_min']}"], ["m1", num(v["m1"]), f"within {th['m1_tolerance']:g} of 1"],
+    rows = [["xi", num(v["xi"]), f">= {th['xi_min']}"], ["m1", num(v["m1"]), f"|T log m1| <= {th['max_log_gain']:g}: in [{th['m1_range'][0]:.6g}, {th['m1_range'][1]:.6g}]"],
             ["spread T(m2/m1^2 - 1)", num(v["spread"]), f"<= {th['max_spread']:g}"]]
     rows += [[k, f"{num(x)} +- {se.get(k, float('nan')):.2g}", f"<= {th['max_second_moment']:g}"]
              for k, x in v.items() if k.startswith("Q_")]

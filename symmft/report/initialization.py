@@ -42,7 +42,7 @@ def build(ctx: Context, section: Section, out: Path) -> None:
                        for n, m in data["margins"].items()])
         c, th = data["criteria"], data["thresholds"]
         section.table(["predicted", "value", "criterion"],
-                      [["xi", c["xi"], f">= {th['xi_min']}"], ["m1", c["m1"], f"within {th['m1_tolerance']:g} of 1"],
+                      [["xi", c["xi"], f">= {th['xi_min']}"], ["m1", c["m1"], f"|T log m1| <= {th['max_log_gain']:g}: in [{th['m1_range'][0]:.6g}, {th['m1_range'][1]:.6g}]"],
                        ["m2", c["m2"], ""], ["variance m2 - m1^2", c["variance"], "minimized"],
                        ["spread T (m2/m1^2 - 1)", c["spread"], f"<= {th['max_spread']:g}"]]
                       + [[k, v, f"<= {th['max_second_moment']:g}" if k.startswith("Q_") else ""]
