@@ -17,7 +17,7 @@ from symmft.cli.common import Formatter
 from symmft.errors import SymmftError
 
 #: Subcommand modules in the order their commands appear in ``symmft --help`` (``info`` holds cells, params, derive).
-COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "export")
+COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "export", "cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  symmft export reports/lstm_T1000.json --to torch -o lstm_init.py\n"
         "  symmft codegen lstm\n"
         "  symmft train lstm --init critical --task digits_padded --length 300 -o runs/crit\n"
-        "  symmft confirm lstm --task digits_padded --lengths 30 300 --inits critical pytorch --seeds 0 -o runs/sweep\n\n"
+        "  symmft confirm lstm --task digits_padded --lengths 30 300 --inits critical pytorch --seeds 0 -o runs/sweep\n"
+        "  symmft cache --clear\n\n"
         "CELL is a built-in cell name (see 'symmft cells') or the path of a cell file.\n"
         "Run 'symmft COMMAND --help' for the options of each command.",
     )

@@ -219,7 +219,11 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
         c[:, solve] = c_s
         conv_c = conv_c.copy()
         conv_c[solve] = conv_s
-    lam = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c, hx)[1], flat, xp), xp)
+    # lambda at c*: where c* = c_equal it is lam_equal; the cross Jacobian is evaluated again only where solved
+    lam = lam_equal
+    if bool(xp.any(need_solve)):
+        lam = lam_equal.copy()
+        lam[solve] = _leading_eigenvalue(_matrix(cm.cross_jacobian(d_s, c_s, at(solve))[1], solve.shape, xp), xp)
 
     q = d[q_index]
     finite_d = xp.all(xp.isfinite(d), axis=0) & xp.isfinite(lam_d)
