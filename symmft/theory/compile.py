@@ -223,19 +223,23 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
 
 
 def compile_expressions(
-    name: str, args: list, exprs: list, backend: str = "numpy", *, dps: int = 30, key: tuple | None = None
+    name: str, args: list, exprs: list | Callable[[], list], backend: str = "numpy", *, dps: int = 30,
+    key: tuple | None = None,
 ) -> Callable:
     """Compile expressions in ``args`` (symbols) that may hold E1/E2 into one function returning their list.
 
     ``key`` = (cell-file hash, options) names the expressions for the on-disk cache (:mod:`symmft.theory.store`):
-    a later process with the same key loads the generated source instead of redoing CSE and printing."""
+    a later process with the same key loads the generated source instead of redoing CSE and printing. ``exprs``
+    may then be a function returning the list, called only when the source is not stored yet (deriving the
+    expressions, or even unpickling them, can cost more than loading the source)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     namespace, printer = _namespace(backend, dps)
 
     def source() -> str:
-        _check_functions(exprs, namespace, backend)
-        return _source(name, [a.name for a in args], exprs, printer)
+        expressions = exprs() if callable(exprs) else exprs
+        _check_functions(expressions, namespace, backend)
+        return _source(name, [a.name for a in args], expressions, printer)
 
     if key is None:
         return _load(name, source(), namespace)

@@ -167,18 +167,25 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     from symmft.cell.params import chrono_maps
 
     chrono = chrono_maps(analysis.cell, analysis.hyperparameters)
-    jm = derive_jacobian(analysis.cell, kind, weights, chrono)
+    if kind not in KINDS or weights not in WEIGHTS:
+        derive_jacobian(analysis.cell, kind, weights, chrono)  # raises the error that names the choices
+    mf = derive(analysis.cell, chrono=chrono)  # the moments are written in its keys and hyperparameters
     backend = "numpy" if analysis.backend == "mpmath" else analysis.backend
     key = (analysis.cell.file_hash, kind, weights, chrono, backend)
     if key not in _COMPILED:
-        args = list(jm.map.diagonal) + list(jm.map.hyperparameters)
+        args = list(mf.diagonal) + list(mf.hyperparameters)
+
+        def moments() -> list:  # derived only when the generated code is not on disk yet
+            jm = derive_jacobian(analysis.cell, kind, weights, chrono)
+            return [jm.m1, jm.m2]
+
         options = (kind, weights, tuple(sorted(chrono)))
         _COMPILED[key] = compile_expressions(
-            "jacobian_moments", args, [jm.m1, jm.m2], backend, key=(analysis.cell.file_hash, options)
+            "jacobian_moments", args, moments, backend, key=(analysis.cell.file_hash, options)
         )
     xp = get_xp(backend)
-    values = [np.asarray(analysis.fixed_point[k.name], dtype=float) for k in jm.map.diagonal]
-    values += [np.asarray(analysis.hyperparameters[s.name], dtype=float) for s in jm.map.hyperparameters]
+    values = [np.asarray(analysis.fixed_point[k.name], dtype=float) for k in mf.diagonal]
+    values += [np.asarray(analysis.hyperparameters[s.name], dtype=float) for s in mf.hyperparameters]
     shape = np.broadcast_shapes(*(v.shape for v in values))
     with np.errstate(all="ignore"):
         result = _COMPILED[key](*(xp.asarray(v) for v in values))
