@@ -32,7 +32,7 @@ def _assert_same(a, b):
 
 
 def test_disk_cache_returns_what_a_fresh_derivation_gives_and_rebuilds_corrupted_entries(tmp_path, monkeypatch):
-    cell = load_cell("minimal_rnn")
+    cell = load_cell("vanilla_rnn")
     monkeypatch.setenv("SYMMFT_CACHE", "off")
     fresh = _derive_all(cell)  # sympy, nothing stored
     folder = tmp_path / "derivations"
