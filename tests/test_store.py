@@ -7,9 +7,15 @@ import sympy as sp
 
 from symmft import cache
 from symmft.cell.trace import load_cell
+from symmft.theory import compile as compile_module
+from symmft.theory import jacobian, meanfield
 from symmft.theory.compile import compile_map
 from symmft.theory.jacobian import derive_jacobian
 from symmft.theory.meanfield import derive
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("derived again although the disk cache holds the entry")
 
 
 def _derive_all(cell):
@@ -40,7 +46,11 @@ def test_disk_cache_returns_what_a_fresh_derivation_gives_and_rebuilds_corrupted
     _derive_all(cell)  # derives and stores
     entries = sorted(folder.glob("*.pickle"))
     assert {p.name.split("-")[0] for p in entries} >= {"meanfield", "jacobian", "compiled"}
-    _assert_same(fresh, _derive_all(cell))  # loaded from disk
+    with monkeypatch.context() as m:  # a new process would load everything: no sympy derivation may run
+        m.setattr(meanfield.Derivation, "run", _forbidden)
+        m.setattr(jacobian, "_derive", _forbidden)
+        m.setattr(compile_module, "_source", _forbidden)
+        _assert_same(fresh, _derive_all(cell))
     for p in entries:  # truncated / overwritten files: ignored, derived again and rewritten whole
         p.write_bytes(b"not a pickle" if p.name.startswith("jacobian") else p.read_bytes()[:20])
     _assert_same(fresh, _derive_all(cell))
