@@ -239,3 +239,13 @@ def test_analyze_with_weights_adds_jacobian_moments_matching_quadrature(capsys):
     moment = lambda p: integrate.quad(lambda z: (1 - np.tanh(np.sqrt(v) * z) ** 2) ** p * np.exp(-z * z / 2) / np.sqrt(2 * np.pi), -30, 30, epsabs=1e-14)[0]
     assert result["jacobian"]["m1"] == pytest.approx(0.5 * moment(2), rel=1e-9)
     assert result["jacobian"]["m2"] == pytest.approx(0.25 * (moment(4) + moment(2) ** 2), rel=1e-9)
+
+
+def test_cache_command_shows_and_clears_the_disk_cache(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMMFT_CACHE", str(tmp_path))
+    (tmp_path / "derivations").mkdir()
+    (tmp_path / "derivations" / "entry.pickle").write_bytes(b"x" * 1000)
+    code, out, _ = run(capsys, "cache", "--json")
+    assert code == 0 and json.loads(out)["disk"]["derivations"] == {"files": 1, "bytes": 1000}
+    code, out, _ = run(capsys, "cache", "--clear")
+    assert code == 0 and "derivations" in out and not (tmp_path / "derivations").exists()

@@ -18,7 +18,7 @@ from symmft.errors import SymmftError
 
 #: Subcommand modules in the order their commands appear in ``symmft --help`` (``info`` holds cells, params, derive).
 COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "trainability", "export",
-            "report")
+            "report", "cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  symmft codegen lstm\n"
         "  symmft train lstm --init critical --task digits_padded --length 300 -o runs/crit\n"
         "  symmft confirm lstm --task digits_padded --lengths 30 300 --inits critical pytorch --seeds 0 -o runs/sweep\n"
-        "  symmft report lstm --quick\n\n"
+        "  symmft report lstm --quick\n"
+        "  symmft cache --clear\n\n"
         "CELL is a built-in cell name (see 'symmft cells') or the path of a cell file.\n"
         "Run 'symmft COMMAND --help' for the options of each command.",
     )

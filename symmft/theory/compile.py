@@ -21,7 +21,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symmft import cache
-from symmft.theory import gaussian
+from symmft.theory import gaussian, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
@@ -93,6 +93,9 @@ def _numeric_namespace(xp) -> dict:
         "broadcast": lambda *a: xp.broadcast_arrays(*(xp.asarray(x, dtype=xp.float64) for x in a)),
         "EL": lambda f, T: gaussian.expect_loguniform(f, T, xp=xp),
         "E2": lambda f, g, m, v, k: gaussian.expect2(f, g, m, nonneg(v), cov_(k, nonneg(v)), xp=xp),
+        "ES": lambda f, a, b, s, m, v, k: gaussian.expect_shared(
+            f, a, b, m, nonneg(v), cov_(k, nonneg(v)), together=s, xp=xp
+        ),
     }
 
 
@@ -119,7 +122,19 @@ def _mpmath_namespace(dps: int) -> dict:
         "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
             f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
         ),
+        "ES": lambda f, a, b, s, m, v, k: _shared_mp(f, a, b, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps),
     }
+
+
+def _shared_mp(f, a, b, m, v, k, dps: int) -> tuple:
+    """The mpmath reference of gaussian.expect_shared: each expectation on its own (no shortcut at rho = 1)."""
+    n_first = len(f(mpmath.mpf(0))) if f is not None else 0
+    ones = [gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, v, dps=dps) for i in range(n_first)]
+    twos = [
+        gaussian.expect2_mp(lambda x, i=i: a(x)[i], lambda x, i=i: b(x)[i], m, v, k, dps=dps)
+        for i in range(len(a(mpmath.mpf(0))))
+    ]
+    return (*ones, *twos)
 
 
 def _check_functions(exprs, namespace, backend):
@@ -178,42 +193,64 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
     key = (mf.cell.file_hash, mf.closure, mf.chrono, backend, dps if backend == "mpmath" else None)
     if key in _COMPILED:
         return _COMPILED[key]
-    if backend == "mpmath":
-        namespace, printer = _mpmath_namespace(dps), _MpmathPrinter()
-    else:
-        namespace, printer = _numeric_namespace(get_xp(backend)), _Printer()
+    namespace, printer = _namespace(backend, dps)
     d, c, h = list(mf.diagonal), list(mf.cross), list(mf.hyperparameters)
-    diag = [mf.update[k] for k in d]
-    cross = [mf.update[k] for k in c]
-    jdiag = diag + [_derivative(e, k) for e in diag for k in d]
-    jcross = cross + [_derivative(e, k) for e in cross for k in c]
-    _check_functions(jdiag + jcross, namespace, backend)
 
-    def build(name, args, exprs):
-        return _generate(name, [a.name for a in args], exprs, printer, namespace)
+    def sources() -> dict:  # the sympy work (Jacobians, CSE, printing): stored on disk for the next process
+        diag = [mf.update[k] for k in d]
+        cross = [mf.update[k] for k in c]
+        jdiag = diag + [_derivative(e, k) for e in diag for k in d]
+        jcross = cross + [_derivative(e, k) for e in cross for k in c]
+        _check_functions(jdiag + jcross, namespace, backend)
+        return {
+            "diagonal": _source("diagonal", d + h, diag, printer),
+            "cross": _source("cross", d + c + h, cross, printer),
+            "diagonal_jacobian": _source("diagonal_jacobian", d + h, jdiag, printer),
+            "cross_jacobian": _source("cross_jacobian", d + c + h, jcross, printer),
+        }
 
+    src = store.cached(mf.cell.file_hash, "compiled", (mf.closure, tuple(sorted(mf.chrono)), backend), sources)
     compiled = CompiledMap(
         map=mf,
         backend=backend,
-        _diag=build("diagonal", d + h, diag),
-        _cross=build("cross", d + c + h, cross),
-        _jdiag=build("diagonal_jacobian", d + h, jdiag),
-        _jcross=build("cross_jacobian", d + c + h, jcross),
+        _diag=_load("diagonal", src["diagonal"], namespace),
+        _cross=_load("cross", src["cross"], namespace),
+        _jdiag=_load("diagonal_jacobian", src["diagonal_jacobian"], namespace),
+        _jcross=_load("cross_jacobian", src["cross_jacobian"], namespace),
     )
     _COMPILED[key] = compiled
     return compiled
 
 
-def compile_expressions(name: str, args: list, exprs: list, backend: str = "numpy", *, dps: int = 30) -> Callable:
-    """Compile expressions in ``args`` (symbols) that may hold E1/E2 into one function returning their list."""
+def compile_expressions(
+    name: str, args: list, exprs: list | Callable[[], list], backend: str = "numpy", *, dps: int = 30,
+    key: tuple | None = None,
+) -> Callable:
+    """Compile expressions in ``args`` (symbols) that may hold E1/E2 into one function returning their list.
+
+    ``key`` = (cell-file hash, options) names the expressions for the on-disk cache (:mod:`symmft.theory.store`):
+    a later process with the same key loads the generated source instead of redoing CSE and printing. ``exprs``
+    may then be a function returning the list, called only when the source is not stored yet (deriving the
+    expressions, or even unpickling them, can cost more than loading the source)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    namespace, printer = _namespace(backend, dps)
+
+    def source() -> str:
+        expressions = exprs() if callable(exprs) else exprs
+        _check_functions(expressions, namespace, backend)
+        return _source(name, [a.name for a in args], expressions, printer)
+
+    if key is None:
+        return _load(name, source(), namespace)
+    file_hash, options = key
+    return _load(name, store.cached(file_hash, f"compiled-{name}", (*options, backend), source), namespace)
+
+
+def _namespace(backend: str, dps: int) -> tuple[dict, _Printer]:
     if backend == "mpmath":
-        namespace, printer = _mpmath_namespace(dps), _MpmathPrinter()
-    else:
-        namespace, printer = _numeric_namespace(get_xp(backend)), _Printer()
-    _check_functions(exprs, namespace, backend)
-    return _generate(name, [a.name for a in args], exprs, printer, namespace)
+        return _mpmath_namespace(dps), _MpmathPrinter()
+    return _numeric_namespace(get_xp(backend)), _Printer()
 
 
 class _IntegerPower(sp.Function):
@@ -246,7 +283,9 @@ def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
 # common-subexpression elimination. Inner expectations (a closure variance holds E1 terms) come first.
 
 
-def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict) -> Callable:
+def _source(name: str, args: list, exprs: list, printer) -> str:
+    """Python source of ``def name(*args)`` returning the list of ``exprs``."""
+    args = [a if isinstance(a, str) else a.name for a in args]
     expectations = []  # E1/E2 atoms, innermost first
     for e in exprs:
         for node in sp.postorder_traversal(e):
@@ -254,26 +293,50 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
             if isinstance(node, (E1, E2)) and u not in node.free_symbols and node not in expectations:
                 expectations.append(node)
     symbol: dict = {}
-    groups: dict = {}  # (kind, Gaussian parameters) -> [(symbol, integrand pair)]
+    # one group per Gaussian: (mean, var) -> E1 members [(symbol, f)] and, per covariance, E2 members
+    groups: dict = {}
     for i, atom in enumerate(expectations):
         symbol[atom] = sp.Symbol(f"e{i}")
         if isinstance(atom, E1):
-            key, integrand = ("E1",) + tuple(a.xreplace(symbol) for a in atom.args[1:]), (atom.args[0](u),)
+            mean, var = (a.xreplace(symbol) for a in atom.args[1:])
+            groups.setdefault((mean, var), ([], {}))[0].append((symbol[atom], atom.args[0](u)))
         else:
-            key, integrand = ("E2", i) + tuple(a.xreplace(symbol) for a in atom.args[2:]), (atom.args[0](u), atom.args[1](u))
-        groups.setdefault(key, []).append((symbol[atom], integrand))
+            mean, var, cov = (a.xreplace(symbol) for a in atom.args[2:])
+            pair = (symbol[atom], atom.args[0](u), atom.args[1](u))
+            groups.setdefault((mean, var), ([], {}))[1].setdefault(cov, []).append(pair)
     lines = [f"def {name}({', '.join(args)}):"]
-    for g, (key, members) in enumerate(groups.items()):
-        params = ", ".join(printer.doprint(p) for p in key[1 + (key[0] == "E2"):])
-        if key[0] == "E1":
-            lines += _integrand(f"_f{g}", [f for _, (f,) in members], printer)
-            targets = "".join(f"{s}, " for s, _ in members)
-            nodewise = any(f.has(E1, E2, EL) for _, (f,) in members)  # integrand holds grid-shaped arrays
-            lines.append(f"    ({targets}) = {'E1n' if nodewise else 'E1'}(_f{g}, {params})")
-        else:
-            ((s, (f, gg)),) = members
-            lines += _integrand(f"_f{g}", [f], printer) + _integrand(f"_g{g}", [gg], printer)
-            lines.append(f"    {s} = E2(lambda u: _f{g}(u)[0], lambda u: _g{g}(u)[0], {params})")
+    for g, ((mean, var), (ones, twos)) in enumerate(groups.items()):
+        params = f"{printer.doprint(mean)}, {printer.doprint(var)}"
+        nested = any(f.has(E1, E2, EL) for _, f in ones) or any(
+            a.has(E1, E2, EL) or b.has(E1, E2, EL) for pairs in twos.values() for _, a, b in pairs
+        )
+        if ones and (nested or not twos):
+            lines += _integrand(f"_f{g}", [f for _, f in ones], printer)
+            # a nested expectation's integrand holds grid-shaped arrays: evaluated nodewise over the whole grid
+            lines.append(f"    ({''.join(f'{s}, ' for s, _ in ones)}) = {'E1n' if nested else 'E1'}(_f{g}, {params})")
+            ones = []
+        if nested:  # as before grouping: one E2 call per pair
+            for j, (cov, pairs) in enumerate(twos.items()):
+                for k, (s, a, b) in enumerate(pairs):
+                    lines += _integrand(f"_a{g}_{j}_{k}", [a], printer) + _integrand(f"_b{g}_{j}_{k}", [b], printer)
+                    lines.append(f"    {s} = E2(lambda u: _a{g}_{j}_{k}(u)[0], lambda u: _b{g}_{j}_{k}(u)[0], "
+                                 f"{params}, {printer.doprint(cov)})")
+            twos = {}
+        for j, (cov, pairs) in enumerate(twos.items()):
+            first = "None"
+            if ones and j == 0:  # the E1 members ride on the first covariance's call
+                lines += _integrand(f"_f{g}", [f for _, f in ones], printer)
+                first = f"_f{g}"
+            lines += _integrand(f"_a{g}_{j}", [a for _, a, _ in pairs], printer)
+            lines += _integrand(f"_b{g}_{j}", [b for _, _, b in pairs], printer)
+            # at rho = 1 the pairs are the products f g: one integrand for all, shared subexpressions once
+            products = [f for _, f in ones] * (j == 0) + [a * b for _, a, b in pairs]
+            lines += _integrand(f"_s{g}_{j}", products, printer)
+            targets = [s for s, _ in ones] * (j == 0) + [s for s, _, _ in pairs]
+            lines.append(
+                f"    ({''.join(f'{s}, ' for s in targets)}) = "
+                f"ES({first}, _a{g}_{j}, _b{g}_{j}, _s{g}_{j}, {params}, {printer.doprint(cov)})"
+            )
     if any("E1n(" in line for line in lines) and len(args) > 1:
         # nodewise integrands close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
         lines.insert(1, f"    {', '.join(args)}, = broadcast({', '.join(args)})")
@@ -281,7 +344,11 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
     assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=(u,))  # u: bound in lambdas
     lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
-    source = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def _load(name: str, source: str, namespace: dict) -> Callable:
+    """The function ``name`` defined by ``source``, executed against ``namespace``."""
     scope = dict(namespace)
     exec(compile(source, f"<symmft {name}>", "exec"), scope)
     function = scope[name]

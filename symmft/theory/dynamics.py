@@ -109,25 +109,28 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
     with np.errstate(all="ignore"):
         for _ in range(plain_steps):
             x = _stack(F(x, everything), (x.shape[1],), xp)
-        eye = xp.eye(x.shape[0])
+        k, n = x.shape
+        eye = xp.eye(k)
+        # F and its Jacobian where known at the current x: an accepted trial step was evaluated with FJ (one call
+        # gives both, on the same nodes), so the next iteration needs no second evaluation at the same point
+        f_known, j_known, known = xp.empty((k, n)), xp.empty((n, k, k)), xp.zeros(n, dtype=bool)
         active = everything
         for _ in range(max_iterations):
             if active.size == 0:
                 break
-            xa = x[:, active]
-            fx, jac = FJ(xa, active)
-            shape = (active.size,)
-            fx = _stack(fx, shape, xp)
+            need = active[~known[active]]
+            if need.size:
+                f_new, j_new = FJ(x[:, need], need)
+                f_known[:, need], j_known[need], known[need] = _stack(f_new, need.shape, xp), _matrix(j_new, need.shape, xp), True
+            xa, fx = x[:, active], f_known[:, active]
             r = fx - xa
             res = _residual(r, xa, xp)
             keep = ~(res <= TOLERANCE) & xp.isfinite(res) & ~_diverged(xa, xp)
             if not bool(xp.all(keep)):
                 active, xa, fx, r, res = active[keep], xa[:, keep], fx[:, keep], r[:, keep], res[keep]
-                jac = [[xp.broadcast_to(xp.asarray(v, dtype=float), keep.shape)[keep] for v in row] for row in jac]
-                shape = (active.size,)
                 if active.size == 0:
                     break
-            A = _matrix(jac, shape, xp) - eye
+            A = j_known[active] - eye
             A = xp.where(xp.isfinite(A), A, 0.0)
             try:
                 dx = _correction(A, r, xp)
@@ -135,33 +138,42 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
             except np.linalg.LinAlgError:  # a singular point somewhere: plain steps everywhere this round
                 dx, newton = r, False
             size = _residual(dx, xa, xp)
-            step = fx  # fallback: the plain step
+            step = fx.copy()  # fallback: the plain step (F and J unknown there)
+            known[active] = False
             # Newton where its correction goes the way the iteration goes; where it points against it (the map
             # expands locally: its linearization's fixed point is a repeller behind the iterate) or J - I is
             # singular, the stretched plain step instead (see _stretched_step)
-            pending = xp.sum(dx * r, axis=0) > 0 if newton else xp.zeros(shape, dtype=bool)
-            stretch = ~pending
-            for halving in range(6 if bool(xp.any(pending)) else 0):
+            forward = xp.sum(dx * r, axis=0) > 0 if newton else xp.zeros(active.shape, dtype=bool)
+            pending = xp.nonzero(forward)[0]  # positions in ``active`` without an accepted step yet
+            stretch = xp.nonzero(~forward)[0]
+            for halving in range(6 if pending.size else 0):
                 damping = 0.5**halving
-                trial = xa + dx * damping
-                r_trial = _stack(F(trial, active), shape, xp) - trial
-                better = _residual(r_trial, trial, xp) < res
+                trial = xa[:, pending] + dx[:, pending] * damping
+                f_trial, j_trial = FJ(trial, active[pending])
+                f_trial = _stack(f_trial, pending.shape, xp)
+                r_trial = f_trial - trial
+                better = _residual(r_trial, trial, xp) < res[pending]
                 if newton:
                     # natural monotonicity (Deuflhard): the next Newton correction, with the same matrix, shrinks.
                     # Near a marginally stable fixed point (an eigenvalue of J near 1) a good step can raise the
                     # residual of the fast directions while removing most of the slow one's error; measured in x,
                     # by the correction, it still shrinks.
-                    better |= _residual(_correction(A, r_trial, xp), trial, xp) <= (1 - damping / 2) * size
-                ok = pending & valid(trial, active) & xp.all(xp.isfinite(trial), axis=0) & better
-                step = xp.where(ok, trial, step)
-                pending &= ~ok
-                if not bool(xp.any(pending)):
+                    better |= _residual(_correction(A[pending], r_trial, xp), trial, xp) <= (1 - damping / 2) * size[pending]
+                ok = valid(trial, active[pending]) & xp.all(xp.isfinite(trial), axis=0) & better
+                done, points = pending[ok], active[pending[ok]]
+                step[:, done] = trial[:, ok]
+                f_known[:, points], j_known[points], known[points] = f_trial[:, ok], _matrix(j_trial, pending.shape, xp)[ok], True
+                pending = pending[~ok]
+                if pending.size == 0:
                     break
-            if bool(xp.any(stretch | pending)):
-                stuck = xp.nonzero(stretch | pending)[0]
+            stuck = xp.concatenate([stretch, pending])
+            if stuck.size:
                 step[:, stuck] = _stretched_step(F, xa[:, stuck], fx[:, stuck], r[:, stuck], active[stuck], valid, xp)
             x[:, active] = step
-        res = _residual(_stack(F(x, everything), (x.shape[1],), xp) - x, x, xp)
+        unknown = everything[~known]
+        if unknown.size:
+            f_known[:, unknown] = _stack(F(x[:, unknown], unknown), unknown.shape, xp)
+        res = _residual(f_known - x, x, xp)
     return x, res <= TOLERANCE * 10
 
 
@@ -251,7 +263,8 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     limit = xp.stack([_cross_limit(k.name, d, names_d, xp) for k in mf.cross])  # Cauchy-Schwarz
     lam_equal = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c_equal, hx)[1], flat, xp), xp)
     identical = hx["c_x"] == 1.0
-    need_solve = ~(identical & (xp.abs(lam_equal) < 1)) & conv_d  # no cross map without a diagonal fixed point
+    # solved only where the diagonal converged: elsewhere the status is NOT_CONVERGED and c* is not reported
+    need_solve = ~(identical & (xp.abs(lam_equal) < 1)) & conv_d
     c = c_equal
     conv_c = xp.ones(flat, dtype=bool)
     if bool(xp.any(need_solve)):
@@ -272,7 +285,11 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
         c[:, solve] = c_s
         conv_c = conv_c.copy()
         conv_c[solve] = conv_s
-    lam = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c, hx)[1], flat, xp), xp)
+    # lambda at c*: where c* = c_equal it is lam_equal; the cross Jacobian is evaluated again only where solved
+    lam = lam_equal
+    if bool(xp.any(need_solve)):
+        lam = lam_equal.copy()
+        lam[solve] = _leading_eigenvalue(_matrix(cm.cross_jacobian(d_s, c_s, at(solve))[1], solve.shape, xp), xp)
 
     status = _status(conv_d, conv_c, d[q_index], d, lam_d, c, lam, xp)
     ok = status == int(Status.OK)

@@ -268,21 +268,22 @@ def _outer_nodes(xp, zf, kf, yg, kg, ta, tb, n: int):
     return z, step[:, None] * dz * xp.exp(-0.5 * z * z)
 
 
-def expect2(f: Callable, g: Callable, mean: Any, var: Any, cov: Any, *, xp=None):
-    """E[f(u_a) g(u_b)], (u_a, u_b) ~ N((mean, mean), [[var, cov], [cov, var]]): one Gaussian seen in two input
-    sequences, elementwise over the broadcast shape of the arguments. |cov| <= var: rho = cov/var = 1 gives
-    E[f(u) g(u)], rho = -1 gives E[f(u) g(2 mean - u)]. f and g map xp arrays to arrays of the same shape; ``xp``
-    as in :func:`expect1`."""
-    xp, shape, mean, var, cov = _prepare(xp, "expect2", mean, var, cov)
+def _prepare2(xp, where: str, mean, var, cov):
+    """As :func:`_prepare`, plus |cov| <= var up to rounding (clipped), else HyperparameterError."""
+    xp, shape, mean, var, cov = _prepare(xp, where, mean, var, cov)
     bad = xp.abs(cov) > var * (1 + _ROUND) + _ROUND * (1 + mean * mean)
     if bool(xp.any(bad)):
         i = int(xp.argmax(bad))
         raise HyperparameterError(
-            f"expect2: |cov| must be <= var (correlation in [-1, 1]); got cov = {float(cov[i]):.6g}, "
+            f"{where}: |cov| must be <= var (correlation in [-1, 1]); got cov = {float(cov[i]):.6g}, "
             f"var = {float(var[i]):.6g} at flat index {i} ({int(xp.count_nonzero(bad))} points). "
             "Check the cross-moment map that produced it."
         )
-    cov = xp.clip(cov, -var, var)
+    return xp, shape, mean, var, xp.clip(cov, -var, var)
+
+
+def _expect2_pairs(xp, fs: Callable, gs: Callable, mean, var, cov) -> list:
+    """E[f_k(u_a) g_k(u_b)] for every k on shared nodes (flat, prepared arrays); fs(u) and gs(u) return tuples."""
     sigma = xp.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = xp.where(var > 0, cov / var, 1.0)
@@ -294,20 +295,78 @@ def expect2(f: Callable, g: Callable, mean: Any, var: Any, cov: Any, *, xp=None)
     lev = _level(xp, xp.zeros_like(mean), sig_in)  # the inner kink moves with z1: always graded
     tab = _table(xp, int(lev.max()) if lev.size else 0)
     n_in = xp.where(sig_in > 0, xp.asarray(tab.n)[lev], 1)
-    out = xp.empty(mean.size)
+    out: list = []
     for key, p in _batches(xp, n_out * 4096 + n_in, lambda key: (key // 4096) * (key % 4096)):
         no, ni = divmod(key, 4096)
         z1, w1 = _outer_nodes(xp, zf[p], kf[p], yg[p], kg[p], ta[p], tb[p], no)
         m, s = mean[p][:, None], sigma[p][:, None]
-        fa = f(m + s * z1)
+        fa = fs(m + s * z1)
         mb = (m + (rho[p][:, None] * s) * z1).ravel()  # inner mean at each outer node
         if ni == 1:  # rho = +-1: u_b is determined by z1
-            gb = g(mb)
+            gb = gs(mb)
         else:
             u2, w2 = _rule1(xp, mb, xp.repeat(sig_in[p], no), xp.repeat(lev[p], no), ni, tab)
-            gb = _wmean(xp, w2, g(u2))
-        out[p] = _wmean(xp, w1, fa * gb.reshape(z1.shape))
+            gb = tuple(_wmean(xp, w2, v) for v in gs(u2))
+        out = out or [xp.empty(mean.size) for _ in fa]
+        for o, a, b in zip(out, fa, gb):
+            o[p] = _wmean(xp, w1, a * xp.reshape(b, z1.shape) if getattr(b, "ndim", 0) else a * b)
+    return out or [xp.empty(0)]
+
+
+def expect2(f: Callable, g: Callable, mean: Any, var: Any, cov: Any, *, xp=None):
+    """E[f(u_a) g(u_b)], (u_a, u_b) ~ N((mean, mean), [[var, cov], [cov, var]]): one Gaussian seen in two input
+    sequences, elementwise over the broadcast shape of the arguments. |cov| <= var: rho = cov/var = 1 gives
+    E[f(u) g(u)], rho = -1 gives E[f(u) g(2 mean - u)]. f and g map xp arrays to arrays of the same shape; ``xp``
+    as in :func:`expect1`."""
+    xp, shape, mean, var, cov = _prepare2(xp, "expect2", mean, var, cov)
+    (out,) = _expect2_pairs(xp, lambda x: (f(x),), lambda x: (g(x),), mean, var, cov)
     return out.reshape(shape)
+
+
+#: Where var - cov <= _IDENTICAL var, u_a = u_b (rho = 1) is taken as exact: E[f(u_a) g(u_b)] = E[f(u) g(u)], a
+#: 1-D integral (Price's theorem: the error is (var - cov) E[f'(u) g'(u)] to first order, <= 1e-14 relative).
+#: This is every cross-map expectation at c = 1 (identical inputs, chi_1, lambda in the ordered phase).
+_IDENTICAL = 1e-14
+
+
+def expect_shared(
+    f: Callable | None, fs: Callable, gs: Callable, mean: Any, var: Any, cov: Any, *, together: Callable | None = None,
+    xp=None,
+) -> tuple:
+    """The expectations of one Gaussian evaluated together: E[f_j(u)] for the functions of ``f`` (a tuple-valued
+    function, or None) and E[f_k(u_a) g_k(u_b)] for the tuples ``fs``, ``gs`` (as in :func:`expect2`). Returns the
+    tuple of the first, then the second.
+
+    Points with rho = 1 (see ``_IDENTICAL``) take ONE 1-D rule for all of them (the pairs become f_k g_k); the
+    others the 1-D rule for ``f`` and the 2-D rule, shared by the pairs, for ``fs``/``gs``. ``together`` (optional)
+    computes f's functions and the products f_k g_k in one pass (generated code shares their subexpressions)."""
+    xp, shape, mean, var, cov = _prepare2(xp, "expect_shared", mean, var, cov)
+    first = (lambda x: f(x)) if f is not None else (lambda x: ())
+
+    if together is None:
+        def together(x):
+            return (*first(x), *(a * b for a, b in zip(fs(x), gs(x))))
+
+    same = var - cov <= _IDENTICAL * var
+    if mean.size == 0:
+        return tuple(xp.empty(0).reshape(shape) for _ in (*first(xp.zeros(1)), *fs(xp.zeros(1))))
+    if bool(xp.all(same)):
+        values = expect1(together, mean, var, xp=xp)
+        return tuple(v.reshape(shape) for v in values)
+    n_first = len(first(xp.zeros(1)))
+    n_pairs = len(fs(xp.zeros(1)))
+    out = [xp.empty(mean.size) for _ in range(n_first + n_pairs)]
+    p = xp.nonzero(same)[0]
+    if p.size:
+        for o, v in zip(out, expect1(together, mean[p], var[p], xp=xp)):
+            o[p] = v
+    q = xp.nonzero(~same)[0]
+    if n_first:
+        for o, v in zip(out, expect1(first, mean[q], var[q], xp=xp)):
+            o[q] = v
+    for o, v in zip(out[n_first:], _expect2_pairs(xp, fs, gs, mean[q], var[q], cov[q])):
+        o[q] = v
+    return tuple(o.reshape(shape) for o in out)
 
 
 # ---- mpmath reference: a different rule, at any precision: Gauss-Legendre panels in z, graded geometrically around

@@ -37,6 +37,7 @@ import sympy as sp
 from symmft import cache
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError
+from symmft.theory import store
 from symmft.theory.meanfield import MeanFieldMap, Derivation, derive
 
 KINDS = ("memory", "full")
@@ -64,14 +65,18 @@ def derive_jacobian(cell: Cell, kind: str = "memory", weights: str = "gaussian",
         raise ClosureError(f"unknown weight distribution {weights!r}; choose one of {', '.join(WEIGHTS)}")
     key = (cell.file_hash, kind, weights, frozenset(chrono))
     if key not in _CACHE:
-        _CACHE[key] = _derive(cell, kind, weights, frozenset(chrono))
+        # sympy's work (seconds to tens of seconds for the GRU) is stored on disk; the Cell is re-attached
+        options = (kind, weights, tuple(sorted(chrono)))
+        primary, m1, m2 = store.cached(cell.file_hash, "jacobian", options, lambda: _derive(cell, kind, weights, frozenset(chrono)))
+        _CACHE[key] = JacobianMap(cell, kind, weights, primary, m1, m2, derive(cell, chrono=frozenset(chrono)))
     return _CACHE[key]
 
 
 _CACHE = cache.memory("Jacobian maps")
 
 
-def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> JacobianMap:
+def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> tuple:
+    """(primary states, m1, m2)."""
     mf = derive(cell, chrono=chrono)
     D = Derivation(cell, chrono)
     # the map's keys are what the moments are written in; reuse the fixed-point derivation's symbols
@@ -134,7 +139,7 @@ def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> JacobianM
     missing = sorted(k.name for k in used - set(mf.diagonal))
     if missing:
         raise ClosureError(f"cell {cell.name}: the Jacobian needs moments {missing} that the fixed point does not track")
-    return JacobianMap(cell, kind, weights, tuple(primary), m1, m2, mf)
+    return tuple(primary), m1, m2
 
 
 def _refuse_elementwise_use(D: Derivation, cell: Cell, derived: str, atom: sp.Symbol) -> None:
@@ -162,15 +167,25 @@ def jacobian_moments(analysis, kind: str = "memory", weights: str = "gaussian", 
     from symmft.cell.params import chrono_maps
 
     chrono = chrono_maps(analysis.cell, analysis.hyperparameters)
-    jm = derive_jacobian(analysis.cell, kind, weights, chrono)
+    if kind not in KINDS or weights not in WEIGHTS:
+        derive_jacobian(analysis.cell, kind, weights, chrono)  # raises the error that names the choices
+    mf = derive(analysis.cell, chrono=chrono)  # the moments are written in its keys and hyperparameters
     backend = "numpy" if analysis.backend == "mpmath" else analysis.backend
     key = (analysis.cell.file_hash, kind, weights, chrono, backend)
     if key not in _COMPILED:
-        args = list(jm.map.diagonal) + list(jm.map.hyperparameters)
-        _COMPILED[key] = compile_expressions("jacobian_moments", args, [jm.m1, jm.m2], backend)
+        args = list(mf.diagonal) + list(mf.hyperparameters)
+
+        def moments() -> list:  # derived only when the generated code is not on disk yet
+            jm = derive_jacobian(analysis.cell, kind, weights, chrono)
+            return [jm.m1, jm.m2]
+
+        options = (kind, weights, tuple(sorted(chrono)))
+        _COMPILED[key] = compile_expressions(
+            "jacobian_moments", args, moments, backend, key=(analysis.cell.file_hash, options)
+        )
     xp = get_xp(backend)
-    values = [np.asarray(analysis.fixed_point[k.name], dtype=float) for k in jm.map.diagonal]
-    values += [np.asarray(analysis.hyperparameters[s.name], dtype=float) for s in jm.map.hyperparameters]
+    values = [np.asarray(analysis.fixed_point[k.name], dtype=float) for k in mf.diagonal]
+    values += [np.asarray(analysis.hyperparameters[s.name], dtype=float) for s in mf.hyperparameters]
     shape = np.broadcast_shapes(*(v.shape for v in values))
     with np.errstate(all="ignore"):
         result = _COMPILED[key](*(xp.asarray(v) for v in values))

@@ -24,12 +24,13 @@ Nothing here is written per cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 import sympy as sp
 
 from symmft import cache
+from symmft.theory import store
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
 from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
@@ -91,7 +92,10 @@ def derive(cell: Cell, closure: str = "gaussian", chrono: frozenset = frozenset(
         raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
     key = (cell.file_hash, closure, frozenset(chrono))
     if key not in _CACHE:
-        _CACHE[key] = Derivation(cell, frozenset(chrono)).run(closure)
+        # stored on disk without the Cell (the user's step function), re-attached here
+        stored = store.cached(cell.file_hash, "meanfield", (closure, tuple(sorted(chrono))),
+                              lambda: replace(Derivation(cell, frozenset(chrono)).run(closure), cell=None))
+        _CACHE[key] = replace(stored, cell=cell)
     return _CACHE[key]
 
 
