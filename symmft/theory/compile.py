@@ -21,11 +21,11 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symmft import cache
-from symmft.theory import gaussian
+from symmft.theory import conditional, gaussian
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
-from symmft.theory.expectation import E1, E2, EL, u
+from symmft.theory.expectation import BOUND, E1, E2, EL, u
 from symmft.theory.meanfield import MeanFieldMap
 
 BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference
@@ -36,16 +36,38 @@ class _Printer(StrPrinter):
 
     printmethod = "_symmft_code"  # not StrPrinter's _sympystr, which E1/E2 use for human-readable text
 
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._scope: list[str] = []  # integration variables of the enclosing integrands, innermost last
+
     def _print_Lambda(self, expr):
-        return f"(lambda u: {self._print(expr(u))})"
+        (x,) = expr.variables  # its own variable: an inner level of a nested expectation reads the outer ones'
+        self._scope.append(str(x))
+        try:
+            if expr.expr.has(E1, E2, EL, conditional.Leaves) or len(self._scope) < 3:
+                return f"(lambda {x}: {self._print(expr.expr)})"
+            # the innermost level of a deep nested expectation: the costly one (every node of every level), so its
+            # repeated subexpressions are computed once, bound by assignment expressions
+            names = sp.numbered_symbols(f"_{x}_")
+            assignments, (reduced,) = sp.cse(expr.expr, symbols=names)
+            if not assignments:
+                return f"(lambda {x}: {self._print(reduced)})"
+            bound = "".join(f"({v} := {self._print(e)}), " for v, e in assignments)
+            return f"(lambda {x}: ({bound}{self._print(reduced)})[-1])"
+        finally:
+            self._scope.pop()
 
     def _print_Function(self, expr):
         name = expr.func.__name__
-        if expr.func is E1 and isinstance(expr.args[0], sp.Lambda) and expr.args[0](u).free_symbols - {u}:
+        args = [self._print(a) for a in expr.args]
+        if expr.func is E1 and isinstance(expr.args[0], sp.Lambda) and expr.args[0].expr.free_symbols - set(expr.args[0].variables):
             # a nested expectation whose integrand holds grid-shaped values (the conditional closure's outer
-            # variable, hyperparameters): its nodes must be evaluated over the whole grid at once
+            # variable, hyperparameters): its nodes must be evaluated over the whole grid at once, and its mean
+            # takes the enclosing level's node shape even where it does not depend on it (0*variable), so that
+            # every level adds exactly one leading axis
             name = "E1n"
-        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+            args[1] = f"({args[1]}) + 0*{self._scope[-1]}" if self._scope else args[1]
+        return f"{name}({', '.join(args)})"
 
     def _print_Pi(self, expr):
         return "pi"
@@ -123,10 +145,17 @@ def _mpmath_namespace(dps: int) -> dict:
 
 
 def _check_functions(exprs, namespace, backend):
-    names = {f.func.__name__ for e in exprs for f in e.atoms(sp.Function)}
+    if backend == "mpmath" and any(e.has(conditional.EC) for e in exprs):
+        raise BackendError(
+            "the mpmath backend cannot evaluate an exact conditional law of two input sequences (nested quadrature "
+            "of 4+ levels at 30 digits); use closure='gaussian' with mpmath, or the numpy backend (held to an "
+            "independent mpmath reference in tests/test_laws.py)"
+        )
+    exprs = [conditional.expand(e) for e in exprs]
+    names = {f.func.__name__ for e in exprs for f in e.atoms(sp.Function) if not hasattr(f, "_symmft_code")}
     for e in exprs:
         for lam in e.atoms(sp.Lambda):
-            names |= {f.func.__name__ for f in lam(u).atoms(sp.Function)}
+            names |= {f.func.__name__ for f in lam.expr.atoms(sp.Function) if not hasattr(f, "_symmft_code")}
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise BackendError(f"backend {backend!r} has no implementation of {', '.join(missing)}")
@@ -232,7 +261,7 @@ class _IntegerPower(sp.Function):
 
 def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
     """d e / d key, with integer powers of compound bases kept polynomial."""
-    compound = lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and bool(p.base.free_symbols - {u})
+    compound = lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and bool(p.base.free_symbols - BOUND)
     d = e.replace(compound, lambda p: _IntegerPower(p.base, p.exp)).diff(key)
     return d.replace(lambda f: isinstance(f, _IntegerPower), lambda f: f.args[0] ** f.args[1])
 
@@ -247,11 +276,12 @@ def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
 
 
 def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict) -> Callable:
+    exprs = [conditional.expand(e) for e in exprs]  # exact conditional laws: nested E1 levels
     expectations = []  # E1/E2 atoms, innermost first
     for e in exprs:
         for node in sp.postorder_traversal(e):
             # an expectation whose parameters hold u lives inside another's integrand (conditional closure)
-            if isinstance(node, (E1, E2)) and u not in node.free_symbols and node not in expectations:
+            if isinstance(node, (E1, E2)) and not node.free_symbols & BOUND and node not in expectations:
                 expectations.append(node)
     symbol: dict = {}
     groups: dict = {}  # (kind, Gaussian parameters) -> [(symbol, integrand pair)]
@@ -278,7 +308,7 @@ def _generate(name: str, args: list[str], exprs: list, printer, namespace: dict)
         # nodewise integrands close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
         lines.insert(1, f"    {', '.join(args)}, = broadcast({', '.join(args)})")
     body = [e.xreplace(symbol) for e in exprs]
-    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=(u,))  # u: bound in lambdas
+    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=tuple(BOUND))  # bound in lambdas
     lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
     source = "\n".join(lines)
@@ -295,6 +325,8 @@ def _integrand(name: str, functions: list, printer) -> list[str]:
     nested = any(f.has(E1, E2, EL) for f in functions)
     assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
     lines = [f"    def {name}(u):"]
+    printer._scope.append("u")
     lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")
+    printer._scope.pop()
     return lines

@@ -28,7 +28,7 @@ from symmft.cell.trace import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
-from symmft.theory.meanfield import derive
+from symmft.theory.meanfield import DEFAULT_CLOSURE, derive, map_closure
 from symmft.theory.population import analyze_population
 
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
@@ -39,19 +39,23 @@ def analyze(
     hyperparameters: dict | None = None,
     *,
     backend: str = "numpy",
-    closure: str = "gaussian",
+    closure: str = DEFAULT_CLOSURE,
     max_iterations: int = 200,
     dps: int = 30,
 ) -> Analysis:
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
-    ``closure`` "population" is delegated to :mod:`symmft.theory.population`.
+    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly (at one point;
+    on a grid or with mpmath the two-sequence expectations of a conditional law use the moment closure) and the
+    others by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
+    "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
         return analyze_population(cell, h)
-    mf = derive(cell, closure, params_mod.chrono_maps(cell, h))
+    grid = backend == "mpmath" or any(np.ndim(v) for v in h.values())
+    mf = derive(cell, map_closure(closure, grid), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if any(np.ndim(v) for v in h.values()):
             raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")
@@ -243,6 +247,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     return Analysis(
         cell=mf.cell,
         closure=mf.closure,
+        laws=mf.nonlinearity_laws,
         backend=cm.backend,
         hyperparameters=h,
         fixed_point=fixed,
@@ -330,6 +335,7 @@ def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int, seed: A
     return Analysis(
         cell=mf.cell,
         closure=mf.closure,
+        laws=mf.nonlinearity_laws,
         backend="mpmath",
         hyperparameters=h,
         fixed_point=fixed,
