@@ -16,11 +16,11 @@ from symmft.cell import params
 from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
-from symmft.theory.dynamics import analyze
+from symmft.theory.point import analyze_point
 from symmft.theory.grid import analyze_grid
 from symmft.errors import Status
 from symmft.theory.jacobian import jacobian_moments
-from symmft.theory.meanfield import CLOSURES
+from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE
 from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
 
 def add_parsers(sub) -> None:
@@ -56,8 +56,12 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--jacobian", choices=("memory", "full"), default="memory",
                    help="which Jacobian with --weights: memory (primary states, default) or full (all states)")
-    p.add_argument("--closure", default="gaussian", choices=CLOSURES,
-                   help="law of non-Gaussian nonlinearity arguments (default: %(default)s)")
+    p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
+                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it "
+                   "(a conditional law like the GRU's tanh(u_n + r*u_hn)); elsewhere, at one point the population "
+                   "closure with the moment closure's error beside it, on a grid the moment closure, labelled; "
+                   "exact / gaussian = deterministic only; population = Monte Carlo (default: %(default)s; "
+                   "docs/laws.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
                    help="numpy (CPU), cupy (GPU) or mpmath (high precision, point by point) (default: %(default)s)")
     p.add_argument("--dps", type=int, default=30, metavar="N",
@@ -92,7 +96,7 @@ def _analyze(args) -> int:
     if axes:
         analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps)
     else:
-        analysis = analyze(cell, values, backend=args.backend, closure=args.closure, dps=args.dps)
+        analysis = analyze_point(cell, values, backend=args.backend, closure=args.closure, dps=args.dps)
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
@@ -158,6 +162,7 @@ def _summary(analysis, axes: dict, seconds: float, files: list[str]) -> dict:
     return {
         "cell": analysis.cell.name,
         "closure": analysis.closure,
+        "laws": dict(analysis.laws),
         "backend": analysis.backend,
         "axes": list(axes),
         "grid_shape": [len(v) for v in axes.values()],
@@ -178,6 +183,7 @@ def _print_summary(summary: dict, analysis) -> None:
         count = int(np.sum(status == s))
         if count:
             print(f"  {s.name:<14} {100 * count / status.size:6.1f}%  ({count} point{'s' * (count != 1)})  {s.message}")
+    _print_laws(analysis)
     print("wrote " + ", ".join(summary["files"]))
 
 
@@ -188,6 +194,7 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"{cell.name}: mean-field analysis ({analysis.closure} closure, {analysis.backend} backend, {seconds:.2f} s)")
     print(f"hyperparameters set: {set_}  (others at their defaults: symmft params {cell.name})")
     print(f"status: {status.name} ({status.message})")
+    _print_laws(analysis)
     print()
     rows = [[s, num(m["mean"]), num(m["second_moment"]), num(analysis.correlation[s])]
             for s in cell.states for m in [analysis.state_moments(s)]]
@@ -198,3 +205,13 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"diagonal lambda  {num(analysis.diagonal_lambda)}   (stability of the fixed point: needs |.| < 1)")
     for name, value in analysis.extras.items():  # e.g. the population closure's standard errors
         print(f"{name}  {num(value)}")
+
+
+def _print_laws(analysis) -> None:
+    """One line per nonlinearity: the law its expectations used (docs/laws.md); then the notes on what is unmeasured."""
+    width = max((len(k) for k in analysis.laws), default=0)
+    print("laws:")
+    for where, law in analysis.laws.items():
+        print(f"  {where:<{width}}  {law}")
+    for note in analysis.notes:
+        print(f"note: {note}")
