@@ -122,6 +122,12 @@ def _mpmath_namespace(dps: int) -> dict:
     def nonneg(v):
         return max(v, mpmath.mpf(0))
 
+    def expect(f, m, v):  # a group's integrand returns a tuple; a nested level's, one value
+        if not isinstance(f(mpmath.mpf(m)), tuple):
+            return gaussian.expect1_mp(f, m, nonneg(v), dps=dps)
+        n = len(f(mpmath.mpf(m)))
+        return tuple(gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(n))
+
     return {
         "tanh": mpmath.tanh,
         "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
@@ -130,12 +136,8 @@ def _mpmath_namespace(dps: int) -> dict:
         "sqrt": mpmath.sqrt,
         "pi": mpmath.pi,
         "mpf": mpmath.mpf,
-        "E1": lambda f, m, v: tuple(
-            gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
-        ),
-        "E1n": lambda f, m, v: tuple(
-            gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
-        ),
+        "E1": lambda f, m, v: expect(f, m, v),
+        "E1n": lambda f, m, v: expect(f, m, v),
         "EL": lambda f, T: gaussian.expect_loguniform_mp(f, T, dps=dps),
         "broadcast": lambda *a: a,
         "E2": lambda f, g, m, v, k: gaussian.expect2_mp(

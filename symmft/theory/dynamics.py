@@ -47,15 +47,15 @@ def analyze(
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
     ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly (at one point;
-    on a grid or with mpmath the two-sequence expectations of a conditional law use the moment closure) and the
-    others by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
+    on a grid the two-sequence expectations of a conditional law use the moment closure; with mpmath every
+    non-Gaussian argument does) and the others by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
     "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
         return analyze_population(cell, h)
-    grid = backend == "mpmath" or any(np.ndim(v) for v in h.values())
-    mf = derive(cell, map_closure(closure, grid), params_mod.chrono_maps(cell, h))
+    grid = any(np.ndim(v) for v in h.values())
+    mf = derive(cell, map_closure(closure, grid, backend), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if any(np.ndim(v) for v in h.values()):
             raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")

@@ -52,12 +52,16 @@ MAP_CLOSURES = ("exact", "exact-diagonal", "gaussian")
 DEFAULT_CLOSURE = "auto"
 
 
-def map_closure(closure: str, grid: bool) -> str:
-    """The map closure that ``closure`` means at one point (``grid`` False) or on a grid."""
+def map_closure(closure: str, grid: bool, backend: str = "numpy") -> str:
+    """The map closure that ``closure`` means at one point (``grid`` False) or on a grid, for ``backend``.
+
+    "auto" is "exact" at a point, "exact-diagonal" on a grid, and "gaussian" with mpmath (whose nested adaptive
+    quadrature at 30 digits takes minutes per conditional expectation).
+    """
     if closure not in CLOSURES + MAP_CLOSURES:
         raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
     if closure == "auto":
-        return "exact-diagonal" if grid else "exact"
+        return "gaussian" if backend == "mpmath" else "exact-diagonal" if grid else "exact"
     return closure
 
 
