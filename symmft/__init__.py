@@ -34,6 +34,9 @@ _API = {
     "analyze_grid": "symmft.theory.grid",
     "Analysis": "symmft.theory.analysis",
     "analyze_population": "symmft.theory.population",
+    "analyze_point": "symmft.theory.point",
+    "CLOSURES": "symmft.theory.meanfield",
+    "LAWS": "symmft.theory.conditional",
     "jacobian_moments": "symmft.theory.jacobian",
     # the finite network, the theory's independent check
     "Network": "symmft.network.simulate",

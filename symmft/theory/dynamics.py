@@ -46,9 +46,9 @@ def analyze(
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
-    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly (at one point;
-    on a grid the two-sequence expectations of a conditional law use the moment closure; with mpmath every
-    non-Gaussian argument does) and the others by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
+    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly at one point
+    (conditional laws by nested quadrature; on a grid or with mpmath the moment closure, labelled) and the others
+    by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
     "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
     """
     h = params_mod.resolve(cell, hyperparameters)
@@ -65,9 +65,9 @@ def analyze(
         return _analyze_mp(compile_map(mf, "mpmath", dps=dps), h, dps, max_iterations, seed)
     seed = None
     if mf.closure == "exact" and two_sequence_conditional(cell):
-        # the exact two-sequence law costs a 2k+2-level quadrature per call: start its cross solve at the grid
-        # closure's c* (1e-3 away), so that Newton needs no plain steps
-        seed = _analyze_array(compile_map(derive(cell, "exact-diagonal", mf.chrono), backend), h, get_xp(backend),
+        # the exact two-sequence law costs a 2k+2-level quadrature per call: start its cross solve at the moment
+        # closure's c* (~1e-3 away), so that Newton needs no plain steps
+        seed = _analyze_array(compile_map(derive(cell, "gaussian", mf.chrono), backend), h, get_xp(backend),
                               max_iterations)
     return _analyze_array(compile_map(mf, backend), h, get_xp(backend), max_iterations, seed)
 
