@@ -5,7 +5,7 @@ xi = -1/log|lambda| over a 256 x 256 grid of (mu_f in [-2, 6], nu2_f in [0.1, 4]
 every other hyperparameter at its default (sigma2_k = nu2_k = q_x = 1, mu_k = rho2_k = 0):
 
 * symmft: ``analyze(load_cell("lstm"), {"mu_f": MU, "nu2_f": NU})`` on the whole grid (one call, numpy);
-* scipy: what a user would write by hand from theory.md §2 (below, ``scipy_point``): gate expectations by
+* scipy: what a user would write by hand from docs/theory.md §2 (below, ``scipy_point``): gate expectations by
   ``scipy.integrate.quad`` over the real line, Gaussian closure for tanh(c), the fixed point by ten plain
   iterations then ``scipy.optimize.fsolve``, and lambda as the leading eigenvalue of the 2x2 Jacobian of the cross
   map over (C_c, C_h) at C = Q, written out by hand with Price's theorem (``price_jacobian``). It runs on a
@@ -59,7 +59,7 @@ def hyperparameters(mu_f: float, nu2_f: float) -> dict:
 #
 # E1(f, m, v) = E[f(u)], u ~ N(m, v). ``lib`` supplies tanh, sqrt and E1 (scipy/math floats or mpmath).
 #
-#   gate k:  u_k ~ N(mu_k, V_k),  V_k = sigma2_k q_x + nu2_k Q_h + rho2_k       (theory.md §2, rule 1)
+#   gate k:  u_k ~ N(mu_k, V_k),  V_k = sigma2_k q_x + nu2_k Q_h + rho2_k       (docs/theory.md §2, rule 1)
 #   M_c' = E[f] M_c + E[i] E[g]
 #   Q_c' = E[f^2] Q_c + 2 E[f] E[i] E[g] M_c + E[i^2] E[g^2]
 #   Q_h' = E[o^2] E[tanh(z)^2],  z ~ N(M_c', Q_c' - M_c'^2)                    (Gaussian closure)
@@ -146,7 +146,7 @@ def gate_moments(Q_h, h, lib):
 
 
 def diagonal_map(x, h, lib):
-    """(M_c, Q_c, Q_h) -> next step (theory.md §2)."""
+    """(M_c, Q_c, Q_h) -> next step (docs/theory.md §2)."""
     M_c, Q_c, Q_h = x
     g = gate_moments(Q_h, h, lib)
     (Ef, Ef2), (Ei, Ei2), (Eg, Eg2), (_, Eo2) = g["f"], g["i"], g["g"], g["o"]

@@ -1,4 +1,4 @@
-"""The tied-weight gap (theory.md §5): LSTM mean-field theory vs untied and tied finite networks.
+"""The tied-weight gap (docs/theory.md §5): LSTM mean-field theory vs untied and tied finite networks.
 
 What is compared, at mu_f in {0, 2, 4} and (mu_f = 2, rho2_f = 0.1), every other hyperparameter at its default,
 two input sequences with correlation c_x = 0.5 (the state second moments do not depend on c_x; c* does):

@@ -1,4 +1,4 @@
-"""Trainability on long sequences (theory.md §4, issue 5): LSTM on padded 8x8 digits, critical init vs framework
+"""Trainability on long sequences (docs/theory.md §4, issue 5): LSTM on padded 8x8 digits, critical init vs framework
 defaults, the same budget for every init, through ``symmft.harness.confirm`` (a local dask cluster).
 
 Not a test: about 15-30 minutes on 2 cores with the defaults. Writes, under -o (default benchmarks/results/trainability):

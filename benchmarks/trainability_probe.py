@@ -1,4 +1,4 @@
-"""Forward confirmation (theory.md §4): how much of the digit survives T padding steps in the UNTRAINED network.
+"""Forward confirmation (docs/theory.md §4): how much of the digit survives T padding steps in the UNTRAINED network.
 
 For each init and padding length T: draw the LSTM (width 64, the same draw as seed 0 of benchmarks/trainability.py),
 run every digit through it with the generated plan in float32 (the training dtype), and fit a logistic regression

@@ -80,3 +80,24 @@ def test_no_import_cycles_between_modules():
 def test_the_finite_network_never_loads_the_theory():
     reachable = nx.descendants(GRAPH, "symmft.network.simulate") | nx.descendants(GRAPH, "symmft.network.spectrum")
     assert not {m for m in reachable if _stage(m) == "theory"}
+
+
+def test_pyproject_lists_every_package():
+    # the wheel is built from the explicit list (symmft.cells maps to the top-level cells/): a new stage package
+    # missing from it would be missing from every user's install
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    tree = {"symmft." + ".".join(p.parent.relative_to(ROOT).parts) if p.parent != ROOT else "symmft"
+            for p in ROOT.rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert tree | {"symmft.cells"} == listed
+
+
+@pytest.mark.parametrize("module", ["symmft.init.rule", "symmft.export.spec", "symmft.export.torch"])
+def test_reading_and_exporting_a_rule_does_not_load_the_theory(module):
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('symmft.theory')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"{module} loads {loaded}"

@@ -1,5 +1,5 @@
 """Empirical Jacobian spectra against independent truth: finite differences of the simulator's own step, the
-LSTM formula of theory.md §3 written out by hand from the network's stored matrices, and random-matrix facts
+LSTM formula of docs/theory.md §3 written out by hand from the network's stored matrices, and random-matrix facts
 (an orthogonal U has one singular value; a Gaussian U's squared singular values have Marchenko-Pastur second
 moment 2 + 1/n; P_t = (cU)^t with U orthogonal has |P v|^2 = c^(2t) for every unit v)."""
 
@@ -93,7 +93,7 @@ def test_full_jacobian_matches_finite_differences_of_simulator_step(name):
 
 
 def test_lstm_memory_jacobian_matches_theory_formula():
-    """theory.md §3, holding o_{t-1} fixed:
+    """docs/theory.md §3, holding o_{t-1} fixed:
     J = D(f) + [D(c σ'(u^f))U_f + D(g σ'(u^i))U_i + D(i tanh'(u^g))U_g] D(o_{t-1} tanh'(c_{t-1}))."""
     hp = {"mu_f": 1.0, "rho2_f": 0.3, "nu2_g": 1.5, "sigma2_o": 0.5}
     net = Network("lstm", hp, width=50, tied=True, rng=5)

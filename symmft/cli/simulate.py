@@ -17,7 +17,7 @@ def add_parsers(sub) -> None:
         "units and --batch sequence pairs. States start at zero.\n\n"
         "--untied (default) redraws every weight and bias each step: the approximation under which the mean-field "
         "maps are exact. --tied keeps one draw, as a real network does; with long memory (large mu_f) its moments "
-        "can differ a lot from the mean-field prediction (theory.md section 5).",
+        "can differ a lot from the mean-field prediction (docs/theory.md section 5).",
         [
             "symmft simulate vanilla_rnn --width 1000 --steps 50 --set nu2_h=0.5",
             "symmft simulate lstm --width 2000 --steps 100 --tied --set mu_f=3 --json",

@@ -12,7 +12,7 @@ Each framework exporter then states which of its layers compute that cell (``LAY
 (``REFUSED``: e.g. PyTorch has no reset-before GRU). Layer options that change the function (Keras hard_sigmoid,
 ``nn.RNN(nonlinearity="relu")``, ``proj_size``) are refused by the emitted code at run time, where the layer is seen.
 
-Hyperparameters (theory.md §1, in the layer's own sizes): map k's input block ~ N(0, sigma2_k/m) with m the
+Hyperparameters (docs/theory.md §1, in the layer's own sizes): map k's input block ~ N(0, sigma2_k/m) with m the
 matrix's input size, recurrent block ~ N(0, nu2_k/n) or sqrt(nu2_k) * Haar-orthogonal n x n *per gate block*,
 bias ~ N(mu_k, rho2_k) + beta_k log U with U ~ Uniform[1, chrono_length - 1] drawn once per unit.
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from symmft.cell.trace import available_cells, load_cell
 from symmft.errors import HyperparameterError, SymmftError
+from symmft.init.rule import read_rule  # the JSON format, read without the theory
 
 #: Export targets; a framework target is a module ``symmft.export.emit.<name>``.
 TARGETS = ("torch", "flax", "keras", "json")
@@ -69,13 +70,6 @@ class ExportSpec:
 
 
 # ---------------------------------------------------------------- reading and checking rules
-
-
-def read_rule(path: str | Path) -> dict:
-    """An init rule from ``path`` (``symmft critical -o``, or ``symmft export --baseline ... --to rule -o FILE``)."""
-    from symmft.init.search import read_rule as _read
-
-    return _read(path)
 
 
 def check_convention(rule: dict, target: str, as_cell: str | None = None) -> str:
@@ -248,7 +242,7 @@ def baseline_rule(cell: str, name: str, length: int, width: int, input_dim: int 
     """Baseline ``name`` (``symmft.init.search.BASELINES``) for ``cell`` at hidden size ``width`` and input size
     ``input_dim`` (default the width), as a rule-shaped dict: exportable like a critical rule, with the baseline's
     predicted quantities (and the criteria it fails for length T) under ``criteria``."""
-    from symmft.init.search import BASELINES, evaluate_baselines, rows_json
+    from symmft.init.baselines import BASELINES, evaluate_baselines, rows_json  # the theory, loaded only here
 
     if name not in BASELINES:
         raise HyperparameterError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")

@@ -1,5 +1,5 @@
 """Confirmation sweeps: train a grid of (length T, init, seed) runs through dask.distributed and compare the final
-test metric with the theory's time scale xi of each init (theory.md §4).
+test metric with the theory's time scale xi of each init (docs/theory.md §4).
 
 Stage: harness (:mod:`symmft.harness.train`) -> a sweep directory::
 

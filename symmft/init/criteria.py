@@ -14,7 +14,7 @@ importing the theory; :mod:`symmft.init.evaluate` computes the quantities they j
                                     with long memory is a leaky average h' = z h + (1 - z) n: its Q_h ~ <n^2>/(2 xi)
                                     (1e-4 at xi ~ 4000), isometric but small; the rule notes any Q_s < 1e-3
     T (m2/m1^2 - 1) <= 1            the *spread*: relative variance of the T-step product's spectrum. Dynamical
-                                    isometry is m2 - m1^2 << 1/T (theory.md §3); without this criterion a vanilla
+                                    isometry is m2 - m1^2 << 1/T (docs/theory.md §3); without this criterion a vanilla
                                     RNN would pass at any input variance, since on its critical line
                                     nu2 E[tanh'^2] = 1 the time scale xi is infinite (lambda = chi_1 = m1 = 1).
 """

@@ -1,5 +1,5 @@
 """Critical initialization: hyperparameters under which a cell is trainable on sequences of length T, and the
-initializations people use, converted to the same hyperparameters (theory.md §3-§4).
+initializations people use, converted to the same hyperparameters (docs/theory.md §3-§4).
 
 Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on batches of points
 -> :class:`CriticalResult` (an *init rule*, JSON) and baseline tables; :mod:`symmft.init.phase` reuses
@@ -500,7 +500,7 @@ def _infeasible_message(problem: _Problem, z, ev, fails: list[str]) -> str:
         text += " " + hint
     if "spread" in fails and not gate_roles(cell)["memory"] and not {"m1", "xi", "status"} & set(fails):
         text += (" The Jacobian is critical on average (m1 ~ 1) but not isometric: a cell without gates reaches "
-                 "isometry only by starving its inputs (q* -> 0: sigma2 = 0 and tiny bias variance), theory.md §3.")
+                 "isometry only by starving its inputs (q* -> 0: sigma2 = 0 and tiny bias variance), docs/theory.md §3.")
     return text
 
 

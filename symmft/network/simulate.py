@@ -1,6 +1,6 @@
 """The real finite-width random network: run a cell file's own ``step`` on arrays and measure state moments.
 
-What: draw the random network a cell's hyperparameters describe (theory.md §1) at a finite width n, feed it two
+What: draw the random network a cell's hyperparameters describe (docs/theory.md §1) at a finite width n, feed it two
 input sequences a and b with correlation c_x, and record per state, at every step t = 0..T, the mean, the second
 moment Q = <s^2>, the cross moment Q^ab = <s^a s^b> and the correlation c = Q^ab / Q.
 
@@ -10,7 +10,7 @@ How: :class:`Network` holds one draw of every matrix and bias; its numeric ``ops
 are sequences: the first ``batch`` columns are independent a-sequences, the next ``batch`` their b partners, all
 sharing the network, so one matrix product advances every pair. ``tied=True`` is the real network (weights drawn
 once); ``tied=False`` redraws every matrix and bias each step -- the untied (annealed) approximation the paper's
-mean-field maps make exact (theory.md §2, §5). An untied matrix is used once, so only its product with the
+mean-field maps make exact (docs/theory.md §2, §5). An untied matrix is used once, so only its product with the
 current columns is sampled, from the columns' gram matrix: exact in law and ~100x cheaper at width 2000.
 
 Independence: this module imports only ``cell``, ``params``, ``backend`` and ``errors`` -- never the mean-field

@@ -1,13 +1,13 @@
 """Empirical Jacobian spectra of the finite-width random network: the measured side of dynamical isometry.
 
 What: for one draw of the network a cell file describes, the state-to-state Jacobian J_t = ds_t/ds_{t-1}
-(theory.md §3) at stationarity, its moments m1 = tr(JJ^T)/N and m2 = tr((JJ^T)^2)/N with its squared singular
+(docs/theory.md §3) at stationarity, its moments m1 = tr(JJ^T)/N and m2 = tr((JJ^T)^2)/N with its squared singular
 values, and the growth of tr(P_t P_t^T)/N for the product P_t = J_t ... J_1 along a trajectory.
 
 Which Jacobian: a state is *derived* when its new value depends, inside one step, on another state's new value
 (LSTM: h' = o tanh(c')); the others are *primary* (:func:`primary_states`). ``kind="memory"`` (default) is
 J = dp_t/dp_{t-1} over the primary states, each derived state at t-1 recomputed from the primary ones through its
-same-step dependence with every other quantity of step t-1 held fixed (the LSTM's o_{t-1}: theory.md §3's form).
+same-step dependence with every other quantity of step t-1 held fixed (the LSTM's o_{t-1}: docs/theory.md §3's form).
 ``kind="full"`` treats every state as an independent input: J over the stacked state (S n x S n).
 
 How: exact forward-mode differentiation. Every node of the traced graph carries a value and a tangent matrix

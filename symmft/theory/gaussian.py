@@ -1,7 +1,7 @@
 """Gaussian expectations E[f(u)] and E[f(u_a) g(u_b)] with controlled error, vectorized over grids (numpy | CuPy),
 and an mpmath reference at any precision. Every mean-field map reduces to these integrals: the compiled maps
 (``symmft/compile.py``) call expect1/expect2 at every grid point; the tests hold them to expect1_mp/expect2_mp
-(30 digits, a different rule) and to the erf closed forms (theory.md §6).
+(30 digits, a different rule) and to the erf closed forms (docs/theory.md §6).
 
 Rule. u = mean + sigma z, z ~ N(0, 1). The integrands (sigmoid, tanh, erf, polynomials, their derivatives and
 products) vary on the scale 1 around u = 0: in z, a kink of width ~1/sigma at z0 = -mean/sigma; elsewhere the

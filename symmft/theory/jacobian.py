@@ -1,4 +1,4 @@
-"""Spectral moments of the state-to-state Jacobian in the large-width limit (theory.md §3), for any cell.
+"""Spectral moments of the state-to-state Jacobian in the large-width limit (docs/theory.md §3), for any cell.
 
 Stage: ``Cell`` -> :class:`JacobianMap` (sympy) -> compiled with :mod:`symmft.theory.compile`'s code generator ->
 ``m1, m2`` at a fixed point from :mod:`symmft.theory.dynamics`.
@@ -6,7 +6,7 @@ Stage: ``Cell`` -> :class:`JacobianMap` (sympy) -> compiled with :mod:`symmft.th
 Which Jacobian. *Primary* states are those whose new value does not depend on another new state; the others are
 *derived* (the LSTM's h' = o*tanh(c') is derived from c'). ``kind="memory"`` is J = d primary_t / d primary_{t-1},
 with each derived state at t-1 a function of the primary ones through its same-step dependence, every other
-quantity of that step held (for the LSTM: h_{t-1} = o_{t-1} tanh(c_{t-1}), the output gate held, as theory.md
+quantity of that step held (for the LSTM: h_{t-1} = o_{t-1} tanh(c_{t-1}), the output gate held, as docs/theory.md
 states). ``kind="full"`` treats every state as an input: the S*n x S*n Jacobian.
 
 How. m1 = tr(JJ^T)/N = E|J d|^2/N and m2 = tr((JJ^T)^2)/N = E|J^T J d|^2/N for an isotropic Gaussian d, and

@@ -1,4 +1,4 @@
-"""Mean-field maps derived from a cell graph (theory.md §2), automatically for any cell.
+"""Mean-field maps derived from a cell graph (docs/theory.md §2), automatically for any cell.
 
 Stage: ``Cell`` (graph) -> :class:`MeanFieldMap` (sympy) -> :mod:`symmft.theory.compile`.
 

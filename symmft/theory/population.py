@@ -1,4 +1,4 @@
-"""Population closure: the untied mean-field law followed exactly, by sampling single units (theory.md §2, rule 3).
+"""Population closure: the untied mean-field law followed exactly, by sampling single units (docs/theory.md §2, rule 3).
 
 What: the Gaussian closure (:mod:`symmft.theory.meanfield`) replaces a nonlinearity of a non-Gaussian quantity (the
 LSTM's tanh(c'), the GRU's tanh(u_n + r*u_hn)) by a Gaussian of matched moments. Here nothing is replaced: P
@@ -21,7 +21,7 @@ an honest Monte Carlo error. With c_x = 1 and b = a, K == V bitwise and u_b == u
   sinks within SNR standard errors of zero, or after MAX_MEASURE steps. Shared draws make the noise relative to
   the response (~1/sqrt(P) per step) instead of a floor; the SNR stop cuts off the slower modes that noise itself
   excites (the cross mode in the diagonal response at c < 1, and vice versa). At c = 1, D >= 0: the fit is the
-  one-sided slope of theory.md §2 (vanilla RNN: chi_1). A second mode lambda_2 biases lambda by
+  one-sided slope of docs/theory.md §2 (vanilla RNN: chi_1). A second mode lambda_2 biases lambda by
   ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. Error: jackknife
   over the groups; over 16 seeds it matched the spread for lambda, and was ~1.5x small for diagonal_lambda.
 * Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
