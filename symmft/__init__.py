@@ -58,6 +58,7 @@ _API = {
     "make_task": "symmft.harness.tasks",
     "train": "symmft.harness.train",
     "confirm": "symmft.harness.confirm",
+    "trainability": "symmft.harness.trainability",
     # caches (in memory and under $SYMMFT_CACHE)
     "clear_caches": "symmft.cache",
     # errors and statuses

@@ -6,6 +6,7 @@ only when asked for, so everything runs on a machine without it.
 
 from __future__ import annotations
 
+import os
 import types
 
 import numpy as np
@@ -75,3 +76,16 @@ def keep_freed_memory() -> bool:
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc <malloc.h>
     return bool(mallopt(m_mmap_threshold, 32 * 2**20) and mallopt(m_trim_threshold, 2**30)
                 and mallopt(m_top_pad, 64 * 2**20))
+
+
+def memory_bytes(xp: types.ModuleType) -> int | None:
+    """Total memory of the device ``xp`` allocates on (host RAM for numpy, the GPU's for CuPy); None if unknown.
+
+    Used to refuse an allocation that cannot fit before trying it (a MemoryError after minutes of swapping, or a
+    traceback, is worse than one line saying how much was asked for)."""
+    try:
+        if xp is np:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(xp.cuda.Device().mem_info[1])
+    except (AttributeError, ValueError, OSError):
+        return None

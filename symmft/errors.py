@@ -46,13 +46,14 @@ class Status(enum.IntEnum):
 
 _STATUS_MESSAGES = {
     Status.OK: "converged",
-    Status.NOT_CONVERGED: "fixed-point iteration did not converge (slow or oscillating); raise max_iterations "
-    "or inspect the dynamics near this point",
-    Status.DIVERGED: "state second moment grew without bound: no finite fixed point at these hyperparameters",
+    Status.NOT_CONVERGED: "fixed-point iteration did not converge (slow or oscillating); raise the budget "
+    "(analyze --max-iterations, or max_iterations=) or inspect the dynamics near this point",
+    Status.DIVERGED: "a state's second moment grew past 1e12 (without bound, or to a fixed point too large for "
+    "float64): no usable fixed point at these hyperparameters",
     Status.NAN: "the map produced NaN/inf (hyperparameters out of range for the Gaussian expectations)",
     Status.UNSTABLE: "the fixed point found is unstable (an eigenvalue of the map has modulus > 1): the moments "
     "oscillate or leave it; simulate the network to see its actual behaviour",
     Status.CROSS_NOT_CONVERGED: "the fixed point (M, Q) was found, but the map of the correlation between two input "
     "sequences did not converge (typically right at the order-to-chaos transition): the fixed point and chi_1 are "
-    "reported, c*, lambda and xi are NaN; raise max_iterations or move off the transition",
+    "reported, c*, lambda and xi are NaN; raise the budget (analyze --max-iterations) or move off the transition",
 }

@@ -153,7 +153,8 @@ def test_lstm_margins_are_positive_and_mark_where_a_criterion_fails(lstm_rule):
     for name, m in lstm_rule.margins.items():
         for side, sign in (("down", -1), ("up", 1)):
             limit = m[f"{side}_limit"]
-            assert m[side] > 0, (name, side, m)
+            # zero only for a variance sitting on its domain bound (nu2_f = 0 here, 3e-15 before issue 11's solver)
+            assert m[side] > 0 or limit.startswith("domain"), (name, side, m)
             if limit.startswith(("none", "domain", "status")):
                 continue
             for factor, passes in ((0.9, True), (1.2, False)):
@@ -332,8 +333,10 @@ def test_critical_command_prints_the_rule_and_baselines_and_writes_json(capsys, 
 def test_critical_command_reports_infeasibility_as_one_error_line(capsys):
     assert main(["critical", "vanilla_rnn", "--length", "1000", "--free", "nu2_h"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("symmft: error: cell vanilla_rnn cannot be made trainable for T = 1000")
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    progress = "symmft: critical vanilla_rnn T=1000: "  # plain progress lines: stderr is not a terminal here
+    lines = [x for x in err.strip().splitlines() if not x.startswith(progress)]
+    assert lines[0].startswith("symmft: error: cell vanilla_rnn cannot be made trainable for T = 1000")
+    assert "Traceback" not in err and len(lines) == 1
     assert main(["critical", "lstm", "--length", "100", "--bound", "mu_f=0"]) == 2
     assert "expected --bound NAME=LO:HI" in capsys.readouterr().err
 

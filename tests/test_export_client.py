@@ -3,7 +3,8 @@ run on standardized random input sequences, show the predicted fixed-point secon
 autograd, the predicted m1 of the memory Jacobian.
 
 The rules (tests/data/export_client_*_T20.json) were written by
-``symmft.init.search.find_critical(cell, 20, m1_tolerance=0.05, free=("mu_f", "mu_i") | ("mu_z",))``, i.e. the
+``symmft.init.search.find_critical(cell, 20, free=("mu_f", "mu_i") | ("mu_z",))`` (then with m1_tolerance=0.05,
+the |log m1| <= 1/20 the T-dependent criteria now ask by default), i.e. the
 memory (and write) gate bias searched, every other hyperparameter at its default (all recurrent nu2 = 1): m1 =
 0.98758 (xi = 80 >= 4T), with gates fast enough for the network to reach its fixed point in ~1000 steps.
 

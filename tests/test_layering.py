@@ -16,7 +16,7 @@ import symmft
 ROOT = Path(symmft.__file__).parent
 
 #: Stage of each subpackage (or top-level module): a module may import its own stage and lower ones only.
-LEVEL = {"errors": 0, "serialize": 0, "extras": 0, "backend": 0, "cache": 0, "cells": 0, "cell": 1, "theory": 2, "network": 2,
+LEVEL = {"errors": 0, "serialize": 0, "extras": 0, "backend": 0, "cache": 0, "progress": 0, "cells": 0, "cell": 1, "theory": 2, "network": 2,
          "init": 3, "export": 4, "harness": 4, "report": 5, "cli": 6, "__main__": 7, "__init__": 7}
 #: Same-level stages that must not import each other.
 INDEPENDENT = [("network", "theory"), ("theory", "network"), ("export", "harness"), ("harness", "export")]

@@ -161,8 +161,10 @@ def test_parsed_assignment_feeds_resolve_which_validates_it(lstm):
 def test_parse_grid_reads_a_linspace():
     name, grid = params.parse_grid("nu2_f=0:2:5")
     assert name == "nu2_f" and np.array_equal(grid, [0.0, 0.5, 1.0, 1.5, 2.0])
-    name, grid = params.parse_grid(" c_x = -1:1:1 ")
+    name, grid = params.parse_grid(" c_x = -1:-1:1 ")
     assert name == "c_x" and np.array_equal(grid, [-1.0])
+    with pytest.raises(HyperparameterError, match="NUM = 1 gives START only"):  # linspace would drop STOP
+        params.parse_grid("c_x=-1:1:1")
 
 
 @pytest.mark.parametrize("text", ["nu2_f=0:2", "nu2_f=0:1:2:3", "nu2_f", "=0:1:3", " =0:1:3", "nu2_f 0:1:3"])

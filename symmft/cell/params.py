@@ -135,6 +135,13 @@ def parse_assignment(text: str) -> tuple[str, float]:
 
 def parse_grid(text: str) -> tuple[str, np.ndarray]:
     """``NAME=START:STOP:NUM`` -> (name, linspace)."""
+    name, start, stop, num = parse_grid_spec(text)
+    return name, np.linspace(start, stop, num)
+
+
+def parse_grid_spec(text: str) -> tuple[str, float, float, int]:
+    """``NAME=START:STOP:NUM`` -> (name, start, stop, num), checked, nothing allocated (so a caller can weigh
+    the grid's cost first)."""
     name, sep, spec = text.partition("=")
     name = name.strip()
     parts = spec.split(":")
@@ -146,4 +153,7 @@ def parse_grid(text: str) -> tuple[str, np.ndarray]:
         raise HyperparameterError(f"grid {text!r}: START and STOP must be numbers and NUM an integer") from None
     if num < 1:
         raise HyperparameterError(f"grid {text!r}: NUM must be >= 1")
-    return name, np.linspace(start, stop, num)
+    if num == 1 and start != stop:  # linspace would silently drop STOP
+        raise HyperparameterError(f"grid {text!r}: NUM = 1 gives START only, not STOP; give NUM >= 2 to reach "
+                                  f"{parts[1]}, or {name}={parts[0]}:{parts[0]}:1 (or --set) for one value")
+    return name, start, stop, num

@@ -158,11 +158,21 @@ def resolve_cell_path(spec: str | Path) -> Path:
 
 
 def _load_module(path: Path) -> types.ModuleType:
-    source = path.read_text()
+    try:
+        source = path.read_text()
+    except UnicodeDecodeError:
+        raise CellDefinitionError(f"{path}: not a cell file (not UTF-8 text: a binary file?); a cell file is Python "
+                                  "source defining STATE and step(x, <states>, ops), like cells/lstm.py") from None
+    except OSError as e:
+        raise CellDefinitionError(f"{path}: cannot read the cell file: {e.strerror or e}") from None
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
+        if e.lineno is None:  # null bytes: a binary file that happens to decode as UTF-8
+            raise CellDefinitionError(f"{path}: not a cell file ({e.msg}); a cell file is Python source") from None
         raise CellDefinitionError(f"{path}:{e.lineno}: syntax error in cell file: {e.msg}") from None
+    except ValueError as e:  # null bytes, before Python 3.12
+        raise CellDefinitionError(f"{path}: not a cell file ({e}); a cell file is Python source") from None
     module = types.ModuleType(f"symmft_cell_{path.stem}")
     module.__file__ = str(path)
     try:
@@ -203,6 +213,13 @@ def _return_line(path: Path, step: Callable) -> int:
     return code.co_firstlineno
 
 
+def _assignment_line(path: Path, name: str) -> int | str:
+    """Line of the last top-level assignment to ``name`` in the cell file ("?" when there is none)."""
+    lines = [n.lineno for n in ast.parse(path.read_text()).body if isinstance(n, ast.Assign)
+             and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)]
+    return lines[-1] if lines else "?"
+
+
 def load_cell(spec: str | Path) -> Cell:
     """Load and trace a cell by built-in name or file path.
 
@@ -212,7 +229,10 @@ def load_cell(spec: str | Path) -> Cell:
     module = _load_module(path)
     states = getattr(module, "STATE", None)
     if isinstance(states, str):
-        states = (states,)
+        raise CellDefinitionError(
+            f"{path}:{_assignment_line(path, 'STATE')}: STATE is the string {states!r}, not a tuple of state names "
+            f"(parentheses alone make no tuple): write STATE = ({states!r},) with the comma"
+        )
     if not isinstance(states, (tuple, list)) or not states or not all(isinstance(s, str) for s in states):
         raise CellDefinitionError(f"{path}: the cell file must define STATE, a tuple of state names, e.g. STATE = (\"h\",)")
     states = tuple(states)
@@ -309,6 +329,23 @@ class Value:
             f"{', '.join('ops.' + n for n in NONLINEARITIES)} instead of math or numpy functions"
         )
 
+    def _refuse(what: str, advice: str):
+        def method(self, *_):
+            raise CellDefinitionError(f"{self.tracer.where()}: {what} on a cell value is not supported: a cell value "
+                                      f"is a random vector of the traced network, not a number; {advice}")
+
+        return method
+
+    _compare = "Python control flow is traced once, so a cell cannot branch on its values: write the two cases " \
+        "as one expression with gates, e.g. g * a + (1 - g) * b with g = ops.sigmoid(...)"
+    __lt__ = __le__ = __gt__ = __ge__ = _refuse("a comparison (<, <=, >, >=)", _compare)
+    __eq__ = __ne__ = _refuse("a comparison (==, !=)", _compare)
+    __hash__ = object.__hash__
+    __abs__ = _refuse("abs()", "there is no ops.abs: use v * v for a magnitude, or a gate")
+    __int__ = __index__ = __round__ = _refuse("int()/round()", "a cell value has no single numeric value")
+    __iter__ = __getitem__ = __len__ = _refuse("iteration or indexing", "a cell value is one whole vector")
+    del _refuse, _compare
+
     def __getattr__(self, name):
         if name.startswith("__"):  # protocol probes (numpy, copy) must see a plain AttributeError
             raise AttributeError(name)
@@ -402,6 +439,11 @@ class _Tracer:
     def affine(self, name: str, *vectors, **named_vectors) -> Value:
         """``u = sum_v M_v v + b``: the cell input ``x`` and state-derived vectors, each with its own matrix."""
         where = self.where()
+        if isinstance(name, Value):
+            raise CellDefinitionError(
+                f"{where}: ops.affine needs a name first (the map's name: it names its hyperparameters sigma2_<name>, "
+                f"nu2_<name>, mu_<name>), got a cell value: write e.g. ops.affine(\"u\", x, h)"
+            )
         if not isinstance(name, str) or not name.isidentifier():
             raise CellDefinitionError(f"{where}: ops.affine needs a name (an identifier) first, got {name!r}")
         if any(a.name == name for a in self.affines):

@@ -7,6 +7,8 @@ A hyperparameter grid (``--grid``) is the 'ij' meshgrid of its axes, evaluated b
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -17,11 +19,13 @@ from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
 from symmft.theory.point import analyze_point
-from symmft.theory.grid import analyze_grid
+from symmft.theory.grid import analyze_grid, check_cost
 from symmft.errors import Status
+from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE
-from symmft.cli.common import CommandLineError, assignments, cell_argument, command, num, print_json, print_table, set_argument
+from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
+                               print_table, set_argument)
 
 def add_parsers(sub) -> None:
     """The ``analyze`` subcommand."""
@@ -40,6 +44,7 @@ def add_parsers(sub) -> None:
             "symmft analyze lstm --set mu_f=1 --backend mpmath --dps 20",
             "symmft analyze vanilla_rnn --grid nu2_h=0.5:2:16 --grid sigma2_h=0:1:5 -o reports/vanilla",
         ],
+        ("M*, Q*", "c*", "lambda", "xi", "chi_1", "diagonal lambda", "m1, m2", "closure", "status"),
     )
     cell_argument(p)
     set_argument(p)
@@ -57,15 +62,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--jacobian", choices=("memory", "full"), default="memory",
                    help="which Jacobian with --weights: memory (primary states, default) or full (all states)")
     p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
-                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it "
-                   "(a conditional law like the GRU's tanh(u_n + r*u_hn)); elsewhere, at one point the population "
-                   "closure with the moment closure's error beside it, on a grid the moment closure, labelled; "
-                   "exact / gaussian = deterministic only; population = Monte Carlo (default: %(default)s; "
-                   "docs/laws.md)")
+                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it at "
+                   "one point (a conditional law like the GRU's tanh(u_n + r*u_hn)), else the Gaussian moment "
+                   "closure, labelled, its error measured at one point by a population check; exact / "
+                   "exact-diagonal / gaussian = one deterministic map; population = Monte Carlo (default: "
+                   "%(default)s; docs/laws.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
                    help="numpy (CPU), cupy (GPU) or mpmath (high precision, point by point) (default: %(default)s)")
     p.add_argument("--dps", type=int, default=30, metavar="N",
                    help="digits of the mpmath backend (default: %(default)s)")
+    p.add_argument("--max-iterations", type=int, default=200, metavar="N",
+                   help="Newton iterations of each fixed-point solve before a point is NOT_CONVERGED "
+                   "(default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print the analysis as JSON (keys hyperparameters, fixed_point, correlation, lambda, xi, "
                    "status, ...); with -o, the summary as JSON")
@@ -75,28 +83,38 @@ def add_parsers(sub) -> None:
 def _analyze(args) -> int:
     cell = load_cell(args.cell)
     values = assignments(args.assignments)
-    axes: dict[str, np.ndarray] = {}
+    specs: dict[str, tuple] = {}
     for text in args.grid:
-        name, axis = params.parse_grid(text)
-        if name in axes or name in values:
+        name, *spec = params.parse_grid_spec(text)
+        if name in specs or name in values:
             raise CommandLineError(
                 f"hyperparameter {name} is given twice (by --grid and --set, or by two --grid); give it once"
             )
-        axes[name] = axis
-    if axes and not (args.output or args.json):
+        specs[name] = spec
+    if specs and not (args.output or args.json):
         raise CommandLineError(
             "--grid computes arrays: give -o OUT to write OUT.npz and OUT.json, or --json to print them"
         )
     if args.dps < 5:
         raise CommandLineError(f"--dps must be at least 5, got {args.dps}")
+    if args.max_iterations < 1:
+        raise CommandLineError(f"--max-iterations must be at least 1, got {args.max_iterations}")
+    output_stem(args.output, (".npz", ".json"))
+    warning = check_cost(math.prod(num for *_, num in specs.values()), backend=args.backend, closure=args.closure,
+                         dps=args.dps)  # before any axis is allocated
+    if warning:
+        print(f"symmft: {warning}", file=sys.stderr)
+    axes = {name: np.linspace(*spec) for name, spec in specs.items()}
     mesh = dict(zip(axes, np.meshgrid(*axes.values(), indexing="ij")))
     params.resolve(cell, {**values, **mesh})  # names and values checked before any work
 
     start = time.perf_counter()
     if axes:
-        analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps)
+        analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps,
+                                max_iterations=args.max_iterations)
     else:
-        analysis = analyze_point(cell, values, backend=args.backend, closure=args.closure, dps=args.dps)
+        analysis = analyze_point(cell, values, backend=args.backend, closure=args.closure, dps=args.dps,
+                                 max_iterations=args.max_iterations)
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
@@ -196,7 +214,7 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"status: {status.name} ({status.message})")
     _print_laws(analysis)
     print()
-    rows = [[s, num(m["mean"]), num(m["second_moment"]), num(analysis.correlation[s])]
+    rows = [[s, *_moments(m["mean"], m["second_moment"], analysis.correlation[s])]
             for s in cell.states for m in [analysis.state_moments(s)]]
     print_table(["state", "mean M*", "second moment Q*", "correlation c*"], rows)
     print()
@@ -204,7 +222,46 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"xi               {num(analysis.xi)}   (steps: -1/log|lambda|)")
     print(f"diagonal lambda  {num(analysis.diagonal_lambda)}   (stability of the fixed point: needs |.| < 1)")
     for name, value in analysis.extras.items():  # e.g. the population closure's standard errors
-        print(f"{name}  {num(value)}")
+        print(f"{name:<16} {num(value)}")
+    if status == Status.OK:
+        print()
+        for line in _meaning(analysis):
+            print(line)
+
+
+def _moments(mean, second_moment, correlation) -> list[str]:
+    """Table cells: a mean below float64 rounding of the state's scale is 0 (noise: a fixed point at M = 0 is
+    reached to ~1e-16 sqrt(Q*) / (1 - rate)); c* of a state that is zero is undefined (0/0)."""
+    q = float(second_moment)
+    m = float(mean)
+    zero_q = math.isfinite(q) and q <= ZERO_SECOND_MOMENT
+    if math.isfinite(m) and abs(m) <= 1e-8 * math.sqrt(max(q, 0.0)) or zero_q and abs(m) <= 1e-6:
+        m = 0.0
+    if zero_q:
+        return [num(m), "0", "undefined (Q* = 0: 0/0)"]
+    return [num(m), num(q), num(correlation)]
+
+
+def _meaning(analysis) -> list[str]:
+    """What the numbers say, in words: the phase (chi_1), why c* is what it is, and xi against a length T."""
+    lines = []
+    chi_1 = float(analysis.extras.get("chi_1", math.nan))
+    c_x = float(np.asarray(analysis.hyperparameters["c_x"]))
+    if abs(chi_1 - 1) <= 1e-9:  # a memory gate saturated to rounding: neither phase can be told
+        lines.append("phase: marginal (chi_1 = 1 to rounding): at the edge of chaos")
+    elif chi_1 > 1:
+        lines.append(f"phase: chaotic (chi_1 = {chi_1:.4g} > 1): even identical inputs drive the states apart"
+                     + (", so c* < 1 at c_x = 1" if c_x == 1 else ""))
+    elif math.isfinite(chi_1):
+        lines.append(f"phase: ordered (chi_1 = {chi_1:.4g} < 1)"
+                     + ("; c* = 1 because the two input sequences are identical (c_x = 1): --set c_x=0.5 for two "
+                        "different ones" if c_x == 1 else ""))
+    xi = float(analysis.xi)
+    if xi > 0:
+        steps = "infinitely many" if math.isinf(xi) else f"~{xi:.3g}"
+        lines.append(f"xi = {num(xi)} steps: two inputs that differ stay distinguishable for {steps} steps; "
+                     f"trainable for sequence lengths T up to about xi")
+    return lines
 
 
 def _print_laws(analysis) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from symmft.cell.trace import load_cell
 from symmft.harness.codegen import BACKENDS, GENERATOR_VERSION, generate
 from symmft.harness.schedule import build
-from symmft.cli.common import cell_argument, command, print_json
+from symmft.cli.common import cell_argument, command, output_file, print_json
 
 
 def add_parsers(sub) -> None:
@@ -35,10 +35,12 @@ def add_parsers(sub) -> None:
 
 
 def _codegen(args) -> int:
+    output_file(args.output)
     cell = load_cell(args.cell)
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     source = generate(cell, backends)
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(source)
     if args.json:
         schedule = build(cell)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from symmft.harness.confirm import Sweep, confirm, table
 from symmft.init.search import BASELINES
-from symmft.cli.common import CommandLineError, cell_argument, command, print_json, print_table
+from symmft.cli.common import CommandLineError, cell_argument, command, output_directory, print_json, print_table
 from symmft.cli.train import add_training_options
 
 
@@ -26,27 +26,38 @@ def add_parsers(sub) -> None:
             "symmft confirm gru --task adding --lengths 50 200 --inits pytorch chrono --seeds 0 --steps 300 -o runs/add",
             "symmft confirm lstm --task copy --lengths 100 --inits rule.json keras --seeds 0 --scheduler tcp://10.0.0.5:8786 -o /shared/sweep",
         ],
+        ("xi", "m1, m2"),
     )
     cell_argument(p)
     p.add_argument("--lengths", type=int, nargs="+", required=True, metavar="T", help="task lengths T")
     p.add_argument("--inits", nargs="+", required=True, metavar="INIT",
                    help=f"initializations: rule files, critical, {', '.join(BASELINES)}")
+    add_sweep_options(p, "sweep directory", "the summary (confirm.json)")
+    p.set_defaults(handler=_run)
+
+
+def add_sweep_options(p, directory: str, printed: str) -> None:
+    """Options every sweep shares: seeds, the training budget, where the runs go and how they are scheduled."""
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds (default: 0)")
     add_training_options(p)
     p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler (default: local)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local cluster workers (default: min(runs, CPUs))")
-    p.add_argument("-o", "--output", metavar="DIR", required=True, help="sweep directory")
-    p.add_argument("--json", action="store_true", help="print the summary (confirm.json) on stdout")
-    p.set_defaults(handler=_run)
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help=directory)
+    p.add_argument("--json", action="store_true", help=f"print {printed} on stdout")
+
+
+def sweep_from(args) -> Sweep:
+    """The :class:`Sweep` the parsed sweep options describe."""
+    if args.workers is not None and args.workers < 1:
+        raise CommandLineError(f"--workers must be >= 1, got {args.workers}")
+    return Sweep(args.cell, args.task, tuple(args.lengths), tuple(args.inits), tuple(args.seeds), args.width,
+                 args.steps, args.lr, args.batch, args.clip, args.padding, args.dtype, args.backend)
 
 
 def _run(args) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise CommandLineError(f"--workers must be >= 1, got {args.workers}")
-    sweep = Sweep(args.cell, args.task, tuple(args.lengths), tuple(args.inits), tuple(args.seeds), args.width,
-                  args.steps, args.lr, args.batch, args.clip, args.padding, args.dtype, args.backend)
-    summary = confirm(sweep, args.output, scheduler=args.scheduler, workers=args.workers, progress=True)
+    output_directory(args.output, writes="runs/, confirm.json and confirm.png")
+    summary = confirm(sweep_from(args), args.output, scheduler=args.scheduler, workers=args.workers, progress=True)
     if args.json:
         print_json(summary)
         return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from symmft.init.search import BASELINES
 from symmft.export.spec import TARGETS, baseline_rule, check_convention, export_source, read_rule
-from symmft.cli.common import CommandLineError, command, print_json
+from symmft.cli.common import CommandLineError, command, output_file, print_json
 
 #: what the emitted module offers, per target (shown after writing it)
 ENTRY_POINTS = {
@@ -62,6 +62,7 @@ def add_parsers(sub) -> None:
 
 
 def _export(args) -> int:
+    output_file(args.output)
     rule, source = _rule(args)
     if args.to == "rule":
         if args.as_cell:

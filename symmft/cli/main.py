@@ -17,7 +17,7 @@ from symmft.cli.common import Formatter
 from symmft.errors import SymmftError
 
 #: Subcommand modules in the order their commands appear in ``symmft --help`` (``info`` holds cells, params, derive).
-COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "export")
+COMMANDS = ("info", "analyze", "simulate", "critical", "phase", "codegen", "train", "confirm", "trainability", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

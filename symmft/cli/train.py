@@ -5,7 +5,7 @@ from __future__ import annotations
 from symmft.init.search import BASELINES
 from symmft.harness.tasks import TASKS
 from symmft.harness.train import train
-from symmft.cli.common import cell_argument, command, num, print_json, print_table
+from symmft.cli.common import cell_argument, command, num, output_directory, print_json, print_table
 
 
 def add_training_options(p) -> None:
@@ -46,6 +46,7 @@ def add_parsers(sub) -> None:
             "symmft train gru --init keras --task adding --length 100 --steps 500",
             "symmft train lstm --init chrono --task copy --length 50 --backend cupy --width 256",
         ],
+        ("xi", "m1, m2"),
     )
     cell_argument(p)
     p.add_argument("--init", required=True, metavar="RULE.json|critical|" + "|".join(BASELINES),
@@ -62,6 +63,7 @@ def add_parsers(sub) -> None:
 
 
 def _run(args) -> int:
+    output_directory(args.output, writes="metrics.jsonl, checkpoint.npz and result.json")
     result = train(args.cell, args.init, args.task, args.length, width=args.width, steps=args.steps, lr=args.lr,
                    batch=args.batch, clip=args.clip, seed=args.seed, padding=args.padding, out_dir=args.output,
                    backend=args.backend, dtype=args.dtype, checkpoint_every=args.checkpoint_every,

@@ -78,7 +78,7 @@ def check_convention(rule: dict, target: str, as_cell: str | None = None) -> str
     if target not in TARGETS:
         raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     name = as_cell or rule["cell"]
-    if target == "json":  # a description of the rule itself: any cell, no layer to match
+    if target == "json" and not as_cell:  # a description of the rule itself: any cell, no layer to match
         return name
     builtin = available_cells()
     if name not in builtin:
@@ -87,6 +87,14 @@ def check_convention(rule: dict, target: str, as_cell: str | None = None) -> str
             f"{what} is not a built-in cell ({', '.join(builtin)}): a framework layer computes one of those "
             "functions only. Export to json for a user cell, or pass --as-cell NAME (as_cell=) naming the built-in "
             "cell your cell is identical to")
+    if target == "json":  # described in as_cell's convention: every hyperparameter of that cell must be there
+        missing = [n for n in load_cell(name).hyperparameter_names() if n not in rule["hyperparameters"]]
+        if missing:
+            raise ExportError(
+                f"--as-cell {as_cell}: the rule (cell {rule['cell']}) has no {', '.join(missing)}, which cell "
+                f"{as_cell} needs (the rule has {', '.join(sorted(rule['hyperparameters']))}): it was derived for "
+                f"another function. Export without --as-cell to describe the rule in its own cell's terms")
+        return name
     if as_cell is None and rule["cell_file_hash"] != load_cell(name).file_hash:
         raise ExportError(
             f"the rule was derived from a cell file named {name} with sha256 {rule['cell_file_hash'][:12]}..., but "

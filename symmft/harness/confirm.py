@@ -28,6 +28,7 @@ from symmft.extras import pyplot, require
 from symmft.errors import SymmftError
 from symmft.harness.tasks import make_task
 from symmft.harness.train import RESULT, predicted, resolve_init, train
+from symmft.progress import progress as show_progress
 
 
 class ConfirmError(SymmftError):
@@ -81,20 +82,10 @@ def confirm(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None, 
     out = Path(out_dir)
     cell = load_cell(sweep.cell)
     tasks = {T: make_task(sweep.task, T, padding=sweep.padding) for T in sweep.lengths}
-    theory = {}
-    for T in sweep.lengths:  # once per (T, init), in the client: a "critical" init may search (cached rule)
-        for init in sweep.inits:
-            info = resolve_init(cell, init, tasks[T], sweep.width, progress)
-            try:
-                theory[T, init] = {"hyperparameters": info["hyperparameters"], **predicted(cell, info, tasks[T].steps)}
-            except Exception as e:  # the runs are still worth having: the row says why xi is missing
-                print(f"symmft confirm: warning: no theory for {init} at T={T}: {e!r}", file=sys.stderr)
-                theory[T, init] = {"hyperparameters": info["hyperparameters"], "xi": math.nan, "m1": math.nan,
-                                   "status": -1, "theory_error": repr(e)}
     grid = [(T, init, s) for T in sweep.lengths for init in sweep.inits for s in sweep.seeds]
     results = {}
-    if scheduler:
-        client, cluster = Client(scheduler), None
+    if scheduler:  # first: an unreachable scheduler is refused before any work
+        client, cluster = _connect(Client, scheduler), None
     else:
         import os
 
@@ -102,11 +93,18 @@ def confirm(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None, 
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0")
         client = Client(cluster)
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(grid), desc=f"confirm {sweep.cell} {sweep.task}", unit="run", file=sys.stderr, disable=None)
     try:
+        theory = {}
+        for T in sweep.lengths:  # once per (T, init), in the client: a "critical" init may search (cached rule)
+            for init in sweep.inits:
+                info = resolve_init(cell, init, tasks[T], sweep.width, progress)
+                try:
+                    theory[T, init] = {"hyperparameters": info["hyperparameters"], **predicted(cell, info, tasks[T].steps)}
+                except Exception as e:  # the runs are still worth having: the row says why xi is missing
+                    print(f"symmft confirm: warning: no theory for {init} at T={T}: {e!r}", file=sys.stderr)
+                    theory[T, init] = {"hyperparameters": info["hyperparameters"], "xi": math.nan, "m1": math.nan,
+                                       "status": -1, "theory_error": repr(e)}
+        bar = show_progress(len(grid), f"confirm {sweep.cell} {sweep.task}", "run") if progress else None
         # longest sequences first: the slowest runs start early and the short ones fill the gaps
         futures = {client.submit(_run, sweep, T, init, s, str(out / "runs" / sweep.run_name(T, init, s)),
                                  pure=False, priority=T): (T, init, s) for T, init, s in sorted(grid, key=lambda g: -g[0])}
@@ -127,6 +125,20 @@ def confirm(sweep: Sweep, out_dir: str | Path, *, scheduler: str | None = None, 
     return summary
 
 
+#: Seconds to wait for a dask scheduler given by address before refusing it.
+CONNECT_TIMEOUT = 10
+
+
+def _connect(Client, scheduler: str):
+    """A client of the scheduler at ``scheduler``, or a ConfirmError saying it cannot be reached."""
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as e:  # refused, unresolvable, timed out, malformed address
+        raise ConfirmError(f"--scheduler {scheduler}: cannot reach a dask scheduler there within {CONNECT_TIMEOUT} s "
+                           f"({type(e).__name__}: {e}); start one ('dask scheduler') or leave out --scheduler "
+                           "for a local cluster") from None
+
+
 def _summarize(sweep: Sweep, tasks: dict, theory: dict, results: dict) -> dict:
     rows = []
     metric = tasks[sweep.lengths[0]].metric_name
@@ -140,6 +152,7 @@ def _summarize(sweep: Sweep, tasks: dict, theory: dict, results: dict) -> dict:
                          metric: values, "mean": float(np.mean(values)),
                          "test_loss": [r["test"]["loss"] for r in runs], "chance": tasks[T].chance,
                          "xi": th["xi"], "m1": th["m1"], "status": int(th["status"]),
+                         "hyperparameters": th["hyperparameters"],
                          **({"theory_error": th["theory_error"]} if "theory_error" in th else {}),
                          "reused": [bool(r.get("reused")) for r in runs],
                          "seconds": [r["seconds"] for r in runs]})

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,11 +41,13 @@ from symmft import cache
 from symmft.backend import BACKENDS, get_xp, to_numpy
 from symmft.cell import params as params_mod
 from symmft.cell.trace import Cell, load_cell
-from symmft.init.search import BASELINES, baseline_hyperparameters, evaluate_points, find_critical, gate_roles, read_rule
+from symmft.init.search import (BASELINES, Criteria, InfeasibleError, baseline_hyperparameters, evaluate_points,
+                                 find_critical, gate_roles, read_rule)
 from symmft.errors import SymmftError
 from symmft.serialize import jsonable
 from symmft.network.simulate import Network
 from symmft.harness.tasks import Task, make_task
+from symmft.progress import progress as show_progress
 
 INITS = ("critical", *BASELINES)
 CHECKPOINT, METRICS, RESULT = "checkpoint.npz", "metrics.jsonl", "result.json"
@@ -61,11 +62,19 @@ class TrainingError(SymmftError):
 
 def critical_rule(cell: Cell, length: int, q_x: float, progress: bool = False) -> dict:
     """The init rule ``find_critical`` gives for ``cell``, sequence length T and input second moment q_x, cached
-    as JSON under $SYMMFT_CACHE (default ~/.cache/symmft) by cell-file hash, T and q_x."""
-    path = cache.directory("rules") / f"{cell.name}_{cell.file_hash[:12]}_T{length}_qx{q_x:g}.json"
+    as JSON under $SYMMFT_CACHE (default ~/.cache/symmft) by cell-file hash, T, q_x and the default criteria
+    (a rule cached under other criteria is searched again)."""
+    criteria = hashlib.sha256(json.dumps(Criteria(length).thresholds(), sort_keys=True).encode()).hexdigest()[:8]
+    path = cache.directory("rules") / f"{cell.name}_{cell.file_hash[:12]}_T{length}_qx{q_x:g}_{criteria}.json"
     if path.exists():
         return read_rule(path)
-    rule = find_critical(cell, length, fixed={"q_x": q_x}, progress=progress)
+    try:
+        rule = find_critical(cell, length, fixed={"q_x": q_x}, progress=progress)
+    except InfeasibleError as e:  # its advice names critical's options (--free, --bound): say how to use them here
+        raise InfeasibleError(
+            f"--init critical searches only the default free set and bounds, and found no rule: {e} To widen the "
+            f"search, run it yourself: symmft critical {cell.path} --length {length} --fix q_x={q_x:g} [--free "
+            f"NAME ...] [--bound NAME=LO:HI ...] -o RULE.json, then train with --init RULE.json") from None
     rule.write_rule(path)
     return read_rule(path)
 
@@ -342,10 +351,8 @@ def train(cell: Cell | str, init: str | dict, task: str | Task, length: int | No
     per_epoch = max(1, n_train // batch)
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, initial=first, desc=f"train {cell.name} {info['name']} {task.name} T={task.length}",
-                   unit="step", file=sys.stderr, disable=None)
+        bar = show_progress(steps, f"train {cell.name} {info['name']} {task.name} T={task.length}", "step",
+                            initial=first)
     try:
         for step in range(first, steps):
             epoch, k = divmod(step, per_epoch)

@@ -23,6 +23,7 @@ from symmft.cell.trace import Cell, load_cell
 from symmft.init.evaluate import CHUNK, evaluate_points
 from symmft.extras import pyplot
 from symmft.errors import HyperparameterError, Status, SymmftError
+from symmft.progress import progress as show_progress
 
 #: Arrays every phase diagram holds (besides the axes and the fixed-point keys M_s, Q_s).
 QUANTITIES = ("xi", "lambda", "chi_1", "m1", "m2", "variance", "status")
@@ -48,13 +49,7 @@ def phase_diagram(cell: Cell | str, x: tuple[str, object], y: tuple[str, object]
         raise HyperparameterError("each axis needs a 1-D sequence of at least 2 values")
     X, Y = np.meshgrid(xv, yv, indexing="ij")
     h = params_mod.resolve(cell, {**fixed, xn: X.ravel(), yn: Y.ravel()})  # names and values checked first
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=X.size, unit="point", desc=f"phase {cell.name}", file=sys.stderr, disable=None)
+    bar = show_progress(X.size, f"phase {cell.name}", "point") if progress else None
     try:
         ev = evaluate_points(cell, h, weights=weights, length=length, chunk=chunk, bar=bar)
     finally:
@@ -107,8 +102,12 @@ def plot_phase(result: dict, path: str | Path, *, xi_levels=(10, 100, 1000, 1000
     try:
         mesh = ax.pcolormesh(x, y, np.ma.masked_where(failed | ~np.isfinite(shown), shown).T, shading="nearest",
                              cmap="viridis")
-        label = "log10 xi (steps)" + (" - xi = inf (|lambda| >= 1) shown at the top value" if clipped else "")
-        fig.colorbar(mesh, ax=ax, label=label)
+        if np.any(~failed):  # a colorbar of an empty map would show a meaningless -0.1..0.1 scale
+            label = "log10 xi (steps)" + (" - xi = inf (|lambda| >= 1) shown at the top value" if clipped else "")
+            fig.colorbar(mesh, ax=ax, label=label)
+        else:
+            ax.text(0.5, 0.5, "no point converged: every point failed", transform=ax.transAxes, ha="center",
+                    va="center", bbox={"facecolor": "white"})
         handles = []
         line = _contour_segments(ax, result, np.asarray(result["m1"]) - 1.0, 0.0)
         if line:

@@ -7,7 +7,8 @@ Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory
 
 **Search** (:func:`find_critical`). Minimize the spectral variance m2 - m1^2 subject to m1 = m1*, xi >= safety*T and
 safety*Q_min <= Q_s <= Q_max/safety (safety 2, so the rule sits inside the criteria and margins are positive),
-inside a box. The target m1* = max(exp(-1/(2 safety T)), 1 - tol/2) (0.99975 at T = 1000) sits just on the ordered
+inside a box. The target m1* = exp(-1/(2 safety T)) (half the allowed |T log m1| <= 1 over the safety; 0.99975 at T = 1000,
+0.975 at T = 10) sits just on the ordered
 side of the critical line: gradients shrink by at most e^(-1/4) over T steps, xi ~ 2 safety T where lambda ~ m1,
 and the search stays out of the chaotic side, where each fixed point costs 10-100x more (the 2-D cross map) and
 right next to the line is not always solved at all.
@@ -29,9 +30,12 @@ multiplies the old state: LSTM f, GRU z, minimalRNN u) in [0, log T + 3] (its ow
 ~20 T), other bias means [-6, 6], variances [0, 3]. A result on a box edge says so (``at_bounds``).
 
 Default free parameters: the memory gate's bias mean, the write gate's (LSTM i: the sigmoid gate multiplying the
-new content) and every recurrent variance nu2_*. Input variances, bias variances and the means of the tanh maps
-(zero keeps the state mean at zero) stay at their defaults or ``fixed`` values. Input statistics q_x, c_x describe
-the data and are never searched.
+new content) and every recurrent variance nu2_*. A cell without a memory gate (the vanilla RNN) also frees its input
+variances sigma2_*: its Jacobian D U is isometric only where the state's second moment q* is small (the spread
+T (E[phi'^4]/E[phi'^2]^2 - 1) grows with q*), and with the input variance held at 1 no point meets the spread
+criterion beyond T ~ 10 (at T = 20 the best nu2_h gives spread 26). Bias variances and the means of the tanh maps
+(zero keeps the state mean at zero) stay at their defaults or ``fixed`` values. Input statistics q_x, c_x
+describe the data and are never searched.
 
 The criteria and their batched evaluation live in :mod:`symmft.init.criteria`, the init rule in :mod:`symmft.init.rule`, the
 baselines in :mod:`symmft.init.baselines`; this module re-exports their public names, so ``symmft.init.search`` is the one
@@ -54,6 +58,7 @@ from symmft.init.evaluate import CHUNK, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.theory.jacobian import WEIGHTS
 from symmft.init.rule import CriticalResult, read_rule
+from symmft.progress import progress as show_progress
 
 #: Newton iterations per analyze call during the search. Converging points need ~5-20 (Newton from the plain
 #: iterates); points that will end NOT_CONVERGED (the chaotic cross map right next to the critical line) used all
@@ -71,10 +76,13 @@ class InfeasibleError(SymmftError):
 
 
 def default_free(cell: Cell, fixed: dict | None = None) -> tuple[str, ...]:
-    """Memory- and write-gate bias means and every recurrent variance nu2_*, minus the ``fixed`` names."""
+    """Memory- and write-gate bias means, every recurrent variance nu2_* and, for a cell without a memory gate,
+    every input variance sigma2_*; minus the ``fixed`` names (see the module docstring)."""
     roles = gate_roles(cell)
     names = [f"mu_{k}" for k in {**roles["memory"], **roles["write"]}]
     names += [n for n in cell.hyperparameter_names() if n.startswith("nu2_")]
+    if not roles["memory"]:
+        names += [n for n in cell.hyperparameter_names() if n.startswith("sigma2_")]
     return tuple(n for n in names if n not in (fixed or {}))
 
 
@@ -125,8 +133,7 @@ class _Problem:
     def m1_target(self) -> float:
         if self.target is not None:
             return self.target
-        tol, T = self.criteria.m1_tolerance, self.criteria.length
-        return max(math.exp(-1 / (2 * self.safety * T)), 1 - tol / 2)
+        return math.exp(-self.criteria.m1_tolerance / (2 * self.safety))
 
     def evaluate_x(self, X, iterations: int | None = None, retry: int | None = None) -> dict:
         X = np.atleast_2d(np.asarray(X, dtype=float))
@@ -160,6 +167,14 @@ class _Problem:
         return np.where(ev["status"] == Status.OK, viol + t[:, 0] / math.log(10), np.inf)
 
 
+#: How a rule's note that it is degenerate begins (the command line shows such notes as warnings).
+DEGENERATE = "degenerate rule"
+
+#: Longest T a rule is searched for: 1 - sigmoid(mu) must stay resolvable in float32 (2^-24 ~ 6e-8) for the
+#: frameworks' layers to realize a gate within ~1/T of 1.
+MAX_LENGTH = 10**7
+
+
 def find_critical(
     cell: Cell | str,
     length: int,
@@ -168,7 +183,7 @@ def find_critical(
     fixed: dict | None = None,
     free: list[str] | tuple[str, ...] | None = None,
     bounds: dict | None = None,
-    m1_tolerance: float = 1e-3,
+    max_log_gain: float = 1.0,
     max_second_moment: float = 10.0,
     min_second_moment: float = 0.0,
     max_spread: float = 1.0,
@@ -190,6 +205,11 @@ def find_critical(
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     if int(length) != length or length < 2:
         raise HyperparameterError(f"the sequence length T must be an integer >= 2, got {length!r}")
+    if length > MAX_LENGTH:
+        raise HyperparameterError(
+            f"T = {length:.3g}: a memory of T steps needs a gate within ~1/T of 1, and a float32 sigmoid is exactly "
+            f"1 beyond 1 - 6e-8 (the rule would be a forget gate that never forgets, with variances at rounding "
+            f"level); at most T = {MAX_LENGTH:.0e}")
     length = int(length)
     if weights not in WEIGHTS:
         raise HyperparameterError(f"unknown weight distribution {weights!r}; choose one of {', '.join(WEIGHTS)}")
@@ -206,20 +226,16 @@ def find_critical(
     for n, (lo, hi) in box.items():
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi and (lo >= 0 or not _is_variance(n))):
             raise HyperparameterError(f"search bounds of {n} must be finite with lo < hi (and lo >= 0 for a variance), got ({lo}, {hi})")
-    if m1_target is not None and not abs(m1_target - 1) <= m1_tolerance:
-        raise HyperparameterError(f"m1_target must lie within the m1 tolerance of 1 (|m1 - 1| <= {m1_tolerance:g}), got {m1_target}")
+    if not (max_log_gain > 0 and math.isfinite(max_log_gain)):
+        raise HyperparameterError(f"max_log_gain (the bound on |T log m1|) must be positive and finite, got {max_log_gain!r}")
+    if m1_target is not None and not (m1_target > 0 and abs(math.log(m1_target)) * length <= max_log_gain):
+        raise HyperparameterError(f"m1_target must meet the m1 criterion |T log m1| <= {max_log_gain:g} at T = {length}, got {m1_target}")
     if not (safety >= 1 and coarse >= 1 and starts >= 1 and max_iterations >= 1):
         raise HyperparameterError(f"need safety >= 1 and coarse, starts, max_iterations >= 1; got {safety}, {coarse}, {starts}, {max_iterations}")
-    criteria = Criteria(length, m1_tolerance, max_second_moment, max_spread, min_second_moment)
+    criteria = Criteria(length, max_log_gain, max_second_moment, max_spread, min_second_moment)
     lo = np.array([box[n][0] for n in free], dtype=float)
     hi = np.array([box[n][1] for n in free], dtype=float)
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(unit="point", desc=f"critical {cell.name} T={length}", file=sys.stderr, disable=None)
+    bar = show_progress(desc=f"critical {cell.name} T={length}", unit="point") if progress else None
     problem = _Problem(cell, dict(base), free, lo, hi, criteria, weights, safety, m1_target, bar)
     try:
         z, ev = _search(problem, coarse, starts, max_iterations)
@@ -254,6 +270,14 @@ def find_critical(
                      "says how much saturation is acceptable")
     notes += [f"{k} = {v:.3g} < 1e-3: the state carries little signal (RMS {math.sqrt(max(v, 0)):.2g}); require more "
               "with min_second_moment (--min-second-moment)" for k, v in predicted.items() if k.startswith("Q_") and v < 1e-3]
+    notes += [f"{n} = {hyper[n]:.3g}: the input barely enters at initialization (isometry needs a small state "
+              "second moment in a cell without gates); training grows the input weights from there, as in an "
+              "identity-initialized RNN (Le et al. 2015)" for n in free if n.startswith("sigma2_") and hyper[n] < 1e-2]
+    recurrent = [i.hyperparameter for a in cell.affines for i in a.inputs if i.vector != "x"]
+    if recurrent and all(hyper[n] == 0 for n in recurrent):
+        notes.insert(0, f"{DEGENERATE}: every recurrent variance ({', '.join(recurrent)}) is 0, so no state feeds back "
+                        "through a matrix: the network is a leaky integrator of its input, and the criteria hold "
+                        "for that trivial reason; fix a recurrent variance (--fix NAME=VALUE) to require recurrence")
     memory = gate_roles(cell)["memory"]
     if any(abs(hyper.get(f"mu_{k}", 0.0)) > 2 for k in memory):
         # measured: README "The untied approximation", tests/test_export_client.py
@@ -300,12 +324,16 @@ def _search(problem: _Problem, coarse: int, starts: int, max_iterations: int):
 
 
 def _start(problem: _Problem) -> np.ndarray:
-    """Defaults (clipped into the box); a memory gate's mean starts at +-log T (chrono's largest bias)."""
+    """Defaults (clipped into the box); a memory gate's mean starts at +-log T (chrono's largest bias); in a cell
+    without gates a free input variance starts at 0, the quiet state where D U is isometric (otherwise SLSQP can
+    settle on the branch with nu2 > 1 and a large state, m1 ~ 1 but spread ~ 50 at T = 1000)."""
     memory = gate_roles(problem.cell)["memory"]
     x = []
     for n in problem.free:
         if n.startswith("mu_") and n[3:] in memory:
             x.append(memory[n[3:]] * math.log(problem.criteria.length))
+        elif n.startswith("sigma2_") and not memory:
+            x.append(0.0)
         else:
             x.append(problem.base[n])
     return np.clip(np.array(x, dtype=float), problem.lo, problem.hi)
@@ -487,8 +515,9 @@ def _infeasible_message(problem: _Problem, z, ev, fails: list[str]) -> str:
         reached = f"the fixed point failed there ({Status[fails[0][7:]].message})"
     else:
         qs = ", ".join(f"{k} = {ev[k][0]:.4g}" for k in ev if k.startswith("Q_"))
-        reached = (f"xi = {_fmt(ev['xi'][0])} (needs >= {T}), m1 = {ev['m1'][0]:.6g} (needs |m1 - 1| <= "
-                   f"{crit.m1_tolerance:g}), {qs} (need{f' {crit.min_second_moment:g} <=' if crit.min_second_moment > 0 else ''} Q <= {crit.max_second_moment:g}), "
+        m_lo, m_hi = crit.m1_range()
+        reached = (f"xi = {_fmt(ev['xi'][0])} (needs >= {T}), m1 = {ev['m1'][0]:.6g} (needs |T log m1| <= "
+                   f"{crit.max_log_gain:g}: m1 in [{m_lo:.6g}, {m_hi:.6g}]), {qs} (need{f' {crit.min_second_moment:g} <=' if crit.min_second_moment > 0 else ''} Q <= {crit.max_second_moment:g}), "
                    f"spread T(m2/m1^2 - 1) = {ev['spread'][0]:.4g} (needs <= {crit.max_spread:g})")
     text = (f"cell {cell.name} cannot be made trainable for T = {T} by searching {', '.join(problem.free)} "
             f"({_box_text(problem)}): the best point found ({point}) fails {', '.join(fails)}: {reached}.")

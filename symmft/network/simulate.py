@@ -65,6 +65,8 @@ class Network:
         if not isinstance(tied, bool):
             raise HyperparameterError(f"option tied must be True or False, got {tied!r}")
         self.weights, self.tied, self.xp = weights, tied, _xp(xp)
+        if tied:
+            self._check_memory()
         self.rng = self.xp.random.default_rng(int(rng)) if isinstance(rng, (int, np.integer)) else rng
         self.ops = _NumericOps(self)
         self.matrices: dict[tuple[str, str], Any] = {}
@@ -75,6 +77,19 @@ class Network:
                 for inp in amap.inputs:
                     self.matrices[amap.name, inp.vector] = self._matrix(inp.hyperparameter)
                 self.biases[amap.name] = self._bias(amap)
+
+    def _check_memory(self) -> None:
+        """Refuse, before drawing anything, a tied network whose matrices cannot fit in the device's memory."""
+        n, m = self.width, self.input_dim
+        entries = sum(n * (m if _is_input(i.hyperparameter) else n) for a in self.cell.affines for i in a.inputs)
+        need = 8 * entries * (2 if self.weights == "orthogonal" else 1)  # float64; a QR needs a second n x n
+        have = backend.memory_bytes(self.xp)
+        if have is not None and need > have / 2:
+            raise HyperparameterError(
+                f"width {n}: the tied network's {sum(len(a.inputs) for a in self.cell.affines)} matrices need "
+                f"{need / 2**30:.3g} GiB (float64), more than half of this machine's {have / 2**30:.3g} GiB; use "
+                f"the untied network (it samples only each matrix's product with the current states) or a width "
+                f"below {int(n * math.sqrt(have / 2 / need))}")
 
     def step(self, x: Any, states: Mapping[str, Any]) -> dict[str, Any]:
         """Advance every column once: ``x`` is m x k (k sequences), each state n x k; returns the new states."""

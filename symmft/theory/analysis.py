@@ -14,8 +14,13 @@ from symmft.cell.trace import Cell
 from symmft.errors import Status
 from symmft.serialize import jsonable
 
-#: A second moment above this is treated as divergence (bounded gates keep moments O(1)-O(1e4)).
+#: A second moment above this is treated as divergence. Bounded gates keep moments O(1) except where a memory
+#: gate saturates: the LSTM's Q_c grows like e^mu_f (5.7e3 at mu_f = 12, 3.7e11 at mu_f = 30); past mu_f ~ 31 the
+#: float64 forget gate is too close to 1 for the fixed point to mean anything.
 DIVERGENCE = 1e12
+#: A second moment at most this is zero within the solver's tolerance (TOLERANCE x 10): the correlation
+#: c* = C*/Q* of such a state is 0/0, undefined, and reported as NaN (the fixed point itself is fine: status OK).
+ZERO_SECOND_MOMENT = 1e-12
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,14 @@ class Analysis:
             "status": status.tolist(),
             **{k: j(v) for k, v in self.extras.items()},
         }
+
+
+def correlation(cross_moment, second_moment) -> np.ndarray:
+    """c* = C*/Q*; NaN (undefined, 0/0) where Q* <= :data:`ZERO_SECOND_MOMENT` (a state that is zero at the fixed
+    point, e.g. with no input (q_x = 0) and no bias variance)."""
+    q = np.asarray(second_moment, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > ZERO_SECOND_MOMENT, np.asarray(cross_moment, dtype=float) / q, np.nan)
 
 
 def time_scale(lam) -> np.ndarray:

@@ -5,7 +5,10 @@ Stage: :class:`~symmft.theory.compile.CompiledMap` -> :class:`Analysis` (per gri
 1. Diagonal map (means, second moments): a few plain iterations from a unit state, then Newton steps
    x <- x - (J - I)^-1 (F(x) - x) with the symbolic Jacobian, each step (halved if need be) kept only where it
    lowers the residual or the next Newton correction (else a plain step); converged points leave the batch.
-   Newton matters near criticality, where plain iteration converges like E[f^2]^t.
+   Newton matters near criticality, where plain iteration converges like E[f^2]^t. Where Newton points against
+   the plain step (a locally expanding map far from a saturated memory's fixed point) or J - I is singular,
+   a stretched plain step (``_stretched_step``) brackets the fixed point along the slow direction, or follows a
+   state that grows without bound past DIVERGENCE (status DIVERGED); see docs/errors.md.
 2. Cross map (cross moments between two input sequences) with the diagonal held at its fixed point. With
    identical inputs (c_x = 1) C = Q is an exact fixed point; it is used when stable, else the attracting c* < 1
    is solved for (the chaotic phase).
@@ -27,13 +30,18 @@ from symmft.backend import get_xp, to_numpy
 from symmft.cell.trace import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
-from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
+from symmft.theory.analysis import DIVERGENCE, Analysis, correlation, time_scale
 from symmft.theory.meanfield import DEFAULT_CLOSURE, derive, map_closure, two_sequence_conditional
 from symmft.theory.population import analyze_population
 
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
 #: rounding of O(1) moments, so every converged point is accurate to ~1e-12 before quadrature error.
 TOLERANCE = 1e-13
+#: mpmath digits above this are refused: the reference needs ~30 (float64 has 16) and the cost grows like dps^2
+#: (a 30-digit LSTM point takes about a minute on the shared 2-core CPU; 1000 digits would take about a day).
+MAX_DPS = 1000
+
+
 def analyze(
     cell: Cell,
     hyperparameters: dict | None = None,
@@ -57,6 +65,9 @@ def analyze(
     grid = any(np.ndim(v) for v in h.values())
     mf = derive(cell, map_closure(closure, grid, backend), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
+        if not 5 <= dps <= MAX_DPS:
+            raise HyperparameterError(f"dps = {dps}: the mpmath backend takes 5 to {MAX_DPS} digits (30 is the "
+                                      "reference; the cost grows like dps^2)")
         if any(np.ndim(v) for v in h.values()):
             raise HyperparameterError("the mpmath backend evaluates one point: pass scalar hyperparameters")
         # Newton at 30 digits from the float64 solution: one or two steps reach 1e-25, and the residual that
@@ -119,7 +130,7 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
             fx = _stack(fx, shape, xp)
             r = fx - xa
             res = _residual(r, xa, xp)
-            keep = ~(res <= TOLERANCE) & xp.isfinite(res)
+            keep = ~(res <= TOLERANCE) & xp.isfinite(res) & ~_diverged(xa, xp)
             if not bool(xp.all(keep)):
                 active, xa, fx, r, res = active[keep], xa[:, keep], fx[:, keep], r[:, keep], res[keep]
                 jac = [[xp.broadcast_to(xp.asarray(v, dtype=float), keep.shape)[keep] for v in row] for row in jac]
@@ -135,8 +146,12 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
                 dx, newton = r, False
             size = _residual(dx, xa, xp)
             step = fx  # fallback: the plain step
-            pending = xp.ones(shape, dtype=bool)
-            for halving in range(6):
+            # Newton where its correction goes the way the iteration goes; where it points against it (the map
+            # expands locally: its linearization's fixed point is a repeller behind the iterate) or J - I is
+            # singular, the stretched plain step instead (see _stretched_step)
+            pending = xp.sum(dx * r, axis=0) > 0 if newton else xp.zeros(shape, dtype=bool)
+            stretch = ~pending
+            for halving in range(6 if bool(xp.any(pending)) else 0):
                 damping = 0.5**halving
                 trial = xa + dx * damping
                 r_trial = _stack(F(trial, active), shape, xp) - trial
@@ -152,9 +167,47 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
                 pending &= ~ok
                 if not bool(xp.any(pending)):
                     break
+            if bool(xp.any(stretch | pending)):
+                stuck = xp.nonzero(stretch | pending)[0]
+                step[:, stuck] = _stretched_step(F, xa[:, stuck], fx[:, stuck], r[:, stuck], active[stuck], valid, xp)
             x[:, active] = step
         res = _residual(_stack(F(x, everything), (x.shape[1],), xp) - x, x, xp)
     return x, res <= TOLERANCE * 10
+
+
+def _diverged(x, xp):
+    """Points whose state has passed :data:`DIVERGENCE` (a second moment, or a mean, beyond any fixed point)."""
+    return xp.max(xp.abs(x), axis=0) > DIVERGENCE
+
+
+def _stretched_step(F, x, fx, r, idx, valid, xp):
+    """The plain step fx = x + r, with its slow components stretched: fx + s d for the largest s = 1, 2, 4, ...
+    whose residual still points along d (and stays valid); fx itself where even s = 1 overshoots.
+
+    d holds the components of r that keep moving the same way (the next plain step's residual is > r/4 in them,
+    and they are not rounding noise); the fast components, relaxed by the plain step, are not stretched, since
+    stretching them would overshoot (a second moment below 0). Where the map contracts slowly (rate lambda
+    near 1, e.g. an LSTM forget gate near 1, mu_f >= 9) the residual at x + s d is about (1 - s (1 - lambda)) d:
+    the stretch stops within a factor 2 of the Newton step s = 1/(1 - lambda) after log2 of it evaluations,
+    where plain iteration needs ~1/(1 - lambda) steps. Far from the fixed point the map can even be locally
+    expanding (Newton then points away from the fixed point) while the state still climbs towards it; the stretch
+    brackets the fixed point all the same. Where the residual never turns (the state grows without bound: a
+    forget gate exactly 1, a linear cell with nu2 = 1) the stretch runs until the state passes DIVERGENCE, so
+    the point is reported DIVERGED instead of exhausting the iteration budget."""
+    r_next = _stack(F(fx, idx), (x.shape[1],), xp) - fx
+    slow = (r_next * r > r * r / 4) & (xp.abs(r) > 1e-6 * xp.max(xp.abs(r), axis=0))
+    d = xp.where(slow, r, 0.0)
+    best = fx.copy()
+    growing = xp.nonzero(xp.any(slow, axis=0))[0]  # positions (within x) still stretching
+    s = 1.0
+    while growing.size and s <= 2.0**64:
+        trial = fx[:, growing] + s * d[:, growing]
+        along = xp.sum((_stack(F(trial, idx[growing]), (growing.size,), xp) - trial) * d[:, growing], axis=0) > 0
+        ok = along & valid(trial, idx[growing]) & xp.all(xp.isfinite(trial), axis=0)
+        best[:, growing[ok]] = trial[:, ok]
+        growing = growing[ok & ~_diverged(trial, xp)]
+        s *= 2
+    return best
 
 
 def _correction(A, r, xp):
@@ -210,7 +263,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
     limit = xp.stack([_cross_limit(k.name, d, names_d, xp) for k in mf.cross])  # Cauchy-Schwarz
     lam_equal = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c_equal, hx)[1], flat, xp), xp)
     identical = hx["c_x"] == 1.0
-    need_solve = ~(identical & (xp.abs(lam_equal) < 1))
+    need_solve = ~(identical & (xp.abs(lam_equal) < 1)) & conv_d  # no cross map without a diagonal fixed point
     c = c_equal
     conv_c = xp.ones(flat, dtype=bool)
     if bool(xp.any(need_solve)):
@@ -238,15 +291,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
         conv_c[solve] = conv_s
     lam = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c, hx)[1], flat, xp), xp)
 
-    q = d[q_index]
-    finite_d = xp.all(xp.isfinite(d), axis=0) & xp.isfinite(lam_d)
-    status = xp.full(flat, int(Status.OK))
-    status = xp.where(~conv_c, int(Status.CROSS_NOT_CONVERGED), status)
-    status = xp.where(~conv_d, int(Status.NOT_CONVERGED), status)
-    status = xp.where(conv_d & conv_c & ((xp.abs(lam_d) >= 1) | (xp.abs(lam) > 1)), int(Status.UNSTABLE), status)
-    status = xp.where(xp.any(q > DIVERGENCE, axis=0), int(Status.DIVERGED), status)
-    bad = ~(finite_d & ((status == int(Status.CROSS_NOT_CONVERGED)) | (xp.all(xp.isfinite(c), axis=0) & xp.isfinite(lam))))
-    status = xp.where(bad, int(Status.NAN), status)
+    status = _status(conv_d, conv_c, d[q_index], d, lam_d, c, lam, xp)
     ok = status == int(Status.OK)
     ok_d = ok | (status == int(Status.CROSS_NOT_CONVERGED))  # the fixed point itself was found
 
@@ -255,7 +300,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
 
     fixed = {n: clean(d[i], ok_d) for i, n in enumerate(names_d)}
     cross = {s.name: clean(c[i]) for i, s in enumerate(mf.cross)}
-    corr = {s: cross[f"C_{s}"] / fixed[f"Q_{s}"] for s in mf.cell.states}
+    corr = {s: correlation(cross[f"C_{s}"], fixed[f"Q_{s}"]) for s in mf.cell.states}
     lam_np, lam_d_np = clean(lam), clean(lam_d, ok_d)
     return Analysis(
         cell=mf.cell,
@@ -272,6 +317,19 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
         status=to_numpy(status).astype(int).reshape(shape),
         extras={"chi_1": clean(lam_equal, ok_d)},
     )
+
+
+def _status(conv_d, conv_c, q, d, lam_d, c, lam, xp):
+    """The Status of every point, later rules overriding earlier ones: a state past DIVERGENCE is DIVERGED
+    whatever else failed with it (its map may well be NaN there: the growth is the finding)."""
+    finite_d = xp.all(xp.isfinite(d), axis=0) & xp.isfinite(lam_d)
+    status = xp.full(conv_d.shape, int(Status.OK))
+    status = xp.where(~conv_c, int(Status.CROSS_NOT_CONVERGED), status)
+    status = xp.where(~conv_d, int(Status.NOT_CONVERGED), status)
+    status = xp.where(conv_d & conv_c & ((xp.abs(lam_d) >= 1) | (xp.abs(lam) > 1)), int(Status.UNSTABLE), status)
+    cross_found = (status == int(Status.CROSS_NOT_CONVERGED)) | (xp.all(xp.isfinite(c), axis=0) & xp.isfinite(lam))
+    status = xp.where(~(finite_d & (cross_found | ~conv_d)), int(Status.NAN), status)
+    return xp.where(xp.any(q > DIVERGENCE, axis=0) | _diverged(d, xp), int(Status.DIVERGED), status)
 
 
 # ---------------------------------------------------------------- mpmath reference (one point)

@@ -35,8 +35,8 @@ CHECK_POPULATION = 16_000
 
 
 def analyze_point(cell: Cell, hyperparameters: dict | None = None, *, closure: str = DEFAULT_CLOSURE,
-                  backend: str = "numpy", dps: int = 30, population: int = CHECK_POPULATION,
-                  seed: int = 0) -> Analysis:
+                  backend: str = "numpy", dps: int = 30, max_iterations: int = 200,
+                  population: int = CHECK_POPULATION, seed: int = 0) -> Analysis:
     """:func:`analyze` of ``cell`` at one point (scalar ``hyperparameters``), with the approximate laws measured.
 
     With ``closure="auto"`` (default) on the numpy backend, where some nonlinearity's law is approximate
@@ -47,7 +47,7 @@ def analyze_point(cell: Cell, hyperparameters: dict | None = None, *, closure: s
     population cannot answer (chrono biases, a memory too long to burn in) a note says the error is unmeasured.
     Any other closure is :func:`analyze` unchanged.
     """
-    result = analyze(cell, hyperparameters, backend=backend, closure=closure, dps=dps)
+    result = analyze(cell, hyperparameters, backend=backend, closure=closure, dps=dps, max_iterations=max_iterations)
     approximate = sorted(k for k, law in result.laws.items() if law in APPROXIMATE)
     if closure != "auto" or backend != "numpy" or not approximate:
         return result
