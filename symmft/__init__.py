@@ -37,6 +37,9 @@ _API = {
     "analyze_population": "symmft.theory.population",
     "analyze_tied": "symmft.theory.tied",
     "TiedAnalysis": "symmft.theory.tied",
+    "analyze_point": "symmft.theory.point",
+    "CLOSURES": "symmft.theory.meanfield",
+    "LAWS": "symmft.theory.conditional",
     "jacobian_moments": "symmft.theory.jacobian",
     # the finite network, the theory's independent check
     "Network": "symmft.network.simulate",

@@ -78,13 +78,15 @@ def test_m1_and_m2_near_criticality_gaussian_weights(name):
 
 def test_moments_on_a_grid_equal_the_same_points_one_by_one():
     """Vectorized evaluation over a grid, including the reset-after GRU's nested conditional quadrature, whose
-    integrands hold grid-shaped arrays (they once failed to broadcast)."""
+    integrands hold grid-shaped arrays (they once failed to broadcast). One closure for the fixed points of both, as
+    before the default became "auto", which takes the exact law at a point and the moment closure on a grid
+    (docs/laws.md); the Jacobian map's own nested quadrature is the same either way."""
     cell = load_cell("gru")
     grid = {"mu_n": np.array([0.0, 0.5, 1.0]), "sigma2_n": np.array([0.5, 1.0, 1.5]), "mu_z": 2.0}
-    together = jacobian_moments(analyze(cell, grid), weights="orthogonal")
+    together = jacobian_moments(analyze(cell, grid, closure="gaussian"), weights="orthogonal")
     for j in range(3):
         point = {k: (v[j] if np.ndim(v) else v) for k, v in grid.items()}
-        alone = jacobian_moments(analyze(cell, point), weights="orthogonal")
+        alone = jacobian_moments(analyze(cell, point, closure="gaussian"), weights="orthogonal")
         for key in ("m1", "m2"):
             assert float(together[key][j]) == pytest.approx(float(alone[key]), rel=1e-12, abs=1e-14)
 

@@ -17,6 +17,11 @@ from symmft.theory.meanfield import derive
 from tolerances import CLASSICAL, QUADRATURE_VS_MPMATH
 
 RNG = np.random.default_rng(20261126)
+#: The maps held to mpmath here are the moment closure's, as before the exact conditional law became the default:
+#: the mpmath backend evaluates a conditional law by nested adaptive 40-digit quadrature (minutes per expectation
+#: for the GRU's fixed-point map, and it refuses the 4-level two-sequence law). For every cell but the reset-after
+#: GRU the maps are the default's; the GRU's exact law is held to an independent reference in test_laws.py.
+MPMATH_CLOSURE = "gaussian"
 
 
 def random_point(cell, rng):
@@ -72,7 +77,7 @@ def compare_with_mpmath(mf, h, d, c, parts):
 def test_numpy_diagonal_maps_and_jacobians_match_mpmath_across_box(name):
     """Diagonal maps and their Jacobians (1-D expectations) at random points with input variances up to 40."""
     cell = load_cell(name)
-    mf = derive(cell)
+    mf = derive(cell, MPMATH_CLOSURE)
     rng = np.random.default_rng(sum(map(ord, name)))
     for _ in range(3):
         d, c = random_keys(mf, rng, 1.0)
@@ -95,7 +100,7 @@ CROSS_CASES = [
 @pytest.mark.parametrize("name,rho,parts", CROSS_CASES)
 def test_numpy_cross_maps_match_mpmath_up_to_unit_correlation(name, rho, parts):
     cell = load_cell(name)
-    mf = derive(cell)
+    mf = derive(cell, MPMATH_CLOSURE)
     rng = np.random.default_rng(sum(map(ord, name)) + int(rho * 1e6))
     d, c = random_keys(mf, rng, rho)
     compare_with_mpmath(mf, random_point(cell, rng), d, c, parts)
@@ -105,7 +110,7 @@ def test_numpy_cross_maps_match_mpmath_up_to_unit_correlation(name, rho, parts):
 @pytest.mark.parametrize("name", ["lstm", "gru", "gru_reset_before", "minimal_rnn", "vanilla_rnn"])
 def test_numpy_maps_match_mpmath_full_box(name):
     cell = load_cell(name)
-    mf = derive(cell)
+    mf = derive(cell, MPMATH_CLOSURE)
     rng = np.random.default_rng(7 + sum(map(ord, name)))
     for rho in (0.3, 0.999, 1 - 1e-6):
         d, c = random_keys(mf, rng, rho)

@@ -52,3 +52,8 @@ SLOW_FIXED_POINT = 1e-4
 #: (Var(s^2) = 2 Q^2 for Gaussian units, more for products of gates); averaged over the correlated steps ~1-2%;
 #: 8% relative (plus 5 batch-means standard errors and the 3/n finite-width bias) is ~5 sigma of that.
 PROPERTY_SIMULATION_RELATIVE = 0.08
+
+#: An exact law (the reset-after GRU's conditional law, nested quadrature) vs an independent nested Gauss-Hermite
+#: reference: the issue's bound. Both sides integrate to ~1e-12 (gaussian.py's rule per level; the reference's two
+#: node counts agree to 1e-12), Newton stops at 1e-13, the reference's lambda (Richardson differences) ~1e-11.
+EXACT_LAW = 1e-8

@@ -18,12 +18,12 @@ from symmft.cell import params
 from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
-from symmft.theory.dynamics import analyze
+from symmft.theory.point import analyze_point
 from symmft.theory.grid import analyze_grid, check_cost
 from symmft.errors import Status
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
-from symmft.theory.meanfield import CLOSURES
+from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE
 from symmft.theory.tied import analyze_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
                                print_table, set_argument)
@@ -75,8 +75,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--population", type=int, default=20000, metavar="P",
                    help="tied: units of the Monte Carlo population (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="tied: random seed (default: %(default)s)")
-    p.add_argument("--closure", default="gaussian", choices=CLOSURES,
-                   help="law of non-Gaussian nonlinearity arguments (default: %(default)s)")
+    p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
+                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it at "
+                   "one point (a conditional law like the GRU's tanh(u_n + r*u_hn)), else the Gaussian moment "
+                   "closure, labelled, its error measured at one point by a population check; exact / "
+                   "exact-diagonal / gaussian = one deterministic map; population = Monte Carlo (default: "
+                   "%(default)s; docs/laws.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
                    help="numpy (CPU), cupy (GPU) or mpmath (high precision, point by point) (default: %(default)s)")
     p.add_argument("--dps", type=int, default=30, metavar="N",
@@ -128,8 +132,8 @@ def _analyze(args) -> int:
         analysis = analyze_grid(cell, values, mesh, backend=args.backend, closure=args.closure, dps=args.dps,
                                 max_iterations=args.max_iterations)
     else:
-        analysis = analyze(cell, values, backend=args.backend, closure=args.closure, dps=args.dps,
-                           max_iterations=args.max_iterations)
+        analysis = analyze_point(cell, values, backend=args.backend, closure=args.closure, dps=args.dps,
+                                 max_iterations=args.max_iterations)
     seconds = time.perf_counter() - start
 
     result = analysis.to_json()
@@ -230,6 +234,7 @@ def _summary(analysis, axes: dict, seconds: float, files: list[str]) -> dict:
     return {
         "cell": analysis.cell.name,
         "closure": analysis.closure,
+        "laws": dict(analysis.laws),
         "backend": analysis.backend,
         "axes": list(axes),
         "grid_shape": [len(v) for v in axes.values()],
@@ -250,6 +255,7 @@ def _print_summary(summary: dict, analysis) -> None:
         count = int(np.sum(status == s))
         if count:
             print(f"  {s.name:<14} {100 * count / status.size:6.1f}%  ({count} point{'s' * (count != 1)})  {s.message}")
+    _print_laws(analysis)
     print("wrote " + ", ".join(summary["files"]))
 
 
@@ -260,6 +266,7 @@ def _print_analysis(analysis, values: dict, seconds: float) -> None:
     print(f"{cell.name}: mean-field analysis ({analysis.closure} closure, {analysis.backend} backend, {seconds:.2f} s)")
     print(f"hyperparameters set: {set_}  (others at their defaults: symmft params {cell.name})")
     print(f"status: {status.name} ({status.message})")
+    _print_laws(analysis)
     print()
     rows = [[s, *_moments(m["mean"], m["second_moment"], analysis.correlation[s])]
             for s in cell.states for m in [analysis.state_moments(s)]]
@@ -309,3 +316,13 @@ def _meaning(analysis) -> list[str]:
         lines.append(f"xi = {num(xi)} steps: two inputs that differ stay distinguishable for {steps} steps; "
                      f"trainable for sequence lengths T up to about xi")
     return lines
+
+
+def _print_laws(analysis) -> None:
+    """One line per nonlinearity: the law its expectations used (docs/laws.md); then the notes on what is unmeasured."""
+    width = max((len(k) for k in analysis.laws), default=0)
+    print("laws:")
+    for where, law in analysis.laws.items():
+        print(f"  {where:<{width}}  {law}")
+    for note in analysis.notes:
+        print(f"note: {note}")

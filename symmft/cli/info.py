@@ -36,8 +36,9 @@ def add_parsers(sub) -> None:
 
     p = command(
         sub, "derive", "print the derived mean-field equations",
-        "Derive the mean-field map of CELL from its graph (Gaussian closure, weights independent across steps) "
-        "and print the Gaussian law of every affine map and the recursion of every moment: M_s (mean), Q_s "
+        "Derive the mean-field map of CELL from its graph (weights independent across steps; exact laws wherever "
+        "quadrature can do it, else the Gaussian moment closure: docs/laws.md), name the law of each "
+        "nonlinearity, and print the Gaussian law of every affine map and the recursion of every moment: M_s (mean), Q_s "
         "(second moment), C_s (cross moment between two input sequences); primed = next step. E1/E2 are 1-D/2-D "
         "Gaussian expectations.",
         ["symmft derive vanilla_rnn", "symmft derive lstm --latex", "symmft derive gru --json"],
@@ -84,6 +85,7 @@ def _derive(args) -> int:
             "laws": {
                 k: {"mean": str(m), "variance": str(v), "cross_covariance": str(c)} for k, (m, v, c) in mf.laws.items()
             },
+            "nonlinearity_laws": mf.nonlinearity_laws,
             "equations": {str(k): str(e) for k, e in mf.equations()},
         })
     else:

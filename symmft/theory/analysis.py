@@ -39,6 +39,8 @@ class Analysis:
     diagonal_lambda: np.ndarray
     status: np.ndarray  # Status values
     extras: dict = field(default_factory=dict)
+    laws: dict = field(default_factory=dict)  # nonlinearity ("file:line tanh(arg)") -> law (docs/laws.md)
+    notes: tuple = ()  # what the numbers' laws leave unmeasured, in words (symmft.theory.point)
 
     def state_moments(self, state: str) -> dict:
         return {"mean": self.fixed_point[f"M_{state}"], "second_moment": self.fixed_point[f"Q_{state}"]}
@@ -53,6 +55,8 @@ class Analysis:
         return {
             "cell": self.cell.name,
             "closure": self.closure,
+            "laws": dict(self.laws),
+            "notes": list(self.notes),
             "backend": self.backend,
             "hyperparameters": {k: jsonable(np.asarray(v, dtype=float)) for k, v in self.hyperparameters.items()},
             "fixed_point": {s: {k: j(v) for k, v in self.state_moments(s).items()} for s in self.cell.states},

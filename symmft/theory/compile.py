@@ -21,11 +21,11 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symmft import cache
-from symmft.theory import gaussian, store
+from symmft.theory import conditional, gaussian, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
-from symmft.theory.expectation import E1, E2, EL, u
+from symmft.theory.expectation import BOUND, E1, E2, EL, u
 from symmft.theory.meanfield import MeanFieldMap
 
 BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference
@@ -36,16 +36,38 @@ class _Printer(StrPrinter):
 
     printmethod = "_symmft_code"  # not StrPrinter's _sympystr, which E1/E2 use for human-readable text
 
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._scope: list[str] = []  # integration variables of the enclosing integrands, innermost last
+
     def _print_Lambda(self, expr):
-        return f"(lambda u: {self._print(expr(u))})"
+        (x,) = expr.variables  # its own variable: an inner level of a nested expectation reads the outer ones'
+        self._scope.append(str(x))
+        try:
+            if expr.expr.has(E1, E2, EL, conditional.Leaves) or len(self._scope) < 3:
+                return f"(lambda {x}: {self._print(expr.expr)})"
+            # the innermost level of a deep nested expectation: the costly one (every node of every level), so its
+            # repeated subexpressions are computed once, bound by assignment expressions
+            names = sp.numbered_symbols(f"_{x}_")
+            assignments, (reduced,) = sp.cse(expr.expr, symbols=names)
+            if not assignments:
+                return f"(lambda {x}: {self._print(reduced)})"
+            bound = "".join(f"({v} := {self._print(e)}), " for v, e in assignments)
+            return f"(lambda {x}: ({bound}{self._print(reduced)})[-1])"
+        finally:
+            self._scope.pop()
 
     def _print_Function(self, expr):
         name = expr.func.__name__
-        if expr.func is E1 and isinstance(expr.args[0], sp.Lambda) and expr.args[0](u).free_symbols - {u}:
+        args = [self._print(a) for a in expr.args]
+        if expr.func is E1 and isinstance(expr.args[0], sp.Lambda) and expr.args[0].expr.free_symbols - set(expr.args[0].variables):
             # a nested expectation whose integrand holds grid-shaped values (the conditional closure's outer
-            # variable, hyperparameters): its nodes must be evaluated over the whole grid at once
+            # variable, hyperparameters): its nodes must be evaluated over the whole grid at once, and its mean
+            # takes the enclosing level's node shape even where it does not depend on it (0*variable), so that
+            # every level adds exactly one leading axis
             name = "E1n"
-        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+            args[1] = f"({args[1]}) + 0*{self._scope[-1]}" if self._scope else args[1]
+        return f"{name}({', '.join(args)})"
 
     def _print_Pi(self, expr):
         return "pi"
@@ -103,6 +125,12 @@ def _mpmath_namespace(dps: int) -> dict:
     def nonneg(v):
         return max(v, mpmath.mpf(0))
 
+    def expect(f, m, v):  # a group's integrand returns a tuple; a nested level's, one value
+        if not isinstance(f(mpmath.mpf(m)), tuple):
+            return gaussian.expect1_mp(f, m, nonneg(v), dps=dps)
+        n = len(f(mpmath.mpf(m)))
+        return tuple(gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(n))
+
     return {
         "tanh": mpmath.tanh,
         "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
@@ -111,12 +139,8 @@ def _mpmath_namespace(dps: int) -> dict:
         "sqrt": mpmath.sqrt,
         "pi": mpmath.pi,
         "mpf": mpmath.mpf,
-        "E1": lambda f, m, v: tuple(
-            gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
-        ),
-        "E1n": lambda f, m, v: tuple(
-            gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(len(f(mpmath.mpf(0))))
-        ),
+        "E1": lambda f, m, v: expect(f, m, v),
+        "E1n": lambda f, m, v: expect(f, m, v),
         "EL": lambda f, T: gaussian.expect_loguniform_mp(f, T, dps=dps),
         "broadcast": lambda *a: a,
         "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
@@ -138,10 +162,17 @@ def _shared_mp(f, a, b, m, v, k, dps: int) -> tuple:
 
 
 def _check_functions(exprs, namespace, backend):
-    names = {f.func.__name__ for e in exprs for f in e.atoms(sp.Function)}
+    if backend == "mpmath" and any(e.has(conditional.EC) for e in exprs):
+        raise BackendError(
+            "the mpmath backend cannot evaluate an exact conditional law of two input sequences (nested quadrature "
+            "of 4+ levels at 30 digits); use closure='gaussian' with mpmath, or the numpy backend (held to an "
+            "independent mpmath reference in tests/test_laws.py)"
+        )
+    exprs = [conditional.expand(e) for e in exprs]
+    names = {f.func.__name__ for e in exprs for f in e.atoms(sp.Function) if not hasattr(f, "_symmft_code")}
     for e in exprs:
         for lam in e.atoms(sp.Lambda):
-            names |= {f.func.__name__ for f in lam(u).atoms(sp.Function)}
+            names |= {f.func.__name__ for f in lam.expr.atoms(sp.Function) if not hasattr(f, "_symmft_code")}
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise BackendError(f"backend {backend!r} has no implementation of {', '.join(missing)}")
@@ -269,7 +300,7 @@ class _IntegerPower(sp.Function):
 
 def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
     """d e / d key, with integer powers of compound bases kept polynomial."""
-    compound = lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and bool(p.base.free_symbols - {u})
+    compound = lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and bool(p.base.free_symbols - BOUND)
     d = e.replace(compound, lambda p: _IntegerPower(p.base, p.exp)).diff(key)
     return d.replace(lambda f: isinstance(f, _IntegerPower), lambda f: f.args[0] ** f.args[1])
 
@@ -286,11 +317,12 @@ def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
 def _source(name: str, args: list, exprs: list, printer) -> str:
     """Python source of ``def name(*args)`` returning the list of ``exprs``."""
     args = [a if isinstance(a, str) else a.name for a in args]
+    exprs = [conditional.expand(e) for e in exprs]  # exact conditional laws: nested E1 levels
     expectations = []  # E1/E2 atoms, innermost first
     for e in exprs:
         for node in sp.postorder_traversal(e):
             # an expectation whose parameters hold u lives inside another's integrand (conditional closure)
-            if isinstance(node, (E1, E2)) and u not in node.free_symbols and node not in expectations:
+            if isinstance(node, (E1, E2)) and not node.free_symbols & BOUND and node not in expectations:
                 expectations.append(node)
     symbol: dict = {}
     # one group per Gaussian: (mean, var) -> E1 members [(symbol, f)] and, per covariance, E2 members
@@ -341,7 +373,7 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
         # nodewise integrands close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
         lines.insert(1, f"    {', '.join(args)}, = broadcast({', '.join(args)})")
     body = [e.xreplace(symbol) for e in exprs]
-    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=(u,))  # u: bound in lambdas
+    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=tuple(BOUND))  # bound in lambdas
     lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
     return "\n".join(lines)
@@ -362,6 +394,8 @@ def _integrand(name: str, functions: list, printer) -> list[str]:
     nested = any(f.has(E1, E2, EL) for f in functions)
     assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
     lines = [f"    def {name}(u):"]
+    printer._scope.append("u")
     lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")
+    printer._scope.pop()
     return lines

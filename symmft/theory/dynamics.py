@@ -31,7 +31,7 @@ from symmft.cell.trace import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE, Analysis, correlation, time_scale
-from symmft.theory.meanfield import derive
+from symmft.theory.meanfield import DEFAULT_CLOSURE, derive, map_closure, two_sequence_conditional
 from symmft.theory.population import analyze_population
 
 #: Convergence: max |F(x) - x| <= TOLERANCE * (1 + max |x|). 1e-13 sits a few hundred ulps above float64
@@ -47,19 +47,23 @@ def analyze(
     hyperparameters: dict | None = None,
     *,
     backend: str = "numpy",
-    closure: str = "gaussian",
+    closure: str = DEFAULT_CLOSURE,
     max_iterations: int = 200,
     dps: int = 30,
 ) -> Analysis:
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
-    ``closure`` "population" is delegated to :mod:`symmft.theory.population`.
+    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly at one point
+    (conditional laws by nested quadrature; on a grid or with mpmath the moment closure, labelled) and the others
+    by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
+    "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
         return analyze_population(cell, h)
-    mf = derive(cell, closure, params_mod.chrono_maps(cell, h))
+    grid = any(np.ndim(v) for v in h.values())
+    mf = derive(cell, map_closure(closure, grid, backend), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if not 5 <= dps <= MAX_DPS:
             raise HyperparameterError(f"dps = {dps}: the mpmath backend takes 5 to {MAX_DPS} digits (30 is the "
@@ -70,7 +74,13 @@ def analyze(
         # decides convergence is computed by mpmath alone, so the seed cannot bias the reference.
         seed = _analyze_array(compile_map(mf, "numpy"), h, np, max_iterations)
         return _analyze_mp(compile_map(mf, "mpmath", dps=dps), h, dps, max_iterations, seed)
-    return _analyze_array(compile_map(mf, backend), h, get_xp(backend), max_iterations)
+    seed = None
+    if mf.closure == "exact" and two_sequence_conditional(cell):
+        # the exact two-sequence law costs a 2k+2-level quadrature per call: start its cross solve at the moment
+        # closure's c* (~1e-3 away), so that Newton needs no plain steps
+        seed = _analyze_array(compile_map(derive(cell, "gaussian", mf.chrono), backend), h, get_xp(backend),
+                              max_iterations)
+    return _analyze_array(compile_map(mf, backend), h, get_xp(backend), max_iterations, seed)
 
 
 # ---------------------------------------------------------------- vectorized (numpy / cupy)
@@ -242,7 +252,9 @@ def _residual(r, x, xp):
     return xp.max(xp.abs(r), axis=0) / (1 + xp.max(xp.abs(x), axis=0))
 
 
-def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysis:
+def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Analysis | None = None) -> Analysis:
+    """The analysis at every point of ``h``; ``seed`` (an analysis of the same points) starts the cross solve at
+    its c* wherever that one converged."""
     mf = cm.map
     shape = np.broadcast_shapes(*(np.shape(v) for v in h.values()))
     flat = (int(np.prod(shape)),)  # points are solved as one flat batch, reshaped at the end
@@ -273,13 +285,18 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
         solve = xp.nonzero(need_solve)[0]
         d_s = tuple(v[solve] for v in d)
         independent = xp.stack([_mean_product(k.name, d, names_d) for k in mf.cross])
-        start = xp.where(identical, independent, c_equal * hx["c_x"])[:, solve]
+        start = xp.where(identical, independent, c_equal * hx["c_x"])
+        if seed is not None:
+            seeded = xp.stack([xp.asarray(seed.cross_fixed_point[k.name], dtype=float).reshape(flat) for k in mf.cross])
+            start = xp.where(xp.isfinite(seeded), seeded, start)
+        start = start[:, solve]
         sub = lambda idx: solve[idx]  # positions within the solved points -> grid points
         c_s, conv_s = _newton(
             lambda y, idx: cm.cross(tuple(v[idx] for v in d_s), y, at(sub(idx))),
             lambda y, idx: cm.cross_jacobian(tuple(v[idx] for v in d_s), y, at(sub(idx))),
             start, xp, max_iterations,
             lambda y, idx: xp.all(xp.abs(y) <= limit[:, sub(idx)] * (1 + 1e-12), axis=0),
+            plain_steps=0 if seed is not None else 10,
         )
         c = c_equal.copy()
         c[:, solve] = c_s
@@ -305,6 +322,7 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int) -> Analysi
     return Analysis(
         cell=mf.cell,
         closure=mf.closure,
+        laws=mf.nonlinearity_laws,
         backend=cm.backend,
         hyperparameters=h,
         fixed_point=fixed,
@@ -405,6 +423,7 @@ def _analyze_mp(cm: CompiledMap, h: dict, dps: int, max_iterations: int, seed: A
     return Analysis(
         cell=mf.cell,
         closure=mf.closure,
+        laws=mf.nonlinearity_laws,
         backend="mpmath",
         hyperparameters=h,
         fixed_point=fixed,

@@ -19,6 +19,11 @@ import sympy as sp
 
 #: The integration variable of every Lambda, shared so that equal integrands compare (and CSE) equal.
 u = sp.Symbol("u", real=True)
+#: Integration variables of the outer levels of a nested expectation (the exact conditional law,
+#: :mod:`symmft.theory.conditional`): an inner level's parameters hold the outer levels' variables, so each level
+#: binds its own. E1 keeps a Lambda's own variable when it differentiates, so no level ever captures another's.
+LEVELS = tuple(sp.Symbol(f"u{i}", real=True) for i in range(1, 9))
+BOUND = frozenset((u, *LEVELS))
 
 
 class sigmoid(sp.Function):
@@ -81,18 +86,18 @@ class E1(sp.Function):
         # chain rule through the parameters (fdiff), plus the integrand's own dependence on s (a nested or
         # conditional expectation inside it can depend on the moments), differentiated under the integral
         out = super()._eval_derivative(s)
-        body = self.args[0](u)
-        return out + E1(sp.Lambda(u, body.diff(s)), *self.args[1:]) if body.has(s) else out
+        (x,), body = self.args[0].variables, self.args[0].expr
+        return out + E1(sp.Lambda(x, body.diff(s)), *self.args[1:]) if body.has(s) else out
 
     def fdiff(self, argindex=1):
         lam, m, v = self.args
-        F = lam(u)
+        (x,), F = lam.variables, lam.expr
         if argindex == 1:  # the Lambda itself: handled in _eval_derivative
             return sp.S.Zero
         if argindex == 2:
-            return E1(sp.Lambda(u, F.diff(u)), m, v)
+            return E1(sp.Lambda(x, F.diff(x)), m, v)
         if argindex == 3:
-            return E1(sp.Lambda(u, F.diff(u, 2) / 2), m, v)
+            return E1(sp.Lambda(x, F.diff(x, 2) / 2), m, v)
         raise sp.ArgumentIndexError(self, argindex)
 
     def _latex(self, printer):

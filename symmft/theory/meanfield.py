@@ -11,10 +11,14 @@ two copies (input sequences a and b):
   across steps, the paper's approximation), with mean ``mu_k``, variance
   ``V_k = sigma2_k q_x + sum_v nu2_kv E[v_a^2] + rho2_k`` and cross covariance
   ``K_k = sigma2_k q_x c_x + sum_v nu2_kv E[v_a v_b] + rho2_k``;
-* nonlinearities of anything else (the LSTM's ``tanh(c')``, the GRU's ``tanh(u_n + r*u_hn)``): a *closure*
-  replaces the non-Gaussian argument X by a Gaussian pair with X's mean, variance and cross covariance
-  (``gaussian``; exact when X is a sum of independent Gaussians). ``population`` closure lives in
-  :mod:`symmft.theory.population`.
+* nonlinearities of anything else (the LSTM's ``tanh(c')``, the GRU's ``tanh(u_n + r*u_hn)``): a *closure*.
+  ``exact`` (the default): an argument built from affine outputs only is Gaussian given some of them, and its
+  law is integrated exactly by nested quadrature (:mod:`symmft.theory.conditional`); any other argument (it holds
+  a previous state: the LSTM's c') gets the Gaussian moment closure, and the map records that it did.
+  ``gaussian``: every non-Gaussian argument X is replaced by a Gaussian pair with X's mean, variance and cross
+  covariance (exact when X is a sum of independent Gaussians). ``population`` lives in
+  :mod:`symmft.theory.population`. ``MeanFieldMap.nonlinearity_laws`` names the law each nonlinearity got
+  (docs/laws.md).
 
 An expectation is expanded into monomials; each monomial factorizes into independent blocks (one per affine map,
 one for the previous state, one per closure variable), each block a 1-D or 2-D Gaussian expectation
@@ -24,6 +28,7 @@ Nothing here is written per cell.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -33,12 +38,33 @@ from symmft import cache
 from symmft.theory import store
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
+from symmft.theory import conditional
 from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
 from symmft.cell.params import chrono_names, names as hyperparameter_names
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
 assert set(FUNCTIONS) == set(NONLINEARITIES)
-CLOSURES = ("gaussian", "population")
+#: The closures a user can choose (``--closure``); ``auto`` is the default (docs/laws.md): ``exact`` at one point,
+#: ``gaussian`` on a grid, because a conditional law costs nested quadrature per point (measured on a 256-point GRU
+#: grid: the exact fixed-point map alone made the analysis 40x slower; the two-sequence law is a 2k+2-level
+#: quadrature). ``exact-diagonal`` (exact for one sequence, moment closure for two) is kept for comparisons.
+CLOSURES = ("auto", "exact", "exact-diagonal", "gaussian", "population")
+#: The closures a mean-field map can be derived with.
+MAP_CLOSURES = ("exact", "exact-diagonal", "gaussian")
+DEFAULT_CLOSURE = "auto"
+
+
+def map_closure(closure: str, grid: bool, backend: str = "numpy") -> str:
+    """The map closure that ``closure`` means at one point (``grid`` False) or on a grid, for ``backend``.
+
+    "auto" is "exact" at a point, and "gaussian" on a grid or with mpmath (whose nested adaptive quadrature at 30
+    digits takes minutes per conditional expectation).
+    """
+    if closure not in CLOSURES + MAP_CLOSURES:
+        raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
+    if closure == "auto":
+        return "gaussian" if backend == "mpmath" or grid else "exact"
+    return closure
 
 
 def hyperparameter_symbol(name: str) -> sp.Symbol:
@@ -50,7 +76,9 @@ class MeanFieldMap:
     """The derived map: ``update[key]`` is the new value of each key, in keys and hyperparameters.
 
     ``diagonal`` keys (means, second moments) depend on diagonal keys only; ``cross`` keys (cross moments between
-    the two input sequences) on both. ``laws`` holds, per affine map, (mean, variance, cross covariance) for display.
+    the two input sequences) on both. ``laws`` holds, per affine map, (mean, variance, cross covariance) for display;
+    ``nonlinearity_laws``, per nonlinearity ("file:line tanh(argument)"), the law its expectations used
+    (:data:`symmft.theory.conditional.LAWS`).
     """
 
     cell: Cell
@@ -61,6 +89,7 @@ class MeanFieldMap:
     update: dict
     laws: dict
     hyperparameters: tuple[sp.Symbol, ...]
+    nonlinearity_laws: dict
 
     def equations(self) -> list[tuple[sp.Symbol, sp.Expr]]:
         """(key, new value) pairs in order: diagonal keys then cross keys."""
@@ -69,6 +98,7 @@ class MeanFieldMap:
     def text(self) -> str:
         """The recursions as readable text (``symmft derive``)."""
         lines = [f"# mean-field map of cell {self.cell.name!r} ({self.closure} closure; weights independent across steps)"]
+        lines += [f"# law of {k}: {v}" for k, v in self.nonlinearity_laws.items()]
         lines.append("# Gaussian laws of the affine maps: mean, variance V, cross covariance K")
         for k, (m, v, c) in self.laws.items():
             lines.append(f"u_{k}: mean = {m};  V = {v};  K = {c}")
@@ -82,19 +112,22 @@ class MeanFieldMap:
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
-def derive(cell: Cell, closure: str = "gaussian", chrono: frozenset = frozenset()) -> MeanFieldMap:
+def derive(cell: Cell, closure: str = "exact", chrono: frozenset = frozenset()) -> MeanFieldMap:
     """Derive the mean-field map of ``cell`` (cached per cell-file hash, closure and chrono maps).
+
+    ``closure``: one of MAP_CLOSURES ("auto" is read as "exact"; "population" has no map: it derives the moment
+    closure's, as the population closure's deterministic companion).
 
     ``chrono``: the affine maps whose bias holds the chrono term beta_k L (params.chrono_maps); their laws are
     Gaussian given L, and expectations are integrated over L's log-uniform law (``EL``).
     """
-    if closure not in CLOSURES:
-        raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
+    closure = map_closure(closure, grid=False)
+    closure = "gaussian" if closure == "population" else closure
     key = (cell.file_hash, closure, frozenset(chrono))
     if key not in _CACHE:
         # stored on disk without the Cell (the user's step function), re-attached here
         stored = store.cached(cell.file_hash, "meanfield", (closure, tuple(sorted(chrono))),
-                              lambda: replace(Derivation(cell, frozenset(chrono)).run(closure), cell=None))
+                              lambda: replace(Derivation(cell, frozenset(chrono), closure).run(), cell=None))
         _CACHE[key] = replace(stored, cell=cell)
     return _CACHE[key]
 
@@ -102,12 +135,18 @@ def derive(cell: Cell, closure: str = "gaussian", chrono: frozenset = frozenset(
 _CACHE = cache.memory("derived maps")
 
 
+def two_sequence_conditional(cell: Cell) -> bool:
+    """Whether the exact map of ``cell`` holds a conditional law of two input sequences (a 2k+2-level quadrature)."""
+    return any(e.has(conditional.EC) for e in derive(cell, "exact").update.values())
+
+
 class Derivation:
     """Builds the state updates as sympy expressions and takes their expectations."""
 
-    def __init__(self, cell: Cell, chrono: frozenset = frozenset()):
+    def __init__(self, cell: Cell, chrono: frozenset = frozenset(), closure: str = "gaussian"):
         self.cell = cell
         self.chrono = chrono
+        self.closure = closure  # "exact": conditional laws where they exist (else the moment closure)
         self.state_index = {s: i for i, s in enumerate(cell.states)}
         self.atom_group: dict[sp.Symbol, str] = {}  # atom symbol -> independence group
         self.to_b: dict[sp.Symbol, sp.Symbol] = {}  # a-copy atom -> b-copy atom
@@ -274,9 +313,9 @@ class Derivation:
         for i, bi in enumerate(blocks):
             for bj in blocks[i + 1 :]:
                 if bi & bj:
-                    conditional = self._conditional(term, closures, affine)
-                    if conditional is not None:
-                        return conditional
+                    nested = self._conditional(term, closures, affine)
+                    if nested is not None:
+                        return nested
                     node = next((self._where(x) for x in closures), self.cell.name)
                     raise ClosureError(
                         f"{node}: the Gaussian closure needs the nonlinearity's argument to be independent of the other "
@@ -289,7 +328,13 @@ class Derivation:
         for name, slot in affine.items():
             out *= gaussian_expectation(slot["a"], slot["b"], *self.law(name))
         for arg, slot in closures.items():
-            out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
+            one_copy = (slot["a"] == 1) != (slot["b"] == 1)
+            exact = self.closure == "exact" or (self.closure == "exact-diagonal" and one_copy)
+            law = conditional.decompose(arg, self.affine_atoms) if exact else None
+            if law is not None and law.conditioning:  # (without conditioning atoms X is Gaussian: the closure is exact)
+                out *= conditional.expectation(law, slot["a"], slot["b"], lambda a: self.law(self.affine_atoms[a][0]))
+            else:
+                out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
         return self._integrate_chrono(out * chrono_factors)
 
     def _integrate_chrono(self, product: sp.Expr) -> sp.Expr:
@@ -393,7 +438,19 @@ class Derivation:
         return mean, self.expect(arg * arg) - mean**2, self.expect(arg * self.b_copy(arg)) - mean**2
 
     # ---------------------------------------------------------------- the map
-    def run(self, closure: str) -> MeanFieldMap:
+    def nonlinearity_laws(self) -> dict[str, str]:
+        """The law each nonlinearity of the cell gets under this closure, keyed "file:line tanh(argument)"."""
+        names = {a: sp.Symbol(n, real=True) for n, a in self.atoms.items()}  # u_n_a -> u_n
+        out = {}
+        for node, attrs in self.cell.graph.nodes(data=True):
+            if attrs["op"] in FUNCTIONS:
+                e = self.expr[node]
+                law = conditional.classify(e.args[0], self.affine_atoms, self.closure)
+                out[f"{os.path.basename(attrs['where'])} {sp.sstr(e.xreplace(names))}"] = law
+        return dict(sorted(out.items()))
+
+    def run(self) -> MeanFieldMap:
+        closure = self.closure
         for s in self.cell.states:
             self.key("M", s), self.key("Q", s, s), self.key("C", s, s)
         update: dict = {}
@@ -423,4 +480,5 @@ class Derivation:
             laws=laws,
             # the chrono names are arguments only of a map that holds the chrono bias
             hyperparameters=tuple(v for k, v in self.hyper.items() if self.chrono or k not in chrono_names(self.cell)),
+            nonlinearity_laws=self.nonlinearity_laws(),
         )

@@ -46,6 +46,8 @@ from symmft.cell.trace import Cell
 from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
 from symmft.errors import CellDefinitionError, HyperparameterError, Status
 from symmft.cell.params import chrono_maps
+from symmft.theory.conditional import POPULATION
+from symmft.theory.meanfield import derive
 
 GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
 TOLERANCE = 1e-4  # relative bias left from the zero start after burn-in
@@ -231,6 +233,7 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
                   population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg))
-    return Analysis(cell=cell, closure="population", backend="numpy", hyperparameters=h, fixed_point=fixed,
+    laws = {law: POPULATION for law in derive(cell, "gaussian").nonlinearity_laws}  # every one is sampled
+    return Analysis(cell=cell, closure="population", laws=laws, backend="numpy", hyperparameters=h, fixed_point=fixed,
                     cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
                     diagonal_lambda=val(lam_d[0]), status=np.asarray(int(status)), extras=extras)

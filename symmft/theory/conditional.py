@@ -1,0 +1,216 @@
+"""The exact law of a nonlinearity whose argument is Gaussian given other gate values (docs/laws.md).
+
+Stage: used by :class:`symmft.theory.meanfield.Derivation` under the ``exact`` closure; its nested ``E1`` terms
+are compiled by :mod:`symmft.theory.compile` (one leading node axis per level, ``gaussian.expect1_nodewise``).
+
+An argument X built from affine outputs only (no previous state, no other non-Gaussian quantity) splits as
+
+    X = o(c) + sum_j a_j(c) g_j
+
+where the *linear* atoms g_j enter X linearly with coefficients a_j free of every linear atom, and the
+*conditioning* atoms c are the rest (the reset-after GRU: X = u_n + r(u_r) u_hn, g = (u_n, u_hn), c = (u_r,)).
+Every atom is an independent Gaussian (mean m, variance V, cross covariance K between the two input sequences),
+so given c the argument is Gaussian:
+
+    X | c ~ N(o(c) + sum a_j(c) m_j,  sum a_j(c)^2 V_j),    Cov(X_a, X_b | c_a, c_b) = sum a_j(c_a) a_j(c_b) K_j.
+
+One copy:   E[F(X)] = E_c[ E1(F, mean(c), var(c)) ]                              (k + 1 nested levels)
+Two copies: E[F(X_a) G(X_b)] = E_{c_a} E_{c_b | c_a} E_{X_a | c} [ F(X_a) E1(G, X_b | X_a, c) ]  (2k + 2 levels)
+
+with the Gaussian conditionals c_b | c_a ~ N(m + (K/V)(c_a - m), (V - K)(V + K)/V) and
+X_b | X_a ~ N(mean_b + beta (X_a - mean_a), var_b - beta cov), beta = cov/var_a. Nothing is approximated: the
+only error is the quadrature's (gaussian.py, ~1e-12 per level). Every level binds its own integration variable
+(expectation.LEVELS) because an inner level's parameters hold the outer levels' values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symmft.theory.expectation import E1, LEVELS, u
+
+#: The laws a nonlinearity's expectations can use, as the output names them (docs/laws.md).
+EXACT_GAUSSIAN = "exact Gaussian"  # a function of one affine output, or of a sum of independent ones
+EXACT_CONDITIONAL = "exact conditional"  # Gaussian given other gate values: nested quadrature
+POPULATION = "population (Monte Carlo, ±se)"
+MOMENT_CLOSURE = "Gaussian moment closure (approx)"
+#: on a grid (closure "exact-diagonal"): exact for the fixed point, the moment closure for c* and lambda
+EXACT_FIXED_POINT = "exact conditional for the fixed point; Gaussian moment closure for c*, lambda (approx)"
+LAWS = (EXACT_GAUSSIAN, EXACT_CONDITIONAL, POPULATION, MOMENT_CLOSURE, EXACT_FIXED_POINT)
+APPROXIMATE = frozenset({MOMENT_CLOSURE, EXACT_FIXED_POINT})
+
+#: Added to a variance that divides (a regression slope K/V): V = 0 (a gate with no variance) gives slope 0 and
+#: conditional variance 0, the right limit; for V > 0 the shift is far below float64 rounding.
+_TINY = sp.Float(1e-300)
+
+
+@dataclass(frozen=True)
+class ConditionalLaw:
+    """X = offset + sum coefficient_j * linear_j, every symbol an a-copy affine atom (see the module docstring)."""
+
+    conditioning: tuple[sp.Symbol, ...]
+    linear: tuple[sp.Symbol, ...]
+    coefficients: tuple[sp.Expr, ...]
+    offset: sp.Expr
+
+
+def decompose(arg: sp.Expr, affine_atoms) -> ConditionalLaw | None:
+    """The conditional law of ``arg`` (a-copy), or None if it holds anything but affine atoms."""
+    atoms = sorted(arg.free_symbols, key=lambda a: a.name)
+    if not atoms or any(a not in affine_atoms for a in atoms):
+        return None
+    linear: list[sp.Symbol] = []
+    for a in atoms:  # greedily: linear in a, with a coefficient free of the linear atoms chosen (and vice versa)
+        slope = arg.diff(a)
+        if slope.has(a) or slope.has(*linear) or any(arg.diff(g).has(a) for g in linear):
+            continue
+        linear.append(a)
+    conditioning = tuple(a for a in atoms if a not in linear)
+    if len(conditioning) > len(LEVELS) // 2 - 1:  # 2k + 2 nested levels for the cross moment
+        return None
+    return ConditionalLaw(
+        conditioning=conditioning,
+        linear=tuple(linear),
+        coefficients=tuple(arg.diff(g) for g in linear),
+        offset=arg.xreplace({g: 0 for g in linear}),
+    )
+
+
+def classify(arg: sp.Expr, affine_atoms, closure: str) -> str:
+    """The law of a nonlinearity of ``arg`` (a-copy) under ``closure`` (a map closure, or "population")."""
+    if closure == "population":
+        return POPULATION
+    atoms = arg.free_symbols
+    if len(atoms) <= 1 and atoms <= set(affine_atoms):
+        return EXACT_GAUSSIAN
+    law = decompose(arg, affine_atoms)
+    if law is not None and not law.conditioning:
+        return EXACT_GAUSSIAN  # a linear combination of independent Gaussians: every closure is exact
+    if law is None or closure == "gaussian":
+        return MOMENT_CLOSURE
+    return EXACT_CONDITIONAL if closure == "exact" else EXACT_FIXED_POINT
+
+
+def expectation(law: ConditionalLaw, F: sp.Expr, G: sp.Expr, atom_law) -> sp.Expr:
+    """E[F(X_a) G(X_b)] (F, G in ``u``; 1 for an absent copy) under ``law``; ``atom_law(atom)`` gives an atom's
+    (mean, variance, cross covariance)."""
+    if F == 1:
+        F, G = G, F
+    if F == 1:
+        return sp.S.One
+    k = len(law.conditioning)
+    t = LEVELS[:k]
+    if G == 1:  # one copy: E_c[E1(F, mean(c), var(c))], k + 1 levels; sympy differentiates it through the levels
+        at = dict(zip(law.conditioning, t))
+        coef = [c.xreplace(at) for c in law.coefficients]
+        mean = law.offset.xreplace(at) + sp.Add(*[c * atom_law(g)[0] for c, g in zip(coef, law.linear)])
+        body = E1(sp.Lambda(u, F), mean, sp.Add(*[c**2 * atom_law(g)[1] for c, g in zip(coef, law.linear)]))
+        for c, ti in reversed(list(zip(law.conditioning, t))):
+            m, v, _ = atom_law(c)
+            body = E1(sp.Lambda(ti, body), m, v)
+        return body
+    x, y = LEVELS[2 * k], LEVELS[2 * k + 1]
+    at = dict(zip(law.conditioning, t))
+    structure = sp.Lambda(t, sp.Tuple(law.offset.xreplace(at), *[c.xreplace(at) for c in law.coefficients]))
+    return EC(
+        sp.Lambda((*t, *LEVELS[k : 2 * k], x, y), F.xreplace({u: x}) * G.xreplace({u: y})),
+        structure,
+        sp.Tuple(*[p for c in law.conditioning for p in atom_law(c)]),
+        sp.Tuple(*[p for g in law.linear for p in atom_law(g)]),
+    )
+
+
+class EC(sp.Function):
+    """E[H(c_a, c_b, X_a, X_b)] for an argument X Gaussian given conditioning atoms c (two input sequences).
+
+    Arguments: Lambda((t_1..t_k, s_1..s_k, x, y), H); Lambda((t_1..t_k), (offset, a_1..a_J)) giving
+    X = offset + sum a_j g_j at c = t; the conditioning atoms' (mean, variance, cross covariance), flattened; the
+    linear atoms' likewise. Kept whole while sympy differentiates it (Price's theorem on the joint Gaussian law, one
+    new EC per derivative: see :meth:`_eval_derivative`), then expanded into nested ``E1`` levels for the code
+    generator (:meth:`nested`).
+    """
+
+    nargs = 4
+
+    def _parts(self):
+        lam, structure, cond, lin = self.args
+        k = len(cond) // 3
+        t, s = LEVELS[:k], LEVELS[k : 2 * k]
+        x, y = LEVELS[2 * k], LEVELS[2 * k + 1]
+        offset, *coef = structure(*t)
+        coef_s = [c.xreplace(dict(zip(t, s))) for c in coef]
+        lin_m, lin_v, lin_k = lin[0::3], lin[1::3], lin[2::3]
+        ma = offset + sp.Add(*[a * m for a, m in zip(coef, lin_m)])
+        va = sp.Add(*[a**2 * v for a, v in zip(coef, lin_v)])
+        mb, vb = ma.xreplace(dict(zip(t, s))), va.xreplace(dict(zip(t, s)))
+        cov = sp.Add(*[a * b * kk for a, b, kk in zip(coef, coef_s, lin_k)])
+        return lam.expr, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov
+
+    def _eval_derivative(self, theta):
+        lam, structure, cond, lin = self.args
+        H, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov = self._parts()
+
+        def D(H, c, mean, var):  # d/dc of E[H | c] through H and the law of (x, y) given c (heat equation)
+            dx = x if mean is ma else y
+            return (H.diff(c) + mean.diff(c) * H.diff(dx) + var.diff(c) * H.diff(dx, 2) / 2
+                    + cov.diff(c) * H.diff(x, y))
+
+        new = H.diff(theta)
+        for i, (ti, si) in enumerate(zip(t, s)):
+            dm, dv, dk = (p.diff(theta) for p in cond[3 * i : 3 * i + 3])
+            Dt, Ds = (lambda H: D(H, ti, ma, va)), (lambda H: D(H, si, mb, vb))
+            new += dm * (Dt(H) + Ds(H)) + dv * (Dt(Dt(H)) + Ds(Ds(H))) / 2 + dk * Ds(Dt(H))
+        for j, (a, b) in enumerate(zip(coef, coef_s)):
+            dm, dv, dk = (p.diff(theta) for p in lin[3 * j : 3 * j + 3])
+            new += (dm * (a * H.diff(x) + b * H.diff(y)) + dv * (a**2 * H.diff(x, 2) + b**2 * H.diff(y, 2)) / 2
+                    + dk * a * b * H.diff(x, y))
+        return EC(sp.Lambda(lam.variables, new), structure, cond, lin) if new != 0 else sp.S.Zero
+
+    def nested(self) -> sp.Expr:
+        """The nested E1 levels: c_a; c_b | c_a; X_a | c_a; X_b | X_a, c_a, c_b (module docstring)."""
+        cond = self.args[2]
+        H, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov = self._parts()
+        beta = cov / (va + _TINY)
+        # the innermost level, over X_b, is the costly one (every node of every level): H is split into
+        # sum_i A_i(c, X_a) B_i(X_b) and each distinct B_i integrated as a plain 1-D expectation of its own
+        split: dict = {}
+        for term in sp.Add.make_args(sp.expand(H)):
+            inner = sp.Mul(*[f for f in sp.Mul.make_args(term) if f.has(y)])
+            split[inner] = split.get(inner, sp.S.Zero) + term / inner
+        leaves = sp.Lambda(u, sp.Tuple(*[b.xreplace({y: u}) for b in split]))
+        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, sp.Tuple(*split.values()))
+        body = E1(sp.Lambda(x, body), ma, va)
+        for i in reversed(range(len(t))):
+            m, v, kk = cond[3 * i : 3 * i + 3]
+            slope = kk / (v + _TINY)
+            body = E1(sp.Lambda(s[i], body), m + slope * (t[i] - m), (v - kk) * (v + kk) / (v + _TINY))
+        for i in reversed(range(len(t))):
+            body = E1(sp.Lambda(t[i], body), cond[3 * i], cond[3 * i + 1])
+        return body
+
+    def _sympystr(self, printer):
+        return f"E_conditional[{printer._print(self.args[0].expr)}]"
+
+
+class Leaves(sp.Function):
+    """sum_i A_i E[B_i(u)], u ~ N(m, v), for the code generator only: args (Lambda(u, (B_1..B_n)), m, v, (A_1..A_n)).
+
+    Printed as ONE 1-D expectation returning the tuple of E[B_i] on shared nodes (the innermost level of a
+    conditional law holds many B_i after differentiation: tanh(y)^k), combined with the A_i in place.
+    """
+
+    nargs = 4
+
+    def _symmft_code(self, printer):
+        lam, m, v, weights = self.args
+        name = f"_leaf_{printer._scope[-1]}"
+        terms = " + ".join(f"({printer._print(a)})*{name}[{i}]" for i, a in enumerate(weights))
+        integrand = f"lambda u: ({''.join(printer._print(b) + ', ' for b in lam.expr)})"
+        return f"(({name} := E1({integrand}, {printer._print(m)}, {printer._print(v)})), {terms})[-1]"
+
+
+def expand(e: sp.Expr) -> sp.Expr:
+    """``e`` with every :class:`EC` replaced by its nested E1 levels (for the code generator)."""
+    return e.replace(lambda f: isinstance(f, EC), lambda f: f.nested()) if e.has(EC) else e
