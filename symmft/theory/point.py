@@ -77,6 +77,11 @@ def analyze_point(cell: Cell, hyperparameters: dict | None = None, *, closure: s
             extras[f"standard_error_population_{key}"] = np.asarray(errors[key])
     worst = max((k for k in checked.fixed_point if k.startswith("Q_")),
                 key=lambda k: abs(float(extras[f"moment_closure_error_{k}"])) / max(abs(float(values[k])), 1e-300))
+    scale = abs(float(values[worst]))
+    if not scale > 0:  # a zero state (q_x = 0, no bias): nothing to measure a relative error against
+        return replace(result, extras=extras, notes=result.notes + (
+            f"{where}: Gaussian moment closure; the population check finds the state at zero ({worst} = "
+            f"{float(values[worst]):g}), where both laws agree",))
     relative = float(extras[f"moment_closure_error_{worst}"]) / float(values[worst])
     return replace(result, extras=extras, notes=result.notes + (
         f"{where}: no exact quadrature (a nonlinearity of a non-Gaussian sum): Gaussian moment closure. A population "
