@@ -32,10 +32,8 @@ STAGES = ("import", "load_cell", "derive", "compile_numpy", "compile_mpmath", "f
 CHILD = r"""
 import json, sys, time
 t = time.perf_counter()
-from symmft.cell.trace import load_cell
-from symmft.theory.meanfield import derive
+from symmft import load_cell, derive, analyze
 from symmft.theory.compile import compile_map
-from symmft.theory.dynamics import analyze
 out = {"import": time.perf_counter() - t}
 t = time.perf_counter(); cell = load_cell(sys.argv[1]); out["load_cell"] = time.perf_counter() - t
 t = time.perf_counter(); mf = derive(cell); out["derive"] = time.perf_counter() - t

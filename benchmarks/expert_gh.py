@@ -46,10 +46,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from grid_throughput import reference_point  # noqa: E402  (30-digit mpmath, independent of symmft)
 from symmft.cell import params as params_mod  # noqa: E402
-from symmft.cell.trace import load_cell  # noqa: E402
+from symmft import load_cell  # noqa: E402
 from symmft.theory.compile import compile_map  # noqa: E402
-from symmft.theory.dynamics import _newton, _stack, analyze  # noqa: E402
-from symmft.theory.meanfield import derive  # noqa: E402
+from symmft import analyze
+from symmft.theory.dynamics import _newton, _stack  # noqa: E402
+from symmft import derive  # noqa: E402
 
 MU_RANGE, NU2_RANGE = (-2.0, 6.0), (0.1, 4.0)
 TOLERANCE = 1e-13  # symmft's fixed-point tolerance (dynamics.TOLERANCE)

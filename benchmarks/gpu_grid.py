@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.theory.jacobian import jacobian_moments
+from symmft import load_cell, analyze, jacobian_moments
 
 
 def grid(n: int) -> dict:

@@ -39,8 +39,8 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symmft.cell.trace import load_cell  # noqa: E402
-from symmft.theory.dynamics import analyze  # noqa: E402
+from symmft import load_cell  # noqa: E402
+from symmft import analyze  # noqa: E402
 
 GATES = ("i", "f", "g", "o")
 MU_RANGE, NU2_RANGE = (-2.0, 6.0), (0.1, 4.0)

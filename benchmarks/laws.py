@@ -13,9 +13,7 @@ import time
 
 import numpy as np
 
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.theory.grid import analyze_grid
+from symmft import load_cell, analyze, analyze_grid
 
 
 def timed(f):

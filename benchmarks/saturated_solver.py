@@ -10,9 +10,7 @@ import time
 
 import numpy as np
 
-from symmft.cell.trace import load_cell
-from symmft.errors import Status
-from symmft.theory.dynamics import analyze
+from symmft import load_cell, Status, analyze
 
 
 def main() -> None:

@@ -39,12 +39,12 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symmft.cell.trace import load_cell  # noqa: E402
-from symmft.theory.dynamics import analyze  # noqa: E402
+from symmft import load_cell  # noqa: E402
+from symmft import analyze  # noqa: E402
 from symmft.theory.gaussian import expect1  # noqa: E402
 from symmft.cell.params import resolve  # noqa: E402
-from symmft.theory.population import analyze_population  # noqa: E402
-from symmft.network.simulate import simulate  # noqa: E402
+from symmft import analyze_population  # noqa: E402
+from symmft import simulate  # noqa: E402
 
 C_X = 0.5
 # The tied network's c* settles slowly: at mu_f = 2 (memory time 6 steps) the width-2000 c_c drifted from 0.404

@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from symmft.cell.params import resolve  # noqa: E402
-from symmft.cell.trace import load_cell  # noqa: E402
-from symmft.network.simulate import simulate  # noqa: E402
-from symmft.theory.dynamics import analyze  # noqa: E402
+from symmft import load_cell  # noqa: E402
+from symmft import simulate  # noqa: E402
+from symmft import analyze  # noqa: E402
 from symmft.theory.site import consumers  # noqa: E402
 from symmft.theory.stationary import stationary_pass  # noqa: E402
-from symmft.theory.tied import analyze_tied  # noqa: E402
+from symmft import analyze_tied  # noqa: E402
 
 RULE = ROOT / "benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json"
 POINTS = ({"mu_f": 0.0}, {"mu_f": 2.0}, {"mu_f": 3.0}, {"mu_f": 4.0},

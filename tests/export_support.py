@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell
 
 
 def make_rule(cell: str, weights: str = "orthogonal", scale: float = 1.0, **overrides) -> dict:

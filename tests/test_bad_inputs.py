@@ -15,12 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell, Status, analyze, derive
 from symmft.cli.main import main
-from symmft.errors import Status
 from symmft.theory.compile import compile_map
-from symmft.theory.dynamics import analyze
-from symmft.theory.meanfield import derive
 
 from tolerances import SLOW_FIXED_POINT
 

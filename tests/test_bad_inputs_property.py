@@ -26,11 +26,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from symmft.cell.trace import load_cell
-from symmft.errors import CellDefinitionError, SymmftError, Status
-from symmft.network.simulate import simulate
+from symmft import load_cell, CellDefinitionError, SymmftError, Status, simulate, analyze
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
-from symmft.theory.dynamics import analyze
 
 from tolerances import FINITE_WIDTH_BIAS, PROPERTY_SIMULATION_RELATIVE, SIMULATION_SIGMAS
 

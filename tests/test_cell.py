@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from symmft.cell.trace import BUILTIN_DIR, Cell, available_cells, load_cell, resolve_cell_path
-from symmft.errors import CellDefinitionError, SymmftError
+from symmft import Cell, available_cells, load_cell, CellDefinitionError, SymmftError
+from symmft.cell.trace import BUILTIN_DIR, resolve_cell_path
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTINS = ("gru", "gru_reset_before", "lstm", "minimal_rnn", "vanilla_rnn")

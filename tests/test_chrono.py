@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 
 from symmft.theory import gaussian
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.errors import HyperparameterError
-from symmft.network.simulate import simulate
+from symmft import load_cell, analyze, HyperparameterError, simulate
 
 from test_theory_vs_simulation import time_average, tolerance
 

@@ -16,12 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from symmft import backend
-from symmft.cell.trace import available_cells, load_cell
-from symmft.harness.codegen import generate
-from symmft.errors import CellDefinitionError, SymmftError
-from symmft.harness.plan import PlanInputError, load_plan
-from symmft.network.simulate import Network
+from symmft import backend, available_cells, load_cell, generate, CellDefinitionError, SymmftError, load_plan, Network
+from symmft.harness.plan import PlanInputError
 
 #: Generated backward vs PyTorch autograd, float64, relative to the largest gradient entry: both are exact
 #: reverse-mode derivatives differing only in summation order (measured ~1e-15); the issue asks for 1e-6.

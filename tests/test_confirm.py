@@ -5,10 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
-from symmft.harness.confirm import ConfirmError, Sweep, confirm, table
+from symmft import load_cell, confirm, make_task
+from symmft.harness.confirm import ConfirmError, Sweep, table
 from symmft.init.search import baseline_hyperparameters, evaluate_points
-from symmft.harness.tasks import make_task
 
 
 def test_small_sweep_runs_through_dask_and_resumes_without_redoing_runs(tmp_path):

@@ -12,12 +12,10 @@ import math
 
 import pytest
 
-from symmft.cell.trace import load_cell
-from symmft.harness.confirm import Sweep, confirm
-from symmft.harness.tasks import make_task
+from symmft import load_cell, confirm, make_task, find_critical, empirical_jacobian_moments
+from symmft.harness.confirm import Sweep
 from symmft.harness.train import critical_rule, resolve_init
-from symmft.init.search import BASELINES, find_critical
-from symmft.network.spectrum import empirical_jacobian_moments
+from symmft.init.search import BASELINES
 from tolerances import FINITE_WIDTH_M1
 
 BUILT_IN = ("vanilla_rnn", "minimal_rnn", "lstm", "gru", "gru_reset_before")

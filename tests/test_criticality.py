@@ -18,20 +18,9 @@ import pytest
 from scipy import integrate, optimize
 
 from symmft.cell import params
-from symmft.cell.trace import load_cell
+from symmft import load_cell, HyperparameterError, SymmftError, find_critical
 from symmft.cli.main import main
-from symmft.errors import HyperparameterError, SymmftError
-from symmft.init.search import (
-    Criteria,
-    InfeasibleError,
-    baseline_hyperparameters,
-    evaluate_baselines,
-    evaluate_points,
-    find_critical,
-    gate_roles,
-    loguniform_moments,
-    read_rule,
-)
+from symmft.init.search import Criteria, InfeasibleError, baseline_hyperparameters, evaluate_baselines, evaluate_points, gate_roles, loguniform_moments, read_rule
 from tolerances import CLASSICAL
 
 T = 1000

@@ -17,10 +17,9 @@ import torch
 from flax import nnx
 
 from export_support import load_emitted, make_rule
-from symmft.cell.trace import load_cell
+from symmft import load_cell, SymmftError, export_source
 from symmft.cli.main import main
-from symmft.errors import SymmftError
-from symmft.export.spec import ExportError, baseline_rule, export_source, json_description
+from symmft.export.spec import ExportError, baseline_rule, json_description
 
 FRAMEWORKS = ("torch", "flax", "keras")
 

@@ -27,10 +27,7 @@ import pytest
 import torch
 
 from export_support import load_emitted
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.export.spec import export_source
-from symmft.theory.jacobian import jacobian_moments
+from symmft import load_cell, analyze, export_source, jacobian_moments
 
 DATA = Path(__file__).parent / "data"
 WIDTH = 512

@@ -25,8 +25,7 @@ import torch
 from flax import linen, nnx
 
 from export_support import load_emitted, make_rule
-from symmft.export.spec import export_source
-from symmft.network.simulate import Network
+from symmft import export_source, Network
 
 #: Statistical checks allow 5 standard errors of the estimate (a false alarm ~6e-7 per check; draws are seeded,
 #: so the outcome is fixed): the mean square of N iid N(0, s) entries has relative standard error sqrt(2/N), a

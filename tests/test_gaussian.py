@@ -9,7 +9,7 @@ import pytest
 
 from symmft.theory import gaussian
 from symmft.backend import array_module, get_xp, gpu_available, to_numpy
-from symmft.errors import HyperparameterError
+from symmft import HyperparameterError
 from symmft.theory.gaussian import expect1, expect1_mp, expect2, expect2_mp
 
 # Tolerances, each with its reason.

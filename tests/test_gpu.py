@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from symmft.backend import gpu_available
-from symmft.cell.trace import available_cells, load_cell
-from symmft.theory.dynamics import analyze
-from symmft.theory.jacobian import jacobian_moments
+from symmft import available_cells, load_cell, analyze, jacobian_moments
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")]
 

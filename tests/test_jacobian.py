@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.theory.jacobian import derive_jacobian, jacobian_moments, primary_states
+from symmft import load_cell, analyze, jacobian_moments
+from symmft.theory.jacobian import derive_jacobian, primary_states
 from symmft.network import spectrum
 
 from tolerances import JACOBIAN_RELATIVE, SIMULATION_SIGMAS

@@ -22,12 +22,9 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell, simulate, analyze, analyze_point
 from symmft.cli.main import main
-from symmft.network.simulate import simulate
 from symmft.theory.conditional import EXACT_CONDITIONAL, EXACT_FIXED_POINT, EXACT_GAUSSIAN, MOMENT_CLOSURE
-from symmft.theory.dynamics import analyze
-from symmft.theory.point import analyze_point
 
 from tolerances import EXACT_LAW, FINITE_WIDTH_BIAS, SIMULATION_SIGMAS
 

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell, analyze, derive
 from symmft.theory.compile import compile_map
-from symmft.theory.dynamics import analyze
-from symmft.theory.meanfield import derive
 
 from tolerances import CLASSICAL, QUADRATURE_VS_MPMATH
 

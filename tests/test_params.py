@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from symmft.cell import params
-from symmft.cell.trace import available_cells, load_cell
-from symmft.errors import HyperparameterError, SymmftError
+from symmft import available_cells, load_cell, HyperparameterError, SymmftError
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell, HyperparameterError, phase_diagram
 from symmft.cli.main import main
 from symmft.init.search import evaluate_points
-from symmft.errors import HyperparameterError
-from symmft.init.phase import critical_line, phase_diagram, plot_phase, write_phase
+from symmft.init.phase import critical_line, plot_phase, write_phase
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MU_F = np.linspace(3.0, 10.0, 24)

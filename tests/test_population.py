@@ -16,11 +16,9 @@ import pytest
 from scipy import integrate, optimize
 from scipy.special import expit
 
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.errors import HyperparameterError, Status
+from symmft import load_cell, analyze, HyperparameterError, Status, analyze_population
 from symmft.cell.params import resolve
-from symmft.theory.population import GROUPS, analyze_population
+from symmft.theory.population import GROUPS
 
 # Tolerances, each with its reason.
 #: Population vs quadrature: standard errors come from 16 independent sub-populations (15 degrees of freedom);

@@ -21,21 +21,14 @@ from symmft.init.search import InfeasibleError
 
 from chromium import executable, open_page
 from symmft.cell import params
-from symmft.cell.trace import load_cell
-from symmft.export.spec import ExportError, export_source
-from symmft.init.baselines import evaluate_baselines
-from symmft.init.phase import phase_diagram
-from symmft.init.search import find_critical
-from symmft.network.simulate import simulate
-from symmft.network.spectrum import empirical_jacobian_moments
+from symmft import (load_cell, export_source, evaluate_baselines, phase_diagram, find_critical, simulate,
+    empirical_jacobian_moments, build_report, analyze, jacobian_moments, derive)
+from symmft.export.spec import ExportError
 from symmft.report import build as build_module
-from symmft.report.build import SECTIONS, build_report
+from symmft.report.build import SECTIONS
 from symmft.report.context import QUICK
 from symmft.serialize import jsonable
 from symmft.theory.compile import compile_map
-from symmft.theory.dynamics import analyze
-from symmft.theory.jacobian import jacobian_moments
-from symmft.theory.meanfield import derive
 
 T = 300
 

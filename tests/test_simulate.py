@@ -15,9 +15,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate
 from scipy.special import erf, expit
 
-from symmft.cell.trace import available_cells, load_cell
-from symmft.errors import HyperparameterError
-from symmft.network.simulate import Network, simulate
+from symmft import available_cells, load_cell, HyperparameterError, Network, simulate
 
 # Tolerances, each with its reason.
 #: Simulation vs integral: 5 standard errors -> a correct simulator fails with probability < 1e-6 per check

@@ -13,11 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
-from symmft.errors import CellDefinitionError, HyperparameterError
-from symmft.network.simulate import Network
-from symmft.network.spectrum import (jacobian, empirical_jacobian_moments, jacobian_product_growth, jacobian_states,
-                             primary_states)
+from symmft import load_cell, CellDefinitionError, HyperparameterError, Network, empirical_jacobian_moments
+from symmft.network.spectrum import jacobian, jacobian_product_growth, jacobian_states, primary_states
 
 # Tolerances, each with its reason.
 #: Forward mode vs central differences with step 1e-6 in float64: truncation ~eps^2 |f'''| ~ 1e-12, rounding

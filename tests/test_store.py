@@ -5,13 +5,11 @@ import pickle
 
 import sympy as sp
 
-from symmft import cache
-from symmft.cell.trace import load_cell
+from symmft import cache, load_cell, derive
 from symmft.theory import compile as compile_module
 from symmft.theory import jacobian, meanfield
 from symmft.theory.compile import compile_map
 from symmft.theory.jacobian import derive_jacobian
-from symmft.theory.meanfield import derive
 
 
 def _forbidden(*args, **kwargs):

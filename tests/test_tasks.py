@@ -5,7 +5,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from symmft.harness.tasks import COPY_LENGTH, COPY_SYMBOLS, TaskError, make_task
+from symmft import make_task
+from symmft.harness.tasks import COPY_LENGTH, COPY_SYMBOLS, TaskError
 
 
 def test_padded_digits_are_sklearn_pixels_standardized_then_padding():

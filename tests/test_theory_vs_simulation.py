@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
-from symmft.theory.dynamics import analyze
-from symmft.network.simulate import simulate
+from symmft import load_cell, analyze, simulate
 
 from tolerances import DECAY_RATE, FINITE_WIDTH_BIAS, SIMULATION_SIGMAS
 

@@ -15,11 +15,7 @@ import numpy as np
 import pytest
 
 from symmft.cell.params import resolve
-from symmft.cell.trace import load_cell
-from symmft.errors import HyperparameterError, Status
-from symmft.network.simulate import simulate
-from symmft.theory.dynamics import analyze
-from symmft.theory.tied import analyze_tied
+from symmft import load_cell, HyperparameterError, Status, simulate, analyze, analyze_tied
 from symmft.theory.transient import Transient
 
 from tolerances import FINITE_WIDTH_BIAS, SIMULATION_SIGMAS, TIED_RELATIVE

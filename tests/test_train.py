@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell, make_task, train
 from symmft.init.search import baseline_hyperparameters
-from symmft.harness.tasks import make_task
-from symmft.harness.train import (CHECKPOINT, METRICS, Adam, TrainingError, clip_gradients, initial_parameters,
-                          resolve_init, train)
+from symmft.harness.train import CHECKPOINT, METRICS, Adam, TrainingError, clip_gradients, initial_parameters, resolve_init
 
 LSTM = load_cell("lstm")
 

@@ -7,10 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from symmft.cell.trace import load_cell
+from symmft import load_cell, trainability, train
 from symmft.harness.confirm import Sweep
-from symmft.harness.trainability import MAP, TrainabilityError, fit_constant, point_name, trainability, write_points
-from symmft.harness.train import train
+from symmft.harness.trainability import MAP, TrainabilityError, fit_constant, point_name, write_points
 
 
 def _errors(c, tau, lengths, trained):
