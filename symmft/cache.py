@@ -8,14 +8,19 @@ Two kinds:
   later stages add. Disk entries are keyed by cell-file hash *and* :data:`VERSION`, so an upgrade never reads a
   stale entry.
 
+``SYMMFT_CACHE=off`` keeps nothing for a later process (:func:`persistent`).
+
 ``clear_caches()`` empties the memory caches; ``clear_caches(disk=True)`` also deletes the folders
 (``symmft cache --clear`` on the command line).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
@@ -39,9 +44,24 @@ def register(name: str, clear: Callable[[], None]) -> None:
     _CLEARERS[name] = clear
 
 
+def persistent() -> bool:
+    """False when ``SYMMFT_CACHE=off``: nothing is kept on disk for a later process."""
+    return os.environ.get("SYMMFT_CACHE") != "off"
+
+
 def root() -> Path:
-    """``$SYMMFT_CACHE``, or ``~/.cache/symmft``."""
+    """``$SYMMFT_CACHE``, or ``~/.cache/symmft``; with ``SYMMFT_CACHE=off``, a folder of this process's own, removed
+    at exit (generated training steps still need a file to be imported from)."""
+    if not persistent():
+        return _scratch()
     return Path(os.environ.get("SYMMFT_CACHE") or Path.home() / ".cache" / "symmft")
+
+
+@functools.cache
+def _scratch() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="symmft-cache-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def directory(kind: str) -> Path:

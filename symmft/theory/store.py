@@ -50,7 +50,7 @@ def entry(file_hash: str, what: str, options: tuple) -> Path:
 
 def cached(file_hash: str, what: str, options: tuple, build: Callable[[], T]) -> T:
     """The value stored for (``file_hash``, ``what``, ``options``), or ``build()``, stored for the next process."""
-    if os.environ.get("SYMMFT_CACHE") == "off":
+    if not cache.persistent():
         return build()
     path = entry(file_hash, what, options)
     try:
