@@ -83,12 +83,14 @@ def test_numpy_diagonal_maps_and_jacobians_match_mpmath_across_box(name):
 
 
 #: Cross maps (2-D expectations) at correlations from 0.5 to 1 - 1e-6. The 30-digit mpmath quadrature costs
-#: seconds per 2-D expectation, so the default run takes four points (20-40 s each on 2 cores for the others);
-#: `pytest -m slow` adds the remaining cells and the full box.
+#: seconds per 2-D expectation (20-40 s a point on 2 cores at moderate correlation), so the default run takes the
+#: two points nearest unit correlation, where numpy's quadrature is hardest (a few seconds each); `pytest -m slow`
+#: adds the moderate correlations, the remaining cells and the full box. The Gaussian expectations at any
+#: correlation are also checked against closed forms in test_gaussian.py.
 CROSS_CASES = [
-    ("vanilla_rnn", 0.5, ("cross", "cross_jacobian")),
+    pytest.param("vanilla_rnn", 0.5, ("cross", "cross_jacobian"), marks=pytest.mark.slow),
     ("vanilla_rnn", 1 - 1e-6, ("cross", "cross_jacobian")),
-    ("gru_reset_before", 0.999, ("cross",)),
+    pytest.param("gru_reset_before", 0.999, ("cross",), marks=pytest.mark.slow),
     ("lstm", 1 - 1e-6, ("cross",)),
     pytest.param("minimal_rnn", 0.9, ("cross",), marks=pytest.mark.slow),
     pytest.param("gru", 0.99, ("cross",), marks=pytest.mark.slow),
