@@ -35,28 +35,39 @@ from symmft.theory.site import Draws, SiteOps, consumers, moments
 
 GROUPS = 16
 MEMORY_BYTES = 1.5e9  # noise carries, field blocks, lag buffers (float32)
-MIN_PASS = 2048  # steps per pass at least: moments and lagged products average over it
+MIN_PASS = 1024  # steps per pass at least: moments and lagged products average over it
+MEASURE = 3  # passes after convergence that the result also averages (their spread is part of its error)
+EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
 FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
 MAX_LAGS = 32768  # the longest lag range (the T = 1000 LSTM rule's fields decorrelate over ~10^4 steps)
 
 
 def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """The causal convolution kernel (length 2L) whose white-noise output has covariance g - plateau tapered to
+    """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
     g: covariance at lags 0..L-1. The plateau is g's mean over its last quarter; the decaying part is tapered
-    by a cos^2 ramp over [L/2, L) so that its spectrum is smooth; its zero-phase square root on a circle of 2L
-    reproduces it exactly there (and, on the line, to the kernel's wrap-around, negligible once the decaying
-    part has decayed by L/2 -- what :func:`adequate` checks)."""
+    by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square root of
+    that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
+    on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
+    within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
+    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9."""
     L = len(g)
     plateau = max(0.0, float(g[3 * L // 4:].mean()))
     taper = np.ones(L)
     taper[L // 2:] = np.cos(0.5 * np.pi * np.linspace(0.0, 1.0, L - L // 2)) ** 2
     d = (g - plateau) * taper
-    spectrum = fft.rfft(np.concatenate([d, [0.0], d[:0:-1]])).real
+    n = 4 * L
+    spectrum = fft.rfft(np.concatenate([d, np.zeros(n - 2 * L + 1), d[:0:-1]])).real
     clipped = float(-spectrum.clip(max=0).sum() / max(spectrum.clip(min=0).sum(), 1e-300))
-    return np.roll(fft.irfft(np.sqrt(spectrum.clip(min=0)), 2 * L), L), plateau, clipped
+    top = spectrum.max()
+    if top <= 0:
+        return np.zeros(L), plateau, clipped
+    cepstrum = fft.irfft(0.5 * np.log(spectrum.clip(min=1e-12 * top)), n)
+    cepstrum[1:n // 2] *= 2  # fold onto positive quefrencies: the causal, minimum-phase factor
+    cepstrum[n // 2 + 1:] = 0.0
+    return fft.irfft(np.exp(fft.rfft(cepstrum)), n)[:L], plateau, clipped
 
 
 def adequate(g: np.ndarray) -> bool:
@@ -125,11 +136,11 @@ class StreamingFields:
         self.t = 0
 
     def set_lags(self, lags: int) -> None:
-        """Kernel length 2 lags, blocks of ``lags`` steps; carries are kept (zero-padded when longer)."""
+        """Kernels of length ``lags``, blocks of ``lags`` steps; carries are kept (zero-padded when longer)."""
         self.lags, self.block = lags, lags
         for node, k in self.maps.items():
             old = self.carry.get(node)
-            carry = np.zeros((k, 2, *self.shape, 2 * lags - 1), dtype=np.float32)
+            carry = np.zeros((k, 2, *self.shape, lags - 1), dtype=np.float32)
             if old is not None:
                 carry[..., :old.shape[-1]] = old
             self.carry[node] = carry
@@ -143,7 +154,7 @@ class StreamingFields:
     def draw(self, gamma: dict) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross)}, lags 0..L-1); returns
         the largest clipped spectral weight."""
-        B, K, clipped = self.block, 2 * self.lags, 0.0
+        B, K, clipped = self.block, self.lags, 0.0
         n = fft.next_fast_len(B + K - 1, real=True)
         self.values, self.recorded = {}, {}
         for node, k in self.maps.items():
@@ -166,8 +177,11 @@ class StreamingFields:
                     carry[:, m, s:s + FFT_SERIES] = y[..., B:]
             modes = modes.reshape(k, 2, *self.shape, B)
             modes += (np.array(scales, dtype=np.float32).reshape(1, 2, 1, 1) * self.static[node])[..., None]
-            a, b = modes[:, 0], modes[:, 1]
-            self.values[node] = np.stack([a + b, a - b], axis=1) * np.float32(1 / math.sqrt(2))
+            modes *= np.float32(1 / math.sqrt(2))
+            values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
+            np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
+            np.subtract(modes[:, 0], modes[:, 1], out=values[:, 1])
+            self.values[node] = values
             self.recorded[node] = np.empty((2, *self.shape, B), dtype=np.float32)
         return clipped
 
@@ -180,10 +194,10 @@ class StreamingFields:
 
 
 def _budget(maps: dict, lags: int) -> int:
-    """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries (2L) and
-    the block's fields with their temporaries (~3 x 2 copies x L); per vector its recorded block and lag buffer
-    with the FFT's input (~4 x 2 copies x L); float32."""
-    per_unit = 4 * lags * (10 * sum(maps.values()) + 8 * len(maps))
+    """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
+    block's modes and fields (3 x 2 x L); per vector its recorded block, lag buffer and the FFT's input
+    (~4 x 2 copies x L); float32."""
+    per_unit = 4 * lags * (6 * sum(maps.values()) + 8 * len(maps))
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
 
 
@@ -225,7 +239,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     watch = min(per_group, max(1, 256 // GROUPS))  # units per group whose states give the two-time function
     two_time = [_Lagged((2, GROUPS, watch), lags, cross=False) for _ in cell.states]
     previous, change, converged, reason = None, None, False, "max_steps"
-    steps, passes, mean, started = 0, 0, None, time.process_time()
+    steps, passes, mean, started, measured = 0, 0, None, time.process_time(), []
     while steps < max_steps:
         blocks = max(1, -(-MIN_PASS // source.block))
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
@@ -251,7 +265,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         if identical:
             per[..., 2] = per[..., 1]  # one trajectory: C = Q
         mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
-        units = GROUPS * per_group
+        units, used = GROUPS * per_group, gamma
         gamma = {node: lag.take(units) for node, lag in lagged.items()}
         state_two_time = np.array([lag.take(GROUPS * watch)[0] for lag in two_time])
         if identical:
@@ -265,18 +279,28 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         short = not all(adequate(auto) for auto, _ in gamma.values())
         settled = False
         if previous is not None:
-            # The passes converge geometrically (ratio r ~ 0.4 at the LSTM's mu_f = 4): what is left is about
-            # change * r / (1 - r); stop when that is below 3 standard errors or 0.5%.
-            last, change = change, np.abs(mean[:, 1] - previous[:, 1])
+            # The passes converge geometrically (ratio r ~ 0.4-0.7 for the LSTM at mu_f = 3-4): what is left is
+            # about change * r / (1 - r). Stop when the change and what is left are both below 3 standard
+            # errors or 0.5%.
+            last, change = change, mean[:, 1] - previous[:, 1]
             r = np.clip(change / last, 0, 0.95) if last is not None else np.full_like(change, 0.5)
-            left = change * r / (1 - r)
-            settled = bool(np.all((left <= 3 * se[:, 1]) | (left <= 0.005 * np.abs(mean[:, 1]))))
+            left = np.abs(change) * r / (1 - r)
+            tolerance = np.maximum(3 * se[:, 1], 0.005 * np.abs(mean[:, 1]))
+            settled = bool(np.all((left <= tolerance) & (np.abs(change) <= tolerance)))
+            # Acceleration (Aitken's extrapolation along the slowest direction): while the passes still move
+            # by far more than their noise in a geometric sequence, jump by r / (1 - r) times the last step.
+            k = int(np.argmax(np.abs(change) / np.maximum(se[:, 1], 1e-300)))
+            if not measured and last is not None and abs(change[k]) > 5 * se[k, 1] and 0.1 < r[k] < 1:
+                w = min(r[k], EXTRAPOLATE) / (1 - min(r[k], EXTRAPOLATE))
+                gamma = {node: tuple(new + w * (new - old) for new, old in zip(gamma[node], used[node]))
+                         for node in gamma}
+                change = None  # the next pass starts a new geometric sequence
         previous = mean
         if progress is not None:
             progress({"pass": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
                       "Q": mean[:, 1].tolist(), "standard_error_Q": se[:, 1].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
-        if short and source.lags < max_lags:  # the window is shorter than the correlation time: double it
+        if short and source.lags < max_lags and not measured:  # the window is shorter than the correlation time: double it
             lags = min(2 * source.lags, max_lags)
             gamma = {node: tuple(np.concatenate([g, np.full(lags - len(g), g[-1])]) for g in pair)
                      for node, pair in gamma.items()}
@@ -292,11 +316,22 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             watch = min(watch, per_group)
             previous, change = None, None
             continue
-        if settled and not drifting and not short and clipped < 0.01:
-            converged = True
-            break
+        if measured or (settled and not drifting and not short and clipped < 0.01):
+            # Converged: average this and MEASURE more passes. Every group draws its fields from the common
+            # gamma, so the spread of the groups misses gamma's own noise fed back (~1% per pass at the LSTM's
+            # mu_f = 3, P = 2000, twice the group spread): the standard error comes from the passes as well.
+            measured.append(per)
+            if len(measured) > MEASURE:
+                converged = True
+                break
+            continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
-    return {"mean": mean, "standard_error": se, "two_time": state_two_time,
+    if converged:
+        passes_mean = np.array([p.mean(axis=0) for p in measured])  # (passes, S, 3)
+        group_se = np.array([p.std(axis=0, ddof=1) / math.sqrt(GROUPS) for p in measured])
+        mean = passes_mean.mean(axis=0)
+        se = np.maximum(passes_mean.std(axis=0, ddof=1), np.sqrt((group_se ** 2).mean(axis=0))) / math.sqrt(len(measured))
+    return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}
