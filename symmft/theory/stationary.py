@@ -8,17 +8,18 @@ pair has auto-covariance gamma(tau) = <v_t v_{t+tau}> (both copies) and cross-co
 <v^a_t v^b_{t+tau}> (symmetrised: the copies are exchangeable). Its sum and difference modes (a +- b)/sqrt(2)
 are independent with covariances gamma +- kappa. Each mode is a static part (the plateau at long lags, e.g. the
 quenched per-unit means: one draw per unit) plus a decaying part up to lag L, drawn as white noise convolved
-with the symmetric square root of its spectrum (a kernel of length 2L). The convolution is streamed block by
-block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and the units run on
-for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks) re-estimates
-gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the next pass
-draws from them: the map gamma -> gamma iterated to self-consistency while the units stay warm, so a memory
-longer than a pass costs passes, not a longer window. L doubles while the decaying part has not decayed by L/2
-(the window adapts to the measured correlation time). Identical inputs (c_x = 1): the two copies are one
-trajectory (C = Q exactly, as in the causal solver), so they are run as independent units instead (twice the
-population for the same cost). Memory: float32 noise carries, field blocks and lag buffers, ~16 L bytes per
-field series, capped by MEMORY_BYTES (the population is reduced to fit and the caller told). Infinite input
-size only (finite m conditions on one input sequence, which is not stationary: use the transient).
+with the minimum-phase square root of its spectrum (a causal kernel of length L). The convolution is streamed
+block by block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and the units
+run on for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks)
+re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the
+next pass draws from them: the map gamma -> gamma iterated to self-consistency (with Aitken's extrapolation)
+while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
+the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Identical inputs
+(c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
+independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
+blocks and lag buffers, ~(24 k + 32) L bytes per unit for k matrices per vector, capped by MEMORY_BYTES (the
+population is reduced to fit and the caller told). Infinite input size only (finite m conditions on one input
+sequence, which is not stationary: use the transient). docs/tied.md §4.
 """
 
 from __future__ import annotations
@@ -201,15 +202,26 @@ def _budget(maps: dict, lags: int) -> int:
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
 
 
+def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over the measurement passes ((GROUPS, S, 3) each): the larger of the passes'
+    spread and the groups' (the passes' includes the common gamma's noise fed back)."""
+    passes_mean = np.array([p.mean(axis=0) for p in measured])
+    group_se = np.array([p.std(axis=0, ddof=1) / math.sqrt(GROUPS) for p in measured])
+    spread = passes_mean.std(axis=0, ddof=1)
+    return passes_mean.mean(axis=0), np.maximum(spread, np.sqrt((group_se ** 2).mean(axis=0))) / math.sqrt(len(measured))
+
+
 def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: int, max_lags: int = MAX_LAGS,
                      max_steps: int = 2 ** 20, initial: dict | None = None,
-                     progress: Callable[[dict], None] | None = None) -> dict:
+                     progress: Callable[[dict], None] | None = None, target_error: float | None = None) -> dict:
     """Run the streaming sampler, re-estimating the field covariances every pass, until the second moments move
     by less than 3 standard errors or 0.5% between passes (geometric extrapolation of what is left), the pass is
     free of drift, the lag range covers the decaying covariances and the clipped spectral weight is < 1%; or
     until ``max_steps``. ``lags``: the starting lag range L (doubled up to ``max_lags`` as needed);
     ``initial``: starting covariances ({node: (auto, cross)}, e.g. the transient's; plateau beyond).
     ``progress``: called after every pass with {pass, steps, lags, population, Q, standard_error_Q, seconds}.
+    ``target_error``: once converged, keep averaging passes until every Q's standard error is at most this
+    fraction of it (or ``max_steps``): the run length sized to the error asked for.
 
     Returns moments (S, 3) mean and standard error over the GROUPS, the states' two-time functions (lags < L),
     passes, steps, the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the
@@ -321,16 +333,15 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # gamma, so the spread of the groups misses gamma's own noise fed back (~1% per pass at the LSTM's
             # mu_f = 3, P = 2000, twice the group spread): the standard error comes from the passes as well.
             measured.append(per)
-            if len(measured) > MEASURE:
+            if len(measured) > MEASURE and (target_error is None
+                                            or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1]))):
                 converged = True
                 break
+            reason = "max_steps"
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
-    if converged:
-        passes_mean = np.array([p.mean(axis=0) for p in measured])  # (passes, S, 3)
-        group_se = np.array([p.std(axis=0, ddof=1) / math.sqrt(GROUPS) for p in measured])
-        mean = passes_mean.mean(axis=0)
-        se = np.maximum(passes_mean.std(axis=0, ddof=1), np.sqrt((group_se ** 2).mean(axis=0))) / math.sqrt(len(measured))
+    if len(measured) > 1:
+        mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1]).tolist() if mean is not None else None,

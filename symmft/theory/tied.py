@@ -11,7 +11,7 @@ consumed by the command line, the Jacobian moments and the critical search.
 
 How: :class:`~symmft.theory.transient.Transient` steps the population causally (exact at any time, cost
 O(P T^2)). The stationary state comes from the transient's tail when it has settled, else from
-:mod:`symmft.theory.stationary` (a spectral solver whose cost grows like W log W with the window W; infinite
+:mod:`symmft.theory.stationary` (a streamed spectral solver whose cost per step grows like log L with the lag range L; infinite
 input size only: with finite m a drifting tail stays NOT_CONVERGED -- run more steps).
 lambda: after the last transient step the groups are replicated (common random numbers), the replicas' b
 copies are kicked (:meth:`Transient.kick`), and the decay of the kicked-minus-reference distance
