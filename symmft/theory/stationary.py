@@ -37,7 +37,7 @@ from symmft.theory.site import Draws, SiteOps, consumers, moments
 GROUPS = 16
 MEMORY_BYTES = 1.5e9  # noise carries, field blocks, lag buffers (float32)
 MIN_PASS = 1024  # steps per pass at least: moments and lagged products average over it
-MEASURE = 3  # passes after convergence that the result also averages (their spread is part of its error)
+MEASURE = 6  # passes at least that the result averages once settled (their spread is part of its error)
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
 FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
@@ -214,18 +214,20 @@ def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: int, max_lags: int = MAX_LAGS,
                      max_steps: int = 2 ** 20, initial: dict | None = None,
                      progress: Callable[[dict], None] | None = None, target_error: float | None = None) -> dict:
-    """Run the streaming sampler, re-estimating the field covariances every pass, until the second moments move
-    by less than 3 standard errors or 0.5% between passes (geometric extrapolation of what is left), the pass is
-    free of drift, the lag range covers the decaying covariances and the clipped spectral weight is < 1%; or
+    """Run the streaming sampler, re-estimating the field covariances every pass, until the second and cross
+    moments move by less than 3 standard errors or 0.5% between passes (geometric extrapolation of what is
+    left), the pass is free of drift, the lag range covers the decaying covariances and the clipped spectral weight is < 1%; or
     until ``max_steps``. ``lags``: the starting lag range L (doubled up to ``max_lags`` as needed);
     ``initial``: starting covariances ({node: (auto, cross)}, e.g. the transient's; plateau beyond).
-    ``progress``: called after every pass with {pass, steps, lags, population, Q, standard_error_Q, seconds}.
+    ``progress``: called after every pass with {pass, steps, lags, population, Q, C, standard_error_Q,
+    seconds, ...}.
     ``target_error``: once converged, keep averaging passes until every Q's standard error is at most this
     fraction of it (or ``max_steps``): the run length sized to the error asked for.
 
-    Returns moments (S, 3) mean and standard error over the GROUPS, the states' two-time functions (lags < L),
-    passes, steps, the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the
-    relative drift of Q within the last pass, and ``converged`` with ``reason`` when it is False."""
+    Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < L), passes, steps,
+    the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
+    of Q and C within the last pass, the last field covariances ``gamma``, and ``converged`` with ``reason``
+    when it is False. The second and cross moments are both watched for convergence and drift."""
     maps = {node: len(m) for node, m in consumers(cell).items()}
     identical = h["c_x"] == 1.0  # the copies are one trajectory: run them as independent units (c_x = 0)
     run_h = {**h, "c_x": 0.0} if identical else h
@@ -285,32 +287,35 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         if not np.all(np.isfinite(mean)):
             reason = "nan"
             break
-        d = record[1, :, :, 1] - record[0, :, :, 1]
+        # Watched: the second and cross moments (S, 2), on the scale of the second moment.
+        watched, watched_se, scale = mean[:, 1:], se[:, 1:], np.abs(mean[:, 1:2])
+        d = record[1, :, :, 1:] - record[0, :, :, 1:]
         d_mean, d_se = d.mean(axis=0), d.std(axis=0, ddof=1) / math.sqrt(GROUPS)
-        drifting = bool(np.any((np.abs(d_mean) > 5 * d_se) & (np.abs(d_mean) > 0.01 * np.abs(mean[:, 1]))))
+        drifting = bool(np.any((np.abs(d_mean) > 5 * d_se) & (np.abs(d_mean) > 0.01 * scale)))
         short = not all(adequate(auto) for auto, _ in gamma.values())
         settled = False
         if previous is not None:
             # The passes converge geometrically (ratio r ~ 0.4-0.7 for the LSTM at mu_f = 3-4): what is left is
             # about change * r / (1 - r). Stop when the change and what is left are both below 3 standard
-            # errors or 0.5%.
-            last, change = change, mean[:, 1] - previous[:, 1]
+            # errors or 0.5% (of Q: the cross moment C may be near zero).
+            last, change = change, watched - previous
             r = np.clip(change / last, 0, 0.95) if last is not None else np.full_like(change, 0.5)
             left = np.abs(change) * r / (1 - r)
-            tolerance = np.maximum(3 * se[:, 1], 0.005 * np.abs(mean[:, 1]))
+            tolerance = np.maximum(3 * watched_se, 0.005 * scale)
             settled = bool(np.all((left <= tolerance) & (np.abs(change) <= tolerance)))
             # Acceleration (Aitken's extrapolation along the slowest direction): while the passes still move
             # by far more than their noise in a geometric sequence, jump by r / (1 - r) times the last step.
-            k = int(np.argmax(np.abs(change) / np.maximum(se[:, 1], 1e-300)))
-            if not measured and last is not None and abs(change[k]) > 5 * se[k, 1] and 0.1 < r[k] < 1:
+            k = np.unravel_index(np.argmax(np.abs(change) / np.maximum(watched_se, 1e-300)), change.shape)
+            if not measured and last is not None and abs(change[k]) > 5 * watched_se[k] and 0.1 < r[k] < 1:
                 w = min(r[k], EXTRAPOLATE) / (1 - min(r[k], EXTRAPOLATE))
                 gamma = {node: tuple(new + w * (new - old) for new, old in zip(gamma[node], used[node]))
                          for node in gamma}
                 change = None  # the next pass starts a new geometric sequence
-        previous = mean
+        previous = watched
         if progress is not None:
             progress({"pass": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
-                      "Q": mean[:, 1].tolist(), "standard_error_Q": se[:, 1].tolist(), "drifting": drifting,
+                      "Q": mean[:, 1].tolist(), "C": mean[:, 2].tolist(), "standard_error_Q": se[:, 1].tolist(),
+                      "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
         if short and source.lags < max_lags and not measured:  # the window is shorter than the correlation time: double it
             lags = min(2 * source.lags, max_lags)
@@ -329,20 +334,32 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             previous, change = None, None
             continue
         if measured or (settled and not drifting and not short and clipped < 0.01):
-            # Converged: average this and MEASURE more passes. Every group draws its fields from the common
-            # gamma, so the spread of the groups misses gamma's own noise fed back (~1% per pass at the LSTM's
-            # mu_f = 3, P = 2000, twice the group spread): the standard error comes from the passes as well.
+            # Settled: measure over the passes from here on. A slow relaxation (the cross moment of the LSTM at
+            # mu_f = 4 creeps by ~5% a pass, within one pass's noise) shows only over many passes: converged
+            # when the first and second halves of the measured passes (at least MEASURE) agree within 2
+            # standard errors or 0.5%; otherwise the oldest quarter is dropped as burn-in and the run goes on
+            # (strict on purpose: a false alarm costs passes, a missed drift a biased number).
+            # Every group draws its fields from the common gamma, so the groups' spread misses gamma's own
+            # noise fed back (~1% a pass at the LSTM's mu_f = 3, P = 2000, twice the groups' error): the
+            # standard errors come from the passes' spread as well.
             measured.append(per)
-            if len(measured) > MEASURE and (target_error is None
-                                            or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1]))):
-                converged = True
-                break
-            reason = "max_steps"
+            m = len(measured)
+            if m >= MEASURE:
+                (first, first_se), (second, second_se) = _pooled(measured[:m // 2]), _pooled(measured[m - m // 2:])
+                q = np.abs(first[:, 1:2])
+                agree = np.all(np.abs(first - second)[:, 1:] <= np.maximum(2 * np.hypot(first_se, second_se)[:, 1:],
+                                                                            0.005 * q))
+                if not agree:
+                    del measured[:max(1, m // 4)]
+                elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
+                    converged = True
+                    break
+            reason = "drift"
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
     if len(measured) > 1:
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
-            "clipped": clipped, "drift": (d_mean / mean[:, 1]).tolist() if mean is not None else None,
+            "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}
