@@ -41,7 +41,7 @@ MEASURE = 6  # passes at least that the result averages once settled (their spre
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
 FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
-MAX_LAGS = 32768  # the longest lag range (the T = 1000 LSTM rule's fields decorrelate over ~10^4 steps)
+MAX_LAGS = 32768  # the longest lag range: at it the LSTM's memory budget leaves ~350 units (the T = 1000 rule needs more)
 
 
 def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
