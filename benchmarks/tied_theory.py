@@ -9,9 +9,15 @@ Sections (each writes its part of the JSON):
   (``simulate(tied=True)``, width W, several independent networks, time average over the last quarter of the
   run) vs the untied theory (Gaussian closure); relative errors; and the cost ratio for the same error:
   (simulation seconds x its standard error^2) / (theory seconds x its standard error^2).
-* ``stationary``: the spectral solver at the T ~ 1000 critical LSTM rule
-  (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262) on windows W and
-  populations P: seconds per pass and the Q_c it reaches.
+* ``stationary``: the streamed spectral solver (``solve_stationary``) on LSTM points of growing memory
+  (mu_f = 3, 4, 5 at c_x = 0.5; populations P) and at the T ~ 1000 critical LSTM rule
+  (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262): CPU seconds, steps,
+  final lag range, status, Q_c and its standard error; and, in the same run, width-2000 tied networks
+  (``simulate(tied=True)``, 3 seeds) with the CPU seconds they need for the same standard error
+  (seconds x (their SE / theory SE)^2, their SE from the spread of the networks' time averages).
+
+Every time is CPU time of this process (``time.process_time``; BLAS and FFTs single-threaded with
+OMP_NUM_THREADS=1), with the load average beside it.
 
 Run from the repository root: ``python benchmarks/tied_theory.py [--quick] [--sections transient accuracy
 stationary]``; writes ``benchmarks/results/tied_theory.json`` (``--output`` to change). The machine is shared:
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,8 +45,7 @@ from symmft.cell.params import resolve  # noqa: E402
 from symmft import load_cell  # noqa: E402
 from symmft import simulate  # noqa: E402
 from symmft import analyze  # noqa: E402
-from symmft.theory.site import consumers  # noqa: E402
-from symmft.theory.stationary import stationary_pass  # noqa: E402
+from symmft.theory.stationary import solve_stationary  # noqa: E402
 from symmft import analyze_tied  # noqa: E402
 
 RULE = ROOT / "benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json"
@@ -98,30 +104,73 @@ def accuracy(quick: bool) -> list[dict]:
     return out
 
 
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def _simulated_cpu(h: dict, width: int, steps: int, seeds: int, tail: int) -> dict:
+    """Width-``width`` tied networks: Q_c averaged over the last ``tail`` steps, per network; CPU seconds."""
+    start, per = time.process_time(), []
+    for s in range(seeds):
+        r = simulate("lstm", h, width=width, steps=steps, tied=True, seed=s, batch=4)
+        per.append(float(r.states["c"].second_moment[-tail:].mean()))
+    per = np.array(per)
+    return {"Q_c": float(per.mean()), "standard_error": float(per.std(ddof=1) / math.sqrt(seeds)),
+            "per_network": per.tolist(), "cpu_seconds": time.process_time() - start, "width": width,
+            "steps": steps, "tail": tail, "networks": seeds, "load": _load()}
+
+
 def stationary(quick: bool) -> list[dict]:
+    cell, out = load_cell("lstm"), []
     rule = json.loads(RULE.read_text())
-    cell = load_cell("lstm")
-    h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
-    runs = [(2048, 500), (4096, 500)] if quick else [(2048, 1000), (8192, 1000), (8192, 2000), (32768, 1000)]
-    out = []
-    for window, population in runs:
-        gamma = {node: (np.zeros(window // 4), np.zeros(window // 4)) for node in consumers(cell)}
+    points = [({"mu_f": 3.0, "c_x": 0.5}, 1000), ({"mu_f": 3.0, "c_x": 0.5}, 4000),
+              ({"mu_f": 4.0, "c_x": 0.5}, 1000), ({"mu_f": 4.0, "c_x": 0.5}, 4000),
+              ({"mu_f": 5.0, "c_x": 0.5}, 2000), (rule["hyperparameters"], 4000)]
+    for point, population in points[:3] if quick else points:
+        h = {k: float(v) for k, v in resolve(cell, point).items()}
+        name = "T1000 rule" if point is rule["hyperparameters"] else f"mu_f={point['mu_f']:g}"
         passes = []
-        for n in range(4):
-            start = time.perf_counter()
-            res = stationary_pass(cell, h, gamma, window=window, population=population, seed=n)
-            gamma, m = res["gamma"], res["moments"]
-            passes.append({"seconds": time.perf_counter() - start, "Q_c": float(m[:, 0, 1].mean()),
-                           "standard_error_Q_c": float(m[:, 0, 1].std(ddof=1) / 4), "clipped": res["clipped"]})
-            print(window, population, passes[-1], flush=True)
-        out.append({"window": window, "population": population, "passes": passes})
+        start = time.process_time()
+        res = solve_stationary(cell, h, lags=64, population=population, seed=0, max_steps=2 ** 17,
+                               progress=passes.append)
+        row = {"point": name, "population": population, "cpu_seconds": time.process_time() - start,
+               "load": _load(), "converged": res["converged"], "reason": res["reason"], "steps": res["steps"],
+               "lags": res["lags"], "population_used": res["population"], "Q_c": float(res["mean"][0, 1]),
+               "standard_error_Q_c": float(res["standard_error"][0, 1]), "Q_h": float(res["mean"][1, 1]),
+               "correlation_c": float(res["mean"][0, 2] / res["mean"][0, 1]), "passes": passes}
+        print(json.dumps({k: v for k, v in row.items() if k != "passes"}), flush=True)
+        out.append(row)
+    return out
+
+
+def simulation(quick: bool) -> list[dict]:
+    """The alternative: width-2000 tied networks, for the cost at the theory's standard error."""
+    runs = [({"mu_f": 3.0, "c_x": 0.5}, 600, 300), ({"mu_f": 4.0, "c_x": 0.5}, 1200, 600)]
+    out = []
+    for point, steps, tail in runs[:1] if quick else runs:
+        row = {"point": point, **_simulated_cpu(point, 2000, steps, 3, tail)}
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
+def transient_cpu(quick: bool) -> list[dict]:
+    """CPU seconds of the causal transient (analyze_tied with stationary=False, lambda's replicas included)."""
+    out = []
+    for T, P in [(100, 4000), (400, 4000)] + ([] if quick else [(400, 20000)]):
+        start = time.process_time()
+        a = analyze_tied("lstm", {"mu_f": 3.0}, steps=T, population=P, stationary=False)
+        out.append({"steps": T, "population": P, "cpu_seconds": time.process_time() - start, "load": _load(),
+                    "Q_c": a.fixed_point["Q_c"], "standard_error_Q_c": a.standard_error["Q_c"]})
+        print(out[-1], flush=True)
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--sections", nargs="+", default=["transient", "accuracy", "stationary"])
+    p.add_argument("--sections", nargs="+",
+                   default=["transient", "transient_cpu", "accuracy", "stationary", "simulation"])
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_theory.json"))
     args = p.parse_args()
     result = {"machine": machine(), "source": source_version(), "quick": args.quick}

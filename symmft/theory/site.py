@@ -108,6 +108,11 @@ class SiteOps:
         self.bias = {k: np.concatenate([b, b]) for k, b in self.bias.items()}
         self.shape = (2 * self.shape[0], self.shape[1])
 
+    def keep(self, units: int) -> None:
+        """Keep the first ``units`` units of every group (the stationary solver's memory budget)."""
+        self.bias = {k: b[:, :units] for k, b in self.bias.items()}
+        self.shape = (self.shape[0], units)
+
     def _draw_inputs(self) -> dict[str, np.ndarray] | np.ndarray:
         """Infinite m: this step's input terms of every map reading x, (copy, group, unit) each, iid over time.
         Finite m: the groups' input vectors x_t (copy, group, m), a/b correlation c_x, for the source."""

@@ -11,7 +11,7 @@ consumed by the command line, the Jacobian moments and the critical search.
 
 How: :class:`~symmft.theory.transient.Transient` steps the population causally (exact at any time, cost
 O(P T^2)). The stationary state comes from the transient's tail when it has settled, else from
-:mod:`symmft.theory.stationary` (a spectral solver whose cost grows like W log W with the window W; infinite
+:mod:`symmft.theory.stationary` (a streamed spectral solver whose cost per step grows like log L with the lag range L; infinite
 input size only: with finite m a drifting tail stays NOT_CONVERGED -- run more steps).
 lambda: after the last transient step the groups are replicated (common random numbers), the replicas' b
 copies are kicked (:meth:`Transient.kick`), and the decay of the kicked-minus-reference distance
@@ -48,7 +48,8 @@ MEASURE = 60  # steps the kicked replicas are followed for lambda (they cost 2x 
 KICK = 0.05  # kick size: the response stays linear to a few per cent
 TAIL = 0.25  # the stationary estimate from a transient averages its last quarter
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
-STATIONARY_POPULATION = 4000  # units in the spectral solver: each also averages over half a window of steps
+STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memory budget demands): each also averages over its passes
+STATIONARY_STEPS = 2 ** 17  # the spectral solver's budget of steps: ~70 s CPU for the LSTM (mu_f = 5 converges in 7x10^4)
 
 
 @dataclass(frozen=True)
@@ -94,37 +95,43 @@ class TiedAnalysis:
 
 def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps: int | None = None,
                  input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
-                 seed: int = 0, window: int | None = None, stationary: bool = True) -> TiedAnalysis:
+                 seed: int = 0, window: int | None = None, stationary: bool = True,
+                 max_steps: int = STATIONARY_STEPS) -> TiedAnalysis:
     """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
 
     ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
     reports no trajectory. ``input_dim``: m, the input size (None: infinite). ``weights``: "gaussian" or
     "orthogonal" recurrent weights (the same process; see the module docstring). ``population``: units of the
     Monte Carlo population (standard errors shrink like 1/sqrt(population)); ``seed`` fixes every draw.
-    ``window``: use the stationary spectral solver on this many steps (None: only when the transient's tail is
-    still drifting, with a window of 8 x its length rounded up to a power of 2); ``stationary`` False: never
-    (a drifting tail is then reported as NOT_CONVERGED).
+    ``window``: use the stationary spectral solver, starting with field covariances up to lag window/4 (None:
+    only when the transient's tail is still drifting, with a window of 8 x its length rounded up to a power of
+    2); the solver doubles that lag range while the measured correlations need it, up to
+    :data:`~symmft.theory.stationary.MAX_LAGS`. ``max_steps``: its budget of steps per unit (the stationary
+    state is NOT_CONVERGED if not reached in it). ``stationary`` False: never (a drifting tail is then reported
+    as NOT_CONVERGED).
     """
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     h = _point(cell, hyperparameters)
     if weights not in WEIGHTS:
         raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
-                               ("window", window, 64)):
+                               ("window", window, 64), ("max_steps", max_steps, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
     run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim)
     record, keep = _advance_keeping(run, horizon)
     values, se, status = _tail(record)
+    stationary_report = None
     two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
     lam, lam_se = _cross_rate(run, record[-1])
     if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
         window = window or 2 ** math.ceil(math.log2(8 * horizon))
-        st = solve_stationary(cell, h, window=window, population=min(population, STATIONARY_POPULATION), seed=seed,
-                              initial=run.field_covariances(window // 4))
+        st = solve_stationary(cell, h, lags=window // 4, population=min(population, STATIONARY_POPULATION), seed=seed,
+                              initial=run.field_covariances(window // 4), max_steps=max_steps)
         values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
+        stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "population", "reason", "clipped")}
         if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
@@ -142,7 +149,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
                         two_time=dict(zip(S, two_time)), standard_error=errors,
                         extras={"population": run.ops.shape[0] // 2 * run.ops.shape[1], "steps_run": horizon,
                                 "input_dim": input_dim, "weights": weights, "solver": solver,
-                                "window": window if solver == "stationary" else None})
+                                "window": window if solver == "stationary" else None,
+                                "stationary_solver": stationary_report})
 
 
 def _point(cell: Cell, values: dict | None) -> dict:

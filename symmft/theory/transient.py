@@ -30,51 +30,90 @@ DEGENERATE = 1e-12  # a conditional variance below this fraction of the variance
 
 
 class CausalFields:
-    """Recurrent fields conditioned on each unit's past, per vector node (see the module docstring)."""
+    """Recurrent fields conditioned on each unit's past, per vector node (see the module docstring).
+
+    Layout, chosen so that a step is a few batched BLAS calls over all groups (profiled: the per-step products
+    with the whole past are the cost, O(population x t) bytes a step): time-first, ``history[node]`` (group, 2T,
+    units) float64 and ``innovations[node]`` (group, 2T, maps x units) float32, so the past of a group is one
+    contiguous block. After :meth:`fork` the replicas share the reference groups' innovations (common random
+    numbers: the same draws) and their history before the fork, so the fork copies no per-unit array and a
+    replica step reads the shared past once for both (a 4-row instead of a 2-row product).
+    """
 
     def __init__(self, cell: Cell, steps: int, shape: tuple[int, int], draws: Draws, tied: bool = True,
                  input_dim: int | None = None):
         self.draws, self.tied, (self.G, self.p) = draws, tied, shape
+        self.base = self.G  # reference groups; after a fork groups base..2 base-1 are their replicas
         self.maps = {node: len(maps) for node, maps in consumers(cell, input_too=input_dim is not None).items()}
         dims = {node: self.p for node in self.maps} | ({input_node(cell): input_dim} if input_dim else {})
         n = 2 * (steps if tied else 1)
-        # Time last: a step reads the prefix [:j] of every unit's row (a strided gemv, ~5x faster here than
-        # time-first rows of (maps x units)). The input's "population" is its m coordinates.
-        self.history = {node: np.zeros((self.G, dims[node], n)) for node in self.maps}
+        self.history = {node: np.zeros((self.G, n, dims[node])) for node in self.maps}  # the input's "units": m
+        self.replica_history: dict[int, np.ndarray] = {}  # rows from the fork on, of the replicas
         self.chol = {node: np.zeros((self.G, n, n)) for node in self.maps}
-        self.innovations = {node: np.zeros((self.G, k, self.p, n), dtype=np.float32) for node, k in self.maps.items()}
-        self.t = 0
+        self.live = {node: np.ones((self.G, n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
+        self.innovations = {node: np.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
+        self.t, self.written, self.forked_at = 0, 0, None
 
     def begin(self, t: int) -> None:
         self.t = t if self.tied else 0
+        self.written = 2 * self.t + 2
 
     def fork(self) -> None:
         """Double the groups (see :meth:`symmft.theory.site.Draws.fork`): replicas share the whole past."""
-        for table in (self.history, self.chol, self.innovations):
+        if self.forked_at is not None:
+            raise ValueError("the causal fields fork once")  # a bug, not user input
+        self.forked_at = self.written if self.tied else 0
+        for node, hist in self.history.items():
+            self.replica_history[node] = np.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
+        for table in (self.chol, self.live):
             for node, a in table.items():
                 table[node] = np.concatenate([a, a])
         self.G *= 2
 
+    def _covariances(self, node: int, v: np.ndarray, J: int) -> np.ndarray:
+        """(group, J, copy): <v_i v_new> over the group's units for every variable i < J (the new ones included)."""
+        B, j = self.base, J - 2
+        hist, ref = self.history[node], v[:, :B].transpose(1, 2, 0)  # (B, units, copy)
+        if self.forked_at is None:
+            hist[:, j:J] = v.transpose(1, 0, 2)
+            return np.matmul(hist[:, :J], ref) / v.shape[-1]
+        f, rep_hist, rep = self.forked_at, self.replica_history[node], v[:, B:].transpose(1, 2, 0)
+        hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
+        rep_hist[:, j - f:J - f] = v[:, B:].transpose(1, 0, 2)
+        shared = np.matmul(hist[:, :f], np.concatenate([ref, rep], axis=2))  # the common past, read once
+        cov = np.concatenate([np.concatenate([shared[..., :2], np.matmul(hist[:, f:J], ref)], axis=1),
+                              np.concatenate([shared[..., 2:], np.matmul(rep_hist[:, :J - f], rep)], axis=1)])
+        return cov / v.shape[-1]
+
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
-        j, hist, L, Z = 2 * self.t, self.history[node], self.chol[node], self.innovations[node]
-        hist[:, :, j:j + 2] = v.transpose(1, 2, 0)  # (G, p, copy)
-        out = np.empty((self.maps[node], 2, self.G, self.p))
-        z = self.draws.normal((self.maps[node], self.p, 2), dtype=np.float32)  # (G, maps, p, copy)
+        j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
+        J, k, B = j + 2, self.maps[node], self.base
+        cov = self._covariances(node, v, J)
+        # Two new rows of each group's Cholesky factor: row j (copy a) by a triangular solve against the past,
+        # row j + 1 (copy b) extends it by the a/b element.
+        rows = np.zeros((self.G, 2, J))
         for g in range(self.G):
-            # New covariance columns: <v_i v_new> for every earlier variable i and both copies (j + 2, 2).
-            cov = (v[:, g] @ hist[g, :, :j + 2]).T / v.shape[-1]
-            for c in (0, 1):
-                r = j + c
-                row = solve_triangular(L[g, :r, :r], cov[:r, c], lower=True, check_finite=False) if r else cov[:0, c]
-                d2 = cov[r, c] - row @ row
-                L[g, r, :r] = row
-                if d2 <= DEGENERATE * max(cov[r, c], 1e-300):  # exactly determined by the past
-                    L[g, r, r], z[g, ..., c] = 1.0, 0.0
-                else:
-                    L[g, r, r] = np.sqrt(d2)
-            Z[g, :, :, j:j + 2] = z[g]
-            out[:, :, g] = (Z[g, :, :, :j + 2] @ L[g, j:j + 2, :j + 2].T.astype(np.float32)).transpose(0, 2, 1)
-        return out
+            if j:
+                rows[g, :, :j] = solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
+        var = cov[:, [j, j + 1], [0, 1]]  # (G, copy): the new variables' variances
+        d0 = var[:, 0] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j])
+        ok0 = d0 > DEGENERATE * np.maximum(var[:, 0], 1e-300)
+        rows[:, 0, j] = np.where(ok0, np.sqrt(np.where(ok0, d0, 1.0)), 1.0)  # unit pivot: exactly the past's
+        rows[:, 1, j] = (cov[:, j, 1] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
+        d1 = var[:, 1] - np.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1])
+        ok1 = d1 > DEGENERATE * np.maximum(var[:, 1], 1e-300)
+        rows[:, 1, J - 1] = np.where(ok1, np.sqrt(np.where(ok1, d1, 1.0)), 1.0)
+        L[:, j:J, :J] = rows
+        live[:, j], live[:, j + 1] = ok0, ok1
+        # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
+        # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
+        z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
+        Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
+        weights = (rows * live[:, None, :J]).astype(np.float32)  # (G, copy, J)
+        weights = weights.reshape(self.G // B, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
+        out = np.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
+        out = out.reshape(B, self.G // B, 2, k, self.p).transpose(3, 2, 1, 0, 4)
+        return out.reshape(k, 2, self.G, self.p)
 
 
 class Transient:
@@ -124,7 +163,7 @@ class Transient:
         for node, hist in self.source.history.items():
             if node not in consumers(self.ops.cell):
                 continue  # the input (finite m) is not a field of the population
-            v = hist[:G, :, : 2 * self.t][..., 2 * (self.t // 2):]
+            v = hist[:G, 2 * (self.t // 2): 2 * self.t].transpose(0, 2, 1)  # reference groups, (G, units, time)
             a, b = v[..., 0::2], v[..., 1::2]
             n = min(lags, a.shape[-1])
             units = a.shape[0] * a.shape[1]
