@@ -9,12 +9,20 @@ Sections (each writes its part of the JSON):
   (``simulate(tied=True)``, width W, several independent networks, time average over the last quarter of the
   run) vs the untied theory (Gaussian closure); relative errors; and the cost ratio for the same error:
   (simulation seconds x its standard error^2) / (theory seconds x its standard error^2).
+* ``matrix``: the issue's matrix -- LSTM, both GRUs, minimalRNN, vanilla RNN and a user cell (USER_CELL), memory-gate
+  bias in {0, 2, 3, 4}, bias variance 0 or 0.1 on every map, c_x = 0.5: second-moment trajectories t = 1..T of the
+  tied theory (causal transient) and of the untied law (the same site process with fields and biases redrawn
+  every step: the paper's theory, from the zero state) against the tied network (``simulate(tied=True)``,
+  width >= 2000, several networks), in four windows of T/4 steps; errors value/network - 1 with their standard
+  errors (theory: spread of its 16 groups; network: spread between networks).
+* ``widths``: the tied theory's error against networks of width 500 .. 3000 (4000 does not fit this machine's free memory beside the other jobs) at a few long-memory points: the
+  finite-width error, which must shrink as the width grows.
 * ``stationary``: the spectral solver at the T ~ 1000 critical LSTM rule
   (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262) on windows W and
   populations P: seconds per pass and the Q_c it reaches.
 
-Run from the repository root: ``python benchmarks/tied_theory.py [--quick] [--sections transient accuracy
-stationary]``; writes ``benchmarks/results/tied_theory.json`` (``--output`` to change). The machine is shared:
+Run from the repository root: ``python benchmarks/tied_theory.py [--quick] [--sections transient accuracy matrix
+widths stationary]``; writes ``benchmarks/results/tied_theory.json`` (``--output`` to change). The machine is shared:
 compare times only within one run.
 """
 
@@ -24,6 +32,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +49,7 @@ from symmft import simulate  # noqa: E402
 from symmft import analyze  # noqa: E402
 from symmft.theory.site import consumers  # noqa: E402
 from symmft.theory.stationary import stationary_pass  # noqa: E402
+from symmft.theory.transient import Transient  # noqa: E402
 from symmft import analyze_tied  # noqa: E402
 
 RULE = ROOT / "benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json"
@@ -95,6 +105,136 @@ def accuracy(quick: bool) -> list[dict]:
                / (seconds * theory_se[0] ** 2)}
         out.append(row)
         print(json.dumps(row), flush=True)
+    return out
+
+
+#: A cell written here, not shipped (JANET-like: one forget gate, no output gate), as in tests/test_tied.py.
+USER_CELL = '''
+STATE = ("h",)
+
+
+def step(x, h, ops):
+    f = ops.sigmoid(ops.affine("f", x, h))
+    g = ops.tanh(ops.affine("g", x, h))
+    return f * h + (1 - f) * g
+'''
+#: The bias of the gate that keeps the memory (the vanilla RNN has none: its only bias).
+MEMORY_BIAS = {"lstm": "mu_f", "gru": "mu_z", "gru_reset_before": "mu_z", "minimal_rnn": "mu_u",
+               "vanilla_rnn": "mu_h", "user": "mu_f"}
+WINDOWS = 4  # trajectories are compared as averages over WINDOWS windows of T / WINDOWS steps
+SIGMAS = 5  # the bar: |error| <= max(3%, SIGMAS combined standard errors), as tests/test_tied.py
+
+
+def _load(name: str):
+    if name != "user":
+        return load_cell(name)
+    path = Path(tempfile.mkdtemp()) / "user_cell.py"
+    path.write_text(USER_CELL)
+    return load_cell(path)
+
+
+def _windows(per: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, T) trajectories -> window means (WINDOWS,) and their standard errors over the samples."""
+    w = np.array([[x.mean() for x in np.array_split(row, WINDOWS)] for row in per])
+    return w.mean(axis=0), w.std(axis=0, ddof=1) / math.sqrt(len(w))
+
+
+def _law(cell, h: dict, steps: int, population: int, tied: bool) -> tuple[dict, float]:
+    """Per state, window means and standard errors (over the 16 groups) of Q(t), t = 1..steps, from the zero
+    state: the tied theory (causal transient) or, tied=False, the untied law; and the CPU seconds."""
+    start = time.process_time()
+    record = Transient(cell, h, steps, population=population, seed=1, tied=tied).advance(steps)  # (T, G, S, 3)
+    return ({s: _windows(record[:, :, i, 1].T) for i, s in enumerate(cell.states)}, time.process_time() - start)
+
+
+def _network(cell, h: dict, steps: int, width: int, seeds: int) -> tuple[dict, float]:
+    start = time.process_time()
+    runs = [simulate(cell, h, width=width, steps=steps, tied=True, seed=s, batch=4) for s in range(seeds)]
+    return ({s: _windows(np.array([r.states[s].second_moment[1:] for r in runs])) for s in cell.states},
+            time.process_time() - start)
+
+
+def _errors(value: tuple, network: tuple) -> dict:
+    """value/network - 1 per window, its standard error, and whether it meets the bar."""
+    (v, v_se), (n, n_se) = value, network
+    err = v / n - 1
+    se = np.abs(v / n) * np.hypot(v_se / v, n_se / n)
+    return {"error": err.tolist(), "standard_error": se.tolist(),
+            "within": bool(np.all(np.abs(err) <= np.maximum(0.03, SIGMAS * se)))}
+
+
+def _point(cell, name: str, bias: float, rho2: float) -> dict:
+    h = {MEMORY_BIAS[name]: bias, "c_x": 0.5, **{a.bias_variance: rho2 for a in cell.affines}}
+    return {k: float(v) for k, v in resolve(cell, h).items()}
+
+
+def matrix(quick: bool) -> list[dict]:
+    """The issue's matrix (module docstring); --quick: two cells, biases 0 and 4, width 1000."""
+    width, seeds, population, steps = (1000, 2, 4000, 60) if quick else (2000, 4, 8000, 100)
+    names = ("lstm", "user") if quick else tuple(sorted(MEMORY_BIAS))
+    out = []
+    for name in names:
+        cell = _load(name)
+        for rho2 in (0.0, 0.1):
+            for bias in (0.0, 4.0) if quick else (0.0, 2.0, 3.0, 4.0):
+                h = _point(cell, name, bias, rho2)
+                tied, tied_s = _law(cell, h, steps, population, True)
+                untied, untied_s = _law(cell, h, steps, population, False)
+                net, net_s = _network(cell, h, steps, width, seeds)
+                row = {"cell": name, "bias": bias, "rho2": rho2, "steps": steps, "width": width, "networks": seeds,
+                       "population": population, "seconds": {"tied": tied_s, "untied": untied_s, "network": net_s},
+                       "states": {s: {"network": [x.tolist() for x in net[s]],
+                                      "tied_theory": [x.tolist() for x in tied[s]],
+                                      "untied_theory": [x.tolist() for x in untied[s]],
+                                      "tied_error": _errors(tied[s], net[s]),
+                                      "untied_error": _errors(untied[s], net[s])} for s in cell.states}}
+                out.append(row)
+                print(name, MEMORY_BIAS[name], bias, "rho2", rho2, {
+                    s: (np.round(100 * np.array(v["tied_error"]["error"]), 1).tolist(), v["tied_error"]["within"],
+                        np.round(100 * np.array(v["untied_error"]["error"]), 1).tolist())
+                    for s, v in row["states"].items()}, f"cpu {tied_s:.0f}/{untied_s:.0f}/{net_s:.0f} s", flush=True)
+    return out
+
+
+#: Long-memory points of the width sweep (cell, memory-gate bias, bias variance on every map): the largest
+#: tied-theory errors of the matrix, and the LSTM at a point where the untied theory is off by ~170%.
+SWEEP = (("lstm", 3.0, 0.0), ("lstm", 3.0, 0.1), ("gru_reset_before", 4.0, 0.0), ("user", 3.0, 0.1))
+
+
+def _law_at(cell, h: dict, steps: int, population: int, input_dim: int | None) -> dict:
+    record = Transient(cell, h, steps, population=population, seed=1, input_dim=input_dim).advance(steps)
+    return {s: _windows(record[:, :, i, 1].T) for i, s in enumerate(cell.states)}
+
+
+def widths(quick: bool) -> list[dict]:
+    """The tied theory against networks of growing width n (input size m = n, simulate's default): the error
+    must shrink. Two theories: infinite m (the default) and m = n (the network's input size), which separates the
+    O(1/(m (1 - f))) coherent-write term (docs/tied.md §3) from the rest of the finite-width error."""
+    sweep = ((500, 6), (1000, 4), (2000, 3)) if quick else ((500, 12), (1000, 8), (2000, 4), (3000, 3))
+    steps, population = (60, 8000) if quick else (100, 16000)
+    out = []
+    for name, bias, rho2 in SWEEP[:1] if quick else SWEEP:
+        cell = _load(name)
+        h = _point(cell, name, bias, rho2)
+        infinite = _law_at(cell, h, steps, population, None)
+        row = {"cell": name, "bias": bias, "rho2": rho2, "steps": steps, "population": population,
+               "tied_theory": {s: [x.tolist() for x in v] for s, v in infinite.items()}, "widths": []}
+        for width, seeds in sweep:
+            net, net_s = _network(cell, h, steps, width, seeds)
+            finite = _law_at(cell, h, steps, population, width)
+            entry = {"width": width, "networks": seeds, "seconds": net_s, "mean_error": {}}
+            for label, theory in (("infinite_m", infinite), ("m_equals_width", finite)):
+                errors = {s: _errors(theory[s], net[s]) for s in cell.states}
+                entry[label] = errors
+                # one number per width and state: the mean error over the windows (their errors are correlated,
+                # so its standard error is bounded by the mean of theirs)
+                entry["mean_error"][label] = {s: (float(np.mean(e["error"])), float(np.mean(e["standard_error"])))
+                                              for s, e in errors.items()}
+            row["widths"].append(entry)
+            print(name, bias, rho2, "width", width, {lab: {s: f"{100 * m:+.2f}({100 * e:.2f})%" for s, (m, e) in v.items()}
+                                                     for lab, v in entry["mean_error"].items()}, f"cpu {net_s:.0f} s",
+                  flush=True)
+        out.append(row)
     return out
 
 
