@@ -258,16 +258,68 @@ def stationary(quick: bool) -> list[dict]:
     return out
 
 
+def tables(result: dict) -> str:
+    """Markdown tables of the matrix and widths sections (for benchmarks/RESULTS.md)."""
+    lines = []
+    rows = result.get("matrix") or []
+    if rows:
+        points = sorted({(r["rho2"], r["bias"]) for r in rows})
+        head = " | ".join(f"b={b:g}, rho2={r:g}" for r, b in points)
+        for title, pick in (("last window: tied theory error / untied theory error", "last"),
+                            ("worst window: tied theory error (combined standard error)", "worst")):
+            lines += [f"\n{title} (%)\n", f"| cell | Q of | {head} |", "|---|---|" + "---|" * len(points)]
+            for name in dict.fromkeys(r["cell"] for r in rows):
+                for state in next(r for r in rows if r["cell"] == name)["states"]:
+                    cells = []
+                    for point in points:
+                        r = next(r for r in rows if r["cell"] == name and (r["rho2"], r["bias"]) == point)
+                        t, u = r["states"][state]["tied_error"], r["states"][state]["untied_error"]
+                        if pick == "last":
+                            cells.append(f"{100 * t['error'][-1]:+.1f} / {100 * u['error'][-1]:+.1f}")
+                        else:
+                            k = int(np.argmax(np.abs(t["error"])))
+                            mark = "" if t["within"] else " **!**"
+                            cells.append(f"{100 * t['error'][k]:+.1f} ({100 * t['standard_error'][k]:.1f}){mark}")
+                    lines.append(f"| {name} | {state} | " + " | ".join(cells) + " |")
+    for row in result.get("widths") or []:
+        states = list(row["tied_theory"])
+        lines += [f"\n{row['cell']}, bias {row['bias']:g}, rho2 {row['rho2']:g}: mean error over the windows "
+                  "(standard error), and the spread of one network (%)\n",
+                  "| width | networks | " + " | ".join(f"Q_{s}: m = inf | m = n | one network's spread"
+                                                        for s in states) + " |",
+                  "|---|---|" + "---|---|---|" * len(states)]
+        for w in row["widths"]:
+            m, cells = w["mean_error"], []
+            for s in states:
+                # the network's own relative standard error: the combined one less the theory's (independent)
+                theory, theory_se = (np.array(x) for x in row["tied_theory"][s])
+                e = w["infinite_m"][s]
+                combined = np.array(e["standard_error"]) / np.abs(1 + np.array(e["error"]))
+                own = np.sqrt(np.maximum(combined ** 2 - (theory_se / theory) ** 2, 0))
+                cells.append(f"{100 * m['infinite_m'][s][0]:+.2f} ({100 * m['infinite_m'][s][1]:.2f}) | "
+                             f"{100 * m['m_equals_width'][s][0]:+.2f} ({100 * m['m_equals_width'][s][1]:.2f}) | "
+                             f"{100 * own.mean() * math.sqrt(w['networks']):.1f}")
+            lines.append(f"| {w['width']} | {w['networks']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--sections", nargs="+", default=["transient", "accuracy", "stationary"])
+    p.add_argument("--quick", action="store_true", help="smaller runs of every section (minutes)")
+    p.add_argument("--sections", nargs="+", default=["transient", "accuracy", "stationary"],
+                   choices=["transient", "accuracy", "matrix", "widths", "stationary"])
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_theory.json"))
+    p.add_argument("--tables", nargs="+", metavar="JSON", help="only print the markdown tables of these results")
     args = p.parse_args()
+    if args.tables:
+        for path in args.tables:
+            print(tables(json.loads(Path(path).read_text())))
+        return
     result = {"machine": machine(), "source": source_version(), "quick": args.quick}
     for section in args.sections:
         result[section] = globals()[section](args.quick)
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    print(tables(result))
 
 
 if __name__ == "__main__":
