@@ -15,8 +15,9 @@ Sections (each writes its part of the JSON):
   every step: the paper's theory, from the zero state) against the tied network (``simulate(tied=True)``,
   width >= 2000, several networks), in four windows of T/4 steps; errors value/network - 1 with their standard
   errors (theory: spread of its 16 groups; network: spread between networks).
-* ``widths``: the tied theory's error against networks of width 500 .. 3000 (4000 does not fit this machine's free memory beside the other jobs) at a few long-memory points: the
-  finite-width error, which must shrink as the width grows.
+* ``widths``: the tied theory's error against networks of width 500 .. 3000 at a few long-memory points: the
+  finite-width error, which must shrink as the width grows (4000 did not fit the free memory beside the other
+  jobs: an LSTM of width 4000 holds 1 GB of float64 weights).
 * ``stationary``: the spectral solver at the T ~ 1000 critical LSTM rule
   (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262) on windows W and
   populations P: seconds per pass and the Q_c it reaches.
@@ -197,7 +198,7 @@ def matrix(quick: bool) -> list[dict]:
 
 
 #: Long-memory points of the width sweep (cell, memory-gate bias, bias variance on every map): the largest
-#: tied-theory errors of the matrix, and the LSTM at a point where the untied theory is off by ~170%.
+#: tied-theory errors of the matrix, and the LSTM with quenched biases (where the untied theory is 85% low).
 SWEEP = (("lstm", 3.0, 0.0), ("lstm", 3.0, 0.1), ("gru_reset_before", 4.0, 0.0), ("user", 3.0, 0.1))
 
 
@@ -231,9 +232,9 @@ def widths(quick: bool) -> list[dict]:
                 entry["mean_error"][label] = {s: (float(np.mean(e["error"])), float(np.mean(e["standard_error"])))
                                               for s, e in errors.items()}
             row["widths"].append(entry)
-            print(name, bias, rho2, "width", width, {lab: {s: f"{100 * m:+.2f}({100 * e:.2f})%" for s, (m, e) in v.items()}
-                                                     for lab, v in entry["mean_error"].items()}, f"cpu {net_s:.0f} s",
-                  flush=True)
+            shown = {lab: {s: f"{100 * m:+.2f}({100 * e:.2f})%" for s, (m, e) in v.items()}
+                     for lab, v in entry["mean_error"].items()}
+            print(name, bias, rho2, "width", width, shown, f"cpu {net_s:.0f} s", flush=True)
         out.append(row)
     return out
 

@@ -40,7 +40,7 @@ FINITE_WIDTH_M1 = 0.01
 #: 500, 1.5% at 2000 for the LSTM's Q_c at mu_f = 3), and the mean error of the theory against networks of width
 #: 500 .. 3000 falls from 1.8-3.3% to <= 1.3% (within 2 standard errors from width 2000 on); and the theory's own
 #: Monte Carlo error at population 8000 -- its group spread (0.1-2.6%) and the O(1/500) bias of each group
-#: estimating its field covariance from 500 units (+2.5% measured, minimalRNN at mu_u = 4). The slow 48-point
+#: estimating its field covariance from 500 units (+1 to +2.5%, minimalRNN at mu_u = 4). The slow 48-point
 #: matrix (width 2000, t <= 100) passes with it; in the benchmark's run of it (other draws) the largest
 #: last-window error was 4.8% (LSTM Q_c, within 5 standard errors).
 TIED_RELATIVE = 0.03
