@@ -18,13 +18,16 @@ Sections (each writes its part of the JSON):
 * ``widths``: the tied theory's error against networks of width 500 .. 3000 at a few long-memory points: the
   finite-width error, which must shrink as the width grows (4000 did not fit the free memory beside the other
   jobs: an LSTM of width 4000 holds 1 GB of float64 weights).
+* ``late``: stationary values of every cell at memory-gate bias 2, rho2 = 0.1 (``analyze_tied``'s tail vs the
+  networks' last quarter vs the untied fixed point).
 * ``stationary``: the spectral solver at the T ~ 1000 critical LSTM rule
   (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262) on windows W and
   populations P: seconds per pass and the Q_c it reaches.
 
 Run from the repository root: ``python benchmarks/tied_theory.py [--quick] [--sections transient accuracy matrix
-widths stationary]``; writes ``benchmarks/results/tied_theory.json`` (``--output`` to change). The machine is shared:
-compare times only within one run.
+widths late stationary] [--tables JSON ...]``; writes ``benchmarks/results/tied_theory.json`` (``--output`` to
+change) and prints the markdown tables of the matrix, widths and late sections. The machine is shared: compare
+times only within one run.
 """
 
 from __future__ import annotations
@@ -259,6 +262,36 @@ def stationary(quick: bool) -> list[dict]:
     return out
 
 
+def late(quick: bool) -> list[dict]:
+    """Stationary values: ``analyze_tied`` (its transient's last quarter, status OK when it has settled) against
+    the networks' last quarter and the untied fixed point (``analyze``), every cell at memory-gate bias 2 with
+    rho2 = 0.1 on every map (the tied memory is then tens of steps: settled within 200)."""
+    width, seeds, population, steps = (1000, 2, 4000, 100) if quick else (2000, 3, 8000, 200)
+    out = []
+    for name in ("lstm", "user") if quick else tuple(sorted(MEMORY_BIAS)):
+        cell = _load(name)
+        h = _point(cell, name, 2.0, 0.1)
+        start = time.process_time()
+        a = analyze_tied(cell, h, steps=steps, population=population, stationary=False)
+        theory_s = time.process_time() - start
+        runs = [simulate(cell, h, width=width, steps=steps, tied=True, seed=s, batch=4) for s in range(seeds)]
+        untied = analyze(cell, h)
+        row = {"cell": name, "steps": steps, "width": width, "networks": seeds, "status": a.status.name,
+               "theory_seconds": theory_s, "states": {}}
+        for s in cell.states:
+            per = np.array([r.states[s].second_moment[-(steps // 4):].mean() for r in runs])
+            net, net_se = per.mean(), per.std(ddof=1) / math.sqrt(seeds)
+            q, q_se, u = a.fixed_point[f"Q_{s}"], a.standard_error[f"Q_{s}"], float(untied.fixed_point[f"Q_{s}"])
+            row["states"][s] = {"network": [net, net_se], "tied_theory": [q, q_se], "untied_theory": u,
+                                "tied_error": [q / net - 1, math.hypot(q_se / net, q * net_se / net ** 2)],
+                                "untied_error": u / net - 1}
+        out.append(row)
+        print(name, a.status.name, {s: (round(100 * v["tied_error"][0], 2), round(100 * v["tied_error"][1], 2),
+                                        round(100 * v["untied_error"], 1)) for s, v in row["states"].items()},
+              f"theory cpu {theory_s:.0f} s", flush=True)
+    return out
+
+
 def tables(result: dict) -> str:
     """Markdown tables of the matrix and widths sections (for benchmarks/RESULTS.md)."""
     lines = []
@@ -282,6 +315,15 @@ def tables(result: dict) -> str:
                             mark = "" if t["within"] else " **!**"
                             cells.append(f"{100 * t['error'][k]:+.1f} ({100 * t['standard_error'][k]:.1f}){mark}")
                     lines.append(f"| {name} | {state} | " + " | ".join(cells) + " |")
+    if result.get("late"):
+        lines += ["\nstationary values (last quarter of the run): error (standard error), %\n",
+                  "| cell | Q of | tied theory status | network | tied theory error | untied theory error |",
+                  "|---|---|---|---|---|---|"]
+        for row in result["late"]:
+            for s, v in row["states"].items():
+                lines.append(f"| {row['cell']} | {s} | {row['status']} | {v['network'][0]:.4g} ({v['network'][1]:.2g}) "
+                             f"| {100 * v['tied_error'][0]:+.1f} ({100 * v['tied_error'][1]:.1f}) "
+                             f"| {100 * v['untied_error']:+.1f} |")
     for row in result.get("widths") or []:
         states = list(row["tied_theory"])
         lines += [f"\n{row['cell']}, bias {row['bias']:g}, rho2 {row['rho2']:g}: mean error over the windows "
@@ -308,7 +350,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller runs of every section (minutes)")
     p.add_argument("--sections", nargs="+", default=["transient", "accuracy", "stationary"],
-                   choices=["transient", "accuracy", "matrix", "widths", "stationary"])
+                   choices=["transient", "accuracy", "matrix", "widths", "late", "stationary"])
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_theory.json"))
     p.add_argument("--tables", nargs="+", metavar="JSON", help="only print the markdown tables of these results")
     args = p.parse_args()
