@@ -286,8 +286,8 @@ def late(quick: bool) -> list[dict]:
                                 "tied_error": [q / net - 1, math.hypot(q_se / net, q * net_se / net ** 2)],
                                 "untied_error": u / net - 1}
         out.append(row)
-        print(name, a.status.name, {s: (round(100 * v["tied_error"][0], 2), round(100 * v["tied_error"][1], 2),
-                                        round(100 * v["untied_error"], 1)) for s, v in row["states"].items()},
+        print(name, a.status.name, {s: f"{100 * v['tied_error'][0]:+.2f}({100 * v['tied_error'][1]:.2f})% untied "
+                                        f"{100 * v['untied_error']:+.1f}%" for s, v in row["states"].items()},
               f"theory cpu {theory_s:.0f} s", flush=True)
     return out
 
