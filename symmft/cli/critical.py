@@ -161,8 +161,8 @@ def _print_tied(tied: dict, th: dict) -> None:
               "corrected": "corrected for the tied network: " + ", ".join(
                   f"{n} {a:.4g} -> {b:.4g}" for n, (a, b) in tied["corrections"].items())}[tied["status"]]
     print(f"\n{status} (tied theory: population {tied['population']}, input size {tied['input_dim'] or 'infinite'}, "
-          f"{len(tied['evaluations'])} evaluations, {tied['seconds']:.1f} s; judged on the "
-          f"{'transient t <= T' if tied['judged_on'] == 'transient' else 'stationary state'}):")
+          f"{len(tied['evaluations'])} evaluations, {tied['seconds']:.1f} s; judged on the transient t <= T, "
+          f"{'which settles inside the sequence' if tied['settled'] else 'still relaxing at T: memory longer than T'}):")
 
     def pm(k, digits=".2g"):
         return f"{num(v[k])} +- {se[k]:{digits}}" if k in se else num(v[k])

@@ -6,21 +6,23 @@ ones (benchmarks/RESULTS.md §3). This module evaluates :class:`~symmft.init.cri
 :func:`symmft.theory.tied.analyze_tied` at one point, with a Monte Carlo standard error on every judged number.
 Stage: hyperparameters -> verdict, used by :mod:`symmft.init.tied_search` and ``symmft critical --theory tied``.
 
-How: a sequence of length T starts from the zero state. When the tied memory time xi exceeds T (or the
-stationary state was not reached), the stationary state is never seen inside a sequence, so the criteria are
-judged on the transient t <= T (docs/criteria.md, "On the tied network"):
+How: a sequence of length T starts from the zero state, so the criteria are judged on the transient t <= T
+(docs/criteria.md, "On the tied network"). When the memory is shorter than T the transient settles inside the
+sequence and its tail is the stationary state ("settled": True); when the memory exceeds T the stationary state
+is never seen by a sequence of that length and does not enter:
 
 - Q_s is the largest second moment over t <= T;
 - the gradient over the sequence crosses the Jacobians of every step, so the mean gain is the geometric mean of
   m1(t) over t = 1..T (|T log m1| <= g is then |sum_t log m1(t)| <= g) and the spread is
-  sum_t (m2(t)/m1(t)^2 - 1), with m1(t), m2(t) the free-probability moments at the tied moments of step t;
+  sum_t (m2(t)/m1(t)^2 - 1), with m1(t), m2(t) the free-probability moments at the tied moments of step t (an
+  approximation for the tied network: benchmarks/RESULTS.md §7 measures its error);
 - xi is the tied theory's effective decay rate of the distance between two sequences after step T.
 
-Otherwise (memory shorter than T, stationary state reached) the stationary moments are used. Standard errors:
-Q_s from the spread of the theory's independent groups; m1 and the spread by moving each state moment up by its
-standard error at every step (fully correlated over steps: conservative) and adding the shifts in quadrature;
-xi from lambda's jackknife error. A criterion whose slack is within UNCERTAIN standard errors of its threshold is
-listed in ``uncertain``: more population (``--population``) decides it.
+Standard errors: Q_s from the spread of the theory's independent groups; m1 and the spread by moving each state
+moment up by its standard error at every step (fully correlated over steps: conservative) and adding the shifts
+in quadrature; xi from lambda's jackknife error. A criterion whose slack is within UNCERTAIN standard errors of its threshold, on
+either side, is listed in ``uncertain`` and not in ``fails``: the population cannot decide it, and more population
+(``--population``) does. (The tied xi is the noisiest number: +-25-60% at population 1000-2000.)
 """
 
 from __future__ import annotations
@@ -52,58 +54,48 @@ def moments_at_step(analysis: TiedAnalysis, step: int | slice) -> TiedAnalysis:
 def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Criteria, *, weights: str = "orthogonal",
                   input_dim: int | None = None, population: int = 4000, seed: int = 0) -> dict:
     """The quantities the criteria judge, from the tied theory at ``hyperparameters`` for sequences of ``length``
-    T, and the criteria that fail. Returns {"judged_on": "transient" | "stationary", "values": {xi, lambda, m1,
-    m2, variance, spread, Q_s...}, "standard_error": {same keys where known}, "fails": [...], "uncertain": [...],
-    "status": name, "population": units}. Transient values also give "m1_at_T" (the m1 of the last step)."""
-    run = dict(steps=length, input_dim=input_dim, weights=weights, population=population, seed=seed)
-    a = analyze_tied(cell, hyperparameters, stationary=False, **run)
-    if a.xi <= length and a.status == Status.NOT_CONVERGED:  # short memory, slow moments: solve the stationary state
-        a = analyze_tied(cell, hyperparameters, **run)
-    transient = not (a.xi <= length and a.status == Status.OK)
-    values, se = _jacobian_criteria(a, weights, length, transient)
+    T, and the criteria that fail. Returns {"judged_on": "transient", "values": {xi, lambda, m1,
+    m1_at_T, m2, variance, spread, Q_s...}, "standard_error": {same keys where known}, "fails": [...],
+    "uncertain": [...], "settled": whether the transient reached its stationary state, "status": the tied
+    analysis' status name, "population": units}."""
+    a = analyze_tied(cell, hyperparameters, steps=length, input_dim=input_dim, weights=weights,
+                     population=population, seed=seed, stationary=False)
+    values, se = _jacobian_criteria(a, weights, length)
     for s in cell.states:
-        if transient:
-            q = a.trajectory[s]["second_moment"]
-            worst = int(np.argmax(q))
-            values[f"Q_{s}"], se[f"Q_{s}"] = float(q[worst]), float(a.trajectory[s]["standard_error_second_moment"][worst])
-        else:
-            values[f"Q_{s}"], se[f"Q_{s}"] = a.fixed_point[f"Q_{s}"], a.standard_error[f"Q_{s}"]
+        q = a.trajectory[s]["second_moment"]
+        worst = int(np.argmax(q))
+        values[f"Q_{s}"], se[f"Q_{s}"] = float(q[worst]), float(a.trajectory[s]["standard_error_second_moment"][worst])
     lam = a.lambda_
     values.update(xi=a.xi, **{"lambda": lam})
     se["lambda"] = a.standard_error["lambda"]
     with np.errstate(all="ignore"):
         se["xi"] = float(se["lambda"] / (abs(lam) * math.log(abs(lam)) ** 2)) if 0 < abs(lam) != 1 else math.inf
-    status = Status.OK if transient or a.status == Status.OK else a.status
+    # still relaxing at T is expected (memory > T): only a diverged or NaN run fails the status criterion
+    status = Status.OK if a.status == Status.NOT_CONVERGED else a.status
     ev = {**{k: np.array([v]) for k, v in values.items()}, "status": np.array([int(status)])}
-    return {"judged_on": "transient" if transient else "stationary", "values": values, "standard_error": se,
-            "fails": criteria.failures(ev)[0], "uncertain": _uncertain(criteria, values, se) if status == Status.OK else [],
+    uncertain = _uncertain(criteria, values, se) if status == Status.OK else []
+    return {"judged_on": "transient", "settled": a.status == Status.OK, "values": values, "standard_error": se,
+            "fails": [f for f in criteria.failures(ev)[0] if f not in uncertain], "uncertain": uncertain,
             "status": a.status.name, "population": a.extras["population"]}
 
 
-def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int, transient: bool) -> tuple[dict, dict]:
-    """m1 (geometric mean over the judged steps), m2, variance, spread, and standard errors of m1 and spread."""
+def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict, dict]:
+    """m1 (geometric mean over t = 1..T), m2 and variance at T, spread (sum over t), and standard errors of m1
+    and the spread."""
     keys = [f"{k}_{s}" for s in a.cell.states for k in "MQ"]
-    if transient:
-        base = moments_at_step(a, slice(0, length))
-        errors = {f"{k}_{s}": a.trajectory[s][f"standard_error_{m}"] for s in a.cell.states
-                  for k, m in (("M", "mean"), ("Q", "second_moment"))}
-    else:
-        base = a
-        errors = {k: a.standard_error[k] for k in keys}
+    base = moments_at_step(a, slice(0, length))
+    errors = {f"{k}_{s}": a.trajectory[s][f"standard_error_{m}"] for s in a.cell.states
+              for k, m in (("M", "mean"), ("Q", "second_moment"))}
     # one vectorized evaluation: row 0 the estimate, row 1 + j with moment j raised by its standard error
-    rows = len(keys) + 1
-    point = {k: np.repeat(np.atleast_1d(np.asarray(base.fixed_point[k], dtype=float))[None], rows, axis=0)
-             for k in keys}
+    point = {k: np.repeat(np.asarray(base.fixed_point[k], dtype=float)[None], len(keys) + 1, axis=0) for k in keys}
     for j, k in enumerate(keys):
         point[k][1 + j] += errors[k]
     j = jacobian_moments(dataclasses.replace(base, fixed_point=point), kind="memory", weights=weights)
     with np.errstate(all="ignore"):
-        log_m1 = np.log(j["m1"]).mean(axis=1)  # geometric mean over the steps (one step when stationary)
-        spread = (j["m2"] / j["m1"] ** 2 - 1).sum(axis=1) * (1 if transient else length)
-    values = {"m1": float(np.exp(log_m1[0])), "m2": float(j["m2"][0, -1]), "variance": float(j["variance"][0, -1]),
-              "spread": float(spread[0])}
-    if transient:
-        values["m1_at_T"] = float(j["m1"][0, -1])
+        log_m1 = np.log(j["m1"]).mean(axis=1)
+        spread = (j["m2"] / j["m1"] ** 2 - 1).sum(axis=1)
+    values = {"m1": float(np.exp(log_m1[0])), "m1_at_T": float(j["m1"][0, -1]), "m2": float(j["m2"][0, -1]),
+              "variance": float(j["variance"][0, -1]), "spread": float(spread[0])}
     se = {"m1": float(values["m1"] * np.sqrt(np.sum((log_m1[1:] - log_m1[0]) ** 2))),
           "spread": float(np.sqrt(np.sum((spread[1:] - spread[0]) ** 2)))}
     return values, se

@@ -78,7 +78,7 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
     problem = _Correction(cell, rule, input_dim, rule.weights, population, seed, max_evaluations, safety)
     point, verdict = problem.run()
     moved = {n: [rule.hyperparameters[n], point[n]] for n in point if point[n] != rule.hyperparameters[n]}
-    tied = {"status": "corrected" if moved else "holds", "judged_on": verdict["judged_on"],
+    tied = {"status": "corrected" if moved else "holds", "judged_on": verdict["judged_on"], "settled": verdict["settled"],
             "values": verdict["values"], "standard_error": verdict["standard_error"],
             "uncertain": verdict["uncertain"], "tied_status": verdict["status"],
             "untied_hyperparameters": dict(rule.hyperparameters), "untied_prediction": dict(rule.predicted),
@@ -127,7 +127,7 @@ class _Correction:
         self.history.append({"point": {n: point[n] for n in (self.m1_knob, self.q_knob) if n},
                              "m1": v["values"]["m1"], "xi": v["values"]["xi"],
                              "Q_max": max(x for k, x in v["values"].items() if k.startswith("Q_")),
-                             "fails": v["fails"], "status": v["status"]})
+                             "fails": v["fails"], "tied_status": v["status"]})
         return v
 
     def run(self) -> tuple[dict, dict]:
