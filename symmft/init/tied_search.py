@@ -43,7 +43,7 @@ from symmft.errors import HyperparameterError
 from symmft.init.evaluate import evaluate_points, gate_roles
 from symmft.init.rule import CriticalResult
 from symmft.init.search import InfeasibleError, default_bounds, find_critical
-from symmft.init.tied_check import tied_criteria
+from symmft.init.tied_check import UNCERTAIN, tied_criteria
 
 #: Tied evaluations a correction may spend (each a transient of T steps over the population: O(P T^2)).
 MAX_EVALUATIONS = 8
@@ -57,8 +57,9 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
                        **search) -> CriticalResult:
     """A rule for sequences of ``length`` T whose criteria hold on the tied theory (module docstring).
 
-    ``rule``: the untied rule to start from, or its JSON (:func:`~symmft.init.rule.read_rule`) (default: ``find_critical(cell, length, weights=weights,
-    safety=safety, **search)``). ``input_dim``: the layer's input size m (None: infinite). ``population`` and
+    ``rule``: the untied rule to start from, or its JSON (:func:`~symmft.init.rule.read_rule`); default
+    ``find_critical(cell, length, weights=weights, safety=safety, **search)``; a given rule keeps its own
+    weights. ``input_dim``: the layer's input size m (None: infinite). ``population`` and
     ``seed``: the tied theory's Monte Carlo population (standard errors ~ 1/sqrt(population)) and its one seed.
     Returns the rule with ``tied`` set ({"status": "holds" | "corrected", "values", "standard_error",
     "judged_on", "uncertain", "untied_hyperparameters", "corrections", "evaluations", ...}) and ``predicted``
@@ -89,7 +90,7 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
         notes.append("corrected on the tied theory (" + ", ".join(f"{n}: {a:.4g} -> {b:.4g}" for n, (a, b) in moved.items())
                      + "); the margins are those of the untied search at the untied point, not recomputed")
     if verdict["uncertain"]:
-        notes.append(f"within {2:g} Monte Carlo standard errors of its threshold on the tied theory: "
+        notes.append(f"within {UNCERTAIN:g} Monte Carlo standard errors of its threshold on the tied theory: "
                      f"{', '.join(verdict['uncertain'])}; a larger --population decides it")
     return dataclasses.replace(rule, hyperparameters=point, predicted=verdict["values"], notes=tuple(notes), tied=tied)
 
