@@ -27,9 +27,8 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symmft import load_cell, simulate  # noqa: E402
+from symmft import find_critical_tied, load_cell, simulate  # noqa: E402
 from symmft.init.search import InfeasibleError  # noqa: E402
-from symmft.init.tied_search import find_critical_tied  # noqa: E402
 
 CASES = (("export_client_lstm_T20.json", None, {}), ("export_client_lstm_T20.json", 4, {}),
          ("export_client_lstm_T20.json", 1, {}), ("tied_search_lstm_T200.json", None, {}),
