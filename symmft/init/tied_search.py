@@ -16,15 +16,16 @@ hyperparameters and a secant converges although each value carries Monte Carlo e
 2. A state second moment above its bound is corrected along the *write* gate's bias mean (LSTM mu_i: the gate
    scaling what enters the memory; Q of the memory ~ E[i^2]): a secant on log max_s Q_s toward
    log(Q_max / safety), accepted below Q_max / sqrt(safety).
-3. A mean gain outside its range along the *memory* gate's bias mean (LSTM mu_f, GRU mu_z; a cell without one:
-   the free parameter the untied m1 is most sensitive to): a secant on log m1 toward the untied search's target
-   m1* = exp(-1/(2 safety T)), accepted within 1/(2 safety T) of it. Its first step uses the untied slope.
+3. A mean gain outside its range, or a forward memory xi < T, along the *memory* gate's bias mean (LSTM mu_f,
+   GRU mu_z; a cell without one: the free parameter the untied m1 is most sensitive to; a longer memory raises
+   both m1 and xi): a secant on log m1 toward the untied search's target m1* = exp(-1/(2 safety T)), accepted
+   within 1/(2 safety T) of it. Its first step uses the untied slope.
 4. Steps 2 and 3 move each other's quantity: they alternate until every criterion holds or ``max_evaluations``
-   tied evaluations are spent. The forward memory xi and the spread are judged, not corrected: at the rules they
-   hold with room (xi ~ 2 safety T by design, the spread is set by the gate laws as in the untied theory).
+   tied evaluations are spent. The spread is judged, not corrected: at the rules it holds with room (it is set
+   by the gate laws, as in the untied theory).
 
-Anything else -- a failed tied status, xi or the spread failing, a knob at the edge of its box, the budget spent
--- raises :class:`~symmft.init.search.InfeasibleError` naming the best point, the failing criteria with their
+Anything else -- a failed tied status, the spread failing, xi failing with m1 at its target, a knob at the edge
+of its box, the budget spent -- raises :class:`~symmft.init.search.InfeasibleError` naming the best point, the failing criteria with their
 tied values and standard errors, and what to change. The result's margins are those of the untied search at the
 untied point: they are not recomputed on the tied theory (each would need tied evaluations), and the rule's
 notes say so when the point moved.
@@ -140,7 +141,7 @@ class _Correction:
                 fails = verdict["fails"]
                 if not fails:
                     return point, verdict
-                if any(f.startswith("status:") for f in fails) or {"xi", "spread", "signal"} & set(fails):
+                if any(f.startswith("status:") for f in fails) or {"spread", "signal"} & set(fails):
                     break
                 before = point
                 if "second_moment" in fails:
@@ -149,7 +150,7 @@ class _Correction:
                     point, verdict = self._secant(point, verdict, self.q_knob, "Q", _log_q_max,
                                                   math.log(self.criteria.max_second_moment / self.safety),
                                                   lambda g: g <= 0.5 * math.log(self.safety))
-                elif "m1" in fails and self.m1_knob is not None:
+                elif {"m1", "xi"} & set(fails) and self.m1_knob is not None:  # a longer memory raises both
                     tolerance = self.criteria.m1_tolerance / (2 * self.safety)
                     point, verdict = self._secant(point, verdict, self.m1_knob, "m1", lambda v: math.log(v["values"]["m1"]),
                                                   math.log(self.m1_target), lambda g: abs(g) <= tolerance)
@@ -234,8 +235,11 @@ class _Correction:
                 text += f" {n} sits at the edge of its box {list(self.box[n])}: --bound {n}=LO:HI may help."
         if len(self.history) >= self.budget:
             text += f" The budget of {self.budget} tied evaluations was spent: raise max_evaluations."
-        if {"xi", "spread"} & fails:
-            text += " xi and the spread are not corrected on the tied theory: a shorter T or --fix of the memory gate's mean."
+        if "spread" in fails:
+            text += " The spread is not corrected on the tied theory: a shorter T, or lower recurrent variances (--fix)."
+        if "xi" in fails and "m1" not in fails:
+            text += (" xi is short of T with m1 at its target: a longer memory would break the mean gain; a shorter T "
+                     "or a larger --population (xi is the noisiest tied number).")
         return text
 
 
