@@ -11,26 +11,35 @@ What is compared, at each point (LSTM mu_f = 0, 2, 4; the PyTorch-layout GRU at 
   several independent networks (mean and standard error over networks). The input size is the width (the
   simulator's default), so the theory is run with ``input_dim = width``.
 
-Run from the repository root: ``python benchmarks/tied_jacobian.py [--width 1000] [--samples 3]``; writes
-``benchmarks/results/tied_jacobian.json``. CPU seconds per part are recorded; the machine is shared.
+``--sections product``: the mean gain over a whole sequence, which the tied critical search judges as
+sum_t log m1(t) (free steps): at the stored T = 200 LSTM rule (tests/data/tied_search_lstm_T200.json) and at
+mu_f lowered by 2, the theory's sum against log(tr(P P^T)/N) for the product P of the 200 exact step Jacobians
+of width-1000 tied and untied networks from the zero state (64 probes, 3 networks).
+
+Run from the repository root: ``python benchmarks/tied_jacobian.py [--width 1000] [--samples 3] [--sections
+moments product]``; writes ``benchmarks/results/tied_jacobian.json``. CPU seconds per part are recorded; the
+machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from symmft import analyze, analyze_tied, load_cell  # noqa: E402
-from symmft.init.tied_check import moments_at_step  # noqa: E402
-from symmft.network.spectrum import empirical_jacobian_moments  # noqa: E402
+from symmft import Criteria, analyze, analyze_tied, load_cell  # noqa: E402
+from symmft.init.tied_check import moments_at_step, tied_criteria  # noqa: E402
+from symmft.network.spectrum import empirical_jacobian_moments, jacobian_product_growth  # noqa: E402
 from symmft.theory.jacobian import jacobian_moments  # noqa: E402
 
 POINTS = (("lstm", {"mu_f": 0.0}), ("lstm", {"mu_f": 2.0}), ("lstm", {"mu_f": 4.0}), ("gru", {}))
@@ -58,6 +67,24 @@ def compare(cell_name: str, h: dict, weights: str, width: int, samples: int, ste
     return row
 
 
+def product(width: int, samples: int, population: int) -> list[dict]:
+    cell = load_cell("lstm")
+    rule = json.loads((ROOT / "tests/data/tied_search_lstm_T200.json").read_text())
+    T, rows = rule["length"], []
+    for shift in (0.0, -2.0):
+        h = {**rule["hyperparameters"], "mu_f": rule["hyperparameters"]["mu_f"] + shift}
+        v = tied_criteria(cell, h, T, Criteria(T), input_dim=width, population=population)
+        row = {"mu_f_shift": shift, "theory_T_log_m1": T * math.log(v["values"]["m1"]),
+               "theory_standard_error": T * v["standard_error"]["m1"] / v["values"]["m1"]}
+        for tied in (True, False):
+            g = [jacobian_product_growth(cell, h, width=width, steps=T, burn_in=1, tied=tied, weights="orthogonal",
+                                         seed=s, probes=64)["log_norm2"][-1] for s in range(samples)]
+            row["tied_network" if tied else "untied_network"] = [float(np.mean(g)), float(np.std(g, ddof=1) / math.sqrt(samples))]
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=1000)
@@ -65,10 +92,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--population", type=int, default=4000)
     ap.add_argument("--weights", nargs="+", default=["gaussian", "orthogonal"])
+    ap.add_argument("--sections", nargs="+", default=["moments", "product"])
     ap.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_jacobian.json"))
     args = ap.parse_args()
-    rows = []
-    for weights in args.weights:
+    rows, out = [], {"machine": machine(), "source": source_version(), "options": vars(args)}
+    if "product" in args.sections:
+        out["product"] = product(args.width, args.samples, 2000)
+    for weights in args.weights if "moments" in args.sections else ():
         for name, h in POINTS:
             rows.append(compare(name, h, weights, args.width, args.samples, args.steps, args.population))
             r = rows[-1]
@@ -76,8 +106,9 @@ def main() -> None:
                   f"net {r['m1']['network']:.5f}+-{r['m1']['network_stderr']:.1e}; m2 tied {r['m2']['tied_theory']:.5f} "
                   f"untied {r['m2']['untied_theory']:.5f} net {r['m2']['network']:.5f}+-{r['m2']['network_stderr']:.1e}",
                   flush=True)
-            Path(args.output).write_text(json.dumps({"machine": machine(), "source": source_version(),
-                                                     "options": vars(args), "rows": rows}, indent=1) + "\n")
+            out["rows"] = rows
+            Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
