@@ -59,8 +59,8 @@ def add_parsers(sub) -> None:
                    help="input dimension m for the baselines (default: the width)")
     p.add_argument("--theory", choices=("untied", "tied"), default="untied",
                    help="untied (default): criteria on the paper's maps; tied: the untied rule is then judged on "
-                   "the tied network's theory (docs/tied.md) -- on the transient t <= T when its memory exceeds T, "
-                   "else on the stationary state -- with --input-dim as the layer's input size, and corrected "
+                   "the tied network's theory (docs/tied.md) over the transient t <= T of a sequence from the zero "
+                   "state, with --input-dim as the layer's input size, and corrected "
                    "there by a few tied evaluations along the write and memory gates' bias means until every "
                    "criterion holds, or refused with the reason (docs/criteria.md 'On the tied network'); the "
                    "rule written and printed is then the tied one, with Monte Carlo standard errors (JSON key "

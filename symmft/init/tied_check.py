@@ -20,9 +20,10 @@ is never seen by a sequence of that length and does not enter:
 
 Standard errors: Q_s from the spread of the theory's independent groups; m1 and the spread by moving each state
 moment up by its standard error at every step (fully correlated over steps: conservative) and adding the shifts
-in quadrature; xi from lambda's jackknife error. A criterion whose slack is within UNCERTAIN standard errors of its threshold, on
-either side, is listed in ``uncertain`` and not in ``fails``: the population cannot decide it, and more population
-(``--population``) does. (The tied xi is the noisiest number: +-25-60% at population 1000-2000.)
+in quadrature; xi from lambda's jackknife error. A criterion whose slack is within UNCERTAIN standard errors of
+its threshold, on either side, is listed in ``uncertain`` and not in ``fails``: the population cannot decide it,
+and more population (``--population``) does. (The tied xi is the noisiest number: +-25-60% at population
+1000-2000.)
 """
 
 from __future__ import annotations
@@ -106,6 +107,6 @@ def _uncertain(criteria: Criteria, values: dict, se: dict) -> list[str]:
     slack = criteria.slacks({k: np.array([v]) for k, v in values.items()})
     with np.errstate(all="ignore"):
         q_key = max((k for k in values if k.startswith("Q_")), key=lambda k: values[k])
-        spread_of_slack = {"xi": se["xi"] / values["xi"], "m1": se["m1"] / (values["m1"] * abs(math.log(values["m1"]))),
-                           "second_moment": se[q_key] / values[q_key], "spread": se["spread"] / values["spread"]}
-    return [k for k, e in spread_of_slack.items() if k in slack and abs(float(slack[k][0])) < UNCERTAIN * e]
+        slack_error = {"xi": se["xi"] / values["xi"], "m1": se["m1"] / (values["m1"] * abs(math.log(values["m1"]))),
+                       "second_moment": se[q_key] / values[q_key], "spread": se["spread"] / values["spread"]}
+    return [k for k, e in slack_error.items() if k in slack and abs(float(slack[k][0])) < UNCERTAIN * e]

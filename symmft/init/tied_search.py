@@ -25,10 +25,10 @@ hyperparameters and a secant converges although each value carries Monte Carlo e
    by the gate laws, as in the untied theory).
 
 Anything else -- a failed tied status, the spread failing, xi failing with m1 at its target, a knob at the edge
-of its box, the budget spent -- raises :class:`~symmft.init.search.InfeasibleError` naming the best point, the failing criteria with their
-tied values and standard errors, and what to change. The result's margins are those of the untied search at the
-untied point: they are not recomputed on the tied theory (each would need tied evaluations), and the rule's
-notes say so when the point moved.
+of its box, the budget spent -- raises :class:`~symmft.init.search.InfeasibleError` naming the best point, the
+failing criteria with their tied values and standard errors, and what to change. The result's margins are those
+of the untied search at the untied point: they are not recomputed on the tied theory (each would need tied
+evaluations), and the rule's notes say so when the point moved.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
     problem = _Correction(cell, rule, input_dim, rule.weights, population, seed, max_evaluations, safety)
     point, verdict = problem.run()
     moved = {n: [rule.hyperparameters[n], point[n]] for n in point if point[n] != rule.hyperparameters[n]}
-    tied = {"status": "corrected" if moved else "holds", "judged_on": verdict["judged_on"], "settled": verdict["settled"],
+    tied = {"status": "corrected" if moved else "holds", "judged_on": verdict["judged_on"],
+            "settled": verdict["settled"],
             "values": verdict["values"], "standard_error": verdict["standard_error"],
             "uncertain": verdict["uncertain"], "tied_status": verdict["status"],
             "untied_hyperparameters": dict(rule.hyperparameters), "untied_prediction": dict(rule.predicted),
@@ -88,8 +89,9 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
             "population": verdict["population"], "seed": seed, "seconds": round(time.perf_counter() - start, 2)}
     notes = [n for n in rule.notes if not n.startswith("predictions assume weights redrawn")]  # answered here
     if moved:
-        notes.append("corrected on the tied theory (" + ", ".join(f"{n}: {a:.4g} -> {b:.4g}" for n, (a, b) in moved.items())
-                     + "); the margins are those of the untied search at the untied point, not recomputed")
+        moves = ", ".join(f"{n}: {a:.4g} -> {b:.4g}" for n, (a, b) in moved.items())
+        notes.append(f"corrected on the tied theory ({moves}); the margins are those of the untied search at the "
+                     "untied point, not recomputed")
     if verdict["uncertain"]:
         notes.append(f"within {UNCERTAIN:g} Monte Carlo standard errors of its threshold on the tied theory: "
                      f"{', '.join(verdict['uncertain'])}; a larger --population decides it")
@@ -113,13 +115,16 @@ class _Correction:
     def __post_init__(self):
         roles, free = gate_roles(self.cell), self.rule.free
         self.criteria, T = self.rule.criteria, self.rule.length
-        self.m1_target = float(self.rule.search.get("m1_target", math.exp(-self.criteria.m1_tolerance / (2 * self.safety))))
+        default_target = math.exp(-self.criteria.m1_tolerance / (2 * self.safety))
+        self.m1_target = float(self.rule.search.get("m1_target", default_target))
         # only parameters the rule left free move: a value the user fixed stays fixed
-        self.m1_knob = next((f"mu_{k}" for k in roles["memory"] if f"mu_{k}" in free), None) or self._most_sensitive(free)
+        memory = [f"mu_{k}" for k in roles["memory"] if f"mu_{k}" in free]
+        self.m1_knob = memory[0] if memory else self._most_sensitive(free)
         self.q_knob = next((f"mu_{k}" for k in roles["write"] if f"mu_{k}" in free), None)
         self.write_gates = [f"mu_{k}" for k in roles["write"]]
         names = [n for n in (self.m1_knob, self.q_knob) if n]
-        self.box = {**default_bounds(self.cell, T, names), **{n: tuple(b) for n, b in self.rule.search.get("bounds", {}).items()}}
+        searched = {n: tuple(b) for n, b in self.rule.search.get("bounds", {}).items()}
+        self.box = {**default_bounds(self.cell, T, names), **searched}
 
     def judge(self, point: dict) -> dict:
         if len(self.history) >= self.budget:
@@ -152,8 +157,8 @@ class _Correction:
                                                   lambda g: g <= 0.5 * math.log(self.safety))
                 elif {"m1", "xi"} & set(fails) and self.m1_knob is not None:  # a longer memory raises both
                     tolerance = self.criteria.m1_tolerance / (2 * self.safety)
-                    point, verdict = self._secant(point, verdict, self.m1_knob, "m1", lambda v: math.log(v["values"]["m1"]),
-                                                  math.log(self.m1_target), lambda g: abs(g) <= tolerance)
+                    point, verdict = self._secant(point, verdict, self.m1_knob, "m1", _log_m1, math.log(self.m1_target),
+                                                  lambda g: abs(g) <= tolerance)
                 if _violation(verdict) < _violation(best[1]):
                     best = (point, verdict)
                 if point is before:  # no move possible (a knob at its box edge, or its first trial failed)
@@ -217,7 +222,8 @@ class _Correction:
         qs = ", ".join(f"{k} = {v[k]:.4g} +- {se[k]:.2g}" for k in v if k.startswith("Q_"))
         knobs = ", ".join(f"{n} = {point[n]:.4g}" for n in (self.m1_knob, self.q_knob) if n)
         tried = len(self.history) - 1
-        outcome = f"{tried} corrective tied evaluations found no point that holds" if tried else "no correction could be tried"
+        outcome = (f"{tried} corrective tied evaluations found no point that holds" if tried
+                   else "no correction could be tried")
         text = (f"cell {self.cell.name}: the untied rule for T = {T} fails {', '.join(self.history[0]['fails'])} on the "
                 f"tied theory (input size {self.input_dim or 'infinite'}, population {verdict['population']}), and "
                 f"{outcome}. Best point "
@@ -245,6 +251,10 @@ class _Correction:
 
 class _BudgetSpent(Exception):
     """The tied evaluation budget is spent (internal: ends the correction loop)."""
+
+
+def _log_m1(verdict: dict) -> float:
+    return math.log(verdict["values"]["m1"])
 
 
 def _log_q_max(verdict: dict) -> float:
