@@ -137,3 +137,21 @@ def test_tied_statistics_jacobian_matches_the_exact_jacobian_of_tied_networks():
     for key in ("m1", "m2"):
         allowed = max(TIED_JACOBIAN * net[key], SIMULATION_SIGMAS * net[f"{key}_stderr"])
         assert abs(float(theory[key]) - net[key]) <= allowed, (key, float(theory[key]), net[key], net[f"{key}_stderr"])
+
+
+@pytest.mark.slow  # ~1 min: an untied LSTM search for T = 20, then one tied evaluation
+def test_critical_command_with_tied_theory_writes_the_tied_rule_with_standard_errors(tmp_path):
+    import subprocess
+    import sys
+
+    from symmft import read_rule
+
+    out = tmp_path / "rule.json"
+    run = subprocess.run([sys.executable, "-m", "symmft", "critical", "lstm", "--length", "20", "--free", "mu_f",
+                          "--free", "mu_i", "--theory", "tied", "--input-dim", "4", "--population", "1000", "--json",
+                          "-o", str(out)], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert run.returncode == 0, run.stderr
+    rule = json.loads(run.stdout)["rule"]
+    assert rule["theory"] == "tied" and rule["tied"]["status"] in ("holds", "corrected")
+    assert rule["criteria"]["Q_c"] == rule["tied"]["values"]["Q_c"] and rule["tied"]["standard_error"]["Q_c"] > 0
+    assert rule["tied"]["input_dim"] == 4 and read_rule(out)["tied"]["values"] == rule["tied"]["values"]
