@@ -69,12 +69,12 @@ def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Crit
     lam = a.lambda_
     values.update(xi=a.xi, **{"lambda": lam})
     se["lambda"] = a.standard_error["lambda"]
-    with np.errstate(all="ignore"):
-        se["xi"] = float(se["lambda"] / (abs(lam) * math.log(abs(lam)) ** 2)) if 0 < abs(lam) != 1 else math.inf
+    with np.errstate(all="ignore"):  # infinite where lambda's error bar reaches 1 (xi unbounded above)
+        se["xi"] = float(se["lambda"] / (abs(lam) * math.log(abs(lam)) ** 2)) if abs(lam) + se["lambda"] < 1 else math.inf
     # still relaxing at T is expected (memory > T): only a diverged or NaN run fails the status criterion
     status = Status.OK if a.status == Status.NOT_CONVERGED else a.status
     ev = {**{k: np.array([v]) for k, v in values.items()}, "status": np.array([int(status)])}
-    uncertain = _uncertain(criteria, values, se) if status == Status.OK else []
+    uncertain = _uncertain(criteria, length, values, se) if status == Status.OK else []
     return {"judged_on": "transient", "settled": a.status == Status.OK, "values": values, "standard_error": se,
             "fails": [f for f in criteria.failures(ev)[0] if f not in uncertain], "uncertain": uncertain,
             "status": a.status.name, "population": a.extras["population"]}
@@ -102,11 +102,14 @@ def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict
     return values, se
 
 
-def _uncertain(criteria: Criteria, values: dict, se: dict) -> list[str]:
-    """Criteria whose log slack is within UNCERTAIN standard errors of zero (delta method)."""
-    slack = criteria.slacks({k: np.array([v]) for k, v in values.items()})
+def _uncertain(criteria: Criteria, length: int, values: dict, se: dict) -> list[str]:
+    """Criteria whose log slack is within UNCERTAIN standard errors of zero (delta method). xi's is taken on
+    lambda, log|lambda| + 1/T >= 0, which stays defined where the estimate of lambda reaches or passes 1."""
+    slack = {k: float(v[0]) for k, v in criteria.slacks({k: np.array([v]) for k, v in values.items()}).items()}
+    lam = abs(values["lambda"])
     with np.errstate(all="ignore"):
+        slack["xi"] = math.log(lam) + 1 / length
         q_key = max((k for k in values if k.startswith("Q_")), key=lambda k: values[k])
-        slack_error = {"xi": se["xi"] / values["xi"], "m1": se["m1"] / (values["m1"] * abs(math.log(values["m1"]))),
+        slack_error = {"xi": se["lambda"] / lam, "m1": se["m1"] / (values["m1"] * abs(math.log(values["m1"]))),
                        "second_moment": se[q_key] / values[q_key], "spread": se["spread"] / values["spread"]}
-    return [k for k, e in slack_error.items() if k in slack and abs(float(slack[k][0])) < UNCERTAIN * e]
+    return [k for k, e in slack_error.items() if k in slack and abs(slack[k]) < UNCERTAIN * e]
