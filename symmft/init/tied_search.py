@@ -55,12 +55,13 @@ SLOPE_STEP = 1e-3
 def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | dict | None = None,
                        input_dim: int | None = None, weights: str = "orthogonal", population: int = 4000,
                        seed: int = 0, max_evaluations: int = MAX_EVALUATIONS, safety: float = 2.0,
-                       **search) -> CriticalResult:
+                       bounds: dict | None = None, **search) -> CriticalResult:
     """A rule for sequences of ``length`` T whose criteria hold on the tied theory (module docstring).
 
     ``rule``: the untied rule to start from, or its JSON (:func:`~symmft.init.rule.read_rule`); default
     ``find_critical(cell, length, weights=weights, safety=safety, **search)``; a given rule keeps its own
-    weights. ``input_dim``: the layer's input size m (None: infinite). ``population`` and
+    weights. ``bounds`` {name: (lo, hi)}: the search box, of the untied search and of the correction's knobs
+    (default: the rule's search box). ``input_dim``: the layer's input size m (None: infinite). ``population`` and
     ``seed``: the tied theory's Monte Carlo population (standard errors ~ 1/sqrt(population)) and its one seed.
     Returns the rule with ``tied`` set ({"status": "holds" | "corrected", "values", "standard_error",
     "judged_on", "uncertain", "untied_hyperparameters", "corrections", "evaluations", ...}) and ``predicted``
@@ -73,11 +74,11 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
     if isinstance(rule, dict):
         rule = CriticalResult.from_json(rule, cell)
     if rule is None:
-        rule = find_critical(cell, length, weights=weights, safety=safety, **search)
+        rule = find_critical(cell, length, weights=weights, safety=safety, bounds=bounds, **search)
     elif rule.cell.file_hash != cell.file_hash or rule.length != length:
         raise HyperparameterError(f"the starting rule is for cell {rule.cell.name}, T = {rule.length}; "
                                   f"asked for {cell.name}, T = {length}")
-    problem = _Correction(cell, rule, input_dim, rule.weights, population, seed, max_evaluations, safety)
+    problem = _Correction(cell, rule, input_dim, rule.weights, population, seed, max_evaluations, safety, bounds or {})
     point, verdict = problem.run()
     moved = {n: [rule.hyperparameters[n], point[n]] for n in point if point[n] != rule.hyperparameters[n]}
     tied = {"status": "corrected" if moved else "holds", "judged_on": verdict["judged_on"],
@@ -110,6 +111,7 @@ class _Correction:
     seed: int
     budget: int
     safety: float
+    bounds: dict
     history: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
@@ -124,7 +126,8 @@ class _Correction:
         self.write_gates = [f"mu_{k}" for k in roles["write"]]
         names = [n for n in (self.m1_knob, self.q_knob) if n]
         searched = {n: tuple(b) for n, b in self.rule.search.get("bounds", {}).items()}
-        self.box = {**default_bounds(self.cell, T, names), **searched}
+        self.box = {**default_bounds(self.cell, T, names), **searched,
+                    **{n: tuple(map(float, b)) for n, b in self.bounds.items()}}
 
     def judge(self, point: dict) -> dict:
         if len(self.history) >= self.budget:
@@ -159,7 +162,7 @@ class _Correction:
                     tolerance = self.criteria.m1_tolerance / (2 * self.safety)
                     point, verdict = self._secant(point, verdict, self.m1_knob, "m1", _log_m1, math.log(self.m1_target),
                                                   lambda g: abs(g) <= tolerance)
-                if _violation(verdict) < _violation(best[1]):
+                if self._violation(verdict) < self._violation(best[1]):
                     best = (point, verdict)
                 if point is before:  # no move possible (a knob at its box edge, or its first trial failed)
                     break
@@ -194,6 +197,14 @@ class _Correction:
                 break
             p0, g0, p1 = p1, g1, float(np.clip(p1 - g1 * (p1 - p0) / (g1 - g0), lo, hi))
         return best[1], best[2]
+
+    def _violation(self, verdict: dict) -> tuple:
+        """(failed status, criteria failing, their total log shortfall): smaller is better, for the best point."""
+        fails = verdict["fails"]
+        if any(f.startswith("status:") for f in fails):
+            return (1, len(fails), math.inf)
+        slack = self.criteria.slacks({k: np.array([v]) for k, v in verdict["values"].items()})
+        return (0, len(fails), sum(-float(slack[k][0]) for k in fails if k in slack))
 
     def _untied_slope(self, point: dict, knob: str, quantity: str) -> float:
         """d log(quantity)/d knob on the untied maps (quantity "m1" or "Q": the largest Q_s), one batch of two."""
@@ -261,6 +272,3 @@ def _log_q_max(verdict: dict) -> float:
     return math.log(max(x for k, x in verdict["values"].items() if k.startswith("Q_")))
 
 
-def _violation(verdict: dict) -> float:
-    """How many criteria fail (a failed status counts most), for keeping the best point seen."""
-    return 10.0 * any(f.startswith("status:") for f in verdict["fails"]) + len(verdict["fails"])
