@@ -90,6 +90,17 @@ def test_refusal_names_the_write_gate_at_the_edge_of_its_box():
     assert "fails second_moment" in text and "mu_i" in text and "edge of its box" in text and "Q_c = " in text
 
 
+@pytest.mark.slow  # ~15 s: two tied evaluations at T = 200
+def test_refusal_after_a_move_names_the_box_edge_the_correction_reached():
+    # T = 200 rule, 4 inputs, a bound Q <= 0.05 that mu_i >= -5.5 cannot meet (tied Q_c ~0.5 at mu_i = -4.98,
+    # ~0.3 at -5.5): the secant stops at the edge; the refusal reports that point, not the starting one.
+    with pytest.raises(InfeasibleError) as e:
+        find_critical_tied("lstm", 200, rule=_rule("tied_search_lstm_T200.json", max_second_moment=0.05),
+                           input_dim=4, population=1000, bounds={"mu_i": (-5.5, 6.0)})
+    text = str(e.value)
+    assert "mu_i = -5.5" in text and "edge of its box [-5.5, 6.0]" in text and "1 corrective tied evaluations" in text
+
+
 def test_bad_options_are_refused_before_any_tied_evaluation():
     with pytest.raises(HyperparameterError, match="max_evaluations"):
         find_critical_tied("lstm", 20, rule=_rule("export_client_lstm_T20.json"), max_evaluations=0)
