@@ -49,6 +49,7 @@ _API = {
     "Criteria": "symmft.init.criteria",
     "evaluate_points": "symmft.init.evaluate",
     "find_critical": "symmft.init.search",
+    "find_critical_tied": "symmft.init.tied_search",
     "CriticalResult": "symmft.init.rule",
     "read_rule": "symmft.init.rule",
     "evaluate_baselines": "symmft.init.baselines",

@@ -45,6 +45,12 @@ FINITE_WIDTH_M1 = 0.01
 #: last-window error was 4.8% (LSTM Q_c, within 5 standard errors).
 TIED_RELATIVE = 0.03
 
+#: Jacobian moments with tied statistics (free-probability m1, m2 at the tied theory's moments) vs the exact
+#: Jacobian of width-1000 tied networks: the formula treats a unit's gates as independent of its memory, which
+#: quenched weights break. Measured (benchmarks/RESULTS.md §7): <= 0.3% at LSTM mu_f = 0, 2, 4, while
+#: the untied theory (formula at the untied moments) is off by 1% (m1) and 3.6% (m2) at mu_f = 4; 1% separates them.
+TIED_JACOBIAN = 0.01
+
 #: A fixed point of a slowly contracting map (LSTM forget gate near 1, rate 1 - 1.2e-5 at mu_f = 12): the solver
 #: stops at a residual of 1e-13 relative, and the distance to the true fixed point is the residual over
 #: (1 - rate), ~1e-8 relative at mu_f = 12 and ~3e-5 at mu_f = 20 (rate 1 - 4e-9; the float64 quadrature of

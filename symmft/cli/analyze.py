@@ -60,7 +60,9 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--weights", choices=("gaussian", "orthogonal"), default=None,
         help="also give the Jacobian's spectral moments m1, m2, variance and backward time scale for recurrent "
-        "weights of this distribution (JSON key 'jacobian')",
+        "weights of this distribution (JSON key 'jacobian'); with --theory tied, the free-probability moments at "
+        "the tied stationary moments (an approximation: within 0.3%% of width-1000 tied networks where measured, "
+        "docs/tied.md §1)",
     )
     p.add_argument("--jacobian", choices=("memory", "full"), default="memory",
                    help="which Jacobian with --weights: memory (primary states, default) or full (all states)")

@@ -41,6 +41,10 @@ class CriticalResult:
     margins: dict  # free name -> {"down", "up", "down_limit", "up_limit"}
     search: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: set by :func:`symmft.init.tied_search.find_critical_tied`: the rule was judged (and corrected) on the tied
+    #: network's theory, and ``predicted`` holds the tied values; this holds their standard errors, the untied
+    #: rule's hyperparameters, the corrections and every tied evaluation
+    tied: dict | None = None
 
     def input_statistics(self) -> dict:
         q, c = self.hyperparameters["q_x"], self.hyperparameters["c_x"]
@@ -61,7 +65,23 @@ class CriticalResult:
             "input_statistics": self.input_statistics(),
             "notes": list(self.notes),
             "search": self.search,
+            **({"theory": "tied", "tied": self.tied} if self.tied is not None else {"theory": "untied"}),
         })
+
+    @classmethod
+    def from_json(cls, data: dict, cell: Cell) -> "CriticalResult":
+        """A rule read back (:func:`read_rule`) for ``cell``, e.g. to judge or correct it on the tied theory."""
+        if data.get("cell_file_hash") != cell.file_hash:
+            raise SymmftError(f"the rule was written for another version of cell {data.get('cell')!r} (file hash "
+                              f"{data.get('cell_file_hash')}, this file {cell.file_hash}): search it again")
+        th, length = data["thresholds"], int(data["length"])
+        # rules written before the mean-gain criterion hold |m1 - 1| <= m1_tolerance: T m1_tolerance to first order
+        gain = th["max_log_gain"] if "max_log_gain" in th else th["m1_tolerance"] * length
+        criteria = Criteria(length, gain, th["max_second_moment"], th["max_spread"], th.get("min_second_moment", 0.0))
+        predicted = {k: v for k, v in data["criteria"].items() if k != "status"}
+        return cls(cell, length, data["weights"], dict(data["hyperparameters"]),
+                   tuple(data.get("free", ())), predicted, criteria, dict(data["margins"]), dict(data.get("search", {})),
+                   tuple(data.get("notes", ())), data.get("tied"))
 
     def write_rule(self, path: str | Path) -> Path:
         """Write the rule as JSON to ``path``; returns the path."""

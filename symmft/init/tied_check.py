@@ -3,18 +3,33 @@
 What: the search (:mod:`symmft.init.search`) optimizes the untied mean-field quantities, which are cheap and
 deterministic. The network people train is tied; for long memories its second moments are far above the untied
 ones (benchmarks/RESULTS.md §3). This module evaluates :class:`~symmft.init.criteria.Criteria` on
-:func:`symmft.theory.tied.analyze_tied` at the rule's point. Stage: rule -> verdict, used by
-``symmft critical --theory tied``.
+:func:`symmft.theory.tied.analyze_tied` at one point, with a Monte Carlo standard error on every judged number.
+Stage: hyperparameters -> verdict, used by :mod:`symmft.init.tied_search` and ``symmft critical --theory tied``.
 
-How: a sequence of length T starts from the zero state. When the tied memory time xi exceeds T (or the
-stationary state was not reached), the stationary state is never seen inside a sequence: Q_s is the largest
-second moment over t <= T and the Jacobian moments are taken at the moments of step T. Otherwise the stationary
-moments are used. xi is the tied theory's effective decay rate of the distance between two sequences.
+How: a sequence of length T starts from the zero state, so the criteria are judged on the transient t <= T
+(docs/criteria.md, "On the tied network"). When the memory is shorter than T the transient settles inside the
+sequence and its tail is the stationary state ("settled": True); when the memory exceeds T the stationary state
+is never seen by a sequence of that length and does not enter:
+
+- Q_s is the largest second moment over t <= T;
+- the gradient over the sequence crosses the Jacobians of every step, so the mean gain is the geometric mean of
+  m1(t) over t = 1..T (|T log m1| <= g is then |sum_t log m1(t)| <= g) and the spread is
+  sum_t (m2(t)/m1(t)^2 - 1), with m1(t), m2(t) the free-probability moments at the tied moments of step t (an
+  approximation for the tied network: benchmarks/RESULTS.md §7 measures its error);
+- xi is the tied theory's effective decay rate of the distance between two sequences after step T.
+
+Standard errors: Q_s from the spread of the theory's independent groups; m1 and the spread by moving each state
+moment up by its standard error at every step (fully correlated over steps: conservative) and adding the shifts
+in quadrature; xi from lambda's jackknife error. A criterion whose slack is within UNCERTAIN standard errors of
+its threshold, on either side, is listed in ``uncertain`` and not in ``fails``: the population cannot decide it,
+and more population (``--population``) does. (The tied xi is the noisiest number: +-25-60% at population
+1000-2000.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -22,31 +37,79 @@ from symmft.cell.trace import Cell
 from symmft.errors import Status
 from symmft.init.criteria import Criteria
 from symmft.theory.jacobian import jacobian_moments
-from symmft.theory.tied import analyze_tied
+from symmft.theory.tied import TiedAnalysis, analyze_tied
+
+#: Standard errors within which a criterion's slack counts as undecided by the Monte Carlo population.
+UNCERTAIN = 2.0
+
+
+def moments_at_step(analysis: TiedAnalysis, step: int | slice) -> TiedAnalysis:
+    """``analysis`` with ``fixed_point`` replaced by the transient's moments at ``step`` (1-based; a slice of
+    steps gives arrays, which :func:`~symmft.theory.jacobian.jacobian_moments` evaluates pointwise)."""
+    index = step - 1 if isinstance(step, int) else step
+    at = {f"{k}_{s}": analysis.trajectory[s][m][index] for s in analysis.cell.states
+          for k, m in (("M", "mean"), ("Q", "second_moment"))}
+    return dataclasses.replace(analysis, fixed_point=at)
 
 
 def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Criteria, *, weights: str = "orthogonal",
                   input_dim: int | None = None, population: int = 4000, seed: int = 0) -> dict:
     """The quantities the criteria judge, from the tied theory at ``hyperparameters`` for sequences of ``length``
-    T, and the criteria that fail. Returns {"judged_on": "transient" | "stationary", "values": {xi, m1, m2,
-    spread, Q_s...}, "standard_error": {...}, "fails": [...], "status": name}."""
-    run = dict(steps=length, input_dim=input_dim, weights=weights, population=population, seed=seed)
-    a = analyze_tied(cell, hyperparameters, stationary=False, **run)
-    if a.xi <= length and a.status == Status.NOT_CONVERGED:  # short memory, slow moments: solve the stationary state
-        a = analyze_tied(cell, hyperparameters, **run)
-    transient = not (a.xi <= length and a.status == Status.OK)
-    if transient:
-        at_T = {f"{k}_{s}": float(a.trajectory[s][m][-1]) for s in cell.states
-                for k, m in (("M", "mean"), ("Q", "second_moment"))}
-        a = dataclasses.replace(a, fixed_point=at_T)
-        q = {f"Q_{s}": float(np.max(a.trajectory[s]["second_moment"])) for s in cell.states}
-    else:
-        q = {f"Q_{s}": a.fixed_point[f"Q_{s}"] for s in cell.states}
-    j = jacobian_moments(a, kind="memory", weights=weights, length=length)
-    values = {"xi": a.xi, "lambda": a.lambda_, "m1": float(j["m1"]), "m2": float(j["m2"]),
-              "variance": float(j["variance"]), "spread": float(j["relative_spectral_variance"]), **q}
-    status = Status.OK if transient or a.status == Status.OK else a.status
+    T, and the criteria that fail. Returns {"judged_on": "transient", "values": {xi, lambda, m1,
+    m1_at_T, m2, variance, spread, Q_s...}, "standard_error": {same keys where known}, "fails": [...],
+    "uncertain": [...], "settled": whether the transient reached its stationary state, "status": the tied
+    analysis' status name, "population": units}."""
+    a = analyze_tied(cell, hyperparameters, steps=length, input_dim=input_dim, weights=weights,
+                     population=population, seed=seed, stationary=False)
+    values, se = _jacobian_criteria(a, weights, length)
+    for s in cell.states:
+        q = a.trajectory[s]["second_moment"]
+        worst = int(np.argmax(q))
+        values[f"Q_{s}"], se[f"Q_{s}"] = float(q[worst]), float(a.trajectory[s]["standard_error_second_moment"][worst])
+    lam = a.lambda_
+    values.update(xi=a.xi, **{"lambda": lam})
+    se["lambda"] = a.standard_error["lambda"]
+    with np.errstate(all="ignore"):  # infinite where lambda's error bar reaches 1 (xi unbounded above)
+        se["xi"] = float(se["lambda"] / (abs(lam) * math.log(abs(lam)) ** 2)) if abs(lam) + se["lambda"] < 1 else math.inf
+    # still relaxing at T is expected (memory > T): only a diverged or NaN run fails the status criterion
+    status = Status.OK if a.status == Status.NOT_CONVERGED else a.status
     ev = {**{k: np.array([v]) for k, v in values.items()}, "status": np.array([int(status)])}
-    return {"judged_on": "transient" if transient else "stationary", "values": values,
-            "standard_error": {k: v for k, v in a.standard_error.items() if k.startswith(("Q_", "lambda"))},
-            "fails": criteria.failures(ev)[0], "status": a.status.name, "population": a.extras["population"]}
+    uncertain = _uncertain(criteria, length, values, se) if status == Status.OK else []
+    return {"judged_on": "transient", "settled": a.status == Status.OK, "values": values, "standard_error": se,
+            "fails": [f for f in criteria.failures(ev)[0] if f not in uncertain], "uncertain": uncertain,
+            "status": a.status.name, "population": a.extras["population"]}
+
+
+def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict, dict]:
+    """m1 (geometric mean over t = 1..T), m2 and variance at T, spread (sum over t), and standard errors of m1
+    and the spread."""
+    keys = [f"{k}_{s}" for s in a.cell.states for k in "MQ"]
+    base = moments_at_step(a, slice(0, length))
+    errors = {f"{k}_{s}": a.trajectory[s][f"standard_error_{m}"] for s in a.cell.states
+              for k, m in (("M", "mean"), ("Q", "second_moment"))}
+    # one vectorized evaluation: row 0 the estimate, row 1 + j with moment j raised by its standard error
+    point = {k: np.repeat(np.asarray(base.fixed_point[k], dtype=float)[None], len(keys) + 1, axis=0) for k in keys}
+    for j, k in enumerate(keys):
+        point[k][1 + j] += errors[k]
+    j = jacobian_moments(dataclasses.replace(base, fixed_point=point), kind="memory", weights=weights)
+    with np.errstate(all="ignore"):
+        log_m1 = np.log(j["m1"]).mean(axis=1)
+        spread = (j["m2"] / j["m1"] ** 2 - 1).sum(axis=1)
+    values = {"m1": float(np.exp(log_m1[0])), "m1_at_T": float(j["m1"][0, -1]), "m2": float(j["m2"][0, -1]),
+              "variance": float(j["variance"][0, -1]), "spread": float(spread[0])}
+    se = {"m1": float(values["m1"] * np.sqrt(np.sum((log_m1[1:] - log_m1[0]) ** 2))),
+          "spread": float(np.sqrt(np.sum((spread[1:] - spread[0]) ** 2)))}
+    return values, se
+
+
+def _uncertain(criteria: Criteria, length: int, values: dict, se: dict) -> list[str]:
+    """Criteria whose log slack is within UNCERTAIN standard errors of zero (delta method). xi's is taken on
+    lambda, log|lambda| + 1/T >= 0, which stays defined where the estimate of lambda reaches or passes 1."""
+    slack = {k: float(v[0]) for k, v in criteria.slacks({k: np.array([v]) for k, v in values.items()}).items()}
+    lam = abs(values["lambda"])
+    with np.errstate(all="ignore"):
+        slack["xi"] = math.log(lam) + 1 / length
+        q_key = max((k for k in values if k.startswith("Q_")), key=lambda k: values[k])
+        slack_error = {"xi": se["lambda"] / lam, "m1": se["m1"] / (values["m1"] * abs(math.log(values["m1"]))),
+                       "second_moment": se[q_key] / values[q_key], "spread": se["spread"] / values["spread"]}
+    return [k for k, e in slack_error.items() if k in slack and abs(slack[k]) < UNCERTAIN * e]

@@ -64,7 +64,7 @@ class TiedAnalysis:
     lambda_: float
     xi: float
     status: Status
-    trajectory: dict  # state -> {"mean": (T,), "second_moment": (T,)} at t = 1..T from the zero state
+    trajectory: dict  # state -> {"mean", "second_moment", "standard_error_<both>"}: (T,) at t = 1..T from zero
     two_time: dict  # state -> stationary <s_t s_{t+tau}>, tau = 0, 1, ...
     standard_error: dict  # same keys as fixed_point, plus "C_s", "correlation_s", "lambda"
     extras: dict = field(default_factory=dict)
@@ -140,8 +140,10 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     corr = {s: float(values[i, 2] / values[i, 1]) for i, s in enumerate(S)}
     errors.update({f"correlation_{s}": float(se[i, 2] / values[i, 1]) for i, s in enumerate(S)}, **{"lambda": lam_se})
     mean = record.mean(axis=1)
+    step_se = record.std(axis=1, ddof=1) / math.sqrt(record.shape[1])  # per step, over independent groups
     trajectory = {} if steps is None else {
-        s: {"mean": mean[:, i, 0], "second_moment": mean[:, i, 1]} for i, s in enumerate(S)}
+        s: {"mean": mean[:, i, 0], "second_moment": mean[:, i, 1], "standard_error_mean": step_se[:, i, 0],
+            "standard_error_second_moment": step_se[:, i, 1]} for i, s in enumerate(S)}
     if not np.isfinite(lam):
         status = Status.NAN if status == Status.OK else status
     return TiedAnalysis(cell=cell, hyperparameters=h, fixed_point=fixed, correlation=corr, lambda_=lam,
