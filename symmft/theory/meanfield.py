@@ -167,6 +167,12 @@ class Derivation:
         self.demanded: list[tuple] = []
         self._laws: dict[str, tuple] = {}
         self._expect_cache: dict = {}
+        self._expansion = Expansion()
+        self._atoms_in: dict = {}  # expression -> the affine atoms it holds
+        self._group_cache: dict = {}
+        self._linear: dict = {}
+        self._given_law: dict = {}
+        self._nested_cache: dict = {}
 
     def walk(self, overrides: dict | None = None) -> dict:
         """Sympy expression (a-copy atoms) of every graph node; ``overrides`` pins chosen nodes to given
@@ -265,13 +271,15 @@ class Derivation:
     # ---------------------------------------------------------------- expectations
     def expect(self, e: sp.Expr) -> sp.Expr:
         """E[e] for an expression in a- and b-copy atoms."""
-        e = sp.expand(e)
         if e not in self._expect_cache:
-            self._expect_cache[e] = sp.Add(*[self._expect_monomial(t) for t in sp.Add.make_args(e)])
+            terms = self._expansion.monomials(e)
+            self._expect_cache[e] = sp.Add(*[self._expect_monomial(t) for t in terms])
         return self._expect_cache[e]
 
     def _groups(self, e: sp.Expr) -> frozenset:
-        return frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
+        if e not in self._group_cache:  # memoized: the same factors recur across monomials
+            self._group_cache[e] = frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
+        return self._group_cache[e]
 
     def _expect_monomial(self, term: sp.Expr) -> sp.Expr:
         coeff, factors = term.as_coeff_mul()
@@ -291,11 +299,11 @@ class Derivation:
                 independent[self.blocks[base]] = independent.get(self.blocks[base], sp.S.One) * f
             elif base in self.state_atoms:
                 state.append(f)
-            elif len(groups) == 1 and next(iter(groups)).startswith("affine") and len(base.free_symbols & set(self.affine_atoms)) == 1:
-                (atom,) = base.free_symbols & set(self.affine_atoms)
+            elif len(groups) == 1 and next(iter(groups)).startswith("affine") and len(self._affine_in(base)) == 1:
+                (atom,) = self._affine_in(base)
                 name, copy = self.affine_atoms[atom]
                 slot = affine.setdefault(name, {"a": sp.S.One, "b": sp.S.One})
-                slot[copy] *= f.subs(atom, u)
+                slot[copy] *= f.xreplace({atom: u})
             else:  # a nonlinearity of a non-Gaussian quantity: closure
                 if not isinstance(base, sp.Function):
                     raise ClosureError(f"cannot take the expectation of {base}")
@@ -359,28 +367,64 @@ class Derivation:
         factors = list(sp.Mul.make_args(term))
         for arg, slot in closures.items():
             rest = sp.Mul(*factors) / slot["a"].xreplace({u: arg})
-            own = [
-                a for a in arg.free_symbols & set(self.affine_atoms)
-                if not arg.diff(a).has(a) and not rest.has(a)
-            ]
+            factors = list(sp.Mul.make_args(rest))
+            held = set().union(*(self._affine_in(f) for f in factors))
+            own = frozenset(a for a in self._linear_atoms(arg) if a not in held)
             if not own:
                 return None
+            factors.append(E1(sp.Lambda(u, slot["a"]), *self._given(arg, own)))
+        outside = [f for f in factors if not self._affine_in(f)]
+        # the factors that hold atoms fall into independent groups (connected by shared atoms): each group is
+        # integrated on its own, and memoized (the same groups recur in many monomials: only tangents differ)
+        groups: list[tuple[set, list]] = []
+        for f in factors:
+            atoms, members = set(self._affine_in(f)), [f]
+            if not atoms:
+                continue
+            for g in [g for g in groups if g[0] & atoms]:
+                groups.remove(g)
+                atoms |= g[0]
+                members += g[1]
+            groups.append((atoms, members))
+        outside += [self._nested(frozenset(members)) for _, members in groups]
+        return self.expect(sp.Mul(*outside))
+
+    def _affine_in(self, e: sp.Expr) -> frozenset:
+        """The affine atoms ``e`` holds (memoized: the same factors recur across monomials)."""
+        if e not in self._atoms_in:
+            self._atoms_in[e] = frozenset(s for s in e.free_symbols if s in self.affine_atoms)
+        return self._atoms_in[e]
+
+    def _linear_atoms(self, arg: sp.Expr) -> tuple:
+        """The affine atoms ``arg`` is linear in (candidates to integrate a nonlinearity of ``arg`` over)."""
+        if arg not in self._linear:
+            self._linear[arg] = tuple(a for a in self._affine_in(arg) if not arg.diff(a).has(a))
+        return self._linear[arg]
+
+    def _given(self, arg: sp.Expr, own: frozenset) -> tuple:
+        """(mean, variance) of ``arg`` given every atom but ``own`` (in which it is linear)."""
+        if (arg, own) not in self._given_law:
             mean, var = arg.xreplace({a: 0 for a in own}), sp.S.Zero
             for a in own:
                 m, v, _ = self.law(self.affine_atoms[a][0])
                 mean, var = mean + arg.diff(a) * m, var + arg.diff(a) ** 2 * v
-            factors = list(sp.Mul.make_args(rest)) + [E1(sp.Lambda(u, slot["a"]), mean, var)]
-        outside = [f for f in factors if not f.free_symbols & set(self.affine_atoms)]
-        inside = [f for f in factors if f.free_symbols & set(self.affine_atoms)]
-        while inside:  # integrate the atom held by the fewest factors first (innermost)
-            atoms = set().union(*(f.free_symbols & set(self.affine_atoms) for f in inside))
-            a = min(atoms, key=lambda a: (sum(f.has(a) for f in inside), a.name))
-            held = sp.Mul(*[f for f in inside if f.has(a)])
-            inside = [f for f in inside if not f.has(a)]
-            m, v, _ = self.law(self.affine_atoms[a][0])
-            value = E1(sp.Lambda(u, held.xreplace({a: u})), m, v)
-            (inside if value.free_symbols & set(self.affine_atoms) else outside).append(value)
-        return self.expect(sp.Mul(*outside))
+            self._given_law[arg, own] = mean, var
+        return self._given_law[arg, own]
+
+    def _nested(self, factors: frozenset) -> sp.Expr:
+        """E[product of ``factors``] (a group connected by shared atoms), one atom at a time: nested quadrature."""
+        if factors not in self._nested_cache:
+            inside, values = list(factors), []
+            while inside:  # integrate the atom held by the fewest factors first (innermost)
+                atoms = set().union(*(self._affine_in(f) for f in inside))
+                a = min(atoms, key=lambda a: (sum(a in self._affine_in(f) for f in inside), a.name))
+                held = sp.Mul(*[f for f in inside if a in self._affine_in(f)])
+                inside = [f for f in inside if a not in self._affine_in(f)]
+                m, v, _ = self.law(self.affine_atoms[a][0])
+                value = E1(sp.Lambda(u, held.xreplace({a: u})), m, v)
+                (inside if self._affine_in(value) else values).append(value)
+            self._nested_cache[factors] = sp.Mul(*values)
+        return self._nested_cache[factors]
 
     def _copy(self, atom: sp.Symbol) -> str:
         return (self.state_atoms.get(atom) or self.affine_atoms[atom])[1]
@@ -482,3 +526,72 @@ class Derivation:
             hyperparameters=tuple(v for k, v in self.hyper.items() if self.chrono or k not in chrono_names(self.cell)),
             nonlinearity_laws=self.nonlinearity_laws(),
         )
+
+
+class Expansion:
+    """``sp.expand`` for the polynomials in opaque factors that expectations take, without sympy's cost.
+
+    An expression is distributed over its sums into a dict {monomial: coefficient}, a monomial being a frozenset of
+    (factor, integer power) pairs, with plain dict and set operations; only the factors (nonlinearities, atoms,
+    nested expectations: a few hundred distinct ones) go through ``sp.expand``, once each (sympy's deep expansion
+    expands inside them). The terms are those of ``sp.expand(e)``, which spent most of the GRU Jacobian's
+    derivation rebuilding every partial product as a sympy Mul.
+    """
+
+    def __init__(self):
+        self._terms: dict = {}
+        self._factors: dict = {}
+
+    def monomials(self, e: sp.Expr) -> list[sp.Expr]:
+        """The terms of ``sp.expand(e)`` (``sp.Add.make_args`` of it)."""
+        return [sp.Mul(c, *[x**k for x, k in m]) for m, c in self.terms(e).items()]
+
+    def terms(self, e: sp.Expr) -> dict:
+        """{monomial: coefficient} of ``e`` expanded (memoized: subexpressions recur across expectations)."""
+        if e in self._terms:
+            return self._terms[e]
+        if e.is_Number:
+            out = {_ONE: e} if e != 0 else {}
+        elif e.is_Add:
+            out = {}
+            for a in e.args:
+                for m, c in self.terms(a).items():
+                    out[m] = out.get(m, 0) + c
+            out = {m: c for m, c in out.items() if c != 0}
+        elif e.is_Mul:
+            out = {_ONE: sp.S.One}
+            for a in e.args:
+                out = _product(out, self.terms(a))
+        elif e.is_Pow and e.exp.is_Integer and e.exp > 0 and (e.base.is_Add or e.base.is_Mul):
+            out, base = {_ONE: sp.S.One}, self.terms(e.base)
+            for _ in range(int(e.exp)):
+                out = _product(out, base)
+        else:
+            base, power = (e.base, int(e.exp)) if e.is_Pow and e.exp.is_Integer else (e, 1)
+            if base not in self._factors:
+                self._factors[base] = sp.expand(base)
+            x = self._factors[base]
+            if x == base or not (x.is_Add or x.is_Mul or x.is_Pow or x.is_Number):
+                out = {frozenset({(x, power)}): sp.S.One}
+            else:  # expanding inside the factor changed its kind (exp(a + b) -> exp(a)*exp(b))
+                out = self.terms(x**power)
+        self._terms[e] = out
+        return out
+
+
+_ONE = frozenset()  # the empty monomial
+
+
+def _product(a: dict, b: dict) -> dict:
+    out: dict = {}
+    for ma, ca in a.items():
+        for mb, cb in b.items():
+            if not ma or not mb:
+                m = ma or mb
+            else:
+                powers = dict(ma)
+                for x, k in mb:
+                    powers[x] = powers.get(x, 0) + k
+                m = frozenset((x, k) for x, k in powers.items() if k)
+            out[m] = out.get(m, 0) + ca * cb
+    return {m: c for m, c in out.items() if c != 0}
