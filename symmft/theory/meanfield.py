@@ -170,6 +170,7 @@ class Derivation:
         self._expansion = Expansion()
         self._atoms_in: dict = {}  # expression -> the affine atoms it holds
         self._group_cache: dict = {}
+        self._closure_args: dict = {}
         self._linear: dict = {}
         self._given_law: dict = {}
         self._nested_cache: dict = {}
@@ -272,8 +273,8 @@ class Derivation:
     def expect(self, e: sp.Expr) -> sp.Expr:
         """E[e] for an expression in a- and b-copy atoms."""
         if e not in self._expect_cache:
-            terms = self._expansion.monomials(e)
-            self._expect_cache[e] = sp.Add(*[self._expect_monomial(t) for t in terms])
+            terms = self._expansion.terms(e)
+            self._expect_cache[e] = sp.Add(*[self._expect_monomial(c, m) for m, c in terms.items()])
         return self._expect_cache[e]
 
     def _groups(self, e: sp.Expr) -> frozenset:
@@ -281,15 +282,15 @@ class Derivation:
             self._group_cache[e] = frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
         return self._group_cache[e]
 
-    def _expect_monomial(self, term: sp.Expr) -> sp.Expr:
-        coeff, factors = term.as_coeff_mul()
+    def _expect_monomial(self, coeff: sp.Expr, powers) -> sp.Expr:
+        """E[coeff * prod(base**power for base, power in powers)]."""
+        factors = [base**power for base, power in powers]
         affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
         state: list[sp.Expr] = []
         closures: dict[sp.Expr, dict[str, sp.Expr]] = {}  # argument (a-copy) -> copy -> product in u
         independent: dict[str, sp.Expr] = {}  # independent block -> monomial in its atoms
         chrono_factors = sp.S.One  # functions of the chrono bias L alone (conditional expectations)
-        for f in factors:
-            base, power = f.as_base_exp()
+        for f, (base, power) in zip(factors, powers):
             groups = self._groups(base)
             if not groups:
                 coeff *= f
@@ -305,14 +306,7 @@ class Derivation:
                 slot = affine.setdefault(name, {"a": sp.S.One, "b": sp.S.One})
                 slot[copy] *= f.xreplace({atom: u})
             else:  # a nonlinearity of a non-Gaussian quantity: closure
-                if not isinstance(base, sp.Function):
-                    raise ClosureError(f"cannot take the expectation of {base}")
-                arg = base.args[0]
-                copies = {self._copy(s) for s in arg.free_symbols if s in self.atom_group}
-                copy = copies.pop() if len(copies) == 1 else "mixed"
-                if copy == "mixed":
-                    raise ClosureError(f"{self._where(base)}: a nonlinearity mixes the two input sequences")
-                a_arg = arg if copy == "a" else arg.xreplace({v: k for k, v in self.to_b.items()})
+                a_arg, copy = self._closure_argument(base)
                 slot = closures.setdefault(a_arg, {"a": sp.S.One, "b": sp.S.One})
                 slot[copy] *= base.func(u) ** power
         blocks = [frozenset({f"affine {k}"}) for k in affine] + [self._groups(x) for x in closures]
@@ -321,14 +315,14 @@ class Derivation:
         for i, bi in enumerate(blocks):
             for bj in blocks[i + 1 :]:
                 if bi & bj:
-                    nested = self._conditional(term, closures, affine)
+                    nested = self._conditional([coeff, *factors], closures, affine)
                     if nested is not None:
                         return nested
                     node = next((self._where(x) for x in closures), self.cell.name)
                     raise ClosureError(
                         f"{node}: the Gaussian closure needs the nonlinearity's argument to be independent of the other "
-                        f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in E[{term}]; "
-                        "use --closure population"
+                        f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in "
+                        f"E[{sp.Mul(coeff, *factors)}]; use --closure population"
                     )
         out = coeff * self._state_moment(state)
         for block, monomial in independent.items():
@@ -354,8 +348,9 @@ class Derivation:
         rest = sp.Mul(*[f for f in factors if not f.has(self.L)])
         return rest * EL(sp.Lambda(u, dependent.xreplace({self.L: u})), self.hyper["chrono_length"])
 
-    def _conditional(self, term: sp.Expr, closures: dict, affine: dict) -> sp.Expr | None:
-        """Exact expectation of a one-copy monomial whose nonlinearity arguments are Gaussian given other atoms.
+    def _conditional(self, factors: list, closures: dict, affine: dict) -> sp.Expr | None:
+        """Exact expectation of a one-copy monomial (the product of ``factors``) whose nonlinearity arguments are
+        Gaussian given other atoms.
 
         The reset-after GRU's X = u_n + r*u_hn is Gaussian given (r, u_hn): E[G F(X)] = E[G E1(F, m, v)] with
         m = mu_n + r u_hn, v = V_n. After that substitution every factor is a function of independent Gaussian
@@ -364,7 +359,6 @@ class Derivation:
         """
         if any(slot["b"] != 1 for slot in list(closures.values()) + list(affine.values())):
             return None
-        factors = list(sp.Mul.make_args(term))
         for arg, slot in closures.items():
             rest = sp.Mul(*factors) / slot["a"].xreplace({u: arg})
             factors = list(sp.Mul.make_args(rest))
@@ -425,6 +419,19 @@ class Derivation:
                 (inside if self._affine_in(value) else values).append(value)
             self._nested_cache[factors] = sp.Mul(*values)
         return self._nested_cache[factors]
+
+    def _closure_argument(self, f: sp.Expr) -> tuple[sp.Expr, str]:
+        """(a-copy argument, copy) of a nonlinearity ``f`` of a non-Gaussian quantity (memoized per factor)."""
+        if f not in self._closure_args:
+            if not isinstance(f, sp.Function):
+                raise ClosureError(f"cannot take the expectation of {f}")
+            arg = f.args[0]
+            copies = {self._copy(s) for s in arg.free_symbols if s in self.atom_group}
+            copy = copies.pop() if len(copies) == 1 else "mixed"
+            if copy == "mixed":
+                raise ClosureError(f"{self._where(f)}: a nonlinearity mixes the two input sequences")
+            self._closure_args[f] = (arg if copy == "a" else arg.xreplace({v: k for k, v in self.to_b.items()}), copy)
+        return self._closure_args[f]
 
     def _copy(self, atom: sp.Symbol) -> str:
         return (self.state_atoms.get(atom) or self.affine_atoms[atom])[1]
@@ -542,12 +549,9 @@ class Expansion:
         self._terms: dict = {}
         self._factors: dict = {}
 
-    def monomials(self, e: sp.Expr) -> list[sp.Expr]:
-        """The terms of ``sp.expand(e)`` (``sp.Add.make_args`` of it)."""
-        return [sp.Mul(c, *[x**k for x, k in m]) for m, c in self.terms(e).items()]
-
     def terms(self, e: sp.Expr) -> dict:
-        """{monomial: coefficient} of ``e`` expanded (memoized: subexpressions recur across expectations)."""
+        """{monomial: coefficient} of ``e`` expanded: the terms of ``sp.expand(e)``, each ``coefficient *
+        prod(factor**power for factor, power in monomial)`` (memoized: subexpressions recur across expectations)."""
         if e in self._terms:
             return self._terms[e]
         if e.is_Number:
