@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symmft import cache
 from symmft.theory.expectation import E1, LEVELS, u
 
 #: The laws a nonlinearity's expectations can use, as the output names them (docs/laws.md).
@@ -169,7 +170,13 @@ class EC(sp.Function):
         return EC(sp.Lambda(lam.variables, new), structure, cond, lin) if new != 0 else sp.S.Zero
 
     def nested(self) -> sp.Expr:
-        """The nested E1 levels: c_a; c_b | c_a; X_a | c_a; X_b | X_a, c_a, c_b (module docstring)."""
+        """The nested E1 levels: c_a; c_b | c_a; X_a | c_a; X_b | X_a, c_a, c_b (module docstring); memoized (the
+        code generator asks for the same law in the map and in its Jacobian)."""
+        if self not in _NESTED:
+            _NESTED[self] = self._nested()
+        return _NESTED[self]
+
+    def _nested(self) -> sp.Expr:
         cond = self.args[2]
         H, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov = self._parts()
         beta = cov / (va + _TINY)
@@ -178,9 +185,10 @@ class EC(sp.Function):
         split: dict = {}
         for term in sp.Add.make_args(sp.expand(H)):
             inner = sp.Mul(*[f for f in sp.Mul.make_args(term) if f.has(y)])
-            split[inner] = split.get(inner, sp.S.Zero) + term / inner
+            split.setdefault(inner, []).append(term / inner)
         leaves = sp.Lambda(u, sp.Tuple(*[b.xreplace({y: u}) for b in split]))
-        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, sp.Tuple(*split.values()))
+        weights = sp.Tuple(*[sp.Add(*terms) for terms in split.values()])  # one sum each (not n growing sums)
+        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, weights)
         body = E1(sp.Lambda(x, body), ma, va)
         for i in reversed(range(len(t))):
             m, v, kk = cond[3 * i : 3 * i + 3]
@@ -192,6 +200,9 @@ class EC(sp.Function):
 
     def _sympystr(self, printer):
         return f"E_conditional[{printer._print(self.args[0].expr)}]"
+
+
+_NESTED = cache.memory("nested conditional laws")
 
 
 class Leaves(sp.Function):
@@ -213,4 +224,6 @@ class Leaves(sp.Function):
 
 def expand(e: sp.Expr) -> sp.Expr:
     """``e`` with every :class:`EC` replaced by its nested E1 levels (for the code generator)."""
-    return e.replace(lambda f: isinstance(f, EC), lambda f: f.nested()) if e.has(EC) else e
+    if not e.has(EC):
+        return e
+    return e.xreplace({f: f.nested() for f in e.atoms(EC)})
