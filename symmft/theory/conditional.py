@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symmft import cache
+from symmft.theory.expansion import Expansion
 from symmft.theory.expectation import E1, LEVELS, u
 
 #: The laws a nonlinearity's expectations can use, as the output names them (docs/laws.md).
@@ -183,9 +184,9 @@ class EC(sp.Function):
         # the innermost level, over X_b, is the costly one (every node of every level): H is split into
         # sum_i A_i(c, X_a) B_i(X_b) and each distinct B_i integrated as a plain 1-D expectation of its own
         split: dict = {}
-        for term in sp.Add.make_args(sp.expand(H)):
-            inner = sp.Mul(*[f for f in sp.Mul.make_args(term) if f.has(y)])
-            split.setdefault(inner, []).append(term / inner)
+        for monomial, coefficient in Expansion().terms(H).items():
+            inner = sp.Mul(*[f**k for f, k in monomial if f.has(y)])
+            split.setdefault(inner, []).append(sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(y)]))
         leaves = sp.Lambda(u, sp.Tuple(*[b.xreplace({y: u}) for b in split]))
         weights = sp.Tuple(*[sp.Add(*terms) for terms in split.values()])  # one sum each (not n growing sums)
         body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, weights)

@@ -39,6 +39,7 @@ from symmft.theory import store
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
 from symmft.theory import conditional
+from symmft.theory.expansion import Expansion
 from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
 from symmft.cell.params import chrono_names, names as hyperparameter_names
 
@@ -315,7 +316,7 @@ class Derivation:
         for i, bi in enumerate(blocks):
             for bj in blocks[i + 1 :]:
                 if bi & bj:
-                    nested = self._conditional([coeff, *factors], closures, affine)
+                    nested = self._conditional([coeff, *factors], [None, *powers], closures, affine)
                     if nested is not None:
                         return nested
                     node = next((self._where(x) for x in closures), self.cell.name)
@@ -341,16 +342,16 @@ class Derivation:
 
     def _integrate_chrono(self, product: sp.Expr) -> sp.Expr:
         """Given L every factor is a conditional expectation; the L-dependent ones are averaged over L together."""
-        if not product.has(self.L):
+        if not self.chrono or not product.has(self.L):  # (L enters the laws of the chrono maps only)
             return product
         factors = sp.Mul.make_args(product)
         dependent = sp.Mul(*[f for f in factors if f.has(self.L)])
         rest = sp.Mul(*[f for f in factors if not f.has(self.L)])
         return rest * EL(sp.Lambda(u, dependent.xreplace({self.L: u})), self.hyper["chrono_length"])
 
-    def _conditional(self, factors: list, closures: dict, affine: dict) -> sp.Expr | None:
-        """Exact expectation of a one-copy monomial (the product of ``factors``) whose nonlinearity arguments are
-        Gaussian given other atoms.
+    def _conditional(self, factors: list, powers: list, closures: dict, affine: dict) -> sp.Expr | None:
+        """Exact expectation of a one-copy monomial (the product of ``factors``, each ``base**power`` with (base,
+        power) in ``powers``, None for the coefficient) whose nonlinearity arguments are Gaussian given other atoms.
 
         The reset-after GRU's X = u_n + r*u_hn is Gaussian given (r, u_hn): E[G F(X)] = E[G E1(F, m, v)] with
         m = mu_n + r u_hn, v = V_n. After that substitution every factor is a function of independent Gaussian
@@ -359,9 +360,9 @@ class Derivation:
         """
         if any(slot["b"] != 1 for slot in list(closures.values()) + list(affine.values())):
             return None
+        closure = {f: self._closure_args[p[0]][0] for f, p in zip(factors, powers) if p and p[0] in self._closure_args}
         for arg, slot in closures.items():
-            rest = sp.Mul(*factors) / slot["a"].xreplace({u: arg})
-            factors = list(sp.Mul.make_args(rest))
+            factors = [f for f in factors if closure.get(f) != arg]  # the factors of F(arg) are integrated below
             held = set().union(*(self._affine_in(f) for f in factors))
             own = frozenset(a for a in self._linear_atoms(arg) if a not in held)
             if not own:
@@ -534,68 +535,3 @@ class Derivation:
             nonlinearity_laws=self.nonlinearity_laws(),
         )
 
-
-class Expansion:
-    """``sp.expand`` for the polynomials in opaque factors that expectations take, without sympy's cost.
-
-    An expression is distributed over its sums into a dict {monomial: coefficient}, a monomial being a frozenset of
-    (factor, integer power) pairs, with plain dict and set operations; only the factors (nonlinearities, atoms,
-    nested expectations: a few hundred distinct ones) go through ``sp.expand``, once each (sympy's deep expansion
-    expands inside them). The terms are those of ``sp.expand(e)``, which spent most of the GRU Jacobian's
-    derivation rebuilding every partial product as a sympy Mul.
-    """
-
-    def __init__(self):
-        self._terms: dict = {}
-        self._factors: dict = {}
-
-    def terms(self, e: sp.Expr) -> dict:
-        """{monomial: coefficient} of ``e`` expanded: the terms of ``sp.expand(e)``, each ``coefficient *
-        prod(factor**power for factor, power in monomial)`` (memoized: subexpressions recur across expectations)."""
-        if e in self._terms:
-            return self._terms[e]
-        if e.is_Number:
-            out = {_ONE: e} if e != 0 else {}
-        elif e.is_Add:
-            out = {}
-            for a in e.args:
-                for m, c in self.terms(a).items():
-                    out[m] = out.get(m, 0) + c
-            out = {m: c for m, c in out.items() if c != 0}
-        elif e.is_Mul:
-            out = {_ONE: sp.S.One}
-            for a in e.args:
-                out = _product(out, self.terms(a))
-        elif e.is_Pow and e.exp.is_Integer and e.exp > 0 and (e.base.is_Add or e.base.is_Mul):
-            out, base = {_ONE: sp.S.One}, self.terms(e.base)
-            for _ in range(int(e.exp)):
-                out = _product(out, base)
-        else:
-            base, power = (e.base, int(e.exp)) if e.is_Pow and e.exp.is_Integer else (e, 1)
-            if base not in self._factors:
-                self._factors[base] = sp.expand(base)
-            x = self._factors[base]
-            if x == base or not (x.is_Add or x.is_Mul or x.is_Pow or x.is_Number):
-                out = {frozenset({(x, power)}): sp.S.One}
-            else:  # expanding inside the factor changed its kind (exp(a + b) -> exp(a)*exp(b))
-                out = self.terms(x**power)
-        self._terms[e] = out
-        return out
-
-
-_ONE = frozenset()  # the empty monomial
-
-
-def _product(a: dict, b: dict) -> dict:
-    out: dict = {}
-    for ma, ca in a.items():
-        for mb, cb in b.items():
-            if not ma or not mb:
-                m = ma or mb
-            else:
-                powers = dict(ma)
-                for x, k in mb:
-                    powers[x] = powers.get(x, 0) + k
-                m = frozenset((x, k) for x, k in powers.items() if k)
-            out[m] = out.get(m, 0) + ca * cb
-    return {m: c for m, c in out.items() if c != 0}
