@@ -156,8 +156,8 @@ class EC(sp.Function):
 
         def D(H, c, mean, var):  # d/dc of E[H | c] through H and the law of (x, y) given c (heat equation)
             dx = x if mean is ma else y
-            return (H.diff(c) + mean.diff(c) * H.diff(dx) + var.diff(c) * H.diff(dx, 2) / 2
-                    + cov.diff(c) * H.diff(x, y))
+            return (H.diff(c) + mean.diff(c) * H.diff(dx) + var.diff(c) * H.diff(dx, 2, simplify=False) / 2
+                    + cov.diff(c) * H.diff(x, y, simplify=False))
 
         new = H.diff(theta)
         for i, (ti, si) in enumerate(zip(t, s)):
@@ -166,8 +166,9 @@ class EC(sp.Function):
             new += dm * (Dt(H) + Ds(H)) + dv * (Dt(Dt(H)) + Ds(Ds(H))) / 2 + dk * Ds(Dt(H))
         for j, (a, b) in enumerate(zip(coef, coef_s)):
             dm, dv, dk = (p.diff(theta) for p in lin[3 * j : 3 * j + 3])
-            new += (dm * (a * H.diff(x) + b * H.diff(y)) + dv * (a**2 * H.diff(x, 2) + b**2 * H.diff(y, 2)) / 2
-                    + dk * a * b * H.diff(x, y))
+            new += (dm * (a * H.diff(x) + b * H.diff(y))
+                    + dv * (a**2 * H.diff(x, 2, simplify=False) + b**2 * H.diff(y, 2, simplify=False)) / 2
+                    + dk * a * b * H.diff(x, y, simplify=False))
         return EC(sp.Lambda(lam.variables, new), structure, cond, lin) if new != 0 else sp.S.Zero
 
     def nested(self) -> sp.Expr:

@@ -101,8 +101,8 @@ class E1(sp.Function):
             return sp.S.Zero
         if argindex == 2:
             return E1(sp.Lambda(x, F.diff(x)), m, v)
-        if argindex == 3:
-            return E1(sp.Lambda(x, F.diff(x, 2) / 2), m, v)
+        if argindex == 3:  # (simplify=False: sympy's factor_terms pass over a second derivative costs more than it)
+            return E1(sp.Lambda(x, F.diff(x, 2, simplify=False) / 2), m, v)
         raise sp.ArgumentIndexError(self, argindex)
 
     def _latex(self, printer):
@@ -156,7 +156,7 @@ class E2(sp.Function):
         if argindex == 3:
             return pair(F.diff(u), G) + pair(F, G.diff(u))
         if argindex == 4:
-            return (pair(F.diff(u, 2), G) + pair(F, G.diff(u, 2))) / 2
+            return (pair(F.diff(u, 2, simplify=False), G) + pair(F, G.diff(u, 2, simplify=False))) / 2
         if argindex == 5:
             return pair(F.diff(u), G.diff(u))
         raise sp.ArgumentIndexError(self, argindex)

@@ -172,6 +172,9 @@ class Derivation:
         self._atoms_in: dict = {}  # expression -> the affine atoms it holds
         self._group_cache: dict = {}
         self._closure_args: dict = {}
+        self._powers: dict = {}
+        self._gaussian_cache: dict = {}
+        self._decomposed: dict = {}
         self._linear: dict = {}
         self._given_law: dict = {}
         self._nested_cache: dict = {}
@@ -278,6 +281,11 @@ class Derivation:
             self._expect_cache[e] = sp.Add(*[self._expect_monomial(c, m) for m, c in terms.items()])
         return self._expect_cache[e]
 
+    def _power(self, base: sp.Expr, power: int) -> sp.Expr:
+        if (base, power) not in self._powers:
+            self._powers[base, power] = base**power
+        return self._powers[base, power]
+
     def _groups(self, e: sp.Expr) -> frozenset:
         if e not in self._group_cache:  # memoized: the same factors recur across monomials
             self._group_cache[e] = frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
@@ -285,7 +293,7 @@ class Derivation:
 
     def _expect_monomial(self, coeff: sp.Expr, powers) -> sp.Expr:
         """E[coeff * prod(base**power for base, power in powers)]."""
-        factors = [base**power for base, power in powers]
+        factors = [self._power(base, power) for base, power in powers]
         affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
         state: list[sp.Expr] = []
         closures: dict[sp.Expr, dict[str, sp.Expr]] = {}  # argument (a-copy) -> copy -> product in u
@@ -325,20 +333,32 @@ class Derivation:
                         f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in "
                         f"E[{sp.Mul(coeff, *factors)}]; use --closure population"
                     )
-        out = coeff * self._state_moment(state)
+        out = [coeff * self._state_moment(state)]  # (multiplied once at the end: one Mul, not one per factor)
         for block, monomial in independent.items():
-            out *= self.block_moment[block](monomial)
+            out.append(self.block_moment[block](monomial))
         for name, slot in affine.items():
-            out *= gaussian_expectation(slot["a"], slot["b"], *self.law(name))
+            out.append(self._gaussian(slot["a"], slot["b"], self.law(name)))
         for arg, slot in closures.items():
             one_copy = (slot["a"] == 1) != (slot["b"] == 1)
             exact = self.closure == "exact" or (self.closure == "exact-diagonal" and one_copy)
-            law = conditional.decompose(arg, self.affine_atoms) if exact else None
+            law = self._decompose(arg) if exact else None
             if law is not None and law.conditioning:  # (without conditioning atoms X is Gaussian: the closure is exact)
-                out *= conditional.expectation(law, slot["a"], slot["b"], lambda a: self.law(self.affine_atoms[a][0]))
+                out.append(conditional.expectation(law, slot["a"], slot["b"], lambda a: self.law(self.affine_atoms[a][0])))
             else:
-                out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
-        return self._integrate_chrono(out * chrono_factors)
+                out.append(self._gaussian(slot["a"], slot["b"], self.closure_law(arg)))
+        return self._integrate_chrono(sp.Mul(*out, chrono_factors))
+
+    def _gaussian(self, F_a: sp.Expr, F_b: sp.Expr, law: tuple) -> sp.Expr:
+        """gaussian_expectation, memoized (the same blocks recur across monomials)."""
+        key = (F_a, F_b, law)
+        if key not in self._gaussian_cache:
+            self._gaussian_cache[key] = gaussian_expectation(F_a, F_b, *law)
+        return self._gaussian_cache[key]
+
+    def _decompose(self, arg: sp.Expr):
+        if arg not in self._decomposed:
+            self._decomposed[arg] = conditional.decompose(arg, self.affine_atoms)
+        return self._decomposed[arg]
 
     def _integrate_chrono(self, product: sp.Expr) -> sp.Expr:
         """Given L every factor is a conditional expectation; the L-dependent ones are averaged over L together."""
