@@ -169,6 +169,7 @@ class Derivation:
         self._laws: dict[str, tuple] = {}
         self._expect_cache: dict = {}
         self._expansion = Expansion()
+        self._centered: set = set()  # the atoms of gaussian_atom: zero mean, independent of everything
         self._atoms_in: dict = {}  # expression -> the affine atoms it holds
         self._group_cache: dict = {}
         self._closure_args: dict = {}
@@ -216,6 +217,7 @@ class Derivation:
         """A fresh zero-mean Gaussian, independent of everything (a tangent or cotangent of the Jacobian)."""
         atom = self._atom(name, f"affine {name}", self.affine_atoms, name)
         self._laws[name] = (sp.S.Zero, variance, sp.S.Zero)
+        self._centered.add(atom)
         return atom
 
     def independent_block(self, block: str, atoms: dict, moment) -> None:
@@ -293,6 +295,8 @@ class Derivation:
 
     def _expect_monomial(self, coeff: sp.Expr, powers) -> sp.Expr:
         """E[coeff * prod(base**power for base, power in powers)]."""
+        if any(power % 2 for base, power in powers if base in self._centered):
+            return sp.S.Zero  # an odd power of a zero-mean Gaussian independent of everything (most of the Jacobian's)
         factors = [self._power(base, power) for base, power in powers]
         affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
         state: list[sp.Expr] = []
