@@ -110,8 +110,8 @@ def main(argv=None):
                   f"numbers (fixed point, lambda, m1, m2) agree to {gap:.1e} relative")
 
     out = {"benchmark": "derive_time", "machine": machine(), "source": source_version(),
-           "trees": {k: str(v) for k, v in trees.items()}, "load_average": os.getloadavg(), "command": " ".join(["python"] + sys.argv), "repeat": a.repeat,
-           "cells": results}
+           "trees": {k: str(v) for k, v in trees.items()}, "load_average": os.getloadavg(),
+           "command": " ".join(["python"] + sys.argv), "repeat": a.repeat, "cells": results}
     path = Path(a.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))

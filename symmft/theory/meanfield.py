@@ -347,7 +347,8 @@ class Derivation:
             exact = self.closure == "exact" or (self.closure == "exact-diagonal" and one_copy)
             law = self._decompose(arg) if exact else None
             if law is not None and law.conditioning:  # (without conditioning atoms X is Gaussian: the closure is exact)
-                out.append(conditional.expectation(law, slot["a"], slot["b"], lambda a: self.law(self.affine_atoms[a][0])))
+                atom_law = lambda a: self.law(self.affine_atoms[a][0])
+                out.append(conditional.expectation(law, slot["a"], slot["b"], atom_law))
             else:
                 out.append(self._gaussian(slot["a"], slot["b"], self.closure_law(arg)))
         return self._integrate_chrono(sp.Mul(*out, chrono_factors))
