@@ -296,7 +296,7 @@ class Derivation:
     def _expect_monomial(self, coeff: sp.Expr, powers) -> sp.Expr:
         """E[coeff * prod(base**power for base, power in powers)]."""
         if any(power % 2 for base, power in powers if base in self._centered):
-            return sp.S.Zero  # an odd power of a zero-mean Gaussian independent of everything (most of the Jacobian's)
+            return sp.S.Zero  # an odd power of a zero-mean Gaussian independent of everything (half the Jacobian's)
         factors = [self._power(base, power) for base, power in powers]
         affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
         state: list[sp.Expr] = []
