@@ -1,15 +1,20 @@
-"""Derivation time: load_cell + derive + compile_map for the built-in LSTM and GRU, cold, one fresh process each.
+"""Cold derivation time of every built-in cell: CPU seconds of sympy's work in a fresh process, with no cache.
 
-What is measured. In a new Python process (nothing cached: symmft caches derivations and compiled maps in memory
-only), per cell: ``import symmft`` (with sympy, networkx, scipy), ``load_cell`` (trace the cell file),
-``derive`` (sympy mean-field map, Gaussian closure), ``compile_map`` for numpy (Jacobians by differentiation,
-code generation), ``compile_map`` for mpmath, and a first ``analyze`` at the default point. Each cell is run in
-``--repeat`` separate processes; the median and the maximum are reported. Goal: derivation (load_cell + derive)
-under 2 s per cell. The alternative a user has is writing and checking the maps by hand (grid_throughput.py's
-hand-written LSTM is ~150 lines), so there is no ratio here, only the absolute time.
+What is measured. In a new Python process with ``SYMMFT_CACHE=off`` (nothing on disk is read or written), per
+cell, the CPU time (``time.process_time``) of each stage a first use pays: ``import symmft`` (sympy, networkx,
+scipy), ``load_cell`` (trace the cell file), ``derive`` (the mean-field maps: exact and Gaussian closures),
+``compile_numpy`` (both maps: their Jacobians by differentiation, code generation), ``compile_mpmath`` (the
+Gaussian-closure map), ``first_analyze`` (the numbers at the default point: quadrature, no sympy), and the Jacobian
+moments m1, m2 for Gaussian and for orthogonal weights (derivation and code generation: the GRU's dominate).
+*Derivation* is the sympy stages: derive + compile_numpy + compile_mpmath + jacobian_gaussian +
+jacobian_orthogonal.
 
-Run from the repository root: ``python benchmarks/derive_time.py [--quick]``; writes
-``benchmarks/results/derive_time.json``.
+``--before PATH`` runs the same child against another source tree (e.g. ``/work/main``) in the same run,
+alternating with this tree cell by cell, so both see the same machine load; the ratio before/after of the CPU
+times is the speed-up. CPU time, not wall time: the machine this was written on is shared.
+
+Run from the repository root: ``python benchmarks/derive_time.py [--before PATH] [--repeat N] [--cells ...]``;
+writes ``benchmarks/results/derive_time.json``.
 """
 
 from __future__ import annotations
@@ -20,68 +25,93 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
-CELLS = ("lstm", "gru")
-STAGES = ("import", "load_cell", "derive", "compile_numpy", "compile_mpmath", "first_analyze")
+CELLS = ("vanilla_rnn", "minimal_rnn", "lstm", "gru_reset_before", "gru")
+STAGES = ("import", "load_cell", "derive", "compile_numpy", "compile_mpmath", "first_analyze", "jacobian_gaussian",
+          "jacobian_orthogonal")
+DERIVATION = ("derive", "compile_numpy", "compile_mpmath", "jacobian_gaussian", "jacobian_orthogonal")
 
-# Runs in the fresh process; prints one JSON line of stage -> seconds.
+# Runs in the fresh process; prints one JSON line of stage -> CPU seconds (and the numbers, to compare trees).
 CHILD = r"""
 import json, sys, time
-t = time.perf_counter()
-from symmft import load_cell, derive, analyze
+T = time.process_time
+t = T()
+from symmft import load_cell, derive, analyze, jacobian_moments
 from symmft.theory.compile import compile_map
-out = {"import": time.perf_counter() - t}
-t = time.perf_counter(); cell = load_cell(sys.argv[1]); out["load_cell"] = time.perf_counter() - t
-t = time.perf_counter(); mf = derive(cell); out["derive"] = time.perf_counter() - t
-t = time.perf_counter(); compile_map(mf, "numpy"); out["compile_numpy"] = time.perf_counter() - t
-t = time.perf_counter(); compile_map(mf, "mpmath"); out["compile_mpmath"] = time.perf_counter() - t
-t = time.perf_counter(); a = analyze(cell); out["first_analyze"] = time.perf_counter() - t
-out["keys"] = [s.name for s in mf.diagonal + mf.cross]
-out["status"] = int(a.status)
+out = {"import": T() - t}
+t = T(); cell = load_cell(sys.argv[1]); out["load_cell"] = T() - t
+t = T(); maps = [derive(cell, closure) for closure in ("exact", "gaussian")]; out["derive"] = T() - t
+t = T(); [compile_map(mf, "numpy") for mf in maps]; out["compile_numpy"] = T() - t
+t = T(); compile_map(maps[1], "mpmath"); out["compile_mpmath"] = T() - t
+t = T(); a = analyze(cell); out["first_analyze"] = T() - t
+numbers = {"Q": [float(v) for v in a.fixed_point.values()], "lambda": float(a.lambda_)}
+for weights in ("gaussian", "orthogonal"):
+    t = T(); m = jacobian_moments(a, weights=weights); out["jacobian_" + weights] = T() - t
+    numbers[weights] = [float(m["m1"]), float(m["m2"])]
+out["numbers"] = numbers
 print(json.dumps(out))
 """
 
 
+def run(tree: Path, cell: str) -> dict:
+    """One fresh process on ``tree``'s symmft (run from an empty folder: ``python -c`` puts the cwd first)."""
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", SYMMFT_CACHE="off",
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as empty:
+        proc = subprocess.run([sys.executable, "-c", CHILD, cell], capture_output=True, text=True, cwd=empty, env=env,
+                              check=True)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["derivation"] = sum(out[s] for s in DERIVATION)
+    out["total"] = sum(out[s] for s in STAGES)
+    return out
 
-def run(cell: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, "-c", CHILD, cell], capture_output=True, text=True, cwd=ROOT, env=env,
-                          check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+def _relative_gap(a: dict, b: dict) -> float:
+    """Largest relative difference between two runs' numbers (zero where both are zero)."""
+    flat = lambda d: [x for v in d.values() for x in (v if isinstance(v, list) else [v])]
+    return max((abs(x - y) / max(abs(x), abs(y)) for x, y in zip(flat(a), flat(b)) if x != y), default=0.0)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one process per cell")
-    p.add_argument("--repeat", type=int, default=5, help="fresh processes per cell (default 5)")
+    p.add_argument("--before", help="another source tree to time in the same run (e.g. /work/main)")
+    p.add_argument("--repeat", type=int, default=1, help="fresh processes per cell and tree (default 1)")
+    p.add_argument("--cells", nargs="+", default=list(CELLS), help="cells to time (default: every built-in one)")
     p.add_argument("-o", "--output", default=str(Path(__file__).parent / "results" / "derive_time.json"))
     a = p.parse_args(argv)
-    repeat = 1 if a.quick else a.repeat
 
+    trees = {"after": ROOT} | ({"before": Path(a.before).resolve()} if a.before else {})
+    columns = (*STAGES, "derivation", "total")
     results = {}
-    print(f"{'cell':6} {'stage':32} {'median s':>9} {'max s':>7}   (fresh process each, {repeat} runs)")
-    for cell in CELLS:
-        runs = [run(cell) for _ in range(repeat)]
-        summary = {s: {"median": statistics.median(r[s] for r in runs), "max": max(r[s] for r in runs)}
-                   for s in STAGES}
-        derivation = [r["load_cell"] + r["derive"] for r in runs]
-        summary["derivation (load_cell + derive)"] = {"median": statistics.median(derivation), "max": max(derivation)}
-        total = [sum(r[s] for s in STAGES) for r in runs]
-        summary["total"] = {"median": statistics.median(total), "max": max(total)}
-        for s, v in summary.items():
-            print(f"{cell:6} {s:32} {v['median']:9.3f} {v['max']:7.3f}")
-        results[cell] = {"runs": runs, "summary": summary, "keys": runs[0]["keys"],
-                         "goal_derivation_under_2s": summary["derivation (load_cell + derive)"]["max"] < 2.0}
-        print()
+    print(f"CPU seconds, fresh process, SYMMFT_CACHE=off, median of {a.repeat}; derivation = {' + '.join(DERIVATION)}")
+    print(f"{'cell':17} {'tree':6} " + " ".join(f"{c[:12]:>12}" for c in columns))
+    for cell in a.cells:
+        runs: dict = {name: [] for name in trees}
+        for _ in range(a.repeat):
+            for name, tree in reversed(trees.items()):  # alternating, so both trees see the same load
+                runs[name].append(run(tree, cell))
+        results[cell] = {}
+        for name in trees:
+            median = {c: statistics.median(r[c] for r in runs[name]) for c in columns}
+            results[cell][name] = {"runs": runs[name], "median": median}
+            print(f"{cell:17} {name:6} " + " ".join(f"{median[c]:12.2f}" for c in columns))
+        if a.before:
+            before, after = (results[cell][n]["median"] for n in ("before", "after"))
+            ratio = {c: before[c] / after[c] for c in ("derivation", "total")}
+            results[cell]["faster_by"] = ratio
+            results[cell]["numbers_differ_by"] = gap = _relative_gap(*(results[cell][n]["runs"][0]["numbers"]
+                                                                        for n in ("before", "after")))
+            print(f"{cell:17} {'ratio':6} derivation {ratio['derivation']:.1f}x, total {ratio['total']:.1f}x; "
+                  f"numbers (fixed point, lambda, m1, m2) agree to {gap:.1e} relative")
 
     out = {"benchmark": "derive_time", "machine": machine(), "source": source_version(),
-           "command": " ".join(["python"] + sys.argv),
-           "repeat": repeat, "cells": results}
+           "trees": {k: str(v) for k, v in trees.items()}, "load_average": os.getloadavg(),
+           "command": " ".join(["python"] + sys.argv), "repeat": a.repeat, "cells": results}
     path = Path(a.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))

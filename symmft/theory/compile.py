@@ -25,7 +25,7 @@ from symmft.theory import conditional, gaussian, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
-from symmft.theory.expectation import BOUND, E1, E2, EL, u
+from symmft.theory.expectation import BOUND, E1, E2, EL, integrand, u
 from symmft.theory.meanfield import MeanFieldMap
 
 BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference
@@ -168,11 +168,9 @@ def _check_functions(exprs, namespace, backend):
             "of 4+ levels at 30 digits); use closure='gaussian' with mpmath, or the numpy backend (held to an "
             "independent mpmath reference in tests/test_laws.py)"
         )
-    exprs = [conditional.expand(e) for e in exprs]
-    names = {f.func.__name__ for e in exprs for f in e.atoms(sp.Function) if not hasattr(f, "_symmft_code")}
-    for e in exprs:
-        for lam in e.atoms(sp.Lambda):
-            names |= {f.func.__name__ for f in lam.expr.atoms(sp.Function) if not hasattr(f, "_symmft_code")}
+    # EC becomes nested E1 levels in the generated code (conditional.expand), whose integrands are EC's own
+    names = {type(f).__name__ for f in _unique_nodes(exprs)
+             if isinstance(f, sp.Function) and not hasattr(f, "_symmft_code") and not isinstance(f, conditional.EC)}
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise BackendError(f"backend {backend!r} has no implementation of {', '.join(missing)}")
@@ -318,12 +316,9 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
     """Python source of ``def name(*args)`` returning the list of ``exprs``."""
     args = [a if isinstance(a, str) else a.name for a in args]
     exprs = [conditional.expand(e) for e in exprs]  # exact conditional laws: nested E1 levels
-    expectations = []  # E1/E2 atoms, innermost first
-    for e in exprs:
-        for node in sp.postorder_traversal(e):
-            # an expectation whose parameters hold u lives inside another's integrand (conditional closure)
-            if isinstance(node, (E1, E2)) and not node.free_symbols & BOUND and node not in expectations:
-                expectations.append(node)
+    # E1/E2 atoms, innermost first; an expectation whose parameters hold u lives inside another's integrand
+    # (conditional closure)
+    expectations = [n for n in _unique_nodes(exprs) if isinstance(n, (E1, E2)) and not n.free_symbols & BOUND]
     symbol: dict = {}
     # one group per Gaussian: (mean, var) -> E1 members [(symbol, f)] and, per covariance, E2 members
     groups: dict = {}
@@ -331,10 +326,10 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
         symbol[atom] = sp.Symbol(f"e{i}")
         if isinstance(atom, E1):
             mean, var = (a.xreplace(symbol) for a in atom.args[1:])
-            groups.setdefault((mean, var), ([], {}))[0].append((symbol[atom], atom.args[0](u)))
+            groups.setdefault((mean, var), ([], {}))[0].append((symbol[atom], integrand(atom.args[0])))
         else:
             mean, var, cov = (a.xreplace(symbol) for a in atom.args[2:])
-            pair = (symbol[atom], atom.args[0](u), atom.args[1](u))
+            pair = (symbol[atom], integrand(atom.args[0]), integrand(atom.args[1]))
             groups.setdefault((mean, var), ([], {}))[1].setdefault(cov, []).append(pair)
     lines = [f"def {name}({', '.join(args)}):"]
     for g, ((mean, var), (ones, twos)) in enumerate(groups.items()):
@@ -377,6 +372,24 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
     lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
     return "\n".join(lines)
+
+
+def _unique_nodes(exprs: list) -> list:
+    """Every distinct subexpression of ``exprs``, children before parents, in the order of their first appearance
+    in a post-order traversal; a repeated subtree is walked once (the maps are DAGs with much sharing, which
+    ``sp.postorder_traversal`` walks as trees)."""
+    seen, out = set(), []
+    for e in exprs:
+        stack = [(e, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                out.append(node)
+            elif node not in seen:
+                seen.add(node)
+                stack.append((node, True))
+                stack.extend((a, False) for a in reversed(node.args))
+    return out
 
 
 def _load(name: str, source: str, namespace: dict) -> Callable:

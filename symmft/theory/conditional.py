@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symmft import cache
+from symmft.theory.expansion import Expansion
 from symmft.theory.expectation import E1, LEVELS, u
 
 #: The laws a nonlinearity's expectations can use, as the output names them (docs/laws.md).
@@ -154,8 +156,8 @@ class EC(sp.Function):
 
         def D(H, c, mean, var):  # d/dc of E[H | c] through H and the law of (x, y) given c (heat equation)
             dx = x if mean is ma else y
-            return (H.diff(c) + mean.diff(c) * H.diff(dx) + var.diff(c) * H.diff(dx, 2) / 2
-                    + cov.diff(c) * H.diff(x, y))
+            return (H.diff(c) + mean.diff(c) * H.diff(dx) + var.diff(c) * H.diff(dx, 2, simplify=False) / 2
+                    + cov.diff(c) * H.diff(x, y, simplify=False))
 
         new = H.diff(theta)
         for i, (ti, si) in enumerate(zip(t, s)):
@@ -164,23 +166,31 @@ class EC(sp.Function):
             new += dm * (Dt(H) + Ds(H)) + dv * (Dt(Dt(H)) + Ds(Ds(H))) / 2 + dk * Ds(Dt(H))
         for j, (a, b) in enumerate(zip(coef, coef_s)):
             dm, dv, dk = (p.diff(theta) for p in lin[3 * j : 3 * j + 3])
-            new += (dm * (a * H.diff(x) + b * H.diff(y)) + dv * (a**2 * H.diff(x, 2) + b**2 * H.diff(y, 2)) / 2
-                    + dk * a * b * H.diff(x, y))
+            new += (dm * (a * H.diff(x) + b * H.diff(y))
+                    + dv * (a**2 * H.diff(x, 2, simplify=False) + b**2 * H.diff(y, 2, simplify=False)) / 2
+                    + dk * a * b * H.diff(x, y, simplify=False))
         return EC(sp.Lambda(lam.variables, new), structure, cond, lin) if new != 0 else sp.S.Zero
 
     def nested(self) -> sp.Expr:
-        """The nested E1 levels: c_a; c_b | c_a; X_a | c_a; X_b | X_a, c_a, c_b (module docstring)."""
+        """The nested E1 levels: c_a; c_b | c_a; X_a | c_a; X_b | X_a, c_a, c_b (module docstring); memoized (the
+        code generator asks for the same law in the map and in its Jacobian)."""
+        if self not in _NESTED:
+            _NESTED[self] = self._nested()
+        return _NESTED[self]
+
+    def _nested(self) -> sp.Expr:
         cond = self.args[2]
         H, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov = self._parts()
         beta = cov / (va + _TINY)
         # the innermost level, over X_b, is the costly one (every node of every level): H is split into
         # sum_i A_i(c, X_a) B_i(X_b) and each distinct B_i integrated as a plain 1-D expectation of its own
         split: dict = {}
-        for term in sp.Add.make_args(sp.expand(H)):
-            inner = sp.Mul(*[f for f in sp.Mul.make_args(term) if f.has(y)])
-            split[inner] = split.get(inner, sp.S.Zero) + term / inner
+        for monomial, coefficient in Expansion().terms(H).items():
+            inner = sp.Mul(*[f**k for f, k in monomial if f.has(y)])
+            split.setdefault(inner, []).append(sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(y)]))
         leaves = sp.Lambda(u, sp.Tuple(*[b.xreplace({y: u}) for b in split]))
-        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, sp.Tuple(*split.values()))
+        weights = sp.Tuple(*[sp.Add(*terms) for terms in split.values()])  # one sum each (not n growing sums)
+        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, weights)
         body = E1(sp.Lambda(x, body), ma, va)
         for i in reversed(range(len(t))):
             m, v, kk = cond[3 * i : 3 * i + 3]
@@ -192,6 +202,9 @@ class EC(sp.Function):
 
     def _sympystr(self, printer):
         return f"E_conditional[{printer._print(self.args[0].expr)}]"
+
+
+_NESTED = cache.memory("nested conditional laws")
 
 
 class Leaves(sp.Function):
@@ -213,4 +226,6 @@ class Leaves(sp.Function):
 
 def expand(e: sp.Expr) -> sp.Expr:
     """``e`` with every :class:`EC` replaced by its nested E1 levels (for the code generator)."""
-    return e.replace(lambda f: isinstance(f, EC), lambda f: f.nested()) if e.has(EC) else e
+    if not e.has(EC):
+        return e
+    return e.xreplace({f: f.nested() for f in e.atoms(EC)})

@@ -26,6 +26,11 @@ LEVELS = tuple(sp.Symbol(f"u{i}", real=True) for i in range(1, 9))
 BOUND = frozenset((u, *LEVELS))
 
 
+def integrand(lam: sp.Lambda) -> sp.Expr:
+    """``lam(u)``: the integrand in ``u`` (without a substitution walk when ``lam`` already binds ``u``)."""
+    return lam.expr if lam.variables == (u,) else lam(u)
+
+
 class sigmoid(sp.Function):
     """The logistic function 1/(1 + exp(-x))."""
 
@@ -73,7 +78,7 @@ class E1(sp.Function):
     def eval(cls, lam, m, v):
         if not isinstance(lam, sp.Lambda):  # a placeholder symbol during common-subexpression elimination
             return None
-        F = lam(u)
+        F = integrand(lam)
         closed = _polynomial_expectation(F, sp.S.One, m, v, v)
         if closed is not None:
             return closed
@@ -96,8 +101,8 @@ class E1(sp.Function):
             return sp.S.Zero
         if argindex == 2:
             return E1(sp.Lambda(x, F.diff(x)), m, v)
-        if argindex == 3:
-            return E1(sp.Lambda(x, F.diff(x, 2) / 2), m, v)
+        if argindex == 3:  # (simplify=False: sympy's factor_terms pass over a second derivative costs more than it)
+            return E1(sp.Lambda(x, F.diff(x, 2, simplify=False) / 2), m, v)
         raise sp.ArgumentIndexError(self, argindex)
 
     def _latex(self, printer):
@@ -118,7 +123,7 @@ class E2(sp.Function):
     def eval(cls, lf, lg, m, v, k):
         if not (isinstance(lf, sp.Lambda) and isinstance(lg, sp.Lambda)):
             return None
-        F, G = lf(u), lg(u)
+        F, G = integrand(lf), integrand(lg)
         if G == 1 or F == 1:
             return E1(sp.Lambda(u, F * G), m, v)
         if k == v:  # identical copies
@@ -132,7 +137,7 @@ class E2(sp.Function):
     def _eval_derivative(self, s):
         out = super()._eval_derivative(s)
         lf, lg, *rest = self.args
-        F, G = lf(u), lg(u)
+        F, G = integrand(lf), integrand(lg)
         if F.has(s):
             out += E2(sp.Lambda(u, F.diff(s)), lg, *rest)
         if G.has(s):
@@ -141,7 +146,7 @@ class E2(sp.Function):
 
     def fdiff(self, argindex=1):
         lf, lg, m, v, k = self.args
-        F, G = lf(u), lg(u)
+        F, G = integrand(lf), integrand(lg)
         if argindex in (1, 2):
             return sp.S.Zero
 
@@ -151,7 +156,7 @@ class E2(sp.Function):
         if argindex == 3:
             return pair(F.diff(u), G) + pair(F, G.diff(u))
         if argindex == 4:
-            return (pair(F.diff(u, 2), G) + pair(F, G.diff(u, 2))) / 2
+            return (pair(F.diff(u, 2, simplify=False), G) + pair(F, G.diff(u, 2, simplify=False))) / 2
         if argindex == 5:
             return pair(F.diff(u), G.diff(u))
         raise sp.ArgumentIndexError(self, argindex)
@@ -189,14 +194,14 @@ class EL(sp.Function):
 
     @classmethod
     def eval(cls, lam, T):
-        if isinstance(lam, sp.Lambda) and not lam(u).has(u):
-            return lam(u)
+        if isinstance(lam, sp.Lambda) and not integrand(lam).has(u):
+            return integrand(lam)
 
     def _eval_derivative(self, s):
         lam, T = self.args
         if T.has(s):
             raise NotImplementedError("derivative of a chrono expectation with respect to its length")
-        return EL(sp.Lambda(u, lam(u).diff(s)), T)
+        return EL(sp.Lambda(u, integrand(lam).diff(s)), T)
 
     def _sympystr(self, printer):
         lam, T = self.args

@@ -77,6 +77,24 @@ _CACHE = cache.memory("Jacobian maps")
 
 def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> tuple:
     """(primary states, m1, m2)."""
+    key = (cell.file_hash, kind, chrono)
+    if key not in _SHARED:
+        _SHARED[key] = _derive_shared(cell, kind, chrono)
+    primary, m1, m2, variances = _SHARED[key]
+    # each backward Gaussian's variance holds those of the later maps' (created before it): resolved in that order
+    values: dict = {}
+    for symbol, by_weights in variances.items():
+        values[symbol] = by_weights[weights].xreplace(values)
+    return primary, m1, m2.xreplace(values)
+
+
+#: The weights change only the variances of the backward Gaussians eta (orthogonal weights subtract the part that
+#: U^T U = nu2 I fixes): the moments are derived once per cell with a symbol for each, shared by both weights.
+_SHARED = cache.memory("Jacobian moments for either weights")
+
+
+def _derive_shared(cell: Cell, kind: str, chrono: frozenset) -> tuple:
+    """(primary states, m1, m2 in symbols V_eta, {V_eta: {weights: its variance}}), in creation order."""
     mf = derive(cell, chrono=chrono)
     D = Derivation(cell, chrono)
     # the map's keys are what the moments are written in; reuse the fixed-point derivation's symbols
@@ -117,14 +135,15 @@ def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> tuple:
     # backward: J^T y, maps in reverse order (a vector of a later map may depend on an earlier map's output)
     cot = {k: sp.Add(*[D.new_state[s].diff(D.atoms["u_" + k]) * y[s] for s in primary]) for k in gtan}
     z = {s: sp.Add(*[D.new_state[p].diff(state[s]) * y[p] for p in primary]) for s in cell.states}
+    variances: dict = {}
     for a in reversed(cell.affines):
         k = a.name
         kappa = D.expect(cot[k].diff(gtan[k]))  # E[d a / d g]: the forward use of the same matrices
         for j, (nu2, v, dv) in enumerate(vectors[k]):
             var = nu2 * D.expect(cot[k] ** 2)
-            if weights == "orthogonal":
-                var -= nu2**2 * kappa**2 * D.expect(dv * dv)
-            back = D.gaussian_atom(f"eta_{k}_{j}", var) + nu2 * kappa * dv
+            symbol = sp.Symbol(f"V_eta_{k}_{j}")
+            variances[symbol] = {"gaussian": var, "orthogonal": var - nu2**2 * kappa**2 * D.expect(dv * dv)}
+            back = D.gaussian_atom(f"eta_{k}_{j}", symbol) + nu2 * kappa * dv
             for p in cell.states:
                 z[p] += v.diff(state[p]) * back
             for other in gtan:
@@ -139,7 +158,7 @@ def _derive(cell: Cell, kind: str, weights: str, chrono: frozenset) -> tuple:
     missing = sorted(k.name for k in used - set(mf.diagonal))
     if missing:
         raise ClosureError(f"cell {cell.name}: the Jacobian needs moments {missing} that the fixed point does not track")
-    return tuple(primary), m1, m2
+    return tuple(primary), m1, m2, variances
 
 
 def _refuse_elementwise_use(D: Derivation, cell: Cell, derived: str, atom: sp.Symbol) -> None:

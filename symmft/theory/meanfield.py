@@ -39,6 +39,7 @@ from symmft.theory import store
 from symmft.cell.trace import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
 from symmft.theory import conditional
+from symmft.theory.expansion import Expansion
 from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
 from symmft.cell.params import chrono_names, names as hyperparameter_names
 
@@ -167,6 +168,17 @@ class Derivation:
         self.demanded: list[tuple] = []
         self._laws: dict[str, tuple] = {}
         self._expect_cache: dict = {}
+        self._expansion = Expansion()
+        self._centered: set = set()  # the atoms of gaussian_atom: zero mean, independent of everything
+        self._atoms_in: dict = {}  # expression -> the affine atoms it holds
+        self._group_cache: dict = {}
+        self._closure_args: dict = {}
+        self._powers: dict = {}
+        self._gaussian_cache: dict = {}
+        self._decomposed: dict = {}
+        self._linear: dict = {}
+        self._given_law: dict = {}
+        self._nested_cache: dict = {}
 
     def walk(self, overrides: dict | None = None) -> dict:
         """Sympy expression (a-copy atoms) of every graph node; ``overrides`` pins chosen nodes to given
@@ -205,6 +217,7 @@ class Derivation:
         """A fresh zero-mean Gaussian, independent of everything (a tangent or cotangent of the Jacobian)."""
         atom = self._atom(name, f"affine {name}", self.affine_atoms, name)
         self._laws[name] = (sp.S.Zero, variance, sp.S.Zero)
+        self._centered.add(atom)
         return atom
 
     def independent_block(self, block: str, atoms: dict, moment) -> None:
@@ -265,23 +278,32 @@ class Derivation:
     # ---------------------------------------------------------------- expectations
     def expect(self, e: sp.Expr) -> sp.Expr:
         """E[e] for an expression in a- and b-copy atoms."""
-        e = sp.expand(e)
         if e not in self._expect_cache:
-            self._expect_cache[e] = sp.Add(*[self._expect_monomial(t) for t in sp.Add.make_args(e)])
+            terms = self._expansion.terms(e)
+            self._expect_cache[e] = sp.Add(*[self._expect_monomial(c, m) for m, c in terms.items()])
         return self._expect_cache[e]
 
-    def _groups(self, e: sp.Expr) -> frozenset:
-        return frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
+    def _power(self, base: sp.Expr, power: int) -> sp.Expr:
+        if (base, power) not in self._powers:
+            self._powers[base, power] = base**power
+        return self._powers[base, power]
 
-    def _expect_monomial(self, term: sp.Expr) -> sp.Expr:
-        coeff, factors = term.as_coeff_mul()
+    def _groups(self, e: sp.Expr) -> frozenset:
+        if e not in self._group_cache:  # memoized: the same factors recur across monomials
+            self._group_cache[e] = frozenset(self.atom_group[s] for s in e.free_symbols if s in self.atom_group)
+        return self._group_cache[e]
+
+    def _expect_monomial(self, coeff: sp.Expr, powers) -> sp.Expr:
+        """E[coeff * prod(base**power for base, power in powers)]."""
+        if any(power % 2 for base, power in powers if base in self._centered):
+            return sp.S.Zero  # an odd power of a zero-mean Gaussian independent of everything (half the Jacobian's)
+        factors = [self._power(base, power) for base, power in powers]
         affine: dict[str, dict[str, sp.Expr]] = {}  # map -> copy -> product of factors in u
         state: list[sp.Expr] = []
         closures: dict[sp.Expr, dict[str, sp.Expr]] = {}  # argument (a-copy) -> copy -> product in u
         independent: dict[str, sp.Expr] = {}  # independent block -> monomial in its atoms
         chrono_factors = sp.S.One  # functions of the chrono bias L alone (conditional expectations)
-        for f in factors:
-            base, power = f.as_base_exp()
+        for f, (base, power) in zip(factors, powers):
             groups = self._groups(base)
             if not groups:
                 coeff *= f
@@ -291,20 +313,13 @@ class Derivation:
                 independent[self.blocks[base]] = independent.get(self.blocks[base], sp.S.One) * f
             elif base in self.state_atoms:
                 state.append(f)
-            elif len(groups) == 1 and next(iter(groups)).startswith("affine") and len(base.free_symbols & set(self.affine_atoms)) == 1:
-                (atom,) = base.free_symbols & set(self.affine_atoms)
+            elif len(groups) == 1 and next(iter(groups)).startswith("affine") and len(self._affine_in(base)) == 1:
+                (atom,) = self._affine_in(base)
                 name, copy = self.affine_atoms[atom]
                 slot = affine.setdefault(name, {"a": sp.S.One, "b": sp.S.One})
-                slot[copy] *= f.subs(atom, u)
+                slot[copy] *= f.xreplace({atom: u})
             else:  # a nonlinearity of a non-Gaussian quantity: closure
-                if not isinstance(base, sp.Function):
-                    raise ClosureError(f"cannot take the expectation of {base}")
-                arg = base.args[0]
-                copies = {self._copy(s) for s in arg.free_symbols if s in self.atom_group}
-                copy = copies.pop() if len(copies) == 1 else "mixed"
-                if copy == "mixed":
-                    raise ClosureError(f"{self._where(base)}: a nonlinearity mixes the two input sequences")
-                a_arg = arg if copy == "a" else arg.xreplace({v: k for k, v in self.to_b.items()})
+                a_arg, copy = self._closure_argument(base)
                 slot = closures.setdefault(a_arg, {"a": sp.S.One, "b": sp.S.One})
                 slot[copy] *= base.func(u) ** power
         blocks = [frozenset({f"affine {k}"}) for k in affine] + [self._groups(x) for x in closures]
@@ -313,41 +328,55 @@ class Derivation:
         for i, bi in enumerate(blocks):
             for bj in blocks[i + 1 :]:
                 if bi & bj:
-                    nested = self._conditional(term, closures, affine)
+                    nested = self._conditional([coeff, *factors], [None, *powers], closures, affine)
                     if nested is not None:
                         return nested
                     node = next((self._where(x) for x in closures), self.cell.name)
                     raise ClosureError(
                         f"{node}: the Gaussian closure needs the nonlinearity's argument to be independent of the other "
-                        f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in E[{term}]; "
-                        "use --closure population"
+                        f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in "
+                        f"E[{sp.Mul(coeff, *factors)}]; use --closure population"
                     )
-        out = coeff * self._state_moment(state)
+        out = [coeff * self._state_moment(state)]  # (multiplied once at the end: one Mul, not one per factor)
         for block, monomial in independent.items():
-            out *= self.block_moment[block](monomial)
+            out.append(self.block_moment[block](monomial))
         for name, slot in affine.items():
-            out *= gaussian_expectation(slot["a"], slot["b"], *self.law(name))
+            out.append(self._gaussian(slot["a"], slot["b"], self.law(name)))
         for arg, slot in closures.items():
             one_copy = (slot["a"] == 1) != (slot["b"] == 1)
             exact = self.closure == "exact" or (self.closure == "exact-diagonal" and one_copy)
-            law = conditional.decompose(arg, self.affine_atoms) if exact else None
+            law = self._decompose(arg) if exact else None
             if law is not None and law.conditioning:  # (without conditioning atoms X is Gaussian: the closure is exact)
-                out *= conditional.expectation(law, slot["a"], slot["b"], lambda a: self.law(self.affine_atoms[a][0]))
+                atom_law = lambda a: self.law(self.affine_atoms[a][0])
+                out.append(conditional.expectation(law, slot["a"], slot["b"], atom_law))
             else:
-                out *= gaussian_expectation(slot["a"], slot["b"], *self.closure_law(arg))
-        return self._integrate_chrono(out * chrono_factors)
+                out.append(self._gaussian(slot["a"], slot["b"], self.closure_law(arg)))
+        return self._integrate_chrono(sp.Mul(*out, chrono_factors))
+
+    def _gaussian(self, F_a: sp.Expr, F_b: sp.Expr, law: tuple) -> sp.Expr:
+        """gaussian_expectation, memoized (the same blocks recur across monomials)."""
+        key = (F_a, F_b, law)
+        if key not in self._gaussian_cache:
+            self._gaussian_cache[key] = gaussian_expectation(F_a, F_b, *law)
+        return self._gaussian_cache[key]
+
+    def _decompose(self, arg: sp.Expr):
+        if arg not in self._decomposed:
+            self._decomposed[arg] = conditional.decompose(arg, self.affine_atoms)
+        return self._decomposed[arg]
 
     def _integrate_chrono(self, product: sp.Expr) -> sp.Expr:
         """Given L every factor is a conditional expectation; the L-dependent ones are averaged over L together."""
-        if not product.has(self.L):
+        if not self.chrono or not product.has(self.L):  # (L enters the laws of the chrono maps only)
             return product
         factors = sp.Mul.make_args(product)
         dependent = sp.Mul(*[f for f in factors if f.has(self.L)])
         rest = sp.Mul(*[f for f in factors if not f.has(self.L)])
         return rest * EL(sp.Lambda(u, dependent.xreplace({self.L: u})), self.hyper["chrono_length"])
 
-    def _conditional(self, term: sp.Expr, closures: dict, affine: dict) -> sp.Expr | None:
-        """Exact expectation of a one-copy monomial whose nonlinearity arguments are Gaussian given other atoms.
+    def _conditional(self, factors: list, powers: list, closures: dict, affine: dict) -> sp.Expr | None:
+        """Exact expectation of a one-copy monomial (the product of ``factors``, each ``base**power`` with (base,
+        power) in ``powers``, None for the coefficient) whose nonlinearity arguments are Gaussian given other atoms.
 
         The reset-after GRU's X = u_n + r*u_hn is Gaussian given (r, u_hn): E[G F(X)] = E[G E1(F, m, v)] with
         m = mu_n + r u_hn, v = V_n. After that substitution every factor is a function of independent Gaussian
@@ -356,31 +385,79 @@ class Derivation:
         """
         if any(slot["b"] != 1 for slot in list(closures.values()) + list(affine.values())):
             return None
-        factors = list(sp.Mul.make_args(term))
+        closure = {f: self._closure_args[p[0]][0] for f, p in zip(factors, powers) if p and p[0] in self._closure_args}
         for arg, slot in closures.items():
-            rest = sp.Mul(*factors) / slot["a"].xreplace({u: arg})
-            own = [
-                a for a in arg.free_symbols & set(self.affine_atoms)
-                if not arg.diff(a).has(a) and not rest.has(a)
-            ]
+            factors = [f for f in factors if closure.get(f) != arg]  # the factors of F(arg) are integrated below
+            held = set().union(*(self._affine_in(f) for f in factors))
+            own = frozenset(a for a in self._linear_atoms(arg) if a not in held)
             if not own:
                 return None
+            factors.append(E1(sp.Lambda(u, slot["a"]), *self._given(arg, own)))
+        outside = [f for f in factors if not self._affine_in(f)]
+        # the factors that hold atoms fall into independent groups (connected by shared atoms): each group is
+        # integrated on its own, and memoized (the same groups recur in many monomials: only tangents differ)
+        groups: list[tuple[set, list]] = []
+        for f in factors:
+            atoms, members = set(self._affine_in(f)), [f]
+            if not atoms:
+                continue
+            for g in [g for g in groups if g[0] & atoms]:
+                groups.remove(g)
+                atoms |= g[0]
+                members += g[1]
+            groups.append((atoms, members))
+        outside += [self._nested(frozenset(members)) for _, members in groups]
+        return self.expect(sp.Mul(*outside))
+
+    def _affine_in(self, e: sp.Expr) -> frozenset:
+        """The affine atoms ``e`` holds (memoized: the same factors recur across monomials)."""
+        if e not in self._atoms_in:
+            self._atoms_in[e] = frozenset(s for s in e.free_symbols if s in self.affine_atoms)
+        return self._atoms_in[e]
+
+    def _linear_atoms(self, arg: sp.Expr) -> tuple:
+        """The affine atoms ``arg`` is linear in (candidates to integrate a nonlinearity of ``arg`` over)."""
+        if arg not in self._linear:
+            self._linear[arg] = tuple(a for a in self._affine_in(arg) if not arg.diff(a).has(a))
+        return self._linear[arg]
+
+    def _given(self, arg: sp.Expr, own: frozenset) -> tuple:
+        """(mean, variance) of ``arg`` given every atom but ``own`` (in which it is linear)."""
+        if (arg, own) not in self._given_law:
             mean, var = arg.xreplace({a: 0 for a in own}), sp.S.Zero
             for a in own:
                 m, v, _ = self.law(self.affine_atoms[a][0])
                 mean, var = mean + arg.diff(a) * m, var + arg.diff(a) ** 2 * v
-            factors = list(sp.Mul.make_args(rest)) + [E1(sp.Lambda(u, slot["a"]), mean, var)]
-        outside = [f for f in factors if not f.free_symbols & set(self.affine_atoms)]
-        inside = [f for f in factors if f.free_symbols & set(self.affine_atoms)]
-        while inside:  # integrate the atom held by the fewest factors first (innermost)
-            atoms = set().union(*(f.free_symbols & set(self.affine_atoms) for f in inside))
-            a = min(atoms, key=lambda a: (sum(f.has(a) for f in inside), a.name))
-            held = sp.Mul(*[f for f in inside if f.has(a)])
-            inside = [f for f in inside if not f.has(a)]
-            m, v, _ = self.law(self.affine_atoms[a][0])
-            value = E1(sp.Lambda(u, held.xreplace({a: u})), m, v)
-            (inside if value.free_symbols & set(self.affine_atoms) else outside).append(value)
-        return self.expect(sp.Mul(*outside))
+            self._given_law[arg, own] = mean, var
+        return self._given_law[arg, own]
+
+    def _nested(self, factors: frozenset) -> sp.Expr:
+        """E[product of ``factors``] (a group connected by shared atoms), one atom at a time: nested quadrature."""
+        if factors not in self._nested_cache:
+            inside, values = list(factors), []
+            while inside:  # integrate the atom held by the fewest factors first (innermost)
+                atoms = set().union(*(self._affine_in(f) for f in inside))
+                a = min(atoms, key=lambda a: (sum(a in self._affine_in(f) for f in inside), a.name))
+                held = sp.Mul(*[f for f in inside if a in self._affine_in(f)])
+                inside = [f for f in inside if a not in self._affine_in(f)]
+                m, v, _ = self.law(self.affine_atoms[a][0])
+                value = E1(sp.Lambda(u, held.xreplace({a: u})), m, v)
+                (inside if self._affine_in(value) else values).append(value)
+            self._nested_cache[factors] = sp.Mul(*values)
+        return self._nested_cache[factors]
+
+    def _closure_argument(self, f: sp.Expr) -> tuple[sp.Expr, str]:
+        """(a-copy argument, copy) of a nonlinearity ``f`` of a non-Gaussian quantity (memoized per factor)."""
+        if f not in self._closure_args:
+            if not isinstance(f, sp.Function):
+                raise ClosureError(f"cannot take the expectation of {f}")
+            arg = f.args[0]
+            copies = {self._copy(s) for s in arg.free_symbols if s in self.atom_group}
+            copy = copies.pop() if len(copies) == 1 else "mixed"
+            if copy == "mixed":
+                raise ClosureError(f"{self._where(f)}: a nonlinearity mixes the two input sequences")
+            self._closure_args[f] = (arg if copy == "a" else arg.xreplace({v: k for k, v in self.to_b.items()}), copy)
+        return self._closure_args[f]
 
     def _copy(self, atom: sp.Symbol) -> str:
         return (self.state_atoms.get(atom) or self.affine_atoms[atom])[1]
@@ -482,3 +559,4 @@ class Derivation:
             hyperparameters=tuple(v for k, v in self.hyper.items() if self.chrono or k not in chrono_names(self.cell)),
             nonlinearity_laws=self.nonlinearity_laws(),
         )
+
