@@ -91,14 +91,21 @@ def analyze(
 
 
 def _stack(values, shape, xp):
-    return xp.stack([xp.broadcast_to(xp.asarray(v, dtype=float), shape) for v in values])
+    """Values (numbers or arrays broadcasting to ``shape``) -> array (len(values), *shape)."""
+    out = xp.empty((len(values), *shape))
+    for i, v in enumerate(values):  # assignment broadcasts: cheaper than broadcast_to + stack at one point
+        out[i] = v
+    return out
 
 
 def _matrix(rows, shape, xp):
     """Nested lists J[i][j] -> array (*shape, k, k)."""
     k = len(rows)
-    out = xp.stack([_stack(r, shape, xp) for r in rows])  # (k, k, *shape)
-    return xp.moveaxis(xp.moveaxis(out, 0, -1), 0, -1) if k else out
+    out = xp.empty((*shape, k, k))
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            out[..., i, j] = v
+    return out
 
 
 def _leading_eigenvalue(J, xp):
