@@ -59,6 +59,7 @@ def evaluate_points(cell: Cell, hyperparameters: dict, *, weights: str = "orthog
 
 def _evaluate_chunk(cell: Cell, point: dict, weights: str, length: int | None, max_iterations: int,
                     start: dict | None, size: int) -> dict:
+    """One analyze call and its Jacobian moments: the criteria's quantities at ``size`` points."""
     a = analyze(cell, point, max_iterations=max_iterations, start=start)
     try:
         j = jacobian_moments(a, kind="memory", weights=weights, length=length)
