@@ -69,8 +69,9 @@ def rule_difference(a: str, b: str) -> dict:
     ra, rb = json.loads(a)["rule"], json.loads(b)["rule"]
     out = {}
     for key in ("hyperparameters", "criteria"):
-        out[key] = max(abs(ra[key][k] - rb[key][k]) / max(abs(rb[key][k]), 1e-12) for k in rb[key]
-                       if not k.startswith("M_"))  # the means are 0 up to rounding (1e-15)
+        numbers = [k for k, v in rb[key].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and not k.startswith("M_")]  # the means are 0 up to rounding (1e-15)
+        out[key] = max(abs(ra[key][k] - rb[key][k]) / max(abs(rb[key][k]), 1e-12) for k in numbers)
     return out
 
 
