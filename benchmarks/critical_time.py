@@ -9,8 +9,11 @@ time; the wall time and the load average are recorded too. The earlier tree is a
 (default ``main``) unpacked into a temporary folder; the rules both trees print are compared (the search's
 results must agree to its tolerance).
 
-``train --init critical`` (``--train``): ``symmft train lstm --init critical --task copy --length 1000 --width 32
---steps 1``, its rule cache removed before each run so the search runs: what a user waits before training.
+``train --init critical`` (``--train``): what a user waits before training starts. A fresh process runs
+``train("lstm", "critical", "copy", 1000, width=32)`` (what ``symmft train lstm --init critical --task copy
+--length 1000 --width 32`` calls) and reports its CPU time when the first training step begins: imports, the
+critical search for the task's length and input statistics, the parameters' draw. Its rule cache is removed
+before each run, so that the search runs.
 
 Run from the repository root: ``python benchmarks/critical_time.py [--before REV] [--repeat N] [--train]``;
 writes ``benchmarks/results/critical_time.json``.
@@ -33,25 +36,39 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITICAL = ["critical", "lstm", "--length", "1000", "--json"]
-TRAIN = ["train", "lstm", "--init", "critical", "--task", "copy", "--length", "1000", "--width", "32", "--steps", "1"]
+# Runs in the fresh process: CPU seconds since the process began, at the start of the first training step.
+TRAIN_CHILD = r"""
+import json, time
+from symmft.harness import train as harness
+
+def first_step(*args):
+    print(json.dumps({"cpu_to_first_step": time.process_time()}), flush=True)
+    raise SystemExit(0)
+
+harness.Model.loss_and_grads = first_step
+harness.train("lstm", "critical", "copy", 1000, width=32, steps=1)
+"""
+TRAIN = ["-c", TRAIN_CHILD]
 
 
-def run(tree: Path, cache: Path, args: list[str], scratch: Path) -> dict:
-    """One fresh process of ``python -m symmft ARGS`` in ``tree``: CPU and wall seconds, and its stdout."""
+def run(tree: Path, cache: Path, args: list[str]) -> dict:
+    """One fresh process of ``python -m symmft ARGS`` (or ``python -c CODE`` for ``["-c", CODE]``) in ``tree``:
+    CPU and wall seconds, and its stdout."""
     env = dict(os.environ, PYTHONPATH=str(tree), SYMMFT_CACHE=str(cache), OMP_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    if args[0] == "train":
+    if args is TRAIN:
         shutil.rmtree(cache / "rules", ignore_errors=True)  # the search must run, not the stored rule
-        shutil.rmtree(scratch / "run", ignore_errors=True)
-        args = [*args, "-o", str(scratch / "run")]
+    command = [sys.executable, *args] if args[0] == "-c" else [sys.executable, "-m", "symmft", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "symmft", *args], cwd=tree, env=env, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
-        raise SystemExit(f"{tree}: symmft {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"{tree}: {' '.join(command)[:200]} failed:\n{proc.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if args is TRAIN:  # the CPU time up to the first step, not the whole process
+        cpu = json.loads(proc.stdout.strip().splitlines()[-1])["cpu_to_first_step"]
     return {"cpu": round(cpu, 2), "wall": round(wall, 2), "load": round(os.getloadavg()[0], 1), "stdout": proc.stdout}
 
 
@@ -88,12 +105,12 @@ def main(argv=None):
         commands = {"critical": CRITICAL, **({"train": TRAIN} if args.train else {})}
         runs: dict = {name: {c: {"cold": None, "warm": []} for c in commands} for name in trees}
         for name, tree in trees.items():  # cold: the first process of each tree fills its cache
-            runs[name]["critical"]["cold"] = run(tree, caches[name], CRITICAL, tmp)
+            runs[name]["critical"]["cold"] = run(tree, caches[name], CRITICAL)
             print(f"{name:6s} critical cold: {runs[name]['critical']['cold']['cpu']:.2f} s CPU", flush=True)
         for _ in range(args.repeat):  # warm, alternating, so that a change of load hits both trees alike
             for command, argv_ in commands.items():
                 for name, tree in trees.items():
-                    r = run(tree, caches[name], argv_, tmp)
+                    r = run(tree, caches[name], argv_)
                     runs[name][command]["warm"].append(r)
                     print(f"{name:6s} {command} warm: {r['cpu']:.2f} s CPU, {r['wall']:.2f} s wall, load {r['load']}",
                           flush=True)
