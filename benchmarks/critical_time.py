@@ -126,7 +126,8 @@ def main(argv=None):
                    "faster_by": round(best["before"][c] / best["after"][c], 2)} for c in commands}
     summary["critical"]["cold_before_cpu"] = runs["before"]["critical"]["cold"]["cpu"]
     summary["critical"]["cold_after_cpu"] = runs["after"]["critical"]["cold"]["cpu"]
-    result = {"machine": machine(), "source": source_version(), "before": args.before, "summary": summary,
+    before_commit = subprocess.run(["git", "rev-parse", args.before], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    result = {"machine": machine(), "source": source_version(), "before": f"{args.before} ({before_commit})", "summary": summary,
               "rule_relative_difference": difference, "runs": runs}
     out = ROOT / "benchmarks" / "results" / "critical_time.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
