@@ -369,7 +369,10 @@ def _slsqp(problem: _Problem, z0, max_iterations: int) -> np.ndarray:
     """SLSQP in the unit box. Values at a point cost one evaluation; a gradient (asked for at accepted iterates
     only) one batch of d more points (forward differences). SLSQP asks for one point after another, each near
     the last: every evaluation starts Newton from the last fixed point found (a gradient's from its centre's),
-    where a cold start would spend ten plain iterations and several Newton steps per point."""
+    where a cold start would spend ten plain iterations and several Newton steps per point. Warm-started values
+    are solved to rounding level (``analyze``'s polish), cold ones only to Newton's tolerance: a difference
+    between the two is an error smooth in z but up to 1e-7 relative, which a finite difference of step 1e-6 would
+    read as slope, so no value here mixes the two (the first point is solved cold, then warm from itself)."""
     from scipy.optimize import minimize
 
     d = len(z0)
@@ -381,7 +384,10 @@ def _slsqp(problem: _Problem, z0, max_iterations: int) -> np.ndarray:
     def evaluate(z):
         key = np.asarray(z, dtype=float).tobytes()
         if key not in values_cache:
-            ev = problem.evaluate_x(problem.x(np.clip(z, 0, 1)), start=last[0])
+            x = problem.x(np.clip(z, 0, 1))
+            if last[0] is None:  # the first point: solved cold, then again from there, as every later point is
+                last[0] = fixed_point(problem.evaluate_x(x))
+            ev = problem.evaluate_x(x, start=last[0])
             values_cache[key] = (problem.targets(ev)[0], fixed_point(ev))
             last[0] = values_cache[key][1] or last[0]
         return values_cache[key]
