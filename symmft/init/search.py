@@ -276,7 +276,9 @@ def find_critical(
               "second moment in a cell without gates); training grows the input weights from there, as in an "
               "identity-initialized RNN (Le et al. 2015)" for n in free if n.startswith("sigma2_") and hyper[n] < 1e-2]
     recurrent = [i.hyperparameter for a in cell.affines for i in a.inputs if i.vector != "x"]
-    if recurrent and all(hyper[n] == 0 for n in recurrent):
+    # a free variance at the lower edge 0 of its range counts as 0 (SLSQP stops within ~1e-11 of an active bound)
+    edge = {n: 1e-6 * (b - a) for n, a, b in zip(free, lo, hi) if a == 0}
+    if recurrent and all(hyper[n] <= edge.get(n, 0.0) for n in recurrent):
         notes.insert(0, f"{DEGENERATE}: every recurrent variance ({', '.join(recurrent)}) is 0, so no state feeds back "
                         "through a matrix: the network is a leaky integrator of its input, and the criteria hold "
                         "for that trivial reason; fix a recurrent variance (--fix NAME=VALUE) to require recurrence")
