@@ -27,6 +27,23 @@ def test_loguniform_rule_matches_closed_form_and_mpmath(T):
     assert abs(gaussian.expect_loguniform(sig2, T) - float(ref)) <= 1e-13
 
 
+def test_loguniform_rule_on_a_grid_calls_f_once_on_every_node():
+    """On a grid, f sees L with a leading node axis and broadcasts against the grid (as a compiled map's arrays
+    do); every grid point matches its own mpmath value."""
+    T, shift = np.array([10.0, 300.0, 1e4]), np.array([0.5, 2.0, 4.0])
+    calls = []
+
+    def f(l):
+        calls.append(l.shape)
+        return 1 / (1 + np.exp(-(l - shift)))
+
+    got = gaussian.expect_loguniform(f, T)
+    assert len(calls) == 1 and calls[0][1:] == T.shape
+    for t, s, g in zip(T, shift, got):
+        ref = gaussian.expect_loguniform_mp(lambda l: 1 / (1 + mpmath.exp(-(l - s))), t, dps=30)
+        assert abs(g - float(ref)) <= 1e-13
+
+
 def test_chrono_lstm_matches_untied_simulation_with_log_uniform_biases():
     cell = load_cell("lstm")
     theory = analyze(cell, CHRONO)

@@ -258,6 +258,22 @@ def test_arguments_broadcast_to_any_shape():
     assert np.ndim(expect1(np.tanh, 0.3, 2.0)) == 0 and expect1(np.tanh, np.zeros((0, 3)), 1.0).shape == (0, 3)
 
 
+def test_one_point_at_a_time_matches_mpmath_and_the_batched_rule():
+    """A search evaluates one point at a time, through a scalar path (gaussian._rule1_point): the same nodes as
+    in a batch, so the same values, and mpmath's across the box, at its edges (var 0, the kink outside the
+    window, the largest graded sigma) and with NaN flowing through."""
+    points = [(m, v) for _, m, v in _box_1d(24, seed=5)] + [(0.3, 0.0), (-4.0, 1e-6), (9.0, 0.05), (0.0, 1e4)]
+    mean, var = np.array(points).T
+    batched = expect1(NP["sigmoid2"], mean, var)
+    for i, (m, v) in enumerate(points):
+        one = expect1(NP["sigmoid2"], np.array([m]), np.array([v]))
+        assert one[0] == batched[i], (m, v)  # the rule is the batch's, node for node
+        ref = float(expect1_mp(MP_FUNCTIONS["sigmoid2"], m, v))
+        assert abs(one[0] - ref) <= TOL_VS_MP * ref, (m, v)
+    assert np.isnan(expect1(np.tanh, np.array([np.nan]), np.array([1.0]))).all()
+    assert np.isnan(expect1(np.tanh, np.array([0.5]), np.array([np.nan]))).all()
+
+
 def test_tuple_valued_f_returns_one_expectation_per_component():
     mean, var = np.linspace(-4, 4, 7), np.geomspace(1e-3, 100, 7)
     tanh_mean, second_moment = expect1(lambda u: (np.tanh(u), u * u), mean, var)

@@ -28,7 +28,7 @@ def add_parsers(sub) -> None:
         "recurrent variance nu2_* (and a cell without gates its input variances sigma2_*); the others stay at their "
         "defaults or --fix values. Inputs are assumed "
         "standardized (q_x = 1) and the two sequences identical (c_x = 1); --fix q_x=... otherwise. An LSTM "
-        "search takes about a minute on two cores (progress on stderr).",
+        "search takes a few seconds of CPU (~4 s; ~7 s the first time, while sympy derives the maps; progress on stderr).",
         [
             "symmft critical lstm --length 1000",
             "symmft critical lstm --length 1000 --weights gaussian -o reports/lstm_T1000.json",

@@ -32,7 +32,7 @@ def add_parsers(sub) -> None:
         "Train CELL on TASK with sequences of length T (digits_padded: 64 pixels + T padding steps; "
         "digits_repeated: T steps; copy: 10 symbols, T blanks, recall; adding: T steps) from --init: an init rule "
         "(RULE.json from 'symmft critical'), 'critical' (a rule searched for this cell, the task's sequence length "
-        f"and input statistics, cached under $SYMMFT_CACHE or ~/.cache/symmft; about a minute the first time), or a "
+        f"and input statistics, cached under $SYMMFT_CACHE or ~/.cache/symmft; a few seconds of CPU the first time), or a "
         f"framework default drawn as the framework draws it ({', '.join(BASELINES)}). Adam with global "
         "gradient-norm clipping on minibatches, a linear readout of the output state at the task's readout steps, "
         "deterministic given --seed. With -o DIR: DIR/metrics.jsonl (one JSON line per step: step, loss, "

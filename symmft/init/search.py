@@ -54,7 +54,7 @@ from symmft.cell import params as params_mod
 from symmft.init.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
 from symmft.cell.trace import Cell, load_cell
 from symmft.init.criteria import Criteria
-from symmft.init.evaluate import CHUNK, evaluate_points, gate_roles
+from symmft.init.evaluate import CHUNK, evaluate_points, fixed_point, gate_roles
 from symmft.errors import HyperparameterError, Status, SymmftError
 from symmft.theory.jacobian import WEIGHTS
 from symmft.init.rule import CriticalResult, read_rule
@@ -135,13 +135,15 @@ class _Problem:
             return self.target
         return math.exp(-self.criteria.m1_tolerance / (2 * self.safety))
 
-    def evaluate_x(self, X, iterations: int | None = None, retry: int | None = None) -> dict:
+    def evaluate_x(self, X, iterations: int | None = None, retry: int | None = None, start: dict | None = None) -> dict:
+        """Every criterion's quantities at the points X (rows); ``start`` a nearby fixed point to warm-start from
+        (:func:`symmft.init.evaluate.evaluate_points`)."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
         iterations = iterations or SEARCH_ITERATIONS
         self.evaluated += len(X)
         h = {**self.base, **{n: X[:, i] for i, n in enumerate(self.free)}}
         return evaluate_points(self.cell, h, weights=self.weights, length=self.criteria.length, bar=self.bar,
-                               max_iterations=iterations, retry=retry)
+                               max_iterations=iterations, retry=retry, start=start)
 
     def targets(self, ev) -> np.ndarray:
         """[objective, m1 equality, xi and Q inequalities...] per point, rows = points; failed points penalized."""
@@ -274,7 +276,9 @@ def find_critical(
               "second moment in a cell without gates); training grows the input weights from there, as in an "
               "identity-initialized RNN (Le et al. 2015)" for n in free if n.startswith("sigma2_") and hyper[n] < 1e-2]
     recurrent = [i.hyperparameter for a in cell.affines for i in a.inputs if i.vector != "x"]
-    if recurrent and all(hyper[n] == 0 for n in recurrent):
+    # a free variance at the lower edge 0 of its range counts as 0 (SLSQP stops within ~1e-11 of an active bound)
+    edge = {n: 1e-6 * (b - a) for n, a, b in zip(free, lo, hi) if a == 0}
+    if recurrent and all(hyper[n] <= edge.get(n, 0.0) for n in recurrent):
         notes.insert(0, f"{DEGENERATE}: every recurrent variance ({', '.join(recurrent)}) is 0, so no state feeds back "
                         "through a matrix: the network is a leaky integrator of its input, and the criteria hold "
                         "for that trivial reason; fix a recurrent variance (--fix NAME=VALUE) to require recurrence")
@@ -365,27 +369,42 @@ def _distinct_best(Z, merit, k) -> list[int]:
 
 def _slsqp(problem: _Problem, z0, max_iterations: int) -> np.ndarray:
     """SLSQP in the unit box. Values at a point cost one evaluation; a gradient (asked for at accepted iterates
-    only) one batch of d more points (forward differences)."""
+    only) one batch of d more points (forward differences). SLSQP asks for one point after another, each near
+    the last: every evaluation starts Newton from the last fixed point found (a gradient's from its centre's),
+    where a cold start would spend ten plain iterations and several Newton steps per point. Warm-started values
+    are solved to rounding level (``analyze``'s polish), cold ones only to Newton's tolerance: a difference
+    between the two is an error smooth in z but up to 1e-7 relative, which a finite difference of step 1e-6 would
+    read as slope, so no value here mixes the two (the first point is solved cold, then warm from itself)."""
     from scipy.optimize import minimize
 
     d = len(z0)
     step = 1e-6
-    values_cache: dict = {}
+    values_cache: dict = {}  # z -> (targets, fixed point)
     grad_cache: dict = {}
+    last: list = [None]  # the fixed point of the latest evaluation that found one
 
-    def values(z):
+    def evaluate(z):
         key = np.asarray(z, dtype=float).tobytes()
         if key not in values_cache:
-            values_cache[key] = problem.targets(problem.evaluate_x(problem.x(np.clip(z, 0, 1))))[0]
+            x = problem.x(np.clip(z, 0, 1))
+            if last[0] is None:  # the first point: solved cold, then again from there, as every later point is
+                last[0] = fixed_point(problem.evaluate_x(x))
+            ev = problem.evaluate_x(x, start=last[0])
+            values_cache[key] = (problem.targets(ev)[0], fixed_point(ev))
+            last[0] = values_cache[key][1] or last[0]
         return values_cache[key]
+
+    def values(z):
+        return evaluate(z)[0]
 
     def grads(z):
         key = np.asarray(z, dtype=float).tobytes()
         if key not in grad_cache:
+            centre, start = evaluate(z)
             zc = np.clip(np.asarray(z, dtype=float), 0, 1)
             h = np.where(zc + step <= 1, step, -step)
-            t = problem.targets(problem.evaluate_x(problem.x(zc + np.diag(h))))
-            grad_cache[key] = ((t - values(z)) / h[:, None]).T  # row per target
+            t = problem.targets(problem.evaluate_x(problem.x(zc + np.diag(h)), start=start))
+            grad_cache[key] = ((t - centre) / h[:, None]).T  # row per target
         return grad_cache[key]
 
     result = minimize(
@@ -407,9 +426,10 @@ def _polish_m1(problem: _Problem, z, iterations: int = 12):
     ev = problem.evaluate_x(problem.x(z), SEARCH_ITERATIONS, THOROUGH_ITERATIONS)  # no false NOT_CONVERGED
     if ev["status"][0] != Status.OK or abs(math.log(ev["m1"][0]) - target) <= 1e-10:
         return z, ev
+    start = fixed_point(ev)  # every secant point lies near z: warm starts (see _slsqp)
     step = 1e-4
     h = np.where(z + step <= 1, step, -step)
-    probe = problem.evaluate_x(problem.x(z + np.diag(h)), SEARCH_ITERATIONS, THOROUGH_ITERATIONS)
+    probe = problem.evaluate_x(problem.x(z + np.diag(h)), SEARCH_ITERATIONS, THOROUGH_ITERATIONS, start)
     with np.errstate(all="ignore"):
         slopes = (np.log(probe["m1"]) - math.log(ev["m1"][0])) / h
     slopes = np.where(np.isfinite(slopes), slopes, 0)
@@ -425,7 +445,7 @@ def _polish_m1(problem: _Problem, z, iterations: int = 12):
         t2 = float(np.clip(t1 - g1 * (t1 - t0) / (g1 - g0), 0, 1))
         z2 = z.copy()
         z2[i] = t2
-        ev2 = problem.evaluate_x(problem.x(z2), SEARCH_ITERATIONS, THOROUGH_ITERATIONS)
+        ev2 = problem.evaluate_x(problem.x(z2), SEARCH_ITERATIONS, THOROUGH_ITERATIONS, start)
         if ev2["status"][0] != Status.OK:
             break
         g2 = math.log(ev2["m1"][0]) - target

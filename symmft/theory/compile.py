@@ -364,8 +364,9 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
                 f"    ({''.join(f'{s}, ' for s in targets)}) = "
                 f"ES({first}, _a{g}_{j}, _b{g}_{j}, _s{g}_{j}, {params}, {printer.doprint(cov)})"
             )
-    if any("E1n(" in line for line in lines) and len(args) > 1:
-        # nodewise integrands close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
+    if (any("E1n(" in line for line in lines) or any(e.has(EL) for e in exprs)) and len(args) > 1:
+        # nodewise integrands, and the log-uniform rule's nodes (one leading axis, gaussian.expect_loguniform),
+        # close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
         lines.insert(1, f"    {', '.join(args)}, = broadcast({', '.join(args)})")
     body = [e.xreplace(symbol) for e in exprs]
     assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=tuple(BOUND))  # bound in lambdas

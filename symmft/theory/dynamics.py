@@ -50,6 +50,7 @@ def analyze(
     closure: str = DEFAULT_CLOSURE,
     max_iterations: int = 200,
     dps: int = 30,
+    start: dict | None = None,
 ) -> Analysis:
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
@@ -58,6 +59,9 @@ def analyze(
     (conditional laws by nested quadrature; on a grid or with mpmath the moment closure, labelled) and the others
     by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
     "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
+    ``start`` {key: value} (every diagonal key, e.g. ``M_c, M_h, Q_c, Q_h``; numbers or arrays) starts Newton
+    there instead of after plain iterations from the unit state: a warm start from a nearby point's fixed point,
+    for searches that ask for one point after another (numpy/cupy backends).
     """
     h = params_mod.resolve(cell, hyperparameters)
     if closure == "population":
@@ -79,22 +83,29 @@ def analyze(
         # the exact two-sequence law costs a 2k+2-level quadrature per call: start its cross solve at the moment
         # closure's c* (~1e-3 away), so that Newton needs no plain steps
         seed = _analyze_array(compile_map(derive(cell, "gaussian", mf.chrono), backend), h, get_xp(backend),
-                              max_iterations)
-    return _analyze_array(compile_map(mf, backend), h, get_xp(backend), max_iterations, seed)
+                              max_iterations, start=start)
+    return _analyze_array(compile_map(mf, backend), h, get_xp(backend), max_iterations, seed, start)
 
 
 # ---------------------------------------------------------------- vectorized (numpy / cupy)
 
 
 def _stack(values, shape, xp):
-    return xp.stack([xp.broadcast_to(xp.asarray(v, dtype=float), shape) for v in values])
+    """Values (numbers or arrays broadcasting to ``shape``) -> array (len(values), *shape)."""
+    out = xp.empty((len(values), *shape))
+    for i, v in enumerate(values):  # assignment broadcasts: cheaper than broadcast_to + stack at one point
+        out[i] = v
+    return out
 
 
 def _matrix(rows, shape, xp):
     """Nested lists J[i][j] -> array (*shape, k, k)."""
     k = len(rows)
-    out = xp.stack([_stack(r, shape, xp) for r in rows])  # (k, k, *shape)
-    return xp.moveaxis(xp.moveaxis(out, 0, -1), 0, -1) if k else out
+    out = xp.empty((*shape, k, k))
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            out[..., i, j] = v
+    return out
 
 
 def _leading_eigenvalue(J, xp):
@@ -108,13 +119,21 @@ def _leading_eigenvalue(J, xp):
     return xp.asarray(np.where(finite, np.where(real, lead.real, np.abs(lead)), np.nan))
 
 
-def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
+def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10, polish=False):
     """Solve x = F(x) at N points; x is (k, N). F(x, idx) and FJ(x, idx) -> (F(x), Jacobian) evaluate the points
     ``idx`` only; valid(x, idx) -> mask of points inside the domain (second moments >= 0, |correlation| <= 1).
 
     Newton steps are halved up to 5 times until they stay valid and either lower the residual or pass the natural
     monotonicity test; a point where none does takes a plain step. Converged (and non-finite) points leave the
-    active set, so a slow point costs only its own evaluations, not its batch's. Returns (x, converged mask)."""
+    active set, so a slow point costs only its own evaluations, not its batch's. Returns (x, converged mask,
+    Jacobian of F at x, (N, k, k)): the last evaluation at every point, so the caller need not repeat it.
+
+    ``polish``: converged points take one more Newton step (kept where it stays converged). The stopping rule
+    leaves an error up to TOLERANCE (1 + |x|) / (1 - lambda) in x, which depends on where Newton started: 1e-7
+    relative in a small second moment next to a slow memory (GRU, Q_h ~ 1e-3). From a cold start that error
+    varies smoothly between neighbouring hyperparameters; from warm starts it does not, and finite differences
+    (a search's gradients, step 1e-6) would read it as slope. One more step, quadratically convergent, takes x to
+    rounding level."""
     everything = xp.arange(x.shape[1])
     with np.errstate(all="ignore"):
         for _ in range(plain_steps):
@@ -182,9 +201,30 @@ def _newton(F, FJ, x, xp, max_iterations, valid, plain_steps=10):
             x[:, active] = step
         unknown = everything[~known]
         if unknown.size:
-            f_known[:, unknown] = _stack(F(x[:, unknown], unknown), unknown.shape, xp)
+            f_new, j_new = FJ(x[:, unknown], unknown)
+            f_known[:, unknown], j_known[unknown] = _stack(f_new, unknown.shape, xp), _matrix(j_new, unknown.shape, xp)
         res = _residual(f_known - x, x, xp)
-    return x, res <= TOLERANCE * 10
+        if polish:
+            res = _polish(FJ, x, f_known, j_known, res, valid, xp)
+    return x, res <= TOLERANCE * 10, j_known
+
+
+def _polish(FJ, x, f_known, j_known, res, valid, xp):
+    """One more Newton step at the converged points (see _newton's ``polish``), updating x, f_known, j_known in
+    place where it stays converged; returns the residuals."""
+    p = xp.nonzero(res <= TOLERANCE * 10)[0]
+    if p.size == 0:
+        return res
+    try:
+        trial = x[:, p] + _correction(j_known[p] - xp.eye(x.shape[0]), f_known[:, p] - x[:, p], xp)
+    except np.linalg.LinAlgError:
+        return res
+    f_new, j_new = FJ(trial, p)
+    f_new, j_new = _stack(f_new, p.shape, xp), _matrix(j_new, p.shape, xp)
+    ok = valid(trial, p) & xp.all(xp.isfinite(trial), axis=0) & (_residual(f_new - trial, trial, xp) <= TOLERANCE * 10)
+    kept = p[ok]
+    x[:, kept], f_known[:, kept], j_known[kept] = trial[:, ok], f_new[:, ok], j_new[ok]
+    return _residual(f_known - x, x, xp)
 
 
 def _diverged(x, xp):
@@ -252,22 +292,30 @@ def _residual(r, x, xp):
     return xp.max(xp.abs(r), axis=0) / (1 + xp.max(xp.abs(x), axis=0))
 
 
-def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Analysis | None = None) -> Analysis:
+def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Analysis | None = None,
+                   start: dict | None = None) -> Analysis:
     """The analysis at every point of ``h``; ``seed`` (an analysis of the same points) starts the cross solve at
-    its c* wherever that one converged."""
+    its c* wherever that one converged; ``start`` (diagonal key -> value) starts the diagonal Newton there."""
     mf = cm.map
     shape = np.broadcast_shapes(*(np.shape(v) for v in h.values()))
     flat = (int(np.prod(shape)),)  # points are solved as one flat batch, reshaped at the end
     hx = {k: xp.broadcast_to(xp.asarray(v, dtype=float), shape).reshape(flat) for k, v in h.items()}
     at = lambda idx: {k: v[idx] for k, v in hx.items()}  # the hyperparameters of points idx
     names_d = [s.name for s in mf.diagonal]
-    x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], flat, xp)
+    if start is None:
+        x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names_d], flat, xp)
+    else:
+        missing = [n for n in names_d if n not in start]
+        if missing:
+            raise HyperparameterError(f"start: a value for every diagonal key is needed, missing {', '.join(missing)}")
+        x0 = _stack([start[n] for n in names_d], flat, xp)
     q_index = [i for i, n in enumerate(names_d) if n.startswith("Q")]
     valid_d = lambda x, idx: xp.all(x[q_index] >= 0, axis=0)
-    d, conv_d = _newton(lambda x, idx: cm.diagonal(x, at(idx)), lambda x, idx: cm.diagonal_jacobian(x, at(idx)),
-                        x0, xp, max_iterations, valid_d)
+    d, conv_d, j_d = _newton(lambda x, idx: cm.diagonal(x, at(idx)), lambda x, idx: cm.diagonal_jacobian(x, at(idx)),
+                             x0, xp, max_iterations, valid_d, plain_steps=10 if start is None else 0,
+                             polish=start is not None)
     dt = tuple(d)
-    lam_d = _leading_eigenvalue(_matrix(cm.diagonal_jacobian(dt, hx)[1], flat, xp), xp)
+    lam_d = _leading_eigenvalue(j_d, xp)  # Newton's last Jacobian is the one at the fixed point
 
     # cross map: C = Q (diagonal analogue of each cross key) is exact when c_x = 1
     analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
@@ -285,16 +333,16 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
         solve = xp.nonzero(need_solve)[0]
         d_s = tuple(v[solve] for v in d)
         independent = xp.stack([_mean_product(k.name, d, names_d) for k in mf.cross])
-        start = xp.where(identical, independent, c_equal * hx["c_x"])
+        c0 = xp.where(identical, independent, c_equal * hx["c_x"])
         if seed is not None:
             seeded = xp.stack([xp.asarray(seed.cross_fixed_point[k.name], dtype=float).reshape(flat) for k in mf.cross])
-            start = xp.where(xp.isfinite(seeded), seeded, start)
-        start = start[:, solve]
+            c0 = xp.where(xp.isfinite(seeded), seeded, c0)
+        c0 = c0[:, solve]
         sub = lambda idx: solve[idx]  # positions within the solved points -> grid points
-        c_s, conv_s = _newton(
+        c_s, conv_s, j_s = _newton(
             lambda y, idx: cm.cross(tuple(v[idx] for v in d_s), y, at(sub(idx))),
             lambda y, idx: cm.cross_jacobian(tuple(v[idx] for v in d_s), y, at(sub(idx))),
-            start, xp, max_iterations,
+            c0, xp, max_iterations,
             lambda y, idx: xp.all(xp.abs(y) <= limit[:, sub(idx)] * (1 + 1e-12), axis=0),
             plain_steps=0 if seed is not None else 10,
         )
@@ -302,11 +350,11 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
         c[:, solve] = c_s
         conv_c = conv_c.copy()
         conv_c[solve] = conv_s
-    # lambda at c*: where c* = c_equal it is lam_equal; the cross Jacobian is evaluated again only where solved
+    # lambda at c*: where c* = c_equal it is lam_equal; where solved, Newton's last Jacobian is the one at c*
     lam = lam_equal
     if bool(xp.any(need_solve)):
         lam = lam_equal.copy()
-        lam[solve] = _leading_eigenvalue(_matrix(cm.cross_jacobian(d_s, c_s, at(solve))[1], solve.shape, xp), xp)
+        lam[solve] = _leading_eigenvalue(j_s, xp)
 
     status = _status(conv_d, conv_c, d[q_index], d, lam_d, c, lam, xp)
     ok = status == int(Status.OK)

@@ -68,6 +68,7 @@ class _Table(NamedTuple):
     omega: Any
     n: np.ndarray  # nodes per level: the window covering [-L, L] for any z0 (longest at z0 = 0), a multiple of 4
     half: int
+    windows: dict  # (array name, n) -> the strided view of rows of n nodes (``_windows``), made once
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,7 +81,7 @@ def _host_table(n_levels: int) -> _Table:
     q = k[:, None] * np.sinh(t)
     psi = _B * np.arcsinh(q)
     omega = _H * _B * k[:, None] * np.cosh(t) / np.sqrt(1 + q * q) * np.exp(-0.5 * psi * psi) / math.sqrt(2 * math.pi)
-    return _Table(k, psi.ravel(), omega.ravel(), n, half)
+    return _Table(k, psi.ravel(), omega.ravel(), n, half, {})
 
 
 _device_tables: dict = {}
@@ -91,7 +92,8 @@ def _table(xp, top_level: int) -> _Table:
     key = (xp.__name__, n_levels, xp.cuda.Device().id if xp.__name__ == "cupy" else 0)
     if key not in _device_tables:
         tab = _host_table(n_levels)
-        _device_tables[key] = tab._replace(k=xp.asarray(tab.k), psi=xp.asarray(tab.psi), omega=xp.asarray(tab.omega))
+        _device_tables[key] = tab._replace(k=xp.asarray(tab.k), psi=xp.asarray(tab.psi), omega=xp.asarray(tab.omega),
+                                           windows={})
     return _device_tables[key]
 
 
@@ -104,20 +106,25 @@ def _level(xp, mean, sigma):
     return xp.where(far | ~(lev > 0), 0, xp.minimum(lev, _MAX_LEVEL)).astype(xp.int64)
 
 
-def _windows(xp, a, n: int):
-    """View whose row i is a[i:i+n]: one gather per point instead of one per node."""
-    return xp.lib.stride_tricks.as_strided(a, shape=(a.size - n + 1, n), strides=(a.strides[0], a.strides[0]))
+def _windows(xp, tab: _Table, name: str, n: int):
+    """View of the table's array ``name`` whose row i is a[i:i+n]: one gather per point instead of one per node."""
+    key = (name, n)
+    if key not in tab.windows:
+        a = getattr(tab, name)
+        tab.windows[key] = xp.lib.stride_tricks.as_strided(a, shape=(a.size - n + 1, n), strides=(a.strides[0],) * 2)
+    return tab.windows[key]
 
 
 def _rule1(xp, mean, sigma, lev, n: int, tab: _Table):
     """Nodes u (P, n) and unnormalized weights w (P, n) of the 1-D rule at P points."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z0 = xp.where(sigma > 0, -mean / sigma, 0.0)
-    z0 = xp.clip(xp.where(xp.isnan(z0), 0.0, z0), -_L, _L)  # NaN input: any valid window; u carries the NaN
+    # NaN input: any valid window; u carries the NaN. (minimum/maximum: np.clip's wrapper costs more at 1 point)
+    z0 = xp.minimum(xp.maximum(xp.where(xp.isnan(z0), 0.0, z0), -_L), _L)
     j0 = xp.floor(_inv_map(-_L - z0, tab.k[lev], xp) / _H).astype(xp.int64)
     start = lev * (2 * tab.half + 1) + tab.half + j0
-    psi = _windows(xp, tab.psi, n)[start]
-    w = _windows(xp, tab.omega, n)[start]
+    psi = _windows(xp, tab, "psi", n)[start]
+    w = _windows(xp, tab, "omega", n)[start]
     e = xp.multiply(psi, -z0[:, None])  # in place from here: this is expect2's inner loop
     w *= xp.exp(e, out=e)
     u = xp.multiply(psi, sigma[:, None], out=psi)
@@ -125,13 +132,17 @@ def _rule1(xp, mean, sigma, lev, n: int, tab: _Table):
     return u, w
 
 
-def _wmean(xp, w, v):
-    """Weighted mean along the last axis (v may be a scalar: a constant f)."""
-    return (xp.einsum("ij,ij->i", w, v) if getattr(v, "ndim", 0) == 2 else v * w.sum(axis=1)) / w.sum(axis=1)
+def _wmean(xp, w, v, total=None):
+    """Weighted mean along the last axis (v may be a scalar: a constant f); ``total`` = w.sum(axis=1) if known."""
+    total = w.sum(axis=1) if total is None else total
+    return (xp.einsum("ij,ij->i", w, v) if getattr(v, "ndim", 0) == 2 else v * total) / total
 
 
 def _batches(xp, key, per_point):
     """(k, indices) over the points grouped by the integer key k, in chunks of about _CHUNK elements."""
+    if key.size == 1:  # one point (a search's evaluation): no grouping to do
+        yield int(key[0]), slice(None)
+        return
     keys = xp.unique(key).tolist()
     for k in keys:
         pts = xp.arange(key.size) if len(keys) == 1 else xp.nonzero(key == k)[0]
@@ -143,10 +154,12 @@ def _batches(xp, key, per_point):
 def _prepare(xp, where: str, mean, var, *cov):
     """Broadcast and flatten; var >= 0 up to rounding (clipped), else HyperparameterError."""
     xp = xp or array_module(mean, var, *cov)
-    arrays = xp.broadcast_arrays(*[xp.asarray(a, dtype=xp.float64) for a in (mean, var, *cov)])
+    arrays = [xp.asarray(a, dtype=xp.float64) for a in (mean, var, *cov)]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        arrays = xp.broadcast_arrays(*arrays)
     mean, var, *cov = (a.ravel() for a in arrays)
     bad = var < -_ROUND * (1 + mean * mean)
-    if bool(xp.any(bad)):
+    if bool(bad.any()):
         i = int(xp.argmax(bad))
         raise HyperparameterError(
             f"{where}: var must be >= 0; got var = {float(var[i]):.6g} at flat index {i} "
@@ -160,21 +173,54 @@ def expect1(f: Callable, mean: Any, var: Any, *, xp=None):
     f(mean)). ``f`` maps an xp array to one of the same shape, or to a tuple of them: then a tuple of expectations
     comes back, computed on shared nodes. ``xp`` (numpy or cupy) defaults to the module of the inputs."""
     xp, shape, mean, var = _prepare(xp, "expect1", mean, var)
-    sigma = xp.sqrt(var)
-    lev = _level(xp, mean, sigma)
-    tab = _table(xp, int(lev.max()) if lev.size else 0)
     out: list | None = None
     single = True
-    for n, p in _batches(xp, xp.asarray(tab.n)[lev], lambda n: n):
-        u, w = _rule1(xp, mean[p], sigma[p], lev[p], n, tab)
+    for p, u, w in _nodes1(xp, mean, var):
         vals = f(u)
         single = not isinstance(vals, tuple)
         vals = (vals,) if single else vals
         out = out or [xp.empty(mean.size) for _ in vals]
+        total = w.sum(axis=1)
         for o, v in zip(out, vals):
-            o[p] = _wmean(xp, w, v)
+            o[p] = _wmean(xp, w, v, total)
     res = tuple(o.reshape(shape) for o in (out or [xp.empty(0)]))  # empty input: f is never called
     return res[0] if single else res
+
+
+def _nodes1(xp, mean, var):
+    """(points p, nodes u (P, n), weights w (P, n)) of the 1-D rule, per group of points with one node count."""
+    if mean.size == 1 and xp is np:  # one point: see _rule1_point
+        yield slice(None), *_rule1_point(float(mean[0]), float(var[0]))
+        return
+    sigma = xp.sqrt(var)
+    lev = _level(xp, mean, sigma)
+    tab = _table(xp, int(lev.max()) if lev.size else 0)
+    for n, p in _batches(xp, xp.asarray(tab.n)[lev], lambda n: n):
+        yield p, *_rule1(xp, mean[p], sigma[p], lev[p], n, tab)
+
+
+def _rule1_point(mean: float, var: float):
+    """:func:`_level` and :func:`_rule1` at one point, the rule's parameters (level, kink, window) in Python floats:
+    the same formulas and the same nodes, at a fraction of the cost. A search evaluates one point at a time, and
+    there numpy's per-call cost on 1-element arrays (~30 calls, ~1 us each) was most of expect1's time. (math's
+    log/sinh/asinh may differ from numpy's in the last bit; that moves a level or window edge only where a
+    value lies within an ulp of it, and the rule there is as accurate.) Nodes u (1, n), weights w (1, n)."""
+    sigma = math.sqrt(var)
+    level = 0
+    if sigma > 0 and abs(mean) < _L * sigma:  # else ungraded: small sigma, or the kink outside the window
+        x = math.log(sigma / _SIGMA0) / math.log(_RATIO) - 1e-9
+        level = _MAX_LEVEL if x > _MAX_LEVEL else math.ceil(x) if x > 0 else 0
+    tab = _table(np, level)
+    z0 = -mean / sigma if sigma > 0 else 0.0
+    z0 = min(max(0.0 if z0 != z0 else z0, -_L), _L)  # NaN input: any valid window; u carries the NaN
+    j0 = math.floor(math.asinh(math.sinh((-_L - z0) / _B) / float(tab.k[level])) / _H)
+    start = level * (2 * tab.half + 1) + tab.half + j0
+    n = int(tab.n[level])
+    psi = tab.psi[None, start : start + n]
+    w = tab.omega[None, start : start + n] * np.exp(psi * -z0)
+    u = psi * sigma
+    u += mean + sigma * z0
+    return u, w
 
 
 def expect1_nodewise(f: Callable, mean: Any, var: Any, *, xp=None):
@@ -216,17 +262,26 @@ _LOGUNIFORM_NODES = 48
 def expect_loguniform(f: Callable, length: Any, *, xp=None):
     """E[f(L)] for L = log U, U ~ Uniform[1, T - 1] (T = ``length`` >= 3, an array over the grid or a number).
 
-    ``f`` is called once per node with an array of the grid's shape. Density of L: e^l / (T - 2) on [0, log(T-1)].
+    ``f`` is called once, on every node at once: L has shape (nodes,) + T's shape, and whatever else ``f`` reads
+    must broadcast against T's shape (compiled maps give all their arguments one shape). Density of L:
+    e^l / (T - 2) on [0, log(T-1)].
     """
     xp = xp or array_module(length)
     T = xp.asarray(length, dtype=xp.float64)
-    x, wq = np.polynomial.legendre.leggauss(_LOGUNIFORM_NODES)
+    x, wq = (xp.asarray(a).reshape((-1,) + (1,) * T.ndim) for a in _legendre(_LOGUNIFORM_NODES))
     top = xp.log(T - 1)
+    l = 0.5 * (x + 1) * top
+    terms = (0.5 * wq) * top * xp.exp(l) / (T - 2) * f(l)
     total = 0.0
-    for xj, wj in zip(x.tolist(), wq.tolist()):
-        l = 0.5 * (xj + 1) * top
-        total = total + (0.5 * wj) * top * xp.exp(l) / (T - 2) * f(l)
+    for term in terms:  # node by node, as a sum over nodes in this order has always been taken
+        total = total + term
     return total
+
+
+@functools.lru_cache(maxsize=None)
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [-1, 1]."""
+    return np.polynomial.legendre.leggauss(n)
 
 
 def expect_loguniform_mp(f: Callable, length, *, dps: int = 30):
