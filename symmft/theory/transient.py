@@ -11,8 +11,10 @@ Cholesky factor L of C (2T x 2T) grows by two rows a step (a triangular solve, O
 standard-normal innovations Z (float32: the field needs ~1e-7, not 1e-16), and field_j = L[j, :j+1] Z[:j+1] --
 O(population x t) per step, O(P T^2) in all. A variable whose conditional variance vanishes (e.g. the b copy
 when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot, so later solves stay defined
-and the field is the exact linear function of the past. GROUPS independent sub-populations each estimate their
-own C (their own L): the spread between groups is an honest Monte Carlo error. ``tied=False`` redraws every
+and the field is the exact linear function of the past. C is estimated from the whole population, one L for
+all units (a C per group of P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md §2); the
+GROUPS sub-populations give the Monte Carlo error, the spread of their averages (which misses C's own noise
+fed back, measured small: docs/tied.md §2). ``tied=False`` redraws every
 field each step with the current covariance only (and site.SiteOps redraws the biases): the untied law.
 """
 
@@ -25,7 +27,7 @@ from symmft.cell.trace import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, moments
 
-GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
+GROUPS = 16  # sub-populations sharing one C: 15 degrees of freedom for every standard error
 DEGENERATE = 1e-12  # a conditional variance below this fraction of the variance is taken as exactly zero
 
 
