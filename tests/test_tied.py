@@ -5,8 +5,8 @@ but the cell file. Trajectories are compared as window averages; a comparison wi
 TIED_RELATIVE or SIMULATION_SIGMAS standard errors of the simulation (the spread between independent networks),
 whichever is larger. The theory's own Monte Carlo error is not added (so the bar is the stricter one): at
 population 8000 its 16 groups scatter by 0.1-1% of Q without bias variance and up to 2.6% with rho2 = 0.1 on
-every map, and each group's 500 units bias it by O(1/500) (+1 to +2.5%, minimalRNN at mu_u = 4), both
-measured in benchmarks/RESULTS.md §7; the 3% covers them. The torch comparisons at small input size, where
+every map, and its estimate of the field covariance from its own 8000 units biases it by O(1/8000) (<= 0.3%,
+minimalRNN at mu_u = 4), both measured in benchmarks/RESULTS.md §7; the 3% covers them. The torch comparisons at small input size, where
 both sides scatter by several per cent, combine the two standard errors.
 """
 
