@@ -6,8 +6,8 @@ TIED_RELATIVE or SIMULATION_SIGMAS standard errors of the simulation (the spread
 whichever is larger. The theory's own Monte Carlo error is not added (so the bar is the stricter one): at
 population 8000 its 16 groups scatter by 0.1-1% of Q without bias variance and up to 2.6% with rho2 = 0.1 on
 every map, and its estimate of the field covariance from its own 8000 units biases it by O(1/8000) (<= 0.3%,
-minimalRNN at mu_u = 4), both measured in benchmarks/RESULTS.md §7; the 3% covers them. The torch comparisons at small input size, where
-both sides scatter by several per cent, combine the two standard errors.
+minimalRNN at mu_u = 4), both measured in benchmarks/RESULTS.md §7; the 3% covers them. The torch comparisons
+at small input size, where both sides scatter by several per cent, combine the two standard errors.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def test_small_population_is_not_biased_by_its_own_covariance_noise():
     # trajectory by O(1/units per estimate). With each of the 16 groups estimating its own C (125 units each at
     # P = 2000) the minimalRNN at mu_u = 4 came out +6 / +9 / +12% high at t = 26-50 / 51-75 / 76-100
     # (benchmarks/RESULTS.md §7b); with C pooled over the population the bias is O(1/P). Reference: one run
-    # of 32000 units, itself within 1% of width-2000 tied networks there. The small population's error comes
+    # of 32000 units, within 2% of width-2000 tied networks there (about their own O(1/n) excess, measured
+    # from width 1000 to 2000). The small population's error comes
     # from 16 independent runs (their scatter includes C's own noise fed back); the reference's from its group
     # spread, which misses that part, hence TIED_FEEDBACK_SE. 16 x 0.1 + 1 CPU s.
     cell = load_cell("minimal_rnn")

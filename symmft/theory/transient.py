@@ -55,7 +55,8 @@ class CausalFields:
         # pool; a group's own C from P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md
         # §2), while the finite-m input's covariance x_t . x_s / m is each group's own input sequence, exact
         # given it (one pool per group).
-        pools = {node: self.G if node == input_node(cell) and input_dim else 1 for node in self.maps}
+        own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
+        pools = {node: self.G if node == own_input else 1 for node in self.maps}
         self.chol = {node: np.zeros((pools[node], n, n)) for node in self.maps}
         self.live = {node: np.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
         self.innovations = {node: np.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
