@@ -39,8 +39,8 @@ FINITE_WIDTH_M1 = 0.01
 #: the finite-width error -- one width-2000 network's spread is 0.7-4% of Q (shrinking like n^-1/2: 3.1% at width
 #: 500, 1.5% at 2000 for the LSTM's Q_c at mu_f = 3), and the mean error of the theory against networks of width
 #: 500 .. 3000 falls from 1.8-3.3% to <= 1.3% (within 2 standard errors from width 2000 on); and the theory's own
-#: Monte Carlo error at population 8000 -- its group spread (0.1-2.6%) and the O(1/500) bias of each group
-#: estimating its field covariance from 500 units (+1 to +2.5%, minimalRNN at mu_u = 4). The slow 48-point
+#: Monte Carlo error at population 8000 -- its group spread (0.1-2.6%; the O(1/P) bias of the population's
+#: own covariance estimate is <= 0.3% there, docs/tied.md §2). The slow 48-point
 #: matrix (width 2000, t <= 100) passes with it; in the benchmark's run of it (other draws) the largest
 #: last-window error was 4.8% (LSTM Q_c, within 5 standard errors).
 TIED_RELATIVE = 0.03
@@ -50,6 +50,13 @@ TIED_RELATIVE = 0.03
 #: quenched weights break. Measured (benchmarks/RESULTS.md §7): <= 0.3% at LSTM mu_f = 0, 2, 4, while
 #: the untied theory (formula at the untied moments) is off by 1% (m1) and 3.6% (m2) at mu_f = 4; 1% separates them.
 TIED_JACOBIAN = 0.01
+
+#: The tied theory's standard error from its group spread misses the noise of the field covariance C that all
+#: groups share (docs/tied.md §2): 40 independent runs scatter by 0.8-1.2x the group spread (minimalRNN
+#: mu_u = 4 at populations 2000 and 8000, LSTM mu_f = 3 with rho2 = 0.1 at 2000; the ratio from 40 runs is
+#: itself uncertain by ~11%, from 10-16 runs it ranged 0.6-1.8). A test that takes a single run's error from its
+#: groups scales it by this.
+TIED_FEEDBACK_SE = 1.5
 
 #: A fixed point of a slowly contracting map (LSTM forget gate near 1, rate 1 - 1.2e-5 at mu_f = 12): the solver
 #: stops at a residual of 1e-13 relative, and the distance to the true fixed point is the residual over

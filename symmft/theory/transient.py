@@ -11,8 +11,10 @@ Cholesky factor L of C (2T x 2T) grows by two rows a step (a triangular solve, O
 standard-normal innovations Z (float32: the field needs ~1e-7, not 1e-16), and field_j = L[j, :j+1] Z[:j+1] --
 O(population x t) per step, O(P T^2) in all. A variable whose conditional variance vanishes (e.g. the b copy
 when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot, so later solves stay defined
-and the field is the exact linear function of the past. GROUPS independent sub-populations each estimate their
-own C (their own L): the spread between groups is an honest Monte Carlo error. ``tied=False`` redraws every
+and the field is the exact linear function of the past. C is estimated from the whole population, one L for
+all units (a C per group of P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md §2); the
+GROUPS sub-populations give the Monte Carlo error, the spread of their averages (which misses C's own noise
+fed back, measured small: docs/tied.md §2). ``tied=False`` redraws every
 field each step with the current covariance only (and site.SiteOps redraws the biases): the untied law.
 """
 
@@ -25,7 +27,7 @@ from symmft.cell.trace import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, moments
 
-GROUPS = 16  # independent sub-populations: 15 degrees of freedom for every standard error
+GROUPS = 16  # sub-populations sharing one C: 15 degrees of freedom for every standard error
 DEGENERATE = 1e-12  # a conditional variance below this fraction of the variance is taken as exactly zero
 
 
@@ -49,8 +51,14 @@ class CausalFields:
         n = 2 * (steps if tied else 1)
         self.history = {node: np.zeros((self.G, n, dims[node])) for node in self.maps}  # the input's "units": m
         self.replica_history: dict[int, np.ndarray] = {}  # rows from the fork on, of the replicas
-        self.chol = {node: np.zeros((self.G, n, n)) for node in self.maps}
-        self.live = {node: np.ones((self.G, n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
+        # One Cholesky factor per *pool*: a population vector's C is estimated from all groups together (one
+        # pool; a group's own C from P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md
+        # §2), while the finite-m input's covariance x_t . x_s / m is each group's own input sequence, exact
+        # given it (one pool per group).
+        own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
+        pools = {node: self.G if node == own_input else 1 for node in self.maps}
+        self.chol = {node: np.zeros((pools[node], n, n)) for node in self.maps}
+        self.live = {node: np.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
         self.innovations = {node: np.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
         self.t, self.written, self.forked_at = 0, 0, None
 
@@ -88,14 +96,16 @@ class CausalFields:
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
         j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
         J, k, B = j + 2, self.maps[node], self.base
-        cov = self._covariances(node, v, J)
-        # Two new rows of each group's Cholesky factor: row j (copy a) by a triangular solve against the past,
+        pools = len(L)  # after a fork the replicas are pooled apart from the reference groups
+        cov = self._covariances(node, v, J)  # per group; the pool's C is the mean over its (equal) groups
+        cov = cov.reshape(pools, self.G // pools, J, 2).mean(axis=1)
+        # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
         # row j + 1 (copy b) extends it by the a/b element.
-        rows = np.zeros((self.G, 2, J))
-        for g in range(self.G):
+        rows = np.zeros((pools, 2, J))
+        for g in range(pools):
             if j:
                 rows[g, :, :j] = solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
-        var = cov[:, [j, j + 1], [0, 1]]  # (G, copy): the new variables' variances
+        var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
         d0 = var[:, 0] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j])
         ok0 = d0 > DEGENERATE * np.maximum(var[:, 0], 1e-300)
         rows[:, 0, j] = np.where(ok0, np.sqrt(np.where(ok0, d0, 1.0)), 1.0)  # unit pivot: exactly the past's
@@ -109,7 +119,7 @@ class CausalFields:
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
         z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
         Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
-        weights = (rows * live[:, None, :J]).astype(np.float32)  # (G, copy, J)
+        weights = np.repeat((rows * live[:, None, :J]).astype(np.float32), self.G // pools, axis=0)  # (G, copy, J)
         weights = weights.reshape(self.G // B, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
         out = np.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
         out = out.reshape(B, self.G // B, 2, k, self.p).transpose(3, 2, 1, 0, 4)
