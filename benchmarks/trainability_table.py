@@ -5,8 +5,9 @@ of 2 single-threaded workers, the generated numpy plan).
 Not a test: about 30 minutes of one core in all with the budget below (the T = 1000 runs are two thirds of it),
 on the shared 2-core machine longer. Writes, per sweep, benchmarks/results/trainability_table/<cell>_<task>/
 (runs/, confirm.json, confirm.png: a directory ``symmft report CELL --confirm DIR`` reads), a copy of the figure as
-<cell>_<task>.png, each critical rule searched as <cell>_<task>_T<T>_rule.json, and table.json (budget, machine,
-CPU seconds, per-run results). Rerunning resumes: finished runs are reused, interrupted ones continue from their
+<cell>_<task>.png, each critical rule searched as <cell>_<task>_T<T>_rule.json, table.json (budget, machine,
+CPU seconds, per-run results) and curves.json (every run's learning curve in 10 blocks: minibatch metric and median
+gradient norm; metrics.jsonl and checkpoints stay out of git). Rerunning resumes: finished runs are reused, interrupted ones continue from their
 checkpoint.
 
 **The budget is fixed before any run and equal for every init, length, task and seed:** width 16, 1000 Adam
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from provenance import machine, source_version  # noqa: E402
+from trainability import curves  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "trainability_table"
@@ -79,7 +81,14 @@ def run(name: str, workers: int) -> dict:
               "run_seconds": {f"T{r['length']}_{r['init']}": r["seconds"] for r in summary["rows"]},
               "machine": machine(), "source": source_version(), "summary": summary}
     (out / "table.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_curves(name)
     return summary
+
+
+def write_curves(name: str) -> None:
+    """OUT/<name>/curves.json: each run's learning curve in 10 blocks of steps (the evidence behind a final
+    number, small enough to commit)."""
+    (OUT / name / "curves.json").write_text(json.dumps(curves(OUT / name / "runs"), indent=1) + "\n")
 
 
 def markdown(names: list[str]) -> None:
@@ -117,12 +126,18 @@ def main() -> None:
     ap.add_argument("sweeps", nargs="*", default=list(SWEEPS), help=f"any of {', '.join(SWEEPS)} (default: all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--markdown", action="store_true", help="print the finished sweeps as markdown tables")
+    ap.add_argument("--curves", action="store_true", help="only (re)write each sweep's curves.json from its runs")
     args = ap.parse_args()
     unknown = [s for s in args.sweeps if s not in SWEEPS]
     if unknown:
         ap.error(f"unknown sweep {', '.join(unknown)}; choose from {', '.join(SWEEPS)}")
     if args.markdown:
         markdown(args.sweeps)
+        return
+    if args.curves:
+        for name in args.sweeps:
+            if (OUT / name / "runs").exists():
+                write_curves(name)
         return
     from symmft.cli.common import print_table
     from symmft.harness.confirm import table
