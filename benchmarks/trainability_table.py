@@ -17,6 +17,7 @@ harness's rule for the task's whole sequence, the T-dependent criteria), ``pytor
 
     python benchmarks/trainability_table.py                      # every sweep, in the order below
     python benchmarks/trainability_table.py lstm_digits_padded   # one sweep
+    python benchmarks/trainability_table.py lstm_adding gru_adding --lengths 100 300   # shorter lengths only
     python benchmarks/trainability_table.py --markdown           # the finished sweeps as the RESULTS.md table
 """
 
@@ -50,7 +51,7 @@ SWEEPS = {
 }
 
 
-def run(name: str, workers: int) -> dict:
+def run(name: str, workers: int, lengths=LENGTHS) -> dict:
     """One sweep (every length, init and seed of one cell and task); returns its confirm summary."""
     import resource
 
@@ -64,12 +65,12 @@ def run(name: str, workers: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cell = load_cell(cell_name)
     search_cpu = time.process_time()
-    for T in LENGTHS:  # the rule --init critical uses (cached), kept beside the results
+    for T in lengths:  # the rule --init critical uses (cached), kept beside the results
         task = make_task(task_name, T)
         rule = critical_rule(cell, task.steps, task.q_rule, progress=True)
         (OUT / f"{name}_T{T}_rule.json").write_text(json.dumps(rule, indent=1) + "\n")
     search_cpu = time.process_time() - search_cpu
-    sweep = Sweep(cell_name, task_name, LENGTHS, INITS, SEEDS, **BUDGET)
+    sweep = Sweep(cell_name, task_name, tuple(lengths), INITS, SEEDS, **BUDGET)
     start = time.perf_counter()
     summary = confirm(sweep, out, workers=workers, progress=True)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the dask workers are child processes
@@ -125,6 +126,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweeps", nargs="*", default=list(SWEEPS), help=f"any of {', '.join(SWEEPS)} (default: all)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
+                    help=f"task lengths T (default: {' '.join(map(str, LENGTHS))}; fewer when CPU is short)")
     ap.add_argument("--markdown", action="store_true", help="print the finished sweeps as markdown tables")
     ap.add_argument("--curves", action="store_true", help="only (re)write each sweep's curves.json from its runs")
     args = ap.parse_args()
@@ -144,7 +147,7 @@ def main() -> None:
 
     for name in args.sweeps:
         print(name, flush=True)
-        print_table(*table(run(name, args.workers)))
+        print_table(*table(run(name, args.workers, args.lengths)))
 
 
 if __name__ == "__main__":
