@@ -93,7 +93,8 @@ def write_curves(name: str) -> None:
 
 
 def markdown(names: list[str]) -> None:
-    """Each finished sweep as a markdown table: T rows, init columns, 'mean (seed 0 / seed 1)'; best mean bold."""
+    """Each finished sweep as a markdown table: T rows (with the test split's chance level), init columns,
+    'mean (seed 0 / seed 1)', the best mean bold; below each T its inits' predicted xi."""
     for name in names:
         path = OUT / name / "confirm.json"
         if not path.exists():
@@ -102,9 +103,9 @@ def markdown(names: list[str]) -> None:
         metric, rows = summary["metric"], summary["rows"]
         better = max if metric == "accuracy" else min
         inits = list(dict.fromkeys(r["init"] for r in rows))
-        print(f"\n**{name}** (test {metric} after the budget, mean (seed 0 / seed 1); chance "
-              f"{rows[0]['chance']:.3f}; xi: the theory at the init and the task's input statistics)\n")
-        print("| T | " + " | ".join(inits) + " |")
+        print(f"\n**{name}** (test {metric} after the budget, mean (seed 0 / seed 1); xi: the theory at the init "
+              "and the task's input statistics)\n")
+        print("| T (chance) | " + " | ".join(inits) + " |")
         print("|---|" + "---|" * len(inits))
         for T in sorted({r["length"] for r in rows}):
             mine = {r["init"]: r for r in rows if r["length"] == T}
@@ -114,7 +115,7 @@ def markdown(names: list[str]) -> None:
                 r = mine[init]
                 text = f"{r['mean']:.3f} ({' / '.join(f'{v:.3f}' for v in r[metric])})"
                 cells.append(f"**{text}**" if r["mean"] == best else text)
-            print(f"| {T} | " + " | ".join(cells) + " |")
+            print(f"| {T} ({next(iter(mine.values()))['chance']:.3f}) | " + " | ".join(cells) + " |")
             print(f"| xi, T = {T} | " + " | ".join(_g(mine[i]["xi"]) for i in inits) + " |")
 
 
