@@ -2,13 +2,13 @@
 GRU on padded digits and on the adding problem, two seeds, through ``symmft.harness.confirm`` (a local dask cluster
 of 2 single-threaded workers, the generated numpy plan).
 
-Not a test: about 30 minutes of one core in all with the budget below (the T = 1000 runs are two thirds of it),
-on the shared 2-core machine longer. Writes, per sweep, benchmarks/results/trainability_table/<cell>_<task>/
+Not a test: about 50 minutes of one core for the four sweeps with the budget below (measured, including the
+critical searches; the T = 1000 runs are two thirds of it), on the shared 2-core machine longer. Writes, per sweep, benchmarks/results/trainability_table/<cell>_<task>/
 (runs/, confirm.json, confirm.png: a directory ``symmft report CELL --confirm DIR`` reads), a copy of the figure as
 <cell>_<task>.png, each critical rule searched as <cell>_<task>_T<T>_rule.json, table.json (budget, machine,
 CPU seconds, per-run results) and curves.json (every run's learning curve in 10 blocks: minibatch metric and median
-gradient norm; metrics.jsonl and checkpoints stay out of git). Rerunning resumes: finished runs are reused, interrupted ones continue from their
-checkpoint.
+gradient norm; metrics.jsonl and checkpoints stay out of git). Rerunning resumes: finished runs are reused,
+interrupted ones continue from their checkpoint.
 
 **The budget is fixed before any run and equal for every init, length, task and seed:** width 16, 1000 Adam
 steps, lr 1e-3, batch 32, global gradient-norm clip 1.0, float32, seeds 0 and 1. Inits: ``critical`` (the
