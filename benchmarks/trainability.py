@@ -31,18 +31,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def curves(runs: Path, blocks: int = 10) -> dict:
-    """Per run, the learning curve in ``blocks`` equal blocks of steps: mean minibatch accuracy and median
-    gradient norm (before clipping) -- the evidence behind a final number, small enough to commit."""
+    """Per run, the learning curve in ``blocks`` equal blocks of steps: mean minibatch accuracy (or mse, for a
+    regression task) and median gradient norm (before clipping) -- the evidence behind a final number, small enough
+    to commit."""
     out = {}
     for metrics in sorted(runs.glob("*/metrics.jsonl")):
         rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln and '"split"' not in ln]
         if not rows:
             continue
+        metric = "accuracy" if "accuracy" in rows[0] else "mse"
         size = max(1, len(rows) // blocks)
         parts = [rows[i:i + size] for i in range(0, size * blocks, size) if rows[i:i + size]]
         out[metrics.parent.name] = {
             "steps_per_block": size,
-            "train_accuracy": [round(sum(r.get("accuracy", 0) for r in p) / len(p), 3) for p in parts],
+            f"train_{metric}": [round(sum(r[metric] for r in p) / len(p), 4) for p in parts],
             "grad_norm_median": [round(sorted(r["grad_norm"] for r in p)[len(p) // 2], 4) for p in parts]}
     return out
 

@@ -7,11 +7,14 @@ benchmarks/results/trainability_maps/<cell>_<task>.png (a copy of the figure for
 finished runs are reused, so adding inits (``--inits``) only trains the new ones.
 
 The budget is fixed before any run and equal for every init and grid cell: width 16, 150 Adam steps, lr 3e-3
-(higher than the harness default 1e-3 because the budget is short), batch 32, clip 1.0, float32, seed 0.
+(higher than the harness default 1e-3 because the budget is short), batch 32, clip 1.0, float32, seed 0 (``--seeds``
+adds more: the seed-0 runs are reused).
 
     python benchmarks/trainability_maps.py                         # every map
     python benchmarks/trainability_maps.py gru_digits_padded       # one map
-    python benchmarks/trainability_maps.py --table                 # critical vs baselines at T = 100, 300, 1000
+    python benchmarks/trainability_maps.py lstm_digits_padded --seeds 0 1   # a second seed for one map
+
+The critical-vs-baseline table at T = 100, 300, 1000 is benchmarks/trainability_table.py (a longer budget).
 """
 
 from __future__ import annotations
@@ -38,14 +41,13 @@ MAPS = {
 
 
 def main() -> None:
-    from symmft.harness.confirm import Sweep, confirm, table
+    from symmft.harness.confirm import Sweep
     from symmft.harness.trainability import constants_text, table as map_table, trainability
-    from symmft.cli.common import print_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("maps", nargs="*", default=list(MAPS))
     ap.add_argument("--inits", nargs="*", default=list(POINTS))
-    ap.add_argument("--table", action="store_true", help="critical vs baselines at T = 100, 300, 1000 (digits)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every run (default: 0)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--markdown", action="store_true", help="print the finished maps as markdown tables")
     args = ap.parse_args()
@@ -54,18 +56,12 @@ def main() -> None:
             if (OUT / name / "trainability.json").exists():
                 markdown(name, json.loads((OUT / name / "trainability.json").read_text()), map_table, constants_text)
         return
-    if args.table:
-        for cell in ("lstm", "gru"):
-            sweep = Sweep(cell, "digits_padded", (100, 300, 1000), tuple(args.inits), (0,), **BUDGET)
-            summary = confirm(sweep, OUT / f"{cell}_table", workers=args.workers, progress=True)
-            print_table(*table(summary))
-        return
     for name in args.maps:
         cell, task, axis, values, lengths = MAPS[name]
         inits = [i if i in POINTS else str(Path(i).resolve()) for i in args.inits]
         if cell == "gru" and (OUT / "gru_T1000_rule.json").exists():
             inits.append(str(OUT / "gru_T1000_rule.json"))  # the leaky-integrator rule of the old criteria
-        sweep = Sweep(cell, task, lengths, tuple(inits), (0,), **BUDGET)
+        sweep = Sweep(cell, task, lengths, tuple(inits), tuple(args.seeds), **BUDGET)
         result = trainability(sweep, axis, values, OUT / name, workers=args.workers, progress=True)
         shutil.copy(OUT / name / "trainability.png", OUT / f"{name}.png")
         print(name)
