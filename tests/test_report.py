@@ -255,8 +255,8 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
     calls = []
 
     def analyze_tied(cell, hyperparameters=None, *, steps=None, input_dim=None, weights="gaussian",
-                     population=20000, seed=0):
-        calls.append((cell.name, hyperparameters, steps, input_dim, weights, population))
+                     population=20000, seed=0, stationary=True, max_steps=2 ** 17):
+        calls.append((cell.name, hyperparameters, steps, input_dim, weights, population, max_steps))
         if hyperparameters.get("mu_u") == 99:
             raise FloatingPointError("overflow")
         return types.SimpleNamespace(fixed_point={"M_h": 0.0, "Q_h": 0.5}, correlation={"h": 1.0}, lambda_=0.9,
@@ -267,7 +267,8 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
     monkeypatch.setitem(sys.modules, "symmft.theory.tied", types.SimpleNamespace(analyze_tied=analyze_tied))
     assert tied(ctx, ctx.defaults) == {"M_h": 0.0, "Q_h": 0.5, "c*_h": 1.0, "lambda": 0.9, "xi": -1 / math.log(0.9),
                                        "status": "OK", "available": True}
-    assert calls == [("minimal_rnn", ctx.defaults, None, 32, "gaussian", SMALL.population)]
+    # the quick profile bounds the stationary solve (a long-memory rule would take a minute)
+    assert calls == [("minimal_rnn", ctx.defaults, None, 32, "gaussian", SMALL.population, SMALL.stationary_steps)]
     assert tied(ctx, {**ctx.defaults, "mu_u": 99}, "orthogonal") == {
         "available": False, "reason": "failed: FloatingPointError: overflow"}
     ctx.theory = "untied"

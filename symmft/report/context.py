@@ -35,10 +35,14 @@ class Profile:
     spectrum_samples: int  # independent networks pooled in the singular-value histogram
     population: int  # units of the tied theory's population
     search: dict = field(default_factory=dict)
+    # Steps per unit the tied theory's stationary solver may take (None: analyze_tied's default). At a long-memory
+    # rule it needs ~10^5 (a minute); a quick report bounds it and shows NOT_CONVERGED where that is too few.
+    stationary_steps: int | None = None
 
 
 #: ``--quick``: a few minutes on 2 CPU cores for an LSTM (benchmarks/RESULTS.md, "symmft report").
-QUICK = Profile("quick", (20, 16), 256, 120, 3, 160, 2, 5000, {"coarse": 12, "starts": 1, "max_iterations": 6})
+QUICK = Profile("quick", (20, 16), 256, 120, 3, 160, 2, 5000, {"coarse": 12, "starts": 1, "max_iterations": 6},
+                stationary_steps=2 ** 14)
 #: The full report: finer grids, wider networks, more seeds, the search at its default effort.
 FULL = Profile("full", (48, 40), 1000, 300, 5, 400, 4, 20000)
 
@@ -114,9 +118,10 @@ class Context:
         """Whether ``--theory`` asks for ``theory`` ("untied" or "tied")."""
         return self.theory in (theory, "both")
 
-    def analyze_tied(self, hyperparameters: dict, weights: str, steps: int | None = None):
+    def analyze_tied(self, hyperparameters: dict, weights: str, steps: int | None = None, stationary: bool = True):
         """The tied theory (:func:`symmft.theory.tied.analyze_tied`) at one point; raises :class:`TiedUnavailable`
-        when it is not installed, not asked for, or fails (its failure must not hide the untied results)."""
+        when it is not installed, not asked for, or fails (its failure must not hide the untied results).
+        ``stationary`` False: the transient only (a trajectory needs no stationary solve)."""
         if not self.wants("tied"):
             raise TiedUnavailable("not asked for (--theory untied)")
         try:
@@ -124,7 +129,8 @@ class Context:
         except ImportError:
             raise TiedUnavailable("not available: this version of symmft has no symmft.theory.tied") from None
         try:
+            budget = {} if self.profile.stationary_steps is None else {"max_steps": self.profile.stationary_steps}
             return analyze_tied(self.cell, hyperparameters, steps=steps, input_dim=self.input_dim, weights=weights,
-                                population=self.profile.population)
+                                population=self.profile.population, stationary=stationary, **budget)
         except Exception as e:  # another stage's solver: whatever it raises, the report says so and goes on
             raise TiedUnavailable(f"failed: {type(e).__name__}: {e}") from e

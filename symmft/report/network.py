@@ -87,7 +87,7 @@ def build(ctx: Context, section: Section, out: Path) -> None:
                    "correlation": simulated(ctx, h, weights, tied, initial)} for tied in (False, True)}
     tied_theory, tied_note = None, ""
     try:
-        tied_theory = ctx.analyze_tied(h, weights, steps=p.steps).trajectory
+        tied_theory = ctx.analyze_tied(h, weights, steps=p.steps, stationary=False).trajectory
     except TiedUnavailable as e:
         tied_note = f" Tied theory {e}."
     section.figure(_plot_transient(ctx, from_zero, sims, tied_theory, out / "transient.png"),
