@@ -25,7 +25,7 @@ from symmft.theory import conditional, gaussian, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
-from symmft.theory.expectation import BOUND, E1, E2, EL, integrand, u
+from symmft.theory.expectation import BOUND, E1, E2, EL, integrand
 from symmft.theory.meanfield import MeanFieldMap
 
 BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference

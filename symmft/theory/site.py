@@ -30,7 +30,7 @@ from scipy import fft
 from scipy.special import erf
 
 from symmft.cell.trace import Cell
-from symmft.errors import CellDefinitionError, HyperparameterError
+from symmft.errors import CellDefinitionError
 
 X = object()  # the cell input: it only enters through ops.affine
 
