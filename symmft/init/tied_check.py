@@ -105,7 +105,7 @@ def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict
 def _uncertain(criteria: Criteria, length: int, values: dict, se: dict) -> list[str]:
     """Criteria whose log slack is within UNCERTAIN standard errors of zero (delta method). xi's is taken on
     lambda, log|lambda| + 1/T >= 0, which stays defined where the estimate of lambda reaches or passes 1."""
-    slack = {k: float(v[0]) for k, v in criteria.slacks({k: np.array([v]) for k, v in values.items()}).items()}
+    slack = {k: float(v) for k, v in criteria.slacks(values).items()}  # slacks takes scalars as well as arrays
     lam = abs(values["lambda"])
     with np.errstate(all="ignore"):
         slack["xi"] = math.log(lam) + 1 / length

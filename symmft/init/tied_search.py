@@ -203,8 +203,8 @@ class _Correction:
         fails = verdict["fails"]
         if any(f.startswith("status:") for f in fails):
             return (1, len(fails), math.inf)
-        slack = self.criteria.slacks({k: np.array([v]) for k, v in verdict["values"].items()})
-        return (0, len(fails), sum(-float(slack[k][0]) for k in fails if k in slack))
+        slack = self.criteria.slacks(verdict["values"])
+        return (0, len(fails), sum(-float(slack[k]) for k in fails if k in slack))
 
     def _untied_slope(self, point: dict, knob: str, quantity: str) -> float:
         """d log(quantity)/d knob on the untied maps (quantity "m1" or "Q": the largest Q_s), one batch of two."""
