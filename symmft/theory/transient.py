@@ -106,13 +106,10 @@ class CausalFields:
             if j:
                 rows[g, :, :j] = solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
         var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
-        d0 = var[:, 0] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j])
-        ok0 = d0 > DEGENERATE * np.maximum(var[:, 0], 1e-300)
-        rows[:, 0, j] = np.where(ok0, np.sqrt(np.where(ok0, d0, 1.0)), 1.0)  # unit pivot: exactly the past's
+        rows[:, 0, j], ok0 = _pivot(var[:, 0] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
         rows[:, 1, j] = (cov[:, j, 1] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
-        d1 = var[:, 1] - np.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1])
-        ok1 = d1 > DEGENERATE * np.maximum(var[:, 1], 1e-300)
-        rows[:, 1, J - 1] = np.where(ok1, np.sqrt(np.where(ok1, d1, 1.0)), 1.0)
+        rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - np.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
+                                        var[:, 1])
         L[:, j:J, :J] = rows
         live[:, j], live[:, j + 1] = ok0, ok1
         # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
@@ -124,6 +121,14 @@ class CausalFields:
         out = np.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
         out = out.reshape(B, self.G // B, 2, k, self.p).transpose(3, 2, 1, 0, 4)
         return out.reshape(k, 2, self.G, self.p)
+
+
+
+def _pivot(d2: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A Cholesky pivot from the conditional variance ``d2`` of variables of variance ``var``, and whether it is
+    live: below DEGENERATE x var the variable is exactly the past's linear function (unit pivot, masked innovation)."""
+    ok = d2 > DEGENERATE * np.maximum(var, 1e-300)
+    return np.where(ok, np.sqrt(np.where(ok, d2, 1.0)), 1.0), ok
 
 
 class Transient:
