@@ -194,9 +194,18 @@ def _point(cell, name: str, bias: float, rho2: float) -> dict:
     return {k: float(v) for k, v in resolve(cell, h).items()}
 
 
-def matrix(quick: bool) -> list[dict]:
-    """The issue's matrix (module docstring); --quick: two cells, biases 0 and 4, width 1000."""
+def matrix(quick: bool, networks_from: str | None = None) -> list[dict]:
+    """The issue's matrix (module docstring); --quick: two cells, biases 0 and 4, width 1000.
+
+    networks_from: an earlier matrix JSON whose network runs (same cells, points, width, seeds and steps) are
+    reused, so that only the theories are recomputed after a change to them. The networks' code
+    (``symmft.network``) shares nothing with the theories' and draws from fixed seeds, so its numbers stand.
+    """
     width, seeds, population, steps = (1000, 2, 4000, 60) if quick else (2000, 4, 8000, 100)
+    earlier = {}
+    if networks_from:
+        for row in json.loads(Path(networks_from).read_text())["matrix"]:
+            earlier[row["cell"], row["bias"], row["rho2"], row["width"], row["networks"], row["steps"]] = row
     names = ("lstm", "user") if quick else tuple(sorted(MEMORY_BIAS))
     out = []
     for name in names:
@@ -206,9 +215,14 @@ def matrix(quick: bool) -> list[dict]:
                 h = _point(cell, name, bias, rho2)
                 tied, tied_s = _law(cell, h, steps, population, True)
                 untied, untied_s = _law(cell, h, steps, population, False)
-                net, net_s = _network(cell, h, steps, width, seeds)
+                key = (name, bias, rho2, width, seeds, steps)
+                if key in earlier:
+                    net = {s: tuple(np.array(x) for x in v["network"]) for s, v in earlier[key]["states"].items()}
+                    net_s = earlier[key]["seconds"]["network"]
+                else:
+                    net, net_s = _network(cell, h, steps, width, seeds)
                 row = {"cell": name, "bias": bias, "rho2": rho2, "steps": steps, "width": width, "networks": seeds,
-                       "population": population, "seconds": {"tied": tied_s, "untied": untied_s, "network": net_s},
+                       "population": population, "networks_reused": key in earlier, "seconds": {"tied": tied_s, "untied": untied_s, "network": net_s},
                        "states": {s: {"network": [x.tolist() for x in net[s]],
                                       "tied_theory": [x.tolist() for x in tied[s]],
                                       "untied_theory": [x.tolist() for x in untied[s]],
@@ -403,6 +417,8 @@ def main() -> None:
                             "stationary", "simulation"])
     p.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_theory.json"))
     p.add_argument("--tables", nargs="+", metavar="JSON", help="only print the markdown tables of these results")
+    p.add_argument("--networks-from", metavar="JSON",
+                   help="matrix: reuse the network runs of this earlier matrix result (recompute the theories only)")
     args = p.parse_args()
     if args.tables:
         for path in args.tables:
@@ -410,7 +426,8 @@ def main() -> None:
         return
     result = {"machine": machine(), "source": source_version(), "quick": args.quick}
     for section in args.sections:
-        result[section] = globals()[section](args.quick)
+        extra = {"networks_from": args.networks_from} if section == "matrix" else {}
+        result[section] = globals()[section](args.quick, **extra)
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
     print(tables(result))
 
