@@ -42,9 +42,10 @@ sub-populations that share that law; their spread, with the population's own tim
   errors at P = 3200, and half of those runs NOT_CONVERGED).
 * Errors near criticality (measured at the vanilla point above, 12 seeds per population): the moments' errors
   match the seeds' spread from P = 3200 on (0.8-1.2x) and are ~2x small at P = 1600; lambda's error is
-  1.6-2.5x small at every P there (1600 .. 32000; successive measurements within one run scatter by more than
+  1.6-2.6x small at every P there (1600 .. 32000; successive measurements within one run scatter by more than
   their stated errors: the shared law wanders slowly during a measurement, which neither the groups nor the
-  residuals see); away from criticality both are conservative. Independent seeds give the full error.
+  residuals see); away from criticality (lambda = 0.28) they are 0.8-1.4x the spread. Independent seeds give
+  the full error.
 """
 
 from __future__ import annotations
