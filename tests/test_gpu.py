@@ -87,7 +87,8 @@ def test_cupy_tied_analysis_agrees_with_numpy_within_standard_errors():
         err = TIED_FEEDBACK_SE * np.hypot(cpu.standard_error[key], gpu.standard_error[key])
         assert abs(a - b) <= SIMULATION_SIGMAS * err, (key, a, b, err)
     traj_cpu, traj_gpu = cpu.trajectory["c"], gpu.trajectory["c"]
-    err = TIED_FEEDBACK_SE * np.hypot(traj_cpu["standard_error_second_moment"], traj_gpu["standard_error_second_moment"])
+    err = TIED_FEEDBACK_SE * np.hypot(traj_cpu["standard_error_second_moment"],
+                                      traj_gpu["standard_error_second_moment"])
     assert np.all(np.abs(traj_cpu["second_moment"] - traj_gpu["second_moment"]) <= SIMULATION_SIGMAS * err + 1e-12)
 
 

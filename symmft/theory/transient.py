@@ -191,7 +191,7 @@ class Transient:
         for node, hist in self.source.history.items():
             if node not in consumers(self.ops.cell):
                 continue  # the input (finite m) is not a field of the population
-            v = to_numpy(hist[:G, 2 * (self.t // 2): 2 * self.t]).transpose(0, 2, 1)  # reference groups, (G, units, time)
+            v = to_numpy(hist[:G, 2 * (self.t // 2): 2 * self.t]).transpose(0, 2, 1)  # reference groups, (G, units, t)
             a, b = v[..., 0::2], v[..., 1::2]
             n = min(lags, a.shape[-1])
             units = a.shape[0] * a.shape[1]
