@@ -157,8 +157,8 @@ class SiteOps:
         self.source.begin(t)
         out = self.cell.step(X, *states, self)
         out = out if isinstance(out, tuple) else (out,)
-        return [self.xp.broadcast_to(self.xp.asarray(o), s.shape).copy() if np.shape(o) != s.shape else o
-                for o, s in zip(out, states)]
+        return [self.xp.broadcast_to(self.xp.asarray(o), s.shape).copy() if getattr(o, "shape", ()) != s.shape
+                else o for o, s in zip(out, states)]
 
 
 def lagged(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
