@@ -72,8 +72,10 @@ def test_cupy_tied_transient_with_numpy_draws_equals_numpy(name, values, input_d
 
 def test_cupy_tied_analysis_agrees_with_numpy_within_standard_errors():
     """cuRAND draws: another population of the same process. Q, c* and lambda agree within 5 combined standard
-    errors (a false alarm ~1e-6 per number), each scaled by TIED_FEEDBACK_SE (the group spread misses the
-    shared covariance's noise, tests/tolerances.py)."""
+    errors, each scaled by TIED_FEEDBACK_SE (the group spread misses the shared covariance's noise,
+    tests/tolerances.py). Measured with 10 numpy seeds at this point: the reported errors are 0.88x (Q_c),
+    0.63x (c*_c), 1.5x (lambda) and >= 0.51x (the trajectory) the seeds' spread, so the bound is >= 3.8 true
+    standard errors; the largest of 100 trajectory steps between two seeds was 3.0-3.6 reported errors."""
     from symmft import analyze_tied
     from tolerances import SIMULATION_SIGMAS, TIED_FEEDBACK_SE
 
