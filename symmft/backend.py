@@ -43,6 +43,32 @@ def array_module(*arrays) -> types.ModuleType:
     return np
 
 
+def scipy_for(xp: types.ModuleType) -> types.ModuleType:
+    """The scipy of ``xp``: ``scipy`` for numpy, ``cupyx.scipy`` for CuPy, with ``linalg`` and ``special`` loaded
+    (e.g. ``scipy_for(xp).linalg.solve_triangular``, ``scipy_for(xp).special.erf``)."""
+    if xp is np:
+        import scipy.linalg
+        import scipy.special
+
+        return scipy
+    import cupyx.scipy.linalg
+    import cupyx.scipy.special
+
+    return cupyx.scipy
+
+
+def random_generator(xp: types.ModuleType, seed: int):
+    """A seeded generator of standard normals on ``xp``'s device: ``standard_normal(shape, dtype=...)``, dtype
+    float32 or float64.
+
+    numpy: SFC64 (numpy's fastest normals). CuPy: ``cupy.random.RandomState`` (cuRAND's XORWOW; it takes a dtype
+    in ``standard_normal``, as numpy's Generator does). The two are different streams: a seed fixes each
+    backend's result, and results agree between backends statistically, not bit for bit."""
+    if xp is np:
+        return np.random.Generator(np.random.SFC64(seed))
+    return xp.random.RandomState(seed)
+
+
 def to_numpy(a) -> np.ndarray:
     """A host numpy copy of ``a`` (numpy or CuPy array, or scalar)."""
     return a.get() if hasattr(a, "get") and type(a).__module__.startswith("cupy") else np.asarray(a)

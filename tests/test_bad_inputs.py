@@ -73,6 +73,8 @@ def _cli_rows():
          ["1e+08 points", "GiB", "days"]),
         ("mpmath 5000 digits", ["analyze", "lstm", "--backend", "mpmath", "--dps", "5000"], ["dps = 5000", "days"]),
         ("max iterations 0", ["analyze", "lstm", "--max-iterations", "0"], ["--max-iterations"]),
+        ("tied theory on mpmath", ["analyze", "lstm", "--theory", "tied", "--backend", "mpmath"],
+         ["--theory tied", "mpmath", "cupy"]),
         ("phase of 1e8 points", ["phase", "lstm", "--x", "mu_f=0:1:10000", "--y", "nu2_f=0:1:10000", "-o",
                                  "{tmp}/p"], ["1e+08 points"]),
         # size guards

@@ -32,3 +32,74 @@ def test_cupy_jacobian_moments_equal_numpy():
     gpu = jacobian_moments(analyze(cell, grid, backend="cupy"), weights="orthogonal")
     for key in ("m1", "m2"):
         np.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-10)
+
+
+# ---------------------------------------------------------------- the tied theory's causal transient on CuPy
+
+
+def _tied_h(cell, values: dict) -> dict:
+    from symmft.cell.params import resolve
+
+    return {k: float(v) for k, v in resolve(cell, values).items()}
+
+
+@pytest.mark.parametrize("name, values, input_dim", [
+    ("lstm", {"mu_f": 2.0, "c_x": 0.5}, None),
+    ("gru", {"c_x": 0.5, "rho2_z": 0.1}, 8),  # finite m: the per-group input factors (pools = groups)
+    ("vanilla_rnn", {"nu2_h": 1.5, "c_x": 1.0}, None),  # chaotic, identical inputs: degenerate b pivots
+])
+def test_cupy_tied_transient_with_numpy_draws_equals_numpy(name, values, input_dim):
+    """The same draws (numpy's stream copied to the GPU): CuPy and numpy differ only by rounding. Tolerance:
+    perturbing only the float32 innovations product's summation order (float64 accumulation, as another BLAS
+    might) moved every moment of these runs by <= 7e-6 relative (floor 1e-3) over 60 steps + 20 after the
+    fork and kick, the vanilla RNN's chaos included; 1e-4 leaves 15x for cuBLAS, the elementwise functions'
+    rounding and cupyx.scipy's triangular solve."""
+    from symmft.theory.transient import Transient
+
+    cell = load_cell(name)
+    h = _tied_h(cell, values)
+    runs = []
+    for backend in ("numpy", "cupy"):
+        run = Transient(cell, h, 80, population=2000, seed=3, input_dim=input_dim, backend=backend,
+                        host_draws=True)
+        before = run.advance(60)
+        run.fork()
+        run.kick(0.05, np.random.default_rng(0))
+        runs.append(np.concatenate([before, run.advance(20)[:, :16]]))
+    assert isinstance(runs[1], np.ndarray)  # advance hands back host arrays on either backend
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-4, atol=1e-6)  # atol: means near zero
+
+
+def test_cupy_tied_analysis_agrees_with_numpy_within_standard_errors():
+    """cuRAND draws: another population of the same process. Q, c* and lambda agree within 5 combined standard
+    errors, each scaled by TIED_FEEDBACK_SE (the group spread misses the shared covariance's noise,
+    tests/tolerances.py). Measured with 10 numpy seeds at this point: the reported errors are 0.88x (Q_c),
+    0.63x (c*_c), 1.5x (lambda) and >= 0.51x (the trajectory) the seeds' spread, so the bound is >= 3.8 true
+    standard errors; the largest of 100 trajectory steps between two seeds was 3.0-3.6 reported errors."""
+    from symmft import analyze_tied
+    from tolerances import SIMULATION_SIGMAS, TIED_FEEDBACK_SE
+
+    h = {"mu_f": 2.0, "c_x": 0.5}
+    cpu = analyze_tied("lstm", h, steps=100, population=8000, seed=1, stationary=False)
+    gpu = analyze_tied("lstm", h, steps=100, population=8000, seed=1, stationary=False, backend="cupy")
+    assert cpu.status == gpu.status == 0 and gpu.extras["backend"] == "cupy"
+    pairs = [(cpu.fixed_point["Q_c"], gpu.fixed_point["Q_c"], "Q_c"), (cpu.correlation["c"], gpu.correlation["c"],
+             "correlation_c"), (cpu.lambda_, gpu.lambda_, "lambda")]
+    for a, b, key in pairs:
+        err = TIED_FEEDBACK_SE * np.hypot(cpu.standard_error[key], gpu.standard_error[key])
+        assert abs(a - b) <= SIMULATION_SIGMAS * err, (key, a, b, err)
+    traj_cpu, traj_gpu = cpu.trajectory["c"], gpu.trajectory["c"]
+    err = TIED_FEEDBACK_SE * np.hypot(traj_cpu["standard_error_second_moment"],
+                                      traj_gpu["standard_error_second_moment"])
+    assert np.all(np.abs(traj_cpu["second_moment"] - traj_gpu["second_moment"]) <= SIMULATION_SIGMAS * err + 1e-12)
+
+
+def test_cupy_tied_command_line(capsys):
+    import json
+
+    from symmft.cli.main import main
+
+    code = main(["analyze", "lstm", "--theory", "tied", "--backend", "cupy", "--set", "mu_f=2", "--steps", "20",
+                 "--population", "2000", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["backend"] == "cupy" and result["status"] == "OK"

@@ -84,7 +84,8 @@ def add_parsers(sub) -> None:
                    "exact-diagonal / gaussian = one deterministic map; population = Monte Carlo (default: "
                    "%(default)s; docs/laws.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
-                   help="numpy (CPU), cupy (GPU) or mpmath (high precision, point by point) (default: %(default)s)")
+                   help="numpy (CPU), cupy (GPU) or mpmath (high precision, point by point) (default: %(default)s); "
+                   "with --theory tied: numpy or cupy, the device of the causal transient")
     p.add_argument("--dps", type=int, default=30, metavar="N",
                    help="digits of the mpmath backend (default: %(default)s)")
     p.add_argument("--max-iterations", type=int, default=200, metavar="N",
@@ -174,9 +175,13 @@ def _analyze_tied(args, cell, values: dict) -> int:
     """``--theory tied``: one point of :func:`symmft.theory.tied.analyze_tied`, printed or as JSON."""
     if args.grid or args.output:
         raise CommandLineError("--theory tied evaluates one point: drop --grid/-o (loop over points instead)")
+    if args.backend == "mpmath":
+        raise CommandLineError("--theory tied is a Monte Carlo population: --backend numpy (CPU) or cupy (GPU), "
+                               "not mpmath")
     start = time.perf_counter()
     analysis = analyze_tied(cell, values, steps=args.steps, input_dim=args.input_dim,
-                            weights=args.weights or "gaussian", population=args.population, seed=args.seed)
+                            weights=args.weights or "gaussian", population=args.population, seed=args.seed,
+                            backend=args.backend)
     seconds = time.perf_counter() - start
     result = analysis.to_json()
     moments = _jacobian(args, analysis, result)
@@ -185,7 +190,7 @@ def _analyze_tied(args, cell, values: dict) -> int:
         return 0
     se = analysis.standard_error
     print(f"{cell.name}: tied-weight theory (population {analysis.extras['population']}, "
-          f"input size {args.input_dim or 'infinite'}, {seconds:.2f} s)")
+          f"input size {args.input_dim or 'infinite'}, {args.backend} backend, {seconds:.2f} s)")
     print(f"status: {analysis.status.name} ({analysis.status.message})\n")
     rows = [[s, f"{num(analysis.fixed_point[f'M_{s}'])} +- {se[f'M_{s}']:.2g}",
              f"{num(analysis.fixed_point[f'Q_{s}'])} +- {se[f'Q_{s}']:.2g}",

@@ -9,9 +9,10 @@ closure's; it is also the reference that measures that closure's gap.
 
 How: ``ops.affine(k, ...)`` draws per unit, afresh each step (weights independent across steps), a pair
 (u_a, u_b) ~ N((mu_k, mu_k), [[V, K], [K, V]]), V = sigma2_k q_x + sum_v nu2_kv <v^2> + rho2_k,
-K = sigma2_k q_x c_x + sum_v nu2_kv <v_a v_b> + rho2_k, <.> the average over the units (both copies for V). The
-units form GROUPS independent sub-populations, each averaging over its own units, so the spread between groups is
-an honest Monte Carlo error. With c_x = 1 and b = a, K == V bitwise and u_b == u_a: c = 1 stays exact.
+K = sigma2_k q_x c_x + sum_v nu2_kv <v_a v_b> + rho2_k, <.> the average over all P units (both copies for V):
+one law for the whole population, as in the tied transient (docs/tied.md §2). The units form GROUPS
+sub-populations that share that law; their spread, with the population's own time series, gives the errors
+(below). With c_x = 1 and b = a, K == V bitwise and u_b == u_a: c = 1 stays exact.
 
 * Rates by common random numbers: replicas share every standard normal; one gets a one-step *diagonal kick*
   (mu += eta sqrt(V), V and K times 1 + eta), one a *cross kick* (K -= eta V: the inputs decorrelate for one
@@ -23,16 +24,28 @@ an honest Monte Carlo error. With c_x = 1 and b = a, K == V bitwise and u_b == u
   excites (the cross mode in the diagonal response at c < 1, and vice versa). At c = 1, D >= 0: the fit is the
   one-sided slope of docs/theory.md §2 (vanilla RNN: chi_1). A second mode lambda_2 biases lambda by
   ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. Error: jackknife
-  over the groups; over 16 seeds it matched the spread for lambda, and was ~1.5x small for diagonal_lambda.
+  over the groups, or the least-squares error of the whole population's response if larger (the groups share
+  the law: their spread misses its noise).
 * Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
   deviation below TOLERANCE (the measuring steps count; re-measured once stationary), capped at MAX_BURN_IN.
   If c_x = 1 and lambda(c=1) + 2 se >= 1 (c = 1 may be unstable: chaos), b restarts as an independent resample
   of a and relaxes to the attracting c* (back to c ~ 1 if c = 1 was stable after all).
-* Averages over ``average`` steps; standard errors from the spread of the GROUPS independent time averages
-  (extras ``standard_error_<key>``). A finite population is a finite-width network: each group's law
-  fluctuates, which biases moments by O(1/P_g), P_g = P/GROUPS -- negligible away from criticality, amplified
-  near it (vanilla RNN at lambda = 0.97: C* +1.6/P_g, Q* -0.16/P_g). NOT_CONVERGED if burn-in hit its cap or
-  the two halves of the average differ (> 5 standard errors and > 1e-3 relative).
+* Averages over ``average`` steps; standard errors (extras ``standard_error_<key>``): the larger of the spread of
+  the GROUPS time averages and the batch-means error (BATCHES batches) of the whole population's average --
+  the groups share the law, so its own slow fluctuations move them together and only the time series shows
+  them. NOT_CONVERGED if burn-in hit its cap or the two halves of the average differ (> 5 such standard errors
+  and > 1e-3 relative).
+* Finite-population bias: a finite population is a finite-width network, its law fluctuates, and that biases
+  moments by O(1/P) -- negligible away from criticality, amplified near it (vanilla RNN at lambda = 0.97: C*
+  about +2/P, benchmarks/RESULTS.md). An earlier version let every group average over its own P/GROUPS units:
+  a bias of O(GROUPS/P), common to all groups and so invisible in their spread (C* +2.3/P_g there, 10 standard
+  errors at P = 3200, and half of those runs NOT_CONVERGED).
+* Errors near criticality (measured at the vanilla point above, 12 seeds per population): the moments' errors
+  match or exceed the seeds' spread from P = 3200 on (1.2-1.5x) and are ~2x small at P = 1600; lambda's error is
+  1.6-2.6x small at every P there (1600 .. 32000; successive measurements within one run scatter by more than
+  their stated errors: the shared law wanders slowly during a measurement, which neither the groups nor the
+  residuals see); away from criticality (lambda = 0.28) they are 0.8-1.4x the spread. Independent seeds give
+  the full error.
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ MAX_BURN_IN = 5000  # steps; a rate within ~2e-3 of 1 cannot relax in it: NOT_CO
 MAX_MEASURE = 400  # steps one rate measurement may take
 DECAY, GROWTH = math.exp(-10), math.exp(3)  # a measurement ends at this decay (or growth: still linear)
 SNR = 10  # ... or when the response is within SNR standard errors of the Monte Carlo noise
+BATCHES = 8  # batch means of the averaging window (>= 5 relaxation times each at the default window)
 ETA = 1e-3  # kick size: response linear to ~1e-3 relative, and far above float64 rounding
 X = object()  # the cell input: it only enters through ops.affine
 
@@ -75,8 +89,10 @@ class _PopulationOps:
     def _second(self, v: np.ndarray) -> tuple:
         if id(v) not in self._moments:  # the LSTM multiplies h four times: average it once
             a, b = v[:, 0], v[:, 1]  # the same reduction for <aa>, <bb>, <ab>: K == V bitwise when b == a
-            q = ((a * a).mean(axis=-1) + (b * b).mean(axis=-1)) / 2
-            self._moments[id(v)] = (v, q[:, None, :, None], (a * b).mean(axis=-1)[:, None, :, None])
+            # Over the whole population (every group, per replica), not per group: a group's own average over
+            # P/GROUPS units would bias every group alike by O(GROUPS/P) (the module docstring).
+            q = ((a * a).mean(axis=(-2, -1)) + (b * b).mean(axis=(-2, -1))) / 2
+            self._moments[id(v)] = (v, q[:, None, None, None], (a * b).mean(axis=(-2, -1))[:, None, None, None])
         return self._moments[id(v)][1:]
 
     def affine(self, name: str, *vectors, **named) -> np.ndarray:
@@ -130,6 +146,18 @@ def _decay_rate(deltas: np.ndarray) -> tuple[float, float]:
     return fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
 
 
+def _pooled_rate(deltas: np.ndarray) -> tuple[float, float]:
+    """:func:`_decay_rate`, its error the larger of the jackknife over groups and the least-squares error of the
+    whole population's response (residuals Delta_{t+1} - lambda Delta_t): the groups share the law, so their
+    spread alone misses the law's own noise. Near criticality both miss part of it (module docstring)."""
+    lam, jackknife = _decay_rate(deltas)
+    d = deltas[max(1, len(deltas) // 2) - 1:].mean(axis=1)  # _decay_rate's window, population mean
+    residual, den = d[1:] - lam * d[:-1], np.sum(d[:-1] ** 2)
+    if den <= 0 or residual.size < 2:
+        return lam, jackknife
+    return lam, max(jackknife, float(math.sqrt(np.sum(residual ** 2) / (residual.size - 1) / den)))
+
+
 def _measure(ops: _PopulationOps, states: list[np.ndarray]) -> tuple[list[np.ndarray], tuple, tuple, int]:
     """Advance the population while measuring the diagonal and cross rates; returns (states, lam_d, lam_c, steps)."""
     pop = [np.repeat(x, 3, axis=0) for x in states]  # replicas: reference, diagonal kick, cross kick
@@ -150,8 +178,20 @@ def _measure(ops: _PopulationOps, states: list[np.ndarray]) -> tuple[list[np.nda
                 end[i] = t
         if all(end):
             break
-    lam_d, lam_c = (_decay_rate(np.array(series[i][:end[i] or t])) for i in (0, 1))
+    lam_d, lam_c = (_pooled_rate(np.array(series[i][:end[i] or t])) for i in (0, 1))
     return [x[:1] for x in pop], lam_d, lam_c, t
+
+
+def _batch_errors(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standard errors of the time average of ``series`` (steps, ...) and of the difference of its two halves,
+    from BATCHES consecutive batch means (zero when there are fewer than 2 steps per batch)."""
+    n = len(series) // BATCHES
+    if n < 2:
+        zero = np.zeros(series.shape[1:])
+        return zero, zero
+    batches = series[:n * BATCHES].reshape(BATCHES, n, *series.shape[1:]).mean(axis=1)
+    spread = batches.std(axis=0, ddof=1)
+    return spread / math.sqrt(BATCHES), spread * math.sqrt(4 / BATCHES)  # halves of BATCHES/2 batches each
 
 
 def _needed(rate: float) -> int:
@@ -211,10 +251,15 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         for i in range(n_avg):
             states = ops.step(states)
             record[i] = _stats(states)[0, ..., :3]
-    per = record.mean(axis=0)  # (GROUPS, S, 3): independent time averages
+    per = record.mean(axis=0)  # (GROUPS, S, 3): the groups' time averages
     mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
     half = record[n_avg // 2:].mean(axis=0) - record[: n_avg // 2].mean(axis=0)
-    drift_t = np.abs(half.mean(axis=0)) / np.maximum(half.std(axis=0, ddof=1) / math.sqrt(GROUPS), 1e-300)
+    half_se = half.std(axis=0, ddof=1) / math.sqrt(GROUPS)
+    # The groups share the law, so their spread misses its common fluctuations; the whole population's time
+    # series has them: the larger of the two errors (module docstring).
+    common, common_half = _batch_errors(record.mean(axis=1))
+    se, half_se = np.maximum(se, common), np.maximum(half_se, common_half)
+    drift_t = np.abs(half.mean(axis=0)) / np.maximum(half_se, 1e-300)
     drifting = np.any((drift_t > 5) & (np.abs(half.mean(axis=0)) > 1e-3 * np.max(np.abs(mean[:, 1]))))
 
     status = Status.OK if converged and not drifting else Status.NOT_CONVERGED

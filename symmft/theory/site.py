@@ -15,7 +15,8 @@ nu2_kv C_v(t, s), C_v the two-time correlation of v over the population, indepen
 used by :mod:`symmft.theory.transient` and :mod:`symmft.theory.stationary`, which supply the recurrent fields
 (a :class:`FieldSource`), and summarised by :mod:`symmft.theory.tied`.
 
-How: arrays are (copy a|b, group, unit). The two copies are one unit under the two input sequences: they share
+How: arrays are (copy a|b, group, unit), on the device of the draws' array module (numpy, or CuPy: see
+:mod:`symmft.backend`). The two copies are one unit under the two input sequences: they share
 the bias and the input rows. ``tied=False`` redraws the bias every step (the untied law of theory.md §2; the
 recurrent-field source redraws its fields too), which must reproduce :mod:`symmft.theory.population`.
 """
@@ -27,8 +28,8 @@ from typing import Protocol
 
 import numpy as np
 from scipy import fft
-from scipy.special import erf
 
+from symmft.backend import array_module, scipy_for
 from symmft.cell.trace import Cell
 from symmft.errors import CellDefinitionError
 
@@ -38,16 +39,20 @@ X = object()  # the cell input: it only enters through ops.affine
 class Draws:
     """Standard normals for arrays with a group axis. After :meth:`fork` the group axis is doubled and every draw
     of group g is repeated for its replica g + G (common random numbers: a replica differs from its original only
-    by what is done to it, so their difference is free of sampling noise)."""
+    by what is done to it, so their difference is free of sampling noise).
 
-    def __init__(self, rng: np.random.Generator, groups: int):
-        self.rng, self.groups, self.replicas = rng, groups, 1
+    ``xp`` is the array module the draws land in and the single-site process computes with (numpy or CuPy);
+    ``rng`` draws on its device (:func:`symmft.backend.random_generator`), or is a numpy Generator whose draws
+    are copied to the device (CuPy then sees the numpy run's very draws: for checking its arithmetic)."""
+
+    def __init__(self, rng, groups: int, xp=np):
+        self.rng, self.groups, self.replicas, self.xp = rng, groups, 1, xp
 
     def normal(self, shape: tuple, axis: int = 0, dtype=np.float64) -> np.ndarray:
         """Normals of ``shape`` with the (un-replicated) group count inserted at ``axis``."""
         shape = (*shape[:axis], self.groups, *shape[axis:])
-        z = self.rng.standard_normal(shape, dtype=dtype)
-        return z if self.replicas == 1 else np.concatenate([z] * self.replicas, axis=axis)
+        z = self.xp.asarray(self.rng.standard_normal(shape, dtype=dtype))
+        return z if self.replicas == 1 else self.xp.concatenate([z] * self.replicas, axis=axis)
 
     def fork(self) -> None:
         self.replicas *= 2
@@ -86,17 +91,16 @@ class SiteOps:
     def __init__(self, cell: Cell, h: dict, source: FieldSource, draws: Draws, shape: tuple[int, int], *,
                  input_dim: int | None = None, tied: bool = True):
         self.cell, self.h, self.source, self.draws, self.shape, self.tied = cell, h, source, draws, shape, tied
-        self.input_dim = input_dim
+        self.input_dim, self.xp = input_dim, draws.xp
         self.consumers = consumers(cell, input_too=input_dim is not None)
         self.input_maps = [a.name for a in cell.affines if any(i.hyperparameter.startswith("sigma2_") for i in a.inputs)]
         self.bias = self._draw_bias()
-        self.tanh, self.erf = np.tanh, erf
+        self.tanh, self.erf = self.xp.tanh, scipy_for(self.xp).special.erf
         self._fields: dict[int, np.ndarray] = {}
         self._inputs: dict[str, np.ndarray] = {}
 
-    @staticmethod
-    def sigmoid(u: np.ndarray) -> np.ndarray:
-        return 0.5 * (1.0 + np.tanh(0.5 * u))  # overflow-free logistic
+    def sigmoid(self, u: np.ndarray) -> np.ndarray:
+        return 0.5 * (1.0 + self.xp.tanh(0.5 * u))  # overflow-free logistic
 
     def _draw_bias(self) -> dict[str, np.ndarray]:
         h = self.h
@@ -105,7 +109,7 @@ class SiteOps:
 
     def fork(self) -> None:
         """Double the groups: groups G..2G-1 become replicas of 0..G-1 (same biases, inputs, draws)."""
-        self.bias = {k: np.concatenate([b, b]) for k, b in self.bias.items()}
+        self.bias = {k: self.xp.concatenate([b, b]) for k, b in self.bias.items()}
         self.shape = (2 * self.shape[0], self.shape[1])
 
     def keep(self, units: int) -> None:
@@ -130,7 +134,7 @@ class SiteOps:
         amap, values = self.cell.affine(name), (*vectors, *named.values())
         if len(values) != len(amap.inputs):
             raise CellDefinitionError(f"{self.cell.path}: ops.affine({name!r}) differs from the traced cell")
-        u = self.bias[name] + np.zeros((2, *self.shape))
+        u = self.bias[name] + self.xp.zeros((2, *self.shape))
         for inp, v in zip(amap.inputs, values):
             if v is X and self.input_dim is None:
                 u = u + self._inputs[name]
@@ -138,7 +142,7 @@ class SiteOps:
             if v is X:
                 v = self._inputs  # the source conditions W_k x_t on the group's own inputs x_1..x_t
             if inp.node not in self._fields:  # first map reading this vector this step: sample all its matrices
-                v = v if v is self._inputs else np.broadcast_to(v, u.shape)
+                v = v if v is self._inputs else self.xp.broadcast_to(v, u.shape)
                 self._fields[inp.node] = self.source.fields(inp.node, v)
             row = [k for k, _ in self.consumers[inp.node]].index(name)
             u = u + math.sqrt(self.h[inp.hyperparameter]) * self._fields[inp.node][row]
@@ -153,7 +157,8 @@ class SiteOps:
         self.source.begin(t)
         out = self.cell.step(X, *states, self)
         out = out if isinstance(out, tuple) else (out,)
-        return [np.broadcast_to(o, s.shape).copy() if np.shape(o) != s.shape else o for o, s in zip(out, states)]
+        return [self.xp.broadcast_to(self.xp.asarray(o), s.shape).copy() if getattr(o, "shape", ()) != s.shape
+                else o for o, s in zip(out, states)]
 
 
 def lagged(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
@@ -165,6 +170,8 @@ def lagged(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
 
 
 def moments(states: list[np.ndarray]) -> np.ndarray:
-    """(group, state, 3): per group the mean M, second moment Q (both over copies) and cross moment C = <s_a s_b>."""
-    return np.stack([np.stack([s.mean(axis=(0, -1)), (s * s).mean(axis=(0, -1)), (s[0] * s[1]).mean(axis=-1)],
+    """(group, state, 3): per group the mean M, second moment Q (both over copies) and cross moment C = <s_a s_b>
+    (on the states' device)."""
+    xp = array_module(*states)
+    return xp.stack([xp.stack([s.mean(axis=(0, -1)), (s * s).mean(axis=(0, -1)), (s[0] * s[1]).mean(axis=-1)],
                               axis=-1) for s in states], axis=1)

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from symmft.backend import BACKENDS, to_numpy
 from symmft.cell import params
 from symmft.cell.trace import Cell, load_cell
-from symmft.errors import HyperparameterError, Status
+from symmft.errors import BackendError, HyperparameterError, Status
 from symmft.serialize import jsonable
 from symmft.theory.analysis import DIVERGENCE, time_scale
 from symmft.theory.population import _decay_rate
@@ -96,7 +97,7 @@ class TiedAnalysis:
 def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps: int | None = None,
                  input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
                  seed: int = 0, window: int | None = None, stationary: bool = True,
-                 max_steps: int = STATIONARY_STEPS) -> TiedAnalysis:
+                 max_steps: int = STATIONARY_STEPS, backend: str = "numpy") -> TiedAnalysis:
     """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
 
     ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
@@ -108,10 +109,13 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     2); the solver doubles that lag range while the measured correlations need it, up to
     :data:`~symmft.theory.stationary.MAX_LAGS`. ``max_steps``: its budget of steps per unit (the stationary
     state is NOT_CONVERGED if not reached in it). ``stationary`` False: never (a drifting tail is then reported
-    as NOT_CONVERGED).
+    as NOT_CONVERGED). ``backend``: "numpy" or "cupy" for the causal transient (a seed fixes each backend's draws:
+    the two agree within standard errors, not bit for bit; the stationary solver runs on numpy).
     """
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     h = _point(cell, hyperparameters)
+    if backend not in BACKENDS:
+        raise BackendError(f"the tied theory runs on {' or '.join(BACKENDS)}, got backend {backend!r}")
     if weights not in WEIGHTS:
         raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
@@ -119,7 +123,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
-    run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim)
+    run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim,
+                    backend=backend)
     record, keep = _advance_keeping(run, horizon)
     values, se, status = _tail(record)
     stationary_report = None
@@ -150,7 +155,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
                         xi=float(time_scale(lam)), status=status, trajectory=trajectory,
                         two_time=dict(zip(S, two_time)), standard_error=errors,
                         extras={"population": run.ops.shape[0] // 2 * run.ops.shape[1], "steps_run": horizon,
-                                "input_dim": input_dim, "weights": weights, "solver": solver,
+                                "input_dim": input_dim, "weights": weights, "solver": solver, "backend": backend,
                                 "window": window if solver == "stationary" else None,
                                 "stationary_solver": stationary_report})
 
@@ -176,7 +181,7 @@ def _advance_keeping(run: Transient, steps: int) -> tuple[np.ndarray, np.ndarray
     keep, rows = [], [record]
     for _ in range(tail):
         rows.append(run.advance(1))
-        keep.append(np.stack([s[:, :groups].reshape(2, -1) for s in run.states]))
+        keep.append(np.stack([to_numpy(s[:, :groups]).reshape(2, -1) for s in run.states]))
     return np.concatenate(rows), np.array(keep)
 
 

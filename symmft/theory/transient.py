@@ -16,13 +16,19 @@ all units (a C per group of P/GROUPS units would bias every group alike by O(GRO
 GROUPS sub-populations give the Monte Carlo error, the spread of their averages (which misses C's own noise
 fed back, measured small: docs/tied.md §2). ``tied=False`` redraws every
 field each step with the current covariance only (and site.SiteOps redraws the biases): the untied law.
+
+Backends: ``backend="cupy"`` keeps every per-unit array on the GPU (the same code through the array module
+``xp`` of :mod:`symmft.backend`; cuBLAS for the products, cupyx.scipy's triangular solve) and draws with cuRAND,
+so a seed gives a different, statistically equivalent population: CuPy and numpy results agree within their
+standard errors, not bit for bit (``host_draws=True`` copies numpy's draws to the GPU instead, to check the
+arithmetic). :meth:`Transient.advance` returns host (numpy) moments on either backend.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
+from symmft.backend import array_module, get_xp, random_generator, scipy_for, to_numpy
 from symmft.cell.trace import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, moments
@@ -45,11 +51,13 @@ class CausalFields:
     def __init__(self, cell: Cell, steps: int, shape: tuple[int, int], draws: Draws, tied: bool = True,
                  input_dim: int | None = None):
         self.draws, self.tied, (self.G, self.p) = draws, tied, shape
+        xp = self.xp = draws.xp
+        self.solve_triangular = scipy_for(xp).linalg.solve_triangular
         self.base = self.G  # reference groups; after a fork groups base..2 base-1 are their replicas
         self.maps = {node: len(maps) for node, maps in consumers(cell, input_too=input_dim is not None).items()}
         dims = {node: self.p for node in self.maps} | ({input_node(cell): input_dim} if input_dim else {})
         n = 2 * (steps if tied else 1)
-        self.history = {node: np.zeros((self.G, n, dims[node])) for node in self.maps}  # the input's "units": m
+        self.history = {node: xp.zeros((self.G, n, dims[node])) for node in self.maps}  # the input's "units": m
         self.replica_history: dict[int, np.ndarray] = {}  # rows from the fork on, of the replicas
         # One Cholesky factor per *pool*: a population vector's C is estimated from all groups together (one
         # pool; a group's own C from P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md
@@ -57,9 +65,9 @@ class CausalFields:
         # given it (one pool per group).
         own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
         pools = {node: self.G if node == own_input else 1 for node in self.maps}
-        self.chol = {node: np.zeros((pools[node], n, n)) for node in self.maps}
-        self.live = {node: np.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
-        self.innovations = {node: np.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
+        self.chol = {node: xp.zeros((pools[node], n, n)) for node in self.maps}
+        self.live = {node: xp.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
+        self.innovations = {node: xp.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
         self.t, self.written, self.forked_at = 0, 0, None
 
     def begin(self, t: int) -> None:
@@ -72,43 +80,43 @@ class CausalFields:
             raise ValueError("the causal fields fork once")  # a bug, not user input
         self.forked_at = self.written if self.tied else 0
         for node, hist in self.history.items():
-            self.replica_history[node] = np.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
+            self.replica_history[node] = self.xp.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
         for table in (self.chol, self.live):
             for node, a in table.items():
-                table[node] = np.concatenate([a, a])
+                table[node] = self.xp.concatenate([a, a])
         self.G *= 2
 
     def _covariances(self, node: int, v: np.ndarray, J: int) -> np.ndarray:
         """(group, J, copy): <v_i v_new> over the group's units for every variable i < J (the new ones included)."""
-        B, j = self.base, J - 2
+        xp, B, j = self.xp, self.base, J - 2
         hist, ref = self.history[node], v[:, :B].transpose(1, 2, 0)  # (B, units, copy)
         if self.forked_at is None:
             hist[:, j:J] = v.transpose(1, 0, 2)
-            return np.matmul(hist[:, :J], ref) / v.shape[-1]
+            return xp.matmul(hist[:, :J], ref) / v.shape[-1]
         f, rep_hist, rep = self.forked_at, self.replica_history[node], v[:, B:].transpose(1, 2, 0)
         hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
         rep_hist[:, j - f:J - f] = v[:, B:].transpose(1, 0, 2)
-        shared = np.matmul(hist[:, :f], np.concatenate([ref, rep], axis=2))  # the common past, read once
-        cov = np.concatenate([np.concatenate([shared[..., :2], np.matmul(hist[:, f:J], ref)], axis=1),
-                              np.concatenate([shared[..., 2:], np.matmul(rep_hist[:, :J - f], rep)], axis=1)])
+        shared = xp.matmul(hist[:, :f], xp.concatenate([ref, rep], axis=2))  # the common past, read once
+        cov = xp.concatenate([xp.concatenate([shared[..., :2], xp.matmul(hist[:, f:J], ref)], axis=1),
+                              xp.concatenate([shared[..., 2:], xp.matmul(rep_hist[:, :J - f], rep)], axis=1)])
         return cov / v.shape[-1]
 
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
         j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
-        J, k, B = j + 2, self.maps[node], self.base
+        xp, J, k, B = self.xp, j + 2, self.maps[node], self.base
         pools = len(L)  # after a fork the replicas are pooled apart from the reference groups
         cov = self._covariances(node, v, J)  # per group; the pool's C is the mean over its (equal) groups
         cov = cov.reshape(pools, self.G // pools, J, 2).mean(axis=1)
         # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
         # row j + 1 (copy b) extends it by the a/b element.
-        rows = np.zeros((pools, 2, J))
+        rows = xp.zeros((pools, 2, J))
         for g in range(pools):
             if j:
-                rows[g, :, :j] = solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
+                rows[g, :, :j] = self.solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
         var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
-        rows[:, 0, j], ok0 = _pivot(var[:, 0] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
-        rows[:, 1, j] = (cov[:, j, 1] - np.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
-        rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - np.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
+        rows[:, 0, j], ok0 = _pivot(var[:, 0] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
+        rows[:, 1, j] = (cov[:, j, 1] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
+        rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - xp.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
                                         var[:, 1])
         L[:, j:J, :J] = rows
         live[:, j], live[:, j + 1] = ok0, ok1
@@ -116,9 +124,9 @@ class CausalFields:
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
         z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
         Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
-        weights = np.repeat((rows * live[:, None, :J]).astype(np.float32), self.G // pools, axis=0)  # (G, copy, J)
+        weights = xp.repeat((rows * live[:, None, :J]).astype(np.float32), self.G // pools, axis=0)  # (G, copy, J)
         weights = weights.reshape(self.G // B, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
-        out = np.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
+        out = xp.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
         out = out.reshape(B, self.G // B, 2, k, self.p).transpose(3, 2, 1, 0, 4)
         return out.reshape(k, 2, self.G, self.p)
 
@@ -127,8 +135,9 @@ class CausalFields:
 def _pivot(d2: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A Cholesky pivot from the conditional variance ``d2`` of variables of variance ``var``, and whether it is
     live: below DEGENERATE x var the variable is exactly the past's linear function (unit pivot, masked innovation)."""
-    ok = d2 > DEGENERATE * np.maximum(var, 1e-300)
-    return np.where(ok, np.sqrt(np.where(ok, d2, 1.0)), 1.0), ok
+    xp = array_module(d2)
+    ok = d2 > DEGENERATE * xp.maximum(var, 1e-300)
+    return xp.where(ok, xp.sqrt(xp.where(ok, d2, 1.0)), 1.0), ok
 
 
 class Transient:
@@ -136,40 +145,44 @@ class Transient:
 
     ``horizon``: the most steps it will take (the Cholesky factors and innovations are allocated for it);
     ``population``: units (rounded up to a multiple of GROUPS); ``tied`` False: fields and biases redrawn each
-    step (the untied law); ``input_dim``: m (None: infinite).
+    step (the untied law); ``input_dim``: m (None: infinite); ``backend``: "numpy" or "cupy" (the module
+    docstring: a seed fixes each backend's draws, not both alike); ``host_draws``: with CuPy, draw numpy's
+    stream on the host and copy it to the GPU (the numpy run's very draws, for checking the arithmetic; slower).
     """
 
     def __init__(self, cell: Cell, h: dict, horizon: int, *, population: int, seed: int,
-                 input_dim: int | None = None, tied: bool = True):
+                 input_dim: int | None = None, tied: bool = True, backend: str = "numpy",
+                 host_draws: bool = False):
         if input_dim is not None and not tied:
             raise HyperparameterError("a finite input size belongs to the tied network (untied input rows are "
                                       "redrawn every step): drop input_dim or keep tied=True")
         per_group = max(2, -(-int(population) // GROUPS))
         shape = (GROUPS, per_group)
-        self.draws = Draws(np.random.Generator(np.random.SFC64(seed)), GROUPS)
+        xp = self.xp = get_xp(backend)
+        self.draws = Draws(random_generator(np if host_draws else xp, seed), GROUPS, xp)
         self.source = CausalFields(cell, horizon, shape, self.draws, tied, input_dim)
         self.ops = SiteOps(cell, h, self.source, self.draws, shape, input_dim=input_dim, tied=tied)
-        self.states = [np.zeros((2, *shape)) for _ in cell.states]
+        self.states = [xp.zeros((2, *shape)) for _ in cell.states]
         self.t, self.horizon = 0, horizon
 
     def advance(self, steps: int) -> np.ndarray:
-        """Take ``steps`` steps; moments (steps, group, state, 3): mean, second moment, a/b cross moment."""
+        """Take ``steps`` steps; moments (steps, group, state, 3): mean, second moment, a/b cross moment (numpy)."""
         if self.t + steps > self.horizon:
             raise ValueError(f"the transient was allocated for {self.horizon} steps")  # a bug, not user input
-        record = np.empty((steps, self.ops.shape[0], len(self.states), 3))
+        record = self.xp.empty((steps, self.ops.shape[0], len(self.states), 3))  # on the device: one copy back
         with np.errstate(all="ignore"):  # overflow/NaN becomes a status in the caller
             for i in range(steps):
                 self.states = self.ops.step(self.t, self.states)
                 self.t += 1
                 record[i] = moments(self.states)
-        return record
+        return to_numpy(record)
 
     def fork(self) -> None:
         """Groups G..2G-1 become replicas of groups 0..G-1 from now on (common random numbers)."""
         self.draws.fork()
         self.source.fork()
         self.ops.fork()
-        self.states = [np.concatenate([s, s], axis=1) for s in self.states]
+        self.states = [self.xp.concatenate([s, s], axis=1) for s in self.states]
 
     def field_covariances(self, lags: int) -> dict:
         """Per vector node, (auto, cross) <v_t v_{t+tau}>, <v^a_t v^b_{t+tau}> over the last half of the run
@@ -178,7 +191,7 @@ class Transient:
         for node, hist in self.source.history.items():
             if node not in consumers(self.ops.cell):
                 continue  # the input (finite m) is not a field of the population
-            v = hist[:G, 2 * (self.t // 2): 2 * self.t].transpose(0, 2, 1)  # reference groups, (G, units, time)
+            v = to_numpy(hist[:G, 2 * (self.t // 2): 2 * self.t]).transpose(0, 2, 1)  # reference groups, (G, units, t)
             a, b = v[..., 0::2], v[..., 1::2]
             n = min(lags, a.shape[-1])
             units = a.shape[0] * a.shape[1]
@@ -193,6 +206,6 @@ class Transient:
         for s in self.states:
             a, b = s[0, G:], s[1, G:]
             if self.ops.h["c_x"] == 1.0:
-                b += eta * np.sqrt(np.mean(a * a)) * rng.standard_normal(b.shape)
+                b += eta * self.xp.sqrt(self.xp.mean(a * a)) * self.xp.asarray(rng.standard_normal(b.shape))
             else:
                 b += eta * (a - b)
