@@ -39,12 +39,40 @@ class _Printer(StrPrinter):
     def __init__(self, settings=None):
         super().__init__(settings)
         self._scope: list[str] = []  # integration variables of the enclosing integrands, innermost last
+        self._shared = 0  # names of shared-node groups (_s0, _s1, ...), unique across one generated source
+
+    def share_nodes(self, exprs: list) -> tuple[list[tuple[str, str]], list]:
+        """Nested expectations of one integrand that share their Gaussian, evaluated as ONE call on shared nodes.
+
+        Returns (bindings [(name, source of the grouped call)], ``exprs`` with each member replaced by
+        ``name[i]``). An integrand of a nested law (a chain rule through its levels, a Jacobian's moments) holds
+        tens of inner expectations over the same Gaussian, differing only in the function integrated; called
+        one by one, each generates its own nodes over every outer node."""
+        members: dict = {}
+        for e in exprs:
+            for f in _outer_expectations(e):
+                lam, m, v = f.args
+                members.setdefault((lam.variables, m, v), []).append(f)
+        replace, bindings = {}, []
+        for (variables, m, v), group in members.items():
+            if len(group) < 2:
+                continue
+            name = f"_s{self._shared}"
+            self._shared += 1
+            together = E1(sp.Lambda(variables, sp.Tuple(*[f.args[0].expr for f in group])), m, v, evaluate=False)
+            bindings.append((name, self._print(together)))
+            replace.update({f: sp.Symbol(f"{name}[{i}]") for i, f in enumerate(group)})
+        return bindings, [e.xreplace(replace) if replace else e for e in exprs]
 
     def _print_Lambda(self, expr):
         (x,) = expr.variables  # its own variable: an inner level of a nested expectation reads the outer ones'
         self._scope.append(str(x))
         try:
             if expr.expr.has(E1, E2, EL, conditional.Leaves) or len(self._scope) < 3:
+                bindings, (body,) = self.share_nodes([expr.expr]) if expr.expr.has(E1) else ([], [expr.expr])
+                if bindings:
+                    bound = "".join(f"({name} := {call}), " for name, call in bindings)
+                    return f"(lambda {x}: ({bound}{self._print(body)})[-1])"
                 return f"(lambda {x}: {self._print(expr.expr)})"
             # the innermost level of a deep nested expectation: the costly one (every node of every level), so its
             # repeated subexpressions are computed once, bound by assignment expressions
@@ -375,6 +403,23 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
     return "\n".join(lines)
 
 
+def _outer_expectations(e: sp.Expr) -> list:
+    """The E1 nodes of ``e`` not inside another E1 (nor inside a Lambda of another kind), whose parameters hold no
+    expectation: the candidates for one integrand's shared nodes."""
+    out, stack, seen = [], [e], set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, E1):
+            if isinstance(node.args[0], sp.Lambda) and not any(a.has(E1, E2, EL) for a in node.args[1:]):
+                out.append(node)
+        elif not isinstance(node, (sp.Lambda, E2, EL, conditional.Leaves)):
+            stack.extend(node.args)
+    return sorted(out, key=sp.default_sort_key)
+
+
 def _unique_nodes(exprs: list) -> list:
     """Every distinct subexpression of ``exprs``, children before parents, in the order of their first appearance
     in a post-order traversal; a repeated subtree is walked once (the maps are DAGs with much sharing, which
@@ -404,11 +449,15 @@ def _load(name: str, source: str, namespace: dict) -> Callable:
 
 def _integrand(name: str, functions: list, printer) -> list[str]:
     """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once (not
-    across a nested expectation, whose own integrand binds another u)."""
+    across a nested expectation, whose own integrand binds another u; nested expectations over one Gaussian
+    share their nodes instead: ``_Printer.share_nodes``)."""
     nested = any(f.has(E1, E2, EL) for f in functions)
     assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
     lines = [f"    def {name}(u):"]
     printer._scope.append("u")
+    if nested:
+        bindings, reduced = printer.share_nodes(reduced)
+        lines += [f"        {v} = {call}" for v, call in bindings]
     lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")
     printer._scope.pop()
