@@ -60,7 +60,7 @@ class _Printer(StrPrinter):
         for (variables, m, v), group in members.items():
             (x,) = variables
             integrands = [f.args[0].expr for f in group]
-            innermost = not any(F.has(E1, E2, EL, conditional.Leaves) for F in integrands)
+            innermost = not any(F.has(E1, E2, EL) for F in integrands)
             split = innermost and any(F.free_symbols - {x} for F in integrands)
             if len(group) < 2 and not split:
                 continue
@@ -104,7 +104,7 @@ class _Printer(StrPrinter):
         self._scope.append(str(x))
         nested, self._nested = self._nested, True
         try:
-            innermost = not expr.expr.has(E1, E2, EL, conditional.Leaves)
+            innermost = not expr.expr.has(E1, E2, EL)
             if not innermost or (len(self._scope) < 3 and not isinstance(expr.expr, sp.Tuple)):
                 bindings, (body,) = self.share_nodes([expr.expr]) if expr.expr.has(E1) else ([], [expr.expr])
                 if bindings:
@@ -465,7 +465,7 @@ def _outer_expectations(e: sp.Expr) -> list:
         if isinstance(node, E1):
             if isinstance(node.args[0], sp.Lambda) and not any(a.has(E1, E2, EL) for a in node.args[1:]):
                 out.append(node)
-        elif not isinstance(node, (sp.Lambda, E2, EL, conditional.Leaves)):
+        elif not isinstance(node, (sp.Lambda, E2, EL)):
             stack.extend(node.args)
     return sorted(out, key=sp.default_sort_key)
 

@@ -180,16 +180,19 @@ class EC(sp.Function):
         cond = self.args[2]
         H, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov = self._parts()
         beta = cov / (va + _TINY)
-        # the innermost level, over X_b, is the costly one (every node of every level): H is split into
-        # sum_i A_i(c, X_a) B_i(X_b) and each distinct B_i integrated as a plain 1-D expectation of its own
-        split: dict = {}
+        # H = sum_k A_k(c_a, c_b) F_k(X_a) G_k(X_b): each distinct pair (F_k, G_k) is one two-level expectation
+        # over (X_a, X_b) given c, and the coefficients A_k are evaluated on the conditioning atoms' nodes only (the
+        # code generator then evaluates every pair, and every G, of one law on shared nodes: share_nodes)
+        pairs: dict = {}
         for monomial, coefficient in Expansion().terms(H).items():
-            inner = sp.Mul(*[f**k for f, k in monomial if f.has(y)])
-            split.setdefault(inner, []).append(sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(y)]))
-        leaves = sp.Lambda(u, sp.Tuple(*[b.xreplace({y: u}) for b in split]))
-        weights = sp.Tuple(*[sp.Add(*terms) for terms in split.values()])  # one sum each (not n growing sums)
-        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, weights)
-        body = E1(sp.Lambda(x, body), ma, va)
+            F = sp.Mul(*[f**k for f, k in monomial if f.has(x) and not f.has(y)])
+            G = sp.Mul(*[f**k for f, k in monomial if f.has(y)])
+            A = sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(x) and not f.has(y)])
+            pairs[F, G] = pairs.get((F, G), sp.S.Zero) + A
+        body = sp.S.Zero
+        for (F, G), A in pairs.items():
+            inner = E1(sp.Lambda(y, G), mb + beta * (x - ma), vb - beta * cov)
+            body += A * E1(sp.Lambda(x, F * inner), ma, va)
         for i in reversed(range(len(t))):
             m, v, kk = cond[3 * i : 3 * i + 3]
             slope = kk / (v + _TINY)
@@ -260,23 +263,6 @@ class EC1(sp.Function):
 
     def _sympystr(self, printer):
         return f"E_conditional[{printer._print(self.args[0].expr)}]"
-
-
-class Leaves(sp.Function):
-    """sum_i A_i E[B_i(u)], u ~ N(m, v), for the code generator only: args (Lambda(u, (B_1..B_n)), m, v, (A_1..A_n)).
-
-    Printed as ONE 1-D expectation returning the tuple of E[B_i] on shared nodes (the innermost level of a
-    conditional law holds many B_i after differentiation: tanh(y)^k), combined with the A_i in place.
-    """
-
-    nargs = 4
-
-    def _symmft_code(self, printer):
-        lam, m, v, weights = self.args
-        name = f"_leaf_{printer._scope[-1]}"
-        terms = " + ".join(f"({printer._print(a)})*{name}[{i}]" for i, a in enumerate(weights))
-        integrand = f"lambda u: ({''.join(printer._print(b) + ', ' for b in lam.expr)})"
-        return f"(({name} := E1({integrand}, {printer._print(m)}, {printer._print(v)})), {terms})[-1]"
 
 
 def expand(e: sp.Expr) -> sp.Expr:
