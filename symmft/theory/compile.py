@@ -260,7 +260,9 @@ class CompiledMap:
 
     ``diagonal(d, h)`` -> new diagonal keys; ``cross(d, c, h)`` -> new cross keys; ``diagonal_jacobian(d, h)``
     and ``cross_jacobian(d, c, h)`` -> (new keys, nested lists J[i][j] = d new_i / d key_j), computed together
-    because they share their Gaussian expectations.
+    because they share their Gaussian expectations. ``cross_jacobian_identical(d, h)`` is ``cross_jacobian`` at
+    C = Q (every cross key at its diagonal analogue) with c_x = 1, where the two copies coincide: present (not
+    None) only for a map holding a two-sequence conditional law, which it evaluates as one sequence's.
     """
 
     map: MeanFieldMap
@@ -269,6 +271,7 @@ class CompiledMap:
     _cross: Callable
     _jdiag: Callable
     _jcross: Callable
+    _jcross_identical: Callable | None = None
 
     def _hyper(self, h: dict) -> list:
         return [h[s.name] for s in self.map.hyperparameters]
@@ -277,13 +280,41 @@ class CompiledMap:
         return self._diag(*d, *self._hyper(h))
 
     def cross(self, d, c, h):
-        return self._cross(*d, *c, *self._hyper(h))
+        return self._sliced(self._cross, [*d, *c, *self._hyper(h)])
 
     def diagonal_jacobian(self, d, h):
         return _split(self._jdiag(*d, *self._hyper(h)), len(self.map.diagonal))
 
     def cross_jacobian(self, d, c, h):
-        return _split(self._jcross(*d, *c, *self._hyper(h)), len(self.map.cross))
+        return _split(self._sliced(self._jcross, [*d, *c, *self._hyper(h)]), len(self.map.cross))
+
+    @property
+    def has_identical(self) -> bool:
+        return self._jcross_identical is not None
+
+    def cross_jacobian_identical(self, d, h):
+        return _split(self._jcross_identical(*d, *self._hyper(h)), len(self.map.cross))
+
+    def _sliced(self, function: Callable, args: list) -> list:
+        """``function(*args)``; a map holding a two-sequence conditional law (``has_identical``) is called on at
+        most :data:`CONDITIONAL_POINTS` points at a time: its nested levels hold ~44^3 nodes a point."""
+        if self._jcross_identical is None or self.backend == "mpmath":
+            return function(*args)
+        xp = get_xp(self.backend)
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+        if len(shape) != 1 or shape[0] <= CONDITIONAL_POINTS:
+            return function(*args)
+        args = [xp.broadcast_to(xp.asarray(a, dtype=float), shape) for a in args]
+        parts = [function(*[a[lo : lo + CONDITIONAL_POINTS] for a in args])
+                 for lo in range(0, shape[0], CONDITIONAL_POINTS)]
+        return [xp.concatenate([xp.broadcast_to(xp.asarray(p[i], dtype=float), (min(CONDITIONAL_POINTS, shape[0] - lo),))
+                                for p, lo in zip(parts, range(0, shape[0], CONDITIONAL_POINTS))])
+                for i in range(len(parts[0]))]
+
+
+#: Points per call of a two-sequence conditional law (the analysis's points are flat 1-D batches): ~10 MB of node
+#: arrays a point for the reset-after GRU's cross Jacobian.
+CONDITIONAL_POINTS = 16
 
 
 def _split(values: list, k: int):
@@ -309,12 +340,19 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
         jdiag = diag + [_derivative(e, k) for e in diag for k in d]
         jcross = cross + [_derivative(e, k) for e in cross for k in c]
         _check_functions(jdiag + jcross, namespace, backend)
-        return {
+        out = {
             "diagonal": _source("diagonal", d + h, diag, printer),
             "cross": _source("cross", d + c + h, cross, printer),
             "diagonal_jacobian": _source("diagonal_jacobian", d + h, jdiag, printer),
             "cross_jacobian": _source("cross_jacobian", d + c + h, jcross, printer),
         }
+        if backend != "mpmath" and any(e.has(conditional.EC) for e in jcross):
+            # at C = Q and c_x = 1 every EC collapses to one sequence's law (EC.eval)
+            names = {s.name: s for s in d}
+            identical = {k: names["Q" + k.name[1:]] for k in c} | {s: sp.S.One for s in h if s.name == "c_x"}
+            out["cross_jacobian_identical"] = _source(
+                "cross_jacobian_identical", d + h, [e.xreplace(identical) for e in jcross], printer)
+        return out
 
     src = store.cached(mf.cell.file_hash, "compiled", (mf.closure, tuple(sorted(mf.chrono)), backend), sources)
     compiled = CompiledMap(
@@ -324,6 +362,8 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
         _cross=_load("cross", src["cross"], namespace),
         _jdiag=_load("diagonal_jacobian", src["diagonal_jacobian"], namespace),
         _jcross=_load("cross_jacobian", src["cross_jacobian"], namespace),
+        _jcross_identical=(_load("cross_jacobian_identical", src["cross_jacobian_identical"], namespace)
+                           if "cross_jacobian_identical" in src else None),
     )
     _COMPILED[key] = compiled
     return compiled

@@ -134,6 +134,19 @@ class EC(sp.Function):
 
     nargs = 4
 
+    @classmethod
+    def eval(cls, lam, structure, cond, lin):
+        # identical copies (every atom's cross covariance is its variance: C = Q and c_x = 1): c_b = c_a and
+        # X_b = X_a, so the law is one sequence's, k + 1 levels instead of 2k + 2 (the limit the nested levels
+        # reach with zero conditional variances, there at the cost of 2k + 2 levels of nodes)
+        if not isinstance(lam, sp.Lambda) or any(a[2::3] != a[1::3] for a in (cond, lin)):
+            return None
+        k = len(cond) // 3
+        t, s, x, y = LEVELS[:k], LEVELS[k : 2 * k], LEVELS[2 * k], LEVELS[2 * k + 1]
+        H = lam.expr.xreplace({**dict(zip(s, t)), x: LEVELS[k], y: LEVELS[k]})
+        pairs = lambda a: sp.Tuple(*[p for i in range(0, len(a), 3) for p in a[i : i + 2]])  # noqa: E731
+        return EC1(sp.Lambda((*t, LEVELS[k]), H), structure, pairs(cond), pairs(lin))
+
     def _parts(self):
         lam, structure, cond, lin = self.args
         k = len(cond) // 3

@@ -321,8 +321,8 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
     analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
     c_equal = d[analogue]
     limit = xp.stack([_cross_limit(k.name, d, names_d, xp) for k in mf.cross])  # Cauchy-Schwarz
-    lam_equal = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c_equal, hx)[1], flat, xp), xp)
     identical = hx["c_x"] == 1.0
+    lam_equal = _leading_eigenvalue(_jacobian_at_equal(cm, dt, c_equal, hx, identical, flat, xp), xp)
     # solved only where the diagonal converged: elsewhere the status is NOT_CONVERGED and c* is not reported
     need_solve = ~(identical & (xp.abs(lam_equal) < 1)) & conv_d
     c = c_equal
@@ -382,6 +382,23 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
         status=to_numpy(status).astype(int).reshape(shape),
         extras={"chi_1": clean(lam_equal, ok_d)},
     )
+
+
+def _jacobian_at_equal(cm: CompiledMap, d: tuple, c, h: dict, identical, flat: tuple, xp):
+    """The cross map's Jacobian at C = Q, (N, k, k). Where the inputs are identical too (c_x = 1) the two copies
+    coincide, and a map holding a two-sequence conditional law evaluates it as one sequence's
+    (``cross_jacobian_identical``: k + 1 nested levels instead of 2k + 2; equal up to rounding)."""
+    if not cm.has_identical or not bool(xp.any(identical)):
+        return _matrix(cm.cross_jacobian(d, c, h)[1], flat, xp)
+    if bool(xp.all(identical)):
+        return _matrix(cm.cross_jacobian_identical(d, h)[1], flat, xp)
+    k = len(cm.map.cross)
+    out = xp.empty((*flat, k, k))
+    for where, full in ((xp.nonzero(identical)[0], False), (xp.nonzero(~identical)[0], True)):
+        d_i, h_i = tuple(v[where] for v in d), {n: v[where] for n, v in h.items()}
+        J = cm.cross_jacobian(d_i, c[:, where], h_i)[1] if full else cm.cross_jacobian_identical(d_i, h_i)[1]
+        out[where] = _matrix(J, where.shape, xp)
+    return out
 
 
 def _status(conv_d, conv_c, q, d, lam_d, c, lam, xp):
