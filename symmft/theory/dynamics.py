@@ -55,9 +55,10 @@ def analyze(
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
-    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly at one point
-    (conditional laws by nested quadrature; on a grid or with mpmath the moment closure, labelled) and the others
-    by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
+    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly (conditional laws
+    by nested quadrature; on a grid with c_x != 1 somewhere, the two-sequence law by the moment closure; with
+    mpmath the moment closure; labelled) and the others by the Gaussian moment closure; ``Analysis.laws`` names
+    the law of each nonlinearity. "exact",
     "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
     ``start`` {key: value} (every diagonal key, e.g. ``M_c, M_h, Q_c, Q_h``; numbers or arrays) starts Newton
     there instead of after plain iterations from the unit state: a warm start from a nearby point's fixed point,
@@ -67,7 +68,8 @@ def analyze(
     if closure == "population":
         return analyze_population(cell, h)
     grid = any(np.ndim(v) for v in h.values())
-    mf = derive(cell, map_closure(closure, grid, backend), params_mod.chrono_maps(cell, h))
+    identical = bool(np.all(np.asarray(h["c_x"]) == 1.0))
+    mf = derive(cell, map_closure(closure, grid, backend, identical), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if not 5 <= dps <= MAX_DPS:
             raise HyperparameterError(f"dps = {dps}: the mpmath backend takes 5 to {MAX_DPS} digits (30 is the "
