@@ -78,9 +78,10 @@ def add_parsers(sub) -> None:
                    help="tied: units of the Monte Carlo population (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="tied: random seed (default: %(default)s)")
     p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
-                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it at "
-                   "one point (a conditional law like the GRU's tanh(u_n + r*u_hn)), else the Gaussian moment "
-                   "closure, labelled, its error measured at one point by a population check; exact / "
+                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it "
+                   "(a conditional law like the GRU's tanh(u_n + r*u_hn); on a grid with c_x != 1 exact for the "
+                   "fixed point only), else the Gaussian moment closure, labelled, its error measured at one point "
+                   "by a population check; exact / "
                    "exact-diagonal / gaussian = one deterministic map; population = Monte Carlo (default: "
                    "%(default)s; docs/laws.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
