@@ -296,3 +296,15 @@ def test_every_builtin_cell_reports_the_law_of_each_nonlinearity(name):
     assert on_grid == {k: EXACT_FIXED_POINT if v == EXACT_CONDITIONAL else v for k, v in EXPECTED[name].items()}
     partly = {k.split(" ", 1)[1]: v for k, v in derive(load_cell(name), "exact-diagonal").nonlinearity_laws.items()}
     assert partly == {k: EXACT_FIXED_POINT if v == EXACT_CONDITIONAL else v for k, v in EXPECTED[name].items()}
+
+
+def test_grid_command_labels_the_law_it_used(capsys):
+    """`symmft analyze gru --grid ... --json` names the law of each nonlinearity: exact conditional by default on a
+    grid of identical inputs, the moment closure under --closure gaussian (kept as an option)."""
+    law = "gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"
+    assert main(["analyze", "gru", "--grid", "mu_z=-1:2:3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["closure"] == "exact" and got["laws"][law] == EXACT_CONDITIONAL
+    assert main(["analyze", "gru", "--grid", "mu_z=-1:2:3", "--closure", "gaussian", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["closure"] == "gaussian" and got["laws"][law] == MOMENT_CLOSURE
