@@ -108,6 +108,9 @@ class _Printer(StrPrinter):
             if not innermost or (len(self._scope) < 3 and not isinstance(expr.expr, sp.Tuple)):
                 bindings, (body,) = self.share_nodes([expr.expr]) if expr.expr.has(E1) else ([], [expr.expr])
                 if bindings:
+                    if not body.has(E1, E2, EL):  # every inner expectation bound: the rest once per node too
+                        assignments, (body,) = sp.cse(body, symbols=sp.numbered_symbols(f"_{x}_"))
+                        bindings += [(v, self._print(e)) for v, e in assignments]
                     bound = "".join(f"({name} := {call}), " for name, call in bindings)
                     return f"(lambda {x}: ({bound}{self._print(body)})[-1])"
                 return f"(lambda {x}: {self._print(expr.expr)})"
