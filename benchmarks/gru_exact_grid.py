@@ -46,8 +46,8 @@ def grid(closures: list[str], c_x: float) -> None:
             print(f"grid c_x={c_x} closure={closure}: {type(e).__name__}: {e}")
             continue
         ok = int(np.sum(a.status == 0))
-        print(f"grid c_x={c_x} closure={closure}: {seconds:.2f} s CPU, {ok}/256 OK, laws {sorted(set(a.laws.values()))}, "
-              f"mean lambda {np.nanmean(a.lambda_):.12f}", flush=True)
+        print(f"grid c_x={c_x} closure={closure}: {seconds:.2f} s CPU, {ok}/256 OK, "
+              f"laws {sorted(set(a.laws.values()))}, mean lambda {np.nanmean(a.lambda_):.12f}", flush=True)
 
 
 #: Runs the command line with the default closure on grids forced to the moment closure (the old default), for a
@@ -56,7 +56,8 @@ MOMENT_CLOSURE = """
 import sys
 from symmft.theory import dynamics
 exact = dynamics.map_closure
-dynamics.map_closure = lambda closure, grid, *rest: "gaussian" if grid and closure == "auto" else exact(closure, grid, *rest)
+dynamics.map_closure = lambda closure, grid, *rest: (
+    "gaussian" if grid and closure == "auto" else exact(closure, grid, *rest))
 from symmft.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -74,7 +75,7 @@ def cli(args: list[str], moment_closure: bool = False) -> float:
 if __name__ == "__main__":
     print(f"load average {os.getloadavg()}", flush=True)
     grid(["gaussian", "exact-diagonal", "auto"], 1.0)
-    grid(["gaussian", "exact-diagonal", "auto", "exact"] if "--exact" in sys.argv else ["gaussian", "exact-diagonal", "auto"], 0.5)
+    grid(["gaussian", "exact-diagonal", "auto", *(["exact"] if "--exact" in sys.argv else [])], 0.5)
     if "--cli" in sys.argv:
         for args in (["critical", "gru", "--length", "100", "-o", "/tmp/bench_gru_rule.json"],
                      ["phase", "gru", "--x", "mu_z=-1:4:16", "--y", "nu2_hn=0.25:3:16", "-o", "/tmp/bench_gru_phase"]):

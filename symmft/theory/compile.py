@@ -251,7 +251,8 @@ def _check_functions(exprs, namespace, backend):
         )
     # EC becomes nested E1 levels in the generated code (conditional.expand), whose integrands are EC's own
     names = {type(f).__name__ for f in _unique_nodes(exprs)
-             if isinstance(f, sp.Function) and not hasattr(f, "_symmft_code") and not isinstance(f, (conditional.EC, conditional.EC1))}
+             if isinstance(f, sp.Function) and not hasattr(f, "_symmft_code")
+             and not isinstance(f, (conditional.EC, conditional.EC1))}
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise BackendError(f"backend {backend!r} has no implementation of {', '.join(missing)}")
@@ -308,10 +309,10 @@ class CompiledMap:
         if len(shape) != 1 or shape[0] <= CONDITIONAL_POINTS:
             return function(*args)
         args = [xp.broadcast_to(xp.asarray(a, dtype=float), shape) for a in args]
-        parts = [function(*[a[lo : lo + CONDITIONAL_POINTS] for a in args])
-                 for lo in range(0, shape[0], CONDITIONAL_POINTS)]
-        return [xp.concatenate([xp.broadcast_to(xp.asarray(p[i], dtype=float), (min(CONDITIONAL_POINTS, shape[0] - lo),))
-                                for p, lo in zip(parts, range(0, shape[0], CONDITIONAL_POINTS))])
+        starts = range(0, shape[0], CONDITIONAL_POINTS)
+        parts = [function(*[a[lo : lo + CONDITIONAL_POINTS] for a in args]) for lo in starts]
+        sizes = [min(CONDITIONAL_POINTS, shape[0] - lo) for lo in starts]
+        return [xp.concatenate([xp.broadcast_to(xp.asarray(p[i], dtype=float), (n,)) for p, n in zip(parts, sizes)])
                 for i in range(len(parts[0]))]
 
 

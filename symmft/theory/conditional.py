@@ -122,6 +122,11 @@ def expectation(law: ConditionalLaw, F: sp.Expr, G: sp.Expr, atom_law) -> sp.Exp
     )
 
 
+def _means_and_variances(laws: sp.Tuple) -> sp.Tuple:
+    """(m_1, V_1, m_2, V_2, ...) of flattened (mean, variance, cross covariance) triples."""
+    return sp.Tuple(*[p for i in range(0, len(laws), 3) for p in laws[i : i + 2]])
+
+
 class EC(sp.Function):
     """E[H(c_a, c_b, X_a, X_b)] for an argument X Gaussian given conditioning atoms c (two input sequences).
 
@@ -144,8 +149,7 @@ class EC(sp.Function):
         k = len(cond) // 3
         t, s, x, y = LEVELS[:k], LEVELS[k : 2 * k], LEVELS[2 * k], LEVELS[2 * k + 1]
         H = lam.expr.xreplace({**dict(zip(s, t)), x: LEVELS[k], y: LEVELS[k]})
-        pairs = lambda a: sp.Tuple(*[p for i in range(0, len(a), 3) for p in a[i : i + 2]])  # noqa: E731
-        return EC1(sp.Lambda((*t, LEVELS[k]), H), structure, pairs(cond), pairs(lin))
+        return EC1(sp.Lambda((*t, LEVELS[k]), H), structure, _means_and_variances(cond), _means_and_variances(lin))
 
     def _parts(self):
         lam, structure, cond, lin = self.args
