@@ -96,7 +96,7 @@ class GruReference:
             r_b = sigmoid(m_r + math.sqrt(V_r) * (rho_r * z1 + math.sqrt(1 - rho_r**2) * self.zo))
             (ma, va), (mb, vb) = self.candidate(r_a, Q), self.candidate(r_b, Q)
             cov = h["sigma2_n"] * h["q_x"] * h["c_x"] + h["rho2_n"] + r_a * r_b * (h["nu2_hn"] * C + h["rho2_hn"])
-            rho = (cov / np.sqrt(va * vb))[:, None, None]
+            rho = np.minimum(cov / np.sqrt(va * vb), 1.0)[:, None, None]  # <= 1 (Cauchy-Schwarz) up to rounding
             xa = ma + math.sqrt(va) * self.zi[None, :, None]
             xb = mb[:, None, None] + np.sqrt(vb)[:, None, None] * (
                 rho * self.zi[None, :, None] + np.sqrt(1 - rho**2) * self.zi[None, None, :])
@@ -213,6 +213,26 @@ def test_gru_grid_exact_two_sequence_law_matches_independent_nested_quadrature()
         assert abs(float(got.fixed_point["Q_h"][i]) - Q) <= EXACT_LAW * Q
         assert abs(float(got.correlation["h"][i]) - c) <= EXACT_LAW
         assert abs(float(got.lambda_[i]) - lam) <= EXACT_LAW
+
+
+@pytest.mark.slow
+def test_gru_grid_chaotic_point_solves_the_full_law_by_default():
+    """At c_x = 1 a chaotic point (chi_1 > 1: nu2_hn = 16, mu_z = -3) has c* < 1, solved by the default with the full
+    two-sequence law: Q* and c* equal the hand-written reference to 1e-8 (measured 6e-13, 7e-12; the reference needs
+    a finer rule at this variance, V_hn ~ 8: step 0.25 leaves 3e-5 on c*, 0.12 and 0.08 agree to 5e-12), where
+    the moment closure is off by 0.2 on c* (0.732 against 0.931). ~40 s of reference on 2 cores."""
+    cell = load_cell("gru")
+    grid = {"nu2_hn": np.array([2.0, 16.0]), "mu_z": np.array([-3.0, -3.0])}
+    got = analyze(cell, grid)
+    assert got.laws["gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"] == EXACT_CONDITIONAL
+    assert float(got.extras["chi_1"][1]) > 1 and int(got.status[1]) == 0
+    ref = GruReference({**got.hyperparameters, "nu2_hn": 16.0, "mu_z": -3.0}, outer=64, step=0.12)
+    M, Q = ref.fixed_point()
+    C = optimize.brentq(lambda c: ref.cross(M, Q, c) - c, 0.0, 0.99 * Q, xtol=1e-15, rtol=1e-15)
+    assert abs(float(got.fixed_point["Q_h"][1]) - Q) <= EXACT_LAW * Q
+    assert abs(float(got.correlation["h"][1]) - C / Q) <= EXACT_LAW
+    moment = analyze(cell, grid, closure="gaussian")
+    assert abs(float(moment.correlation["h"][1]) - C / Q) > 0.1
 
 
 def test_one_sequence_law_derivative_by_price_theorem_matches_finite_differences():
