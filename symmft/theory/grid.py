@@ -30,6 +30,9 @@ CHUNK = 4096
 #: 1024 points in 5.6 s on the shared 2-core CPU; mpmath one point at 30 digits in about a minute, a cost growing
 #: about like dps^2 (multiplication at that precision); the population closure ~1 s a point.
 SECONDS_PER_POINT = {"numpy": 5e-3, "cupy": 5e-4, "mpmath": 60.0, "population": 1.0}
+#: Cost of a point relative to SECONDS_PER_POINT where a two-sequence conditional law is solved at every point
+#: (``closure="exact"`` with c_x != 1): 0.18 s a reset-after GRU point on the 2-core CPU (benchmarks/RESULTS.md).
+TWO_SEQUENCE_WORK = 40.0
 #: A grid above this many points is refused: its result arrays alone (~25 float64 per point) take gigabytes.
 MAX_POINTS = 10**7
 #: Above this many estimated seconds a grid runs with a warning that says how long it will take.
