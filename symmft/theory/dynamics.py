@@ -68,7 +68,7 @@ def analyze(
     if closure == "population":
         return analyze_population(cell, h)
     grid = any(np.ndim(v) for v in h.values())
-    identical = bool(np.all(np.asarray(h["c_x"]) == 1.0))
+    identical = bool(np.all(to_numpy(h["c_x"]) == 1.0))
     mf = derive(cell, map_closure(closure, grid, backend, identical), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if not 5 <= dps <= MAX_DPS:
