@@ -96,7 +96,7 @@ class GruReference:
             r_b = sigmoid(m_r + math.sqrt(V_r) * (rho_r * z1 + math.sqrt(1 - rho_r**2) * self.zo))
             (ma, va), (mb, vb) = self.candidate(r_a, Q), self.candidate(r_b, Q)
             cov = h["sigma2_n"] * h["q_x"] * h["c_x"] + h["rho2_n"] + r_a * r_b * (h["nu2_hn"] * C + h["rho2_hn"])
-            rho = (cov / np.sqrt(va * vb))[:, None, None]
+            rho = np.minimum(cov / np.sqrt(va * vb), 1.0)[:, None, None]  # <= 1 (Cauchy-Schwarz) up to rounding
             xa = ma + math.sqrt(va) * self.zi[None, :, None]
             xb = mb[:, None, None] + np.sqrt(vb)[:, None, None] * (
                 rho * self.zi[None, :, None] + np.sqrt(1 - rho**2) * self.zi[None, None, :])
@@ -115,9 +115,35 @@ class GruReference:
         En, _ = self.n_moments(Q)
         return (1 - 2 * Ez + Ezz) * self.n_cross(Q, C) + 2 * (Ez - Ezz) * En * M + Ezz * C
 
+    def slope_identical(self, M, Q):
+        """lambda = dC'/dC at C = Q with identical inputs (c_x = 1), by Price's theorem written out by hand: with the
+        copies coinciding, d/dK of E[f(u_a) g(u_b)] over a gate pair is E[f'(u) g'(u)], so
+        dE[n_a n_b]/dC = nu2_r E[sigmoid'(u_r)^2 u_hn^2 tanh'(X)^2] + nu2_hn E[sigmoid(u_r)^2 tanh'(X)^2] and
+        dE[z_a z_b]/dC = nu2_z E[sigmoid'(u_z)^2]. Given r, u_hn | X is Gaussian, so E[u_hn^2 | X, r] is closed form."""
+        h = self.h
+        m_r, V_r, _ = self.gate("r", Q, Q)
+        r = sigmoid(m_r + math.sqrt(V_r) * self.zo)
+        m, V = self.candidate(r, Q)
+        X = m[:, None] + np.sqrt(V)[:, None] * self.zi[None, :]
+        dtanh2 = (1 - np.tanh(X) ** 2) ** 2
+        V_hn = h["nu2_hn"] * Q + h["rho2_hn"]
+        mean_hn = h["mu_hn"] + (r * V_hn / V)[:, None] * (X - m[:, None])  # E[u_hn | X, r]
+        var_hn = (V_hn - r**2 * V_hn**2 / V)[:, None]
+        A = np.einsum("i,j,ij->", self.wo, self.wi, (r * (1 - r))[:, None] ** 2 * (mean_hn**2 + var_hn) * dtanh2)
+        B = np.einsum("i,j,ij->", self.wo, self.wi, (r**2)[:, None] * dtanh2)
+        m_z, V_z, _ = self.gate("z", Q, Q)
+        Ez, Ezz = self.one(sigmoid, m_z, V_z), self.one(lambda x: sigmoid(x) ** 2, m_z, V_z)
+        dEzz = h["nu2_z"] * self.one(lambda x: (sigmoid(x) * (1 - sigmoid(x))) ** 2, m_z, V_z)
+        En, En2 = self.n_moments(Q)
+        return (1 - 2 * Ez + Ezz) * (h["nu2_r"] * A + h["nu2_hn"] * B) + dEzz * (En2 - 2 * En * M + Q) + Ezz
+
+    def fixed_point(self):
+        """(M*, Q*) of the diagonal map."""
+        return optimize.fsolve(lambda x: np.subtract(self.diagonal(*x), x), [0.0, 0.5], xtol=1e-15)
+
     def solve(self):
         """(Q*, c*, lambda): the diagonal fixed point, then C* by bracketing, lambda = dC'/dC by Richardson."""
-        M, Q = optimize.fsolve(lambda x: np.subtract(self.diagonal(*x), x), [0.0, 0.5], xtol=1e-15)
+        M, Q = self.fixed_point()
         C = optimize.brentq(lambda c: self.cross(M, Q, c) - c, 0.0, Q, xtol=1e-15, rtol=1e-15)
         step = 1e-3 * Q
         slope = lambda d: (self.cross(M, Q, C + d) - self.cross(M, Q, C - d)) / (2 * d)  # noqa: E731
@@ -141,6 +167,102 @@ def test_gru_exact_conditional_law_matches_independent_nested_quadrature(capsys)
     assert abs(got["lambda"] - lam) <= EXACT_LAW
     gaussian = analyze(load_cell("gru"), {"c_x": 0.5}, closure="gaussian")  # the old default: measurably off
     assert abs(float(gaussian.lambda_) - lam) > 100 * EXACT_LAW
+
+
+#: Grid points of the reset-after GRU (one per column): a gate bias, the candidate's recurrent variance and bias
+#: mean (mu_hn != 0 gives a nonzero state mean M*)
+GRID = {"mu_z": np.array([-1.0, 0.5, 2.0]), "nu2_hn": np.array([0.5, 1.5, 2.0]), "mu_hn": np.array([0.0, 0.5, -0.3])}
+
+
+def test_gru_grid_of_identical_inputs_gets_the_exact_law_by_default():
+    """A grid with c_x = 1 (the criteria's, searches' and phase diagrams' inputs) gets the exact conditional law
+    by default, labelled so: Q* and lambda at each point equal the hand-written nested quadrature (lambda by Price's
+    theorem written out at C = Q) to 1e-8; the moment closure, the old default on grids, is off by more."""
+    cell = load_cell("gru")
+    got = analyze(cell, GRID)
+    assert got.laws["gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"] == EXACT_CONDITIONAL
+    moment = analyze(cell, GRID, closure="gaussian")
+    assert moment.laws["gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"] == MOMENT_CLOSURE
+    worst_moment = 0.0
+    for i in range(3):
+        h = {**got.hyperparameters, **{k: float(v[i]) for k, v in GRID.items()}}
+        ref = GruReference(h, outer=48, step=0.25)
+        M, Q = ref.fixed_point()
+        lam = ref.slope_identical(M, Q)
+        if i == 2:  # the reference itself has converged far below the tolerance
+            assert abs(GruReference(h, outer=64, step=0.18).slope_identical(M, Q) - lam) < 1e-11
+        assert int(got.status[i]) == 0 and float(got.correlation["h"][i]) == 1.0
+        assert abs(float(got.fixed_point["M_h"][i]) - M) <= EXACT_LAW
+        assert abs(float(got.fixed_point["Q_h"][i]) - Q) <= EXACT_LAW * Q
+        assert abs(float(got.lambda_[i]) - lam) <= EXACT_LAW
+        worst_moment = max(worst_moment, abs(float(moment.lambda_[i]) - lam))
+    assert worst_moment > 100 * EXACT_LAW
+
+
+@pytest.mark.slow
+def test_gru_grid_exact_two_sequence_law_matches_independent_nested_quadrature():
+    """``closure="exact"`` on a grid with c_x != 1: the full two-sequence law (4 nested levels), vectorized over
+    the grid in slices, equals the hand-written reference at each point to 1e-8; a point with c_x = 1 on the same
+    grid takes the identical-copies law (one sequence's) for its lambda (~10 s of reference on 2 cores)."""
+    cell = load_cell("gru")
+    grid = {"c_x": np.array([1.0, 0.5, -0.3]), "mu_z": GRID["mu_z"], "mu_hn": GRID["mu_hn"]}
+    got = analyze(cell, grid, closure="exact")
+    assert got.laws["gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"] == EXACT_CONDITIONAL
+    for i in range(3):
+        h = {**got.hyperparameters, **{k: float(v[i]) for k, v in grid.items()}}
+        ref = GruReference(h, outer=48, step=0.25)
+        if h["c_x"] == 1:
+            M, Q = ref.fixed_point()
+            c, lam = 1.0, ref.slope_identical(M, Q)
+        else:
+            Q, c, lam = ref.solve()
+        assert abs(float(got.fixed_point["Q_h"][i]) - Q) <= EXACT_LAW * Q
+        assert abs(float(got.correlation["h"][i]) - c) <= EXACT_LAW
+        assert abs(float(got.lambda_[i]) - lam) <= EXACT_LAW
+
+
+@pytest.mark.slow
+def test_gru_grid_chaotic_point_solves_the_full_law_by_default():
+    """At c_x = 1 a chaotic point (chi_1 > 1: nu2_hn = 16, mu_z = -3) has c* < 1, solved by the default with the full
+    two-sequence law: Q* and c* equal the hand-written reference to 1e-8 (measured 6e-13, 7e-12; the reference needs
+    a finer rule at this variance, V_hn ~ 8: step 0.25 leaves 3e-5 on c*, 0.12 and 0.08 agree to 5e-12), where
+    the moment closure is off by 0.2 on c* (0.732 against 0.931). ~40 s of reference on 2 cores."""
+    cell = load_cell("gru")
+    grid = {"nu2_hn": np.array([2.0, 16.0]), "mu_z": np.array([-3.0, -3.0])}
+    got = analyze(cell, grid)
+    assert got.laws["gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"] == EXACT_CONDITIONAL
+    assert float(got.extras["chi_1"][1]) > 1 and int(got.status[1]) == 0
+    ref = GruReference({**got.hyperparameters, "nu2_hn": 16.0, "mu_z": -3.0}, outer=64, step=0.12)
+    M, Q = ref.fixed_point()
+    C = optimize.brentq(lambda c: ref.cross(M, Q, c) - c, 0.0, 0.99 * Q, xtol=1e-15, rtol=1e-15)
+    assert abs(float(got.fixed_point["Q_h"][1]) - Q) <= EXACT_LAW * Q
+    assert abs(float(got.correlation["h"][1]) - C / Q) <= EXACT_LAW
+    moment = analyze(cell, grid, closure="gaussian")
+    assert abs(float(moment.correlation["h"][1]) - C / Q) > 0.1
+
+
+def test_one_sequence_law_derivative_by_price_theorem_matches_finite_differences():
+    """The diagonal Jacobian of the exact map (EC1's Price's-theorem derivative, one integrand per derivative)
+    against central differences of the map itself (Richardson, step 1e-3: truncation ~1e-12, rounding ~1e-13/h)
+    at a point with a nonzero mean: 1e-8."""
+    from symmft.cell import params
+    from symmft.theory.compile import compile_map
+    from symmft.theory.meanfield import derive
+
+    cell = load_cell("gru")
+    cm = compile_map(derive(cell, "exact"), "numpy")
+    h = params.resolve(cell, {"mu_hn": 0.5, "nu2_r": 1.5, "mu_r": 0.3})
+    x = np.array([0.05, 0.3])  # (M_h, Q_h)
+    _, J = cm.diagonal_jacobian(tuple(x), h)
+
+    def slope(j, step):
+        e = np.eye(2)[j] * step
+        up, down = (np.array(cm.diagonal(tuple(x + s * e), h), dtype=float) for s in (1, -1))
+        return (up - down) / (2 * step)
+
+    for j in range(2):
+        fd = (4 * slope(j, 5e-4) - slope(j, 1e-3)) / 3
+        assert np.max(np.abs(np.array([J[i][j] for i in range(2)], dtype=float) - fd)) <= 1e-8
 
 
 SUM_CELL = '''
@@ -193,8 +315,23 @@ def test_every_builtin_cell_reports_the_law_of_each_nonlinearity(name):
 
     laws = {k.split(" ", 1)[1]: v for k, v in derive(load_cell(name), "exact").nonlinearity_laws.items()}
     assert laws == EXPECTED[name]
-    on_grid = analyze(load_cell(name), {"c_x": np.array([0.5, 0.9])}).laws  # the default on a grid: no nesting
+    # the default on a grid of identical inputs: exact; with c_x != 1, exact for the fixed point only
+    on_grid = analyze(load_cell(name), {"q_x": np.array([0.5, 1.0])}).laws
+    assert {k.split(" ", 1)[1]: v for k, v in on_grid.items()} == EXPECTED[name]
+    on_grid = analyze(load_cell(name), {"c_x": np.array([0.5, 0.9])}).laws
     on_grid = {k.split(" ", 1)[1]: v for k, v in on_grid.items()}
-    assert on_grid == {k: MOMENT_CLOSURE if v == EXACT_CONDITIONAL else v for k, v in EXPECTED[name].items()}
+    assert on_grid == {k: EXACT_FIXED_POINT if v == EXACT_CONDITIONAL else v for k, v in EXPECTED[name].items()}
     partly = {k.split(" ", 1)[1]: v for k, v in derive(load_cell(name), "exact-diagonal").nonlinearity_laws.items()}
     assert partly == {k: EXACT_FIXED_POINT if v == EXACT_CONDITIONAL else v for k, v in EXPECTED[name].items()}
+
+
+def test_grid_command_labels_the_law_it_used(capsys):
+    """`symmft analyze gru --grid ... --json` names the law of each nonlinearity: exact conditional by default on a
+    grid of identical inputs, the moment closure under --closure gaussian (kept as an option)."""
+    law = "gru.py:15 tanh(u_hn*sigmoid(u_r) + u_n)"
+    assert main(["analyze", "gru", "--grid", "mu_z=-1:2:3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["closure"] == "exact" and got["laws"][law] == EXACT_CONDITIONAL
+    assert main(["analyze", "gru", "--grid", "mu_z=-1:2:3", "--closure", "gaussian", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["closure"] == "gaussian" and got["laws"][law] == MOMENT_CLOSURE

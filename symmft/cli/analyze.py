@@ -19,11 +19,11 @@ from symmft.cell.trace import load_cell
 from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
 from symmft.theory.point import analyze_point
-from symmft.theory.grid import analyze_grid, check_cost
+from symmft.theory.grid import TWO_SEQUENCE_WORK, analyze_grid, check_cost
 from symmft.errors import Status
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
-from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE
+from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE, two_sequence_conditional
 from symmft.theory.tied import analyze_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
                                print_table, set_argument)
@@ -78,9 +78,10 @@ def add_parsers(sub) -> None:
                    help="tied: units of the Monte Carlo population (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="tied: random seed (default: %(default)s)")
     p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
-                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it at "
-                   "one point (a conditional law like the GRU's tanh(u_n + r*u_hn)), else the Gaussian moment "
-                   "closure, labelled, its error measured at one point by a population check; exact / "
+                   help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it "
+                   "(a conditional law like the GRU's tanh(u_n + r*u_hn); on a grid with c_x != 1 exact for the "
+                   "fixed point only), else the Gaussian moment closure, labelled, its error measured at one point "
+                   "by a population check; exact / "
                    "exact-diagonal / gaussian = one deterministic map; population = Monte Carlo (default: "
                    "%(default)s; docs/laws.md)")
     p.add_argument("--backend", default="numpy", choices=BACKENDS,
@@ -122,8 +123,11 @@ def _analyze(args) -> int:
     if args.max_iterations < 1:
         raise CommandLineError(f"--max-iterations must be at least 1, got {args.max_iterations}")
     output_stem(args.output, (".npz", ".json"))
+    identical = "c_x" not in specs and values.get("c_x", 1.0) == 1.0
+    two_sequence = args.closure == "exact" and not identical and args.backend != "mpmath" and specs and \
+        two_sequence_conditional(cell)
     warning = check_cost(math.prod(num for *_, num in specs.values()), backend=args.backend, closure=args.closure,
-                         dps=args.dps)  # before any axis is allocated
+                         dps=args.dps, work=TWO_SEQUENCE_WORK if two_sequence else 1.0)  # before any allocation
     if warning:
         print(f"symmft: {warning}", file=sys.stderr)
     axes = {name: np.linspace(*spec) for name, spec in specs.items()}

@@ -25,6 +25,7 @@ from symmft.theory import conditional, gaussian, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
+from symmft.theory.expansion import Expansion
 from symmft.theory.expectation import BOUND, E1, E2, EL, integrand
 from symmft.theory.meanfield import MeanFieldMap
 
@@ -39,12 +40,79 @@ class _Printer(StrPrinter):
     def __init__(self, settings=None):
         super().__init__(settings)
         self._scope: list[str] = []  # integration variables of the enclosing integrands, innermost last
+        self._shared = 0  # names of shared-node groups (_s0, _s1, ...), unique across one generated source
+        self._expansion = Expansion()
+        self._nested = False  # printing the integrand of a nested expectation (see _print_Pow)
+
+    def share_nodes(self, exprs: list) -> tuple[list[tuple[str, str]], list]:
+        """Nested expectations of one integrand that share their Gaussian, evaluated as ONE call on shared nodes.
+
+        Returns (bindings [(name, source of the grouped call)], ``exprs`` with each member replaced by
+        ``name[i]``). An integrand of a nested law (a chain rule through its levels, a Jacobian's moments) holds
+        tens of inner expectations over the same Gaussian, differing only in the function integrated; called
+        one by one, each generates its own nodes over every outer node."""
+        members: dict = {}
+        for e in exprs:
+            for f in _outer_expectations(e):
+                lam, m, v = f.args
+                members.setdefault((lam.variables, m, v), []).append(f)
+        replace, bindings = {}, []
+        for (variables, m, v), group in members.items():
+            (x,) = variables
+            integrands = [f.args[0].expr for f in group]
+            innermost = not any(F.has(E1, E2, EL) for F in integrands)
+            split = innermost and any(F.free_symbols - {x} for F in integrands)
+            if len(group) < 2 and not split:
+                continue
+            name = f"_s{self._shared}"
+            self._shared += 1
+            if split:
+                # the innermost level, evaluated at every node of every level: each integrand is split into
+                # functions of its own variable times coefficients of the outer ones (an outer level's variable,
+                # the grid's values), so that only the functions of x are evaluated on its nodes
+                basis: dict = {}
+                values = []
+                for F in integrands:
+                    value = sp.S.Zero
+                    for monomial, coefficient in self._expansion.terms(F).items():
+                        inner = sp.Mul(*[f**k for f, k in monomial if f.has(x)])
+                        outer = sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(x)])
+                        if inner == 1:
+                            value += outer
+                        else:
+                            value += outer * sp.Symbol(f"{name}[{basis.setdefault(inner, len(basis))}]")
+                    values.append(value)
+                replace.update(dict(zip(group, values)))
+                integrands = list(basis)
+                if not integrands:
+                    continue
+            else:
+                replace.update({f: sp.Symbol(f"{name}[{i}]") for i, f in enumerate(group)})
+            together = E1(sp.Lambda(variables, sp.Tuple(*integrands)), m, v, evaluate=False)
+            bindings.append((name, self._print(together)))
+        return bindings, [e.xreplace(replace) if replace else e for e in exprs]
+
+    def _print_Pow(self, expr, rational=False):
+        # inside a nested expectation (evaluated on every node of every level) an integer power is a chain of
+        # multiplications: numpy's float power has no fast path beyond squares and costs ~4x a tanh
+        if self._nested and expr.exp.is_Integer and 3 <= expr.exp <= 16:
+            return f"ipow({self._print(expr.base)}, {int(expr.exp)})"
+        return super()._print_Pow(expr, rational)
 
     def _print_Lambda(self, expr):
         (x,) = expr.variables  # its own variable: an inner level of a nested expectation reads the outer ones'
         self._scope.append(str(x))
+        nested, self._nested = self._nested, True
         try:
-            if expr.expr.has(E1, E2, EL, conditional.Leaves) or len(self._scope) < 3:
+            innermost = not expr.expr.has(E1, E2, EL)
+            if not innermost or (len(self._scope) < 3 and not isinstance(expr.expr, sp.Tuple)):
+                bindings, (body,) = self.share_nodes([expr.expr]) if expr.expr.has(E1) else ([], [expr.expr])
+                if bindings:
+                    if not body.has(E1, E2, EL):  # every inner expectation bound: the rest once per node too
+                        assignments, (body,) = sp.cse(body, symbols=sp.numbered_symbols(f"_{x}_"))
+                        bindings += [(v, self._print(e)) for v, e in assignments]
+                    bound = "".join(f"({name} := {call}), " for name, call in bindings)
+                    return f"(lambda {x}: ({bound}{self._print(body)})[-1])"
                 return f"(lambda {x}: {self._print(expr.expr)})"
             # the innermost level of a deep nested expectation: the costly one (every node of every level), so its
             # repeated subexpressions are computed once, bound by assignment expressions
@@ -56,6 +124,7 @@ class _Printer(StrPrinter):
             return f"(lambda {x}: ({bound}{self._print(reduced)})[-1])"
         finally:
             self._scope.pop()
+            self._nested = nested
 
     def _print_Function(self, expr):
         name = expr.func.__name__
@@ -103,8 +172,19 @@ def _numeric_namespace(xp) -> dict:
     def cov_(c, v):
         return xp.clip(c, -v, v)
 
+    def ipow(b, n):  # b**n by repeated squaring (multiplications only)
+        out = None
+        while n:
+            if n & 1:
+                out = b if out is None else out * b
+            n >>= 1
+            if n:
+                b = b * b
+        return out
+
     return {
         "tanh": xp.tanh,
+        "ipow": ipow,
         "sigmoid": sigmoid_,
         "erf": erf,
         "exp": xp.exp,
@@ -133,6 +213,7 @@ def _mpmath_namespace(dps: int) -> dict:
 
     return {
         "tanh": mpmath.tanh,
+        "ipow": lambda b, n: b**n,
         "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
         "erf": mpmath.erf,
         "exp": mpmath.exp,
@@ -170,7 +251,8 @@ def _check_functions(exprs, namespace, backend):
         )
     # EC becomes nested E1 levels in the generated code (conditional.expand), whose integrands are EC's own
     names = {type(f).__name__ for f in _unique_nodes(exprs)
-             if isinstance(f, sp.Function) and not hasattr(f, "_symmft_code") and not isinstance(f, conditional.EC)}
+             if isinstance(f, sp.Function) and not hasattr(f, "_symmft_code")
+             and not isinstance(f, (conditional.EC, conditional.EC1))}
     missing = sorted(n for n in names if n not in namespace)
     if missing:
         raise BackendError(f"backend {backend!r} has no implementation of {', '.join(missing)}")
@@ -182,7 +264,9 @@ class CompiledMap:
 
     ``diagonal(d, h)`` -> new diagonal keys; ``cross(d, c, h)`` -> new cross keys; ``diagonal_jacobian(d, h)``
     and ``cross_jacobian(d, c, h)`` -> (new keys, nested lists J[i][j] = d new_i / d key_j), computed together
-    because they share their Gaussian expectations.
+    because they share their Gaussian expectations. ``cross_jacobian_identical(d, h)`` is ``cross_jacobian`` at
+    C = Q (every cross key at its diagonal analogue) with c_x = 1, where the two copies coincide: present (not
+    None) only for a map holding a two-sequence conditional law, which it evaluates as one sequence's.
     """
 
     map: MeanFieldMap
@@ -191,6 +275,7 @@ class CompiledMap:
     _cross: Callable
     _jdiag: Callable
     _jcross: Callable
+    _jcross_identical: Callable | None = None
 
     def _hyper(self, h: dict) -> list:
         return [h[s.name] for s in self.map.hyperparameters]
@@ -199,13 +284,41 @@ class CompiledMap:
         return self._diag(*d, *self._hyper(h))
 
     def cross(self, d, c, h):
-        return self._cross(*d, *c, *self._hyper(h))
+        return self._sliced(self._cross, [*d, *c, *self._hyper(h)])
 
     def diagonal_jacobian(self, d, h):
         return _split(self._jdiag(*d, *self._hyper(h)), len(self.map.diagonal))
 
     def cross_jacobian(self, d, c, h):
-        return _split(self._jcross(*d, *c, *self._hyper(h)), len(self.map.cross))
+        return _split(self._sliced(self._jcross, [*d, *c, *self._hyper(h)]), len(self.map.cross))
+
+    @property
+    def has_identical(self) -> bool:
+        return self._jcross_identical is not None
+
+    def cross_jacobian_identical(self, d, h):
+        return _split(self._jcross_identical(*d, *self._hyper(h)), len(self.map.cross))
+
+    def _sliced(self, function: Callable, args: list) -> list:
+        """``function(*args)``; a map holding a two-sequence conditional law (``has_identical``) is called on at
+        most :data:`CONDITIONAL_POINTS` points at a time: its nested levels hold ~44^3 nodes a point."""
+        if self._jcross_identical is None or self.backend == "mpmath":
+            return function(*args)
+        xp = get_xp(self.backend)
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+        if len(shape) != 1 or shape[0] <= CONDITIONAL_POINTS:
+            return function(*args)
+        args = [xp.broadcast_to(xp.asarray(a, dtype=float), shape) for a in args]
+        starts = range(0, shape[0], CONDITIONAL_POINTS)
+        parts = [function(*[a[lo : lo + CONDITIONAL_POINTS] for a in args]) for lo in starts]
+        sizes = [min(CONDITIONAL_POINTS, shape[0] - lo) for lo in starts]
+        return [xp.concatenate([xp.broadcast_to(xp.asarray(p[i], dtype=float), (n,)) for p, n in zip(parts, sizes)])
+                for i in range(len(parts[0]))]
+
+
+#: Points per call of a two-sequence conditional law (the analysis's points are flat 1-D batches): ~10 MB of node
+#: arrays a point for the reset-after GRU's cross Jacobian.
+CONDITIONAL_POINTS = 16
 
 
 def _split(values: list, k: int):
@@ -231,12 +344,19 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
         jdiag = diag + [_derivative(e, k) for e in diag for k in d]
         jcross = cross + [_derivative(e, k) for e in cross for k in c]
         _check_functions(jdiag + jcross, namespace, backend)
-        return {
+        out = {
             "diagonal": _source("diagonal", d + h, diag, printer),
             "cross": _source("cross", d + c + h, cross, printer),
             "diagonal_jacobian": _source("diagonal_jacobian", d + h, jdiag, printer),
             "cross_jacobian": _source("cross_jacobian", d + c + h, jcross, printer),
         }
+        if backend != "mpmath" and any(e.has(conditional.EC) for e in jcross):
+            # at C = Q and c_x = 1 every EC collapses to one sequence's law (EC.eval)
+            names = {s.name: s for s in d}
+            identical = {k: names["Q" + k.name[1:]] for k in c} | {s: sp.S.One for s in h if s.name == "c_x"}
+            out["cross_jacobian_identical"] = _source(
+                "cross_jacobian_identical", d + h, [e.xreplace(identical) for e in jcross], printer)
+        return out
 
     src = store.cached(mf.cell.file_hash, "compiled", (mf.closure, tuple(sorted(mf.chrono)), backend), sources)
     compiled = CompiledMap(
@@ -246,6 +366,8 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
         _cross=_load("cross", src["cross"], namespace),
         _jdiag=_load("diagonal_jacobian", src["diagonal_jacobian"], namespace),
         _jcross=_load("cross_jacobian", src["cross_jacobian"], namespace),
+        _jcross_identical=(_load("cross_jacobian_identical", src["cross_jacobian_identical"], namespace)
+                           if "cross_jacobian_identical" in src else None),
     )
     _COMPILED[key] = compiled
     return compiled
@@ -375,6 +497,23 @@ def _source(name: str, args: list, exprs: list, printer) -> str:
     return "\n".join(lines)
 
 
+def _outer_expectations(e: sp.Expr) -> list:
+    """The E1 nodes of ``e`` not inside another E1 (nor inside a Lambda of another kind), whose parameters hold no
+    expectation: the candidates for one integrand's shared nodes."""
+    out, stack, seen = [], [e], set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, E1):
+            if isinstance(node.args[0], sp.Lambda) and not any(a.has(E1, E2, EL) for a in node.args[1:]):
+                out.append(node)
+        elif not isinstance(node, (sp.Lambda, E2, EL)):
+            stack.extend(node.args)
+    return sorted(out, key=sp.default_sort_key)
+
+
 def _unique_nodes(exprs: list) -> list:
     """Every distinct subexpression of ``exprs``, children before parents, in the order of their first appearance
     in a post-order traversal; a repeated subtree is walked once (the maps are DAGs with much sharing, which
@@ -404,12 +543,20 @@ def _load(name: str, source: str, namespace: dict) -> Callable:
 
 def _integrand(name: str, functions: list, printer) -> list[str]:
     """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once (not
-    across a nested expectation, whose own integrand binds another u)."""
+    across a nested expectation, whose own integrand binds another u; nested expectations over one Gaussian
+    share their nodes instead: ``_Printer.share_nodes``)."""
     nested = any(f.has(E1, E2, EL) for f in functions)
     assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
     lines = [f"    def {name}(u):"]
     printer._scope.append("u")
+    if nested:
+        printer._nested = True
+        bindings, reduced = printer.share_nodes(reduced)
+        lines += [f"        {v} = {call}" for v, call in bindings]
+        if not any(f.has(E1, E2, EL) for f in reduced):  # every nested expectation is bound above
+            assignments, reduced = sp.cse(reduced, symbols=sp.numbered_symbols("y"))
     lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
     lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")
     printer._scope.pop()
+    printer._nested = False
     return lines

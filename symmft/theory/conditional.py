@@ -104,24 +104,27 @@ def expectation(law: ConditionalLaw, F: sp.Expr, G: sp.Expr, atom_law) -> sp.Exp
         return sp.S.One
     k = len(law.conditioning)
     t = LEVELS[:k]
-    if G == 1:  # one copy: E_c[E1(F, mean(c), var(c))], k + 1 levels; sympy differentiates it through the levels
-        at = dict(zip(law.conditioning, t))
-        coef = [c.xreplace(at) for c in law.coefficients]
-        mean = law.offset.xreplace(at) + sp.Add(*[c * atom_law(g)[0] for c, g in zip(coef, law.linear)])
-        body = E1(sp.Lambda(u, F), mean, sp.Add(*[c**2 * atom_law(g)[1] for c, g in zip(coef, law.linear)]))
-        for c, ti in reversed(list(zip(law.conditioning, t))):
-            m, v, _ = atom_law(c)
-            body = E1(sp.Lambda(ti, body), m, v)
-        return body
-    x, y = LEVELS[2 * k], LEVELS[2 * k + 1]
     at = dict(zip(law.conditioning, t))
     structure = sp.Lambda(t, sp.Tuple(law.offset.xreplace(at), *[c.xreplace(at) for c in law.coefficients]))
+    if G == 1:  # one copy: E_c[E1(F, mean(c), var(c))], k + 1 levels, kept whole (EC1) until compiled
+        return EC1(
+            sp.Lambda((*t, LEVELS[k]), F.xreplace({u: LEVELS[k]})),
+            structure,
+            sp.Tuple(*[p for c in law.conditioning for p in atom_law(c)[:2]]),
+            sp.Tuple(*[p for g in law.linear for p in atom_law(g)[:2]]),
+        )
+    x, y = LEVELS[2 * k], LEVELS[2 * k + 1]
     return EC(
         sp.Lambda((*t, *LEVELS[k : 2 * k], x, y), F.xreplace({u: x}) * G.xreplace({u: y})),
         structure,
         sp.Tuple(*[p for c in law.conditioning for p in atom_law(c)]),
         sp.Tuple(*[p for g in law.linear for p in atom_law(g)]),
     )
+
+
+def _means_and_variances(laws: sp.Tuple) -> sp.Tuple:
+    """(m_1, V_1, m_2, V_2, ...) of flattened (mean, variance, cross covariance) triples."""
+    return sp.Tuple(*[p for i in range(0, len(laws), 3) for p in laws[i : i + 2]])
 
 
 class EC(sp.Function):
@@ -135,6 +138,18 @@ class EC(sp.Function):
     """
 
     nargs = 4
+
+    @classmethod
+    def eval(cls, lam, structure, cond, lin):
+        # identical copies (every atom's cross covariance is its variance: C = Q and c_x = 1): c_b = c_a and
+        # X_b = X_a, so the law is one sequence's, k + 1 levels instead of 2k + 2 (the limit the nested levels
+        # reach with zero conditional variances, there at the cost of 2k + 2 levels of nodes)
+        if not isinstance(lam, sp.Lambda) or any(a[2::3] != a[1::3] for a in (cond, lin)):
+            return None
+        k = len(cond) // 3
+        t, s, x, y = LEVELS[:k], LEVELS[k : 2 * k], LEVELS[2 * k], LEVELS[2 * k + 1]
+        H = lam.expr.xreplace({**dict(zip(s, t)), x: LEVELS[k], y: LEVELS[k]})
+        return EC1(sp.Lambda((*t, LEVELS[k]), H), structure, _means_and_variances(cond), _means_and_variances(lin))
 
     def _parts(self):
         lam, structure, cond, lin = self.args
@@ -182,16 +197,19 @@ class EC(sp.Function):
         cond = self.args[2]
         H, t, s, x, y, coef, coef_s, ma, va, mb, vb, cov = self._parts()
         beta = cov / (va + _TINY)
-        # the innermost level, over X_b, is the costly one (every node of every level): H is split into
-        # sum_i A_i(c, X_a) B_i(X_b) and each distinct B_i integrated as a plain 1-D expectation of its own
-        split: dict = {}
+        # H = sum_k A_k(c_a, c_b) F_k(X_a) G_k(X_b): each distinct pair (F_k, G_k) is one two-level expectation
+        # over (X_a, X_b) given c, and the coefficients A_k are evaluated on the conditioning atoms' nodes only (the
+        # code generator then evaluates every pair, and every G, of one law on shared nodes: share_nodes)
+        pairs: dict = {}
         for monomial, coefficient in Expansion().terms(H).items():
-            inner = sp.Mul(*[f**k for f, k in monomial if f.has(y)])
-            split.setdefault(inner, []).append(sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(y)]))
-        leaves = sp.Lambda(u, sp.Tuple(*[b.xreplace({y: u}) for b in split]))
-        weights = sp.Tuple(*[sp.Add(*terms) for terms in split.values()])  # one sum each (not n growing sums)
-        body = Leaves(leaves, mb + beta * (x - ma), vb - beta * cov, weights)
-        body = E1(sp.Lambda(x, body), ma, va)
+            F = sp.Mul(*[f**k for f, k in monomial if f.has(x) and not f.has(y)])
+            G = sp.Mul(*[f**k for f, k in monomial if f.has(y)])
+            A = sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(x) and not f.has(y)])
+            pairs[F, G] = pairs.get((F, G), sp.S.Zero) + A
+        body = sp.S.Zero
+        for (F, G), A in pairs.items():
+            inner = E1(sp.Lambda(y, G), mb + beta * (x - ma), vb - beta * cov)
+            body += A * E1(sp.Lambda(x, F * inner), ma, va)
         for i in reversed(range(len(t))):
             m, v, kk = cond[3 * i : 3 * i + 3]
             slope = kk / (v + _TINY)
@@ -207,25 +225,65 @@ class EC(sp.Function):
 _NESTED = cache.memory("nested conditional laws")
 
 
-class Leaves(sp.Function):
-    """sum_i A_i E[B_i(u)], u ~ N(m, v), for the code generator only: args (Lambda(u, (B_1..B_n)), m, v, (A_1..A_n)).
+class EC1(sp.Function):
+    """E[H(c, X)] for an argument X Gaussian given conditioning atoms c (one input sequence): the one-copy
+    counterpart of :class:`EC`.
 
-    Printed as ONE 1-D expectation returning the tuple of E[B_i] on shared nodes (the innermost level of a
-    conditional law holds many B_i after differentiation: tanh(y)^k), combined with the A_i in place.
+    Arguments: Lambda((t_1..t_k, x), H); Lambda((t_1..t_k), (offset, a_1..a_J)) giving X = offset + sum a_j g_j at
+    c = t; the conditioning atoms' (mean, variance), flattened; the linear atoms' likewise. Differentiated by
+    Price's theorem on the joint Gaussian law, one new EC1 with one integrand per derivative
+    (:meth:`_eval_derivative`): for a linear atom d/dm_j E[H] = E[a_j dH/dX], d/dV_j E[H] = E[a_j^2 d^2H/dX^2]/2;
+    for a conditioning atom d/dm_c E[H] = E[D H], d/dV_c E[H] = E[D D H]/2 with D H = dH/dc + mean' dH/dX +
+    var'/2 d^2H/dX^2, the derivative of E[H | c] through H and the law of X given c (heat equation). Sympy's
+    chain rule through the nested levels instead gives one inner expectation per term (21 in the GRU's diagonal
+    Jacobian). Expanded into nested ``E1`` levels for the code generator (:meth:`nested`).
     """
 
     nargs = 4
 
-    def _symmft_code(self, printer):
-        lam, m, v, weights = self.args
-        name = f"_leaf_{printer._scope[-1]}"
-        terms = " + ".join(f"({printer._print(a)})*{name}[{i}]" for i, a in enumerate(weights))
-        integrand = f"lambda u: ({''.join(printer._print(b) + ', ' for b in lam.expr)})"
-        return f"(({name} := E1({integrand}, {printer._print(m)}, {printer._print(v)})), {terms})[-1]"
+    def _parts(self):
+        lam, structure, cond, lin = self.args
+        k = len(cond) // 2
+        t, x = LEVELS[:k], LEVELS[k]
+        offset, *coef = structure(*t)
+        mean = offset + sp.Add(*[a * m for a, m in zip(coef, lin[0::2])])
+        var = sp.Add(*[a**2 * v for a, v in zip(coef, lin[1::2])])
+        return lam.expr, t, x, coef, mean, var
+
+    def _eval_derivative(self, theta):
+        lam, structure, cond, lin = self.args
+        H, t, x, coef, mean, var = self._parts()
+
+        def D(H, c):  # d/dc of E[H | c] through H and the law of X given c (heat equation)
+            return H.diff(c) + mean.diff(c) * H.diff(x) + var.diff(c) * H.diff(x, 2, simplify=False) / 2
+
+        new = H.diff(theta)
+        for i, ti in enumerate(t):
+            dm, dv = cond[2 * i].diff(theta), cond[2 * i + 1].diff(theta)
+            if dm != 0 or dv != 0:
+                DH = D(H, ti)
+                new += dm * DH + dv * D(DH, ti) / 2
+        for j, a in enumerate(coef):
+            dm, dv = lin[2 * j].diff(theta), lin[2 * j + 1].diff(theta)
+            new += dm * a * H.diff(x) + dv * a**2 * H.diff(x, 2, simplify=False) / 2
+        return EC1(sp.Lambda(lam.variables, new), structure, cond, lin) if new != 0 else sp.S.Zero
+
+    def nested(self) -> sp.Expr:
+        """The nested E1 levels: c, then X | c (the innermost, whose integrand the code generator splits into
+        functions of X times coefficients of c: ``compile._Printer.share_nodes``)."""
+        H, t, x, coef, mean, var = self._parts()
+        cond = self.args[2]
+        body = E1(sp.Lambda(x, H), mean, var)
+        for i in reversed(range(len(t))):
+            body = E1(sp.Lambda(t[i], body), cond[2 * i], cond[2 * i + 1])
+        return body
+
+    def _sympystr(self, printer):
+        return f"E_conditional[{printer._print(self.args[0].expr)}]"
 
 
 def expand(e: sp.Expr) -> sp.Expr:
-    """``e`` with every :class:`EC` replaced by its nested E1 levels (for the code generator)."""
-    if not e.has(EC):
+    """``e`` with every :class:`EC` and :class:`EC1` replaced by its nested E1 levels (for the code generator)."""
+    if not e.has(EC, EC1):
         return e
-    return e.xreplace({f: f.nested() for f in e.atoms(EC)})
+    return e.xreplace({f: f.nested() for f in e.atoms(EC, EC1)})

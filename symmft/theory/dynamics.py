@@ -55,9 +55,10 @@ def analyze(
     """Fixed point, c*, lambda and xi of ``cell`` at ``hyperparameters`` (numbers or broadcastable arrays).
 
     ``backend`` is "numpy" (default), "cupy" or "mpmath" (scalars only, ``dps`` digits: the reference).
-    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly at one point
-    (conditional laws by nested quadrature; on a grid or with mpmath the moment closure, labelled) and the others
-    by the Gaussian moment closure; ``Analysis.laws`` names the law of each nonlinearity. "exact",
+    ``closure`` (docs/laws.md): "auto" (default) integrates every law that quadrature can exactly (conditional laws
+    by nested quadrature; on a grid with c_x != 1 somewhere, the two-sequence law by the moment closure; with
+    mpmath the moment closure; labelled) and the others by the Gaussian moment closure; ``Analysis.laws`` names
+    the law of each nonlinearity. "exact",
     "gaussian" force one map closure; "population" is delegated to :mod:`symmft.theory.population`.
     ``start`` {key: value} (every diagonal key, e.g. ``M_c, M_h, Q_c, Q_h``; numbers or arrays) starts Newton
     there instead of after plain iterations from the unit state: a warm start from a nearby point's fixed point,
@@ -67,7 +68,8 @@ def analyze(
     if closure == "population":
         return analyze_population(cell, h)
     grid = any(np.ndim(v) for v in h.values())
-    mf = derive(cell, map_closure(closure, grid, backend), params_mod.chrono_maps(cell, h))
+    identical = bool(np.all(to_numpy(h["c_x"]) == 1.0))
+    mf = derive(cell, map_closure(closure, grid, backend, identical), params_mod.chrono_maps(cell, h))
     if backend == "mpmath":
         if not 5 <= dps <= MAX_DPS:
             raise HyperparameterError(f"dps = {dps}: the mpmath backend takes 5 to {MAX_DPS} digits (30 is the "
@@ -321,8 +323,8 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
     analogue = [names_d.index("Q" + s.name[1:]) for s in mf.cross]
     c_equal = d[analogue]
     limit = xp.stack([_cross_limit(k.name, d, names_d, xp) for k in mf.cross])  # Cauchy-Schwarz
-    lam_equal = _leading_eigenvalue(_matrix(cm.cross_jacobian(dt, c_equal, hx)[1], flat, xp), xp)
     identical = hx["c_x"] == 1.0
+    lam_equal = _leading_eigenvalue(_jacobian_at_equal(cm, dt, c_equal, hx, identical, flat, xp), xp)
     # solved only where the diagonal converged: elsewhere the status is NOT_CONVERGED and c* is not reported
     need_solve = ~(identical & (xp.abs(lam_equal) < 1)) & conv_d
     c = c_equal
@@ -382,6 +384,23 @@ def _analyze_array(cm: CompiledMap, h: dict, xp, max_iterations: int, seed: Anal
         status=to_numpy(status).astype(int).reshape(shape),
         extras={"chi_1": clean(lam_equal, ok_d)},
     )
+
+
+def _jacobian_at_equal(cm: CompiledMap, d: tuple, c, h: dict, identical, flat: tuple, xp):
+    """The cross map's Jacobian at C = Q, (N, k, k). Where the inputs are identical too (c_x = 1) the two copies
+    coincide, and a map holding a two-sequence conditional law evaluates it as one sequence's
+    (``cross_jacobian_identical``: k + 1 nested levels instead of 2k + 2; equal up to rounding)."""
+    if not cm.has_identical or not bool(xp.any(identical)):
+        return _matrix(cm.cross_jacobian(d, c, h)[1], flat, xp)
+    if bool(xp.all(identical)):
+        return _matrix(cm.cross_jacobian_identical(d, h)[1], flat, xp)
+    k = len(cm.map.cross)
+    out = xp.empty((*flat, k, k))
+    for where, full in ((xp.nonzero(identical)[0], False), (xp.nonzero(~identical)[0], True)):
+        d_i, h_i = tuple(v[where] for v in d), {n: v[where] for n, v in h.items()}
+        J = cm.cross_jacobian(d_i, c[:, where], h_i)[1] if full else cm.cross_jacobian_identical(d_i, h_i)[1]
+        out[where] = _matrix(J, where.shape, xp)
+    return out
 
 
 def _status(conv_d, conv_c, q, d, lam_d, c, lam, xp):

@@ -18,7 +18,7 @@ from symmft.cell.trace import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.analysis import Analysis
 from symmft.theory.dynamics import MAX_DPS, analyze
-from symmft.theory.meanfield import DEFAULT_CLOSURE, two_sequence_conditional
+from symmft.theory.meanfield import DEFAULT_CLOSURE
 from symmft.progress import progress as show_progress
 
 #: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead
@@ -30,6 +30,9 @@ CHUNK = 4096
 #: 1024 points in 5.6 s on the shared 2-core CPU; mpmath one point at 30 digits in about a minute, a cost growing
 #: about like dps^2 (multiplication at that precision); the population closure ~1 s a point.
 SECONDS_PER_POINT = {"numpy": 5e-3, "cupy": 5e-4, "mpmath": 60.0, "population": 1.0}
+#: Cost of a point relative to SECONDS_PER_POINT where a two-sequence conditional law is solved at every point
+#: (``closure="exact"`` with c_x != 1): 0.18 s a reset-after GRU point on the 2-core CPU (benchmarks/RESULTS.md).
+TWO_SEQUENCE_WORK = 40.0
 #: A grid above this many points is refused: its result arrays alone (~25 float64 per point) take gigabytes.
 MAX_POINTS = 10**7
 #: Above this many estimated seconds a grid runs with a warning that says how long it will take.
@@ -75,12 +78,11 @@ def analyze_grid(cell: Cell, values: dict, mesh: dict[str, np.ndarray], *, backe
                  closure: str = DEFAULT_CLOSURE, dps: int = 30, max_iterations: int = 200, progress: bool = True) -> Analysis:
     """``analyze`` at every point of ``mesh`` (arrays of one shape, e.g. an 'ij' meshgrid) with the scalar
     ``values`` fixed; one ``Analysis`` of the mesh's shape. The mpmath backend and the population closure take
-    one point per call, and so does ``closure="exact"`` where a two-sequence conditional law needs its nested
-    quadrature (a node array of ~44^(2k+2) per point); ``progress`` shows a bar (plain lines off a terminal) on stderr when there are several calls."""
+    one point per call (a two-sequence conditional law slices its own calls: ``compile.CONDITIONAL_POINTS``);
+    ``progress`` shows a bar (plain lines off a terminal) on stderr when there are several calls."""
     shape = next(iter(mesh.values())).shape
     total = math.prod(shape)
-    pointwise = closure == "population" or (closure == "exact" and two_sequence_conditional(cell))
-    chunk = 1 if backend == "mpmath" or pointwise else CHUNK
+    chunk = 1 if backend == "mpmath" or closure == "population" else CHUNK
 
     def run(point):
         return analyze(cell, {**values, **point}, backend=backend, closure=closure, dps=dps,

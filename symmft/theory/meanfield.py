@@ -45,26 +45,31 @@ from symmft.cell.params import chrono_names, names as hyperparameter_names
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
 assert set(FUNCTIONS) == set(NONLINEARITIES)
-#: The closures a user can choose (``--closure``); ``auto`` is the default (docs/laws.md): ``exact`` at one point,
-#: ``gaussian`` on a grid, because a conditional law costs nested quadrature per point (measured on a 256-point GRU
-#: grid: the exact fixed-point map alone made the analysis 40x slower; the two-sequence law is a 2k+2-level
-#: quadrature). ``exact-diagonal`` (exact for one sequence, moment closure for two) is kept for comparisons.
+#: The closures a user can choose (``--closure``); ``auto`` is the default (docs/laws.md, *Cost*): ``exact`` at one
+#: point and on a grid of identical inputs (c_x = 1 at every point: the criteria, searches and phase diagrams),
+#: where a two-sequence conditional law is needed only at C = Q, where it is one sequence's (k + 1 levels);
+#: ``exact-diagonal`` (exact for the fixed point, moment closure for c*, lambda: labelled) on a grid with c_x != 1,
+#: whose two-sequence law is a 2k + 2-level quadrature, ~100x the moment closure's cost (the GRU: 0.18 s a point).
 CLOSURES = ("auto", "exact", "exact-diagonal", "gaussian", "population")
 #: The closures a mean-field map can be derived with.
 MAP_CLOSURES = ("exact", "exact-diagonal", "gaussian")
 DEFAULT_CLOSURE = "auto"
 
 
-def map_closure(closure: str, grid: bool, backend: str = "numpy") -> str:
-    """The map closure that ``closure`` means at one point (``grid`` False) or on a grid, for ``backend``.
+def map_closure(closure: str, grid: bool, backend: str = "numpy", identical: bool = True) -> str:
+    """The map closure that ``closure`` means at one point (``grid`` False) or on a grid, for ``backend``;
+    ``identical``: the two input sequences are identical (c_x = 1) at every point.
 
-    "auto" is "exact" at a point, and "gaussian" on a grid or with mpmath (whose nested adaptive quadrature at 30
-    digits takes minutes per conditional expectation).
+    "auto" is "exact" at a point and on a grid of identical inputs, "exact-diagonal" on a grid with c_x != 1
+    somewhere, and "gaussian" with mpmath (whose nested adaptive quadrature at 30 digits takes minutes per
+    conditional expectation).
     """
     if closure not in CLOSURES + MAP_CLOSURES:
         raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
     if closure == "auto":
-        return "gaussian" if backend == "mpmath" or grid else "exact"
+        if backend == "mpmath":
+            return "gaussian"
+        return "exact-diagonal" if grid and not identical else "exact"
     return closure
 
 
