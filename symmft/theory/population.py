@@ -69,6 +69,7 @@ MAX_MEASURE = 400  # steps one rate measurement may take
 DECAY, GROWTH = math.exp(-10), math.exp(3)  # a measurement ends at this decay (or growth: still linear)
 SNR = 10  # ... or when the response is within SNR standard errors of the Monte Carlo noise
 BATCHES = 8  # batch means of the averaging window (>= 5 relaxation times each at the default window)
+MIN_KICKS = 8  # cross kicks while averaging: lambda's error is their spread (7 degrees of freedom at least)
 ETA = 1e-3  # kick size: response linear to ~1e-3 relative, and far above float64 rounding
 X = object()  # the cell input: it only enters through ops.affine
 
@@ -194,6 +195,27 @@ def _batch_errors(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return spread / math.sqrt(BATCHES), spread * math.sqrt(4 / BATCHES)  # halves of BATCHES/2 batches each
 
 
+def _interval(rate: float, steps: int) -> int:
+    """Steps from one cross kick to the next while averaging: ~4 relaxation times, so that the fit window (the
+    second half) has left faster modes behind and successive kicks see the law's slow wandering afresh, but at
+    least 10 and at most steps // MIN_KICKS (enough kicks for their spread), and no growth past GROWTH."""
+    rate = abs(rate)
+    wanted = 4 / (1 - rate) if rate < 1 else math.log(GROWTH) / math.log(rate) if rate > 1 else math.inf
+    return int(max(10, min(math.ceil(wanted), steps // MIN_KICKS)))
+
+
+def _kicked_rate(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
+    """lambda: the mean of the kicks' rates num/den (each kick's least-squares fit, sums of Delta_{t+1} Delta_t and
+    Delta_t^2 over its fit window); error: their spread (independent measurements, the law's noise included).
+
+    Each kick counts once: the law's wandering scales a response by a random factor (20x apart between kicks at
+    P = 1600), so pooled sums would follow the one largest response, and favour kicks whose rate was high."""
+    rates = np.divide(num, den, out=np.zeros_like(num), where=den > 0)  # den = 0: the kick had no effect at all
+    if len(rates) < 2:
+        return (float(rates[0]) if len(rates) else 0.0), math.inf
+    return float(rates.mean()), float(rates.std(ddof=1) / math.sqrt(len(rates)))
+
+
 def _needed(rate: float) -> int:
     """Steps for an O(1) deviation relaxing like rate^t to fall below TOLERANCE."""
     rate = abs(rate)
@@ -248,9 +270,28 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         rate = min(max(abs(lam_d[0]), abs(lam_c[0]) if relaxing_c else 0.0), 0.9999)
         n_avg = max(2, int(average) if average is not None else int(np.clip(40 / (1 - rate), 200, 4000)))
         record = np.empty((n_avg, GROUPS, len(cell.states), 3))
+        # lambda is measured again while averaging, by a copy of the population that gets a cross kick every
+        # `interval` steps (reset to the population first): the kicks are independent measurements, each seeing
+        # the law's own wandering, so their spread is the error (module docstring).
+        interval = _interval(lam_c[0], n_avg)
+        kick = (np.zeros((2, 1, 1, 1)), np.ones((2, 1, 1, 1)), np.array([0.0, ETA])[:, None, None, None])
+        num, den = np.zeros(n_avg // interval), np.zeros(n_avg // interval)
         for i in range(n_avg):
-            states = ops.step(states)
-            record[i] = _stats(states)[0, ..., :3]
+            k, j = divmod(i, interval)  # kick k, j steps after it
+            if j == 0 and k < len(num):
+                states, ops.kick = [np.repeat(x[:1], 2, axis=0) for x in states], kick
+            elif k >= len(num) and len(states[0]) == 2:  # no whole interval left: stop the copy
+                states = [x[:1] for x in states]
+            states, ops.kick = ops.step(states), None
+            st = _stats(states)
+            record[i] = st[0, ..., :3]
+            if len(st) == 2:
+                delta = (st[1, ..., 3] - st[0, ..., 3]).mean(axis=0) / np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300)
+                if j >= max(1, interval // 2):  # the fit window: pairs (Delta_t, Delta_t+1), t >= interval / 2
+                    num[k], den[k] = num[k] + delta @ previous, den[k] + previous @ previous
+                previous = delta
+        lam_c = _kicked_rate(num, den) if len(num) else lam_c
+        states = [x[:1] for x in states]
     per = record.mean(axis=0)  # (GROUPS, S, 3): the groups' time averages
     mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
     half = record[n_avg // 2:].mean(axis=0) - record[: n_avg // 2].mean(axis=0)
@@ -277,7 +318,8 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         corr[s] = val(mean[i, 2] / mean[i, 1])
         extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
-                  population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg))
+                  population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg),
+                  kicks=np.asarray(len(num)), kick_interval=np.asarray(interval))
     laws = {law: POPULATION for law in derive(cell, "gaussian").nonlinearity_laws}  # every one is sampled
     return Analysis(cell=cell, closure="population", laws=laws, backend="numpy", hyperparameters=h, fixed_point=fixed,
                     cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
