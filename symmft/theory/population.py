@@ -23,9 +23,20 @@ sub-populations that share that law; their spread, with the population's own tim
   the response (~1/sqrt(P) per step) instead of a floor; the SNR stop cuts off the slower modes that noise itself
   excites (the cross mode in the diagonal response at c < 1, and vice versa). At c = 1, D >= 0: the fit is the
   one-sided slope of docs/theory.md §2 (vanilla RNN: chi_1). A second mode lambda_2 biases lambda by
-  ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. Error: jackknife
-  over the groups, or the least-squares error of the whole population's response if larger (the groups share
-  the law: their spread misses its noise).
+  ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. This measurement
+  (during burn-in) sets the burn-in and the averaging window, gives the diagonal rate (error: jackknife over the
+  groups, or the least-squares error of the whole population's response if larger) and decides the chaos restart.
+* The reported lambda (the cross rate) is measured again while averaging, from MIN_KICKS or more *independent
+  kicks*: a copy of the population, reset to it, gets a cross kick every ~4 relaxation times (``_interval``) and
+  is fitted over the second half of each interval; lambda is the mean of the kicks' rates and its error their
+  spread. Why: the units share one law, and its own noise feeds back into all of them alike -- near criticality the
+  reference law wanders slowly during a measurement and moves the slope it measures, which neither the group
+  spread nor the residuals of one response see (one measurement's error was 1.6-2.6x smaller than the seeds'
+  spread at lambda = 0.97). Each kick sees the wandering afresh, so the spread of kicks is the error, law and all
+  (0.84-1.09x the seeds' spread at P = 1600 .. 32000, benchmarks/RESULTS.md §7e). The kicks are averaged with
+  equal weight: the law's wandering also scales a response by a random factor (20x between kicks at P = 1600),
+  and sums over kicks would follow the largest response and favour kicks whose rate was high. Cost: one more
+  population copy while averaging (~1.1-1.3x CPU in all).
 * Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
   deviation below TOLERANCE (the measuring steps count; re-measured once stationary), capped at MAX_BURN_IN.
   If c_x = 1 and lambda(c=1) + 2 se >= 1 (c = 1 may be unstable: chaos), b restarts as an independent resample
@@ -40,12 +51,10 @@ sub-populations that share that law; their spread, with the population's own tim
   about +2/P, benchmarks/RESULTS.md). An earlier version let every group average over its own P/GROUPS units:
   a bias of O(GROUPS/P), common to all groups and so invisible in their spread (C* +2.3/P_g there, 10 standard
   errors at P = 3200, and half of those runs NOT_CONVERGED).
-* Errors near criticality (measured at the vanilla point above, 12 seeds per population): the moments' errors
-  match or exceed the seeds' spread from P = 3200 on (1.2-1.5x) and are ~2x small at P = 1600; lambda's error is
-  1.6-2.6x small at every P there (1600 .. 32000; successive measurements within one run scatter by more than
-  their stated errors: the shared law wanders slowly during a measurement, which neither the groups nor the
-  residuals see); away from criticality (lambda = 0.28) they are 0.8-1.4x the spread. Independent seeds give
-  the full error.
+* Errors near criticality (the vanilla point above, 24-40 seeds per population, benchmarks/RESULTS.md §7e):
+  seeds' spread / reported error ~1 for lambda (from the kicks) and for the moments (group spread or batch means,
+  whichever is larger), within the ~15% uncertainty of a ratio from 24 seeds, from P = 1600 to 32000.
+  Independent seeds remain the check (tests/test_population.py does it).
 """
 
 from __future__ import annotations
