@@ -143,7 +143,7 @@ def test_reported_errors_match_the_spread_of_independent_seeds():
         values = np.array([float(get(a)) for a in runs])
         errors = np.array([float(a.extras[f"standard_error_{key}"]) for a in runs])
         ratio = values.std(ddof=1) / math.sqrt(np.mean(errors ** 2))
-        assert low <= ratio <= high, f"{key}: seeds' spread / reported error {ratio:.2f}, not in [{low:.2f}, {high:.2f}]"
+        assert low <= ratio <= high, f"{key}: seeds' spread / reported error {ratio:.2f} not in [{low:.2f}, {high:.2f}]"
 
 
 @pytest.mark.parametrize("nu2", [0.5, 1.5])

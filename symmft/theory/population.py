@@ -144,14 +144,28 @@ def _stats(states: list[np.ndarray]) -> np.ndarray:
                     axis=2)
 
 
+def _fit(d: np.ndarray) -> float:
+    """Least-squares rate of a response d (T, k): sum <d_{t+1}, d_t> / sum |d_t|^2."""
+    num, den = np.sum(d[1:] * d[:-1]), np.sum(d[:-1] ** 2)
+    return float(num / den) if den > 0 else 0.0  # den = 0: the kick had no effect at all
+
+
+def _response_end(deltas: np.ndarray) -> int:
+    """Where a response Delta_t (T, GROUPS, k) stops being a clean decay, as :func:`_measure` stops: the first
+    t >= 3 (1-based) that decayed past DECAY of its largest, grew past GROWTH of its first, or sank within SNR
+    standard errors (of the group spread) of zero; T if none."""
+    norms = np.linalg.norm(deltas.mean(axis=1), axis=-1)
+    noise = np.linalg.norm(deltas.std(axis=1, ddof=1), axis=-1) / math.sqrt(deltas.shape[1])
+    peak = np.maximum.accumulate(norms)
+    bad = ~((DECAY * peak <= norms) & (norms <= GROWTH * norms[0]) & (norms > SNR * noise))
+    bad[:2] = False
+    return int(np.argmax(bad)) + 1 if bad.any() else len(deltas)
+
+
 def _decay_rate(deltas: np.ndarray) -> tuple[float, float]:
     """lambda from Delta_t (T, GROUPS, k), t = 1..T after the kick, over t in [T//2, T]; jackknife error."""
     window = deltas[max(1, len(deltas) // 2) - 1:]
-
-    def fit(d):
-        num, den = np.sum(d[1:] * d[:-1]), np.sum(d[:-1] ** 2)
-        return float(num / den) if den > 0 else 0.0  # den = 0: the kick had no effect at all
-
+    fit = _fit
     jack = np.array([fit(np.delete(window, g, axis=1).mean(axis=1)) for g in range(window.shape[1])])
     return fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
 
@@ -192,37 +206,55 @@ def _measure(ops: _PopulationOps, states: list[np.ndarray]) -> tuple[list[np.nda
     return [x[:1] for x in pop], lam_d, lam_c, t
 
 
-def _batch_errors(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _batch_shortfall(rate: float, n: int) -> float:
+    """Expected batch-means standard error over the true one, for a series of BATCHES batches of ``n`` steps that
+    relaxes like rate^t (an AR(1) process): batches only a few relaxation times long share part of their
+    fluctuations, so the spread of their means is too small (0.89 at rate 0.972 and 179 steps a batch, 0.66 at
+    50). From the covariances of the batch sums, S_k = sum over batch 0 x batch k of rate^|i - j|."""
+    r = min(abs(rate), 0.9999)
+    if r == 0 or n < 2:
+        return 1.0
+    g = (1 - r ** n) / (1 - r)  # sum_{d=0}^{n-1} r^d
+    sums = [n * (1 + r) / (1 - r) - 2 * r * g / (1 - r)] + [r ** ((k - 1) * n + 1) * g * g for k in range(1, BATCHES)]
+    cov = np.array([[sums[abs(i - j)] for j in range(BATCHES)] for i in range(BATCHES)])
+    var_mean = cov.sum() / BATCHES ** 2  # of the batch sums' mean: n^2 cancels in the ratio
+    expected = (np.trace(cov) - cov.sum() / BATCHES) / (BATCHES - 1) / BATCHES
+    return float(math.sqrt(expected / var_mean))
+
+
+def _batch_errors(series: np.ndarray, rate: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Standard errors of the time average of ``series`` (steps, ...) and of the difference of its two halves,
-    from BATCHES consecutive batch means (zero when there are fewer than 2 steps per batch)."""
+    from BATCHES consecutive batch means (zero when there are fewer than 2 steps per batch), corrected for the
+    batches' shared fluctuations when the series relaxes like ``rate``^t (:func:`_batch_shortfall`)."""
     n = len(series) // BATCHES
     if n < 2:
         zero = np.zeros(series.shape[1:])
         return zero, zero
     batches = series[:n * BATCHES].reshape(BATCHES, n, *series.shape[1:]).mean(axis=1)
-    spread = batches.std(axis=0, ddof=1)
+    spread = batches.std(axis=0, ddof=1) / _batch_shortfall(rate, n)
     return spread / math.sqrt(BATCHES), spread * math.sqrt(4 / BATCHES)  # halves of BATCHES/2 batches each
 
 
 def _interval(rate: float, steps: int) -> int:
-    """Steps from one cross kick to the next while averaging: ~4 relaxation times, so that the fit window (the
-    second half) has left faster modes behind and successive kicks see the law's slow wandering afresh, but at
-    least 10 and at most steps // MIN_KICKS (enough kicks for their spread), and no growth past GROWTH."""
+    """Steps from one cross kick to the next while averaging: a decay of e^-10, as a burn-in measurement's (the fit
+    window, the second half, starts at e^-5: faster modes are gone, measured LSTM mu_f = 2: 4 relaxation times
+    left lambda 0.005 low), but at least 10 and at most steps // MIN_KICKS (enough kicks for their spread), and
+    no growth past GROWTH."""
     rate = abs(rate)
-    wanted = 4 / (1 - rate) if rate < 1 else math.log(GROWTH) / math.log(rate) if rate > 1 else math.inf
+    wanted = 10 / -math.log(rate) if 0 < rate < 1 else math.log(GROWTH) / math.log(rate) if rate > 1 else 10
     return int(max(10, min(math.ceil(wanted), steps // MIN_KICKS)))
 
 
-def _kicked_rate(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
-    """lambda: the mean of the kicks' rates num/den (each kick's least-squares fit, sums of Delta_{t+1} Delta_t and
-    Delta_t^2 over its fit window); error: their spread (independent measurements, the law's noise included).
+def _kicked_rate(rates: list[float]) -> tuple[float, float]:
+    """lambda: the mean of the kicks' rates (each fitted like a burn-in measurement); error: their spread
+    (independent measurements, the law's noise included).
 
     Each kick counts once: the law's wandering scales a response by a random factor (20x apart between kicks at
-    P = 1600), so pooled sums would follow the one largest response, and favour kicks whose rate was high."""
-    rates = np.divide(num, den, out=np.zeros_like(num), where=den > 0)  # den = 0: the kick had no effect at all
+    P = 1600), so a fit of all responses together would follow the one largest and favour kicks whose rate was
+    high (it made lambda's error 0.63x the seeds' spread at P = 1600)."""
     if len(rates) < 2:
-        return (float(rates[0]) if len(rates) else 0.0), math.inf
-    return float(rates.mean()), float(rates.std(ddof=1) / math.sqrt(len(rates)))
+        return (float(rates[0]) if rates else 0.0), math.inf
+    return float(np.mean(rates)), float(np.std(rates, ddof=1) / math.sqrt(len(rates)))
 
 
 def _needed(rate: float) -> int:
@@ -284,22 +316,23 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         # the law's own wandering, so their spread is the error (module docstring).
         interval = _interval(lam_c[0], n_avg)
         kick = (np.zeros((2, 1, 1, 1)), np.ones((2, 1, 1, 1)), np.array([0.0, ETA])[:, None, None, None])
-        num, den = np.zeros(n_avg // interval), np.zeros(n_avg // interval)
+        kicks, rates, response = n_avg // interval, [], []
         for i in range(n_avg):
             k, j = divmod(i, interval)  # kick k, j steps after it
-            if j == 0 and k < len(num):
-                states, ops.kick = [np.repeat(x[:1], 2, axis=0) for x in states], kick
-            elif k >= len(num) and len(states[0]) == 2:  # no whole interval left: stop the copy
+            if j == 0 and k < kicks:
+                states, ops.kick, response = [np.repeat(x[:1], 2, axis=0) for x in states], kick, []
+            elif k >= kicks and len(states[0]) == 2:  # no whole interval left: stop the copy
                 states = [x[:1] for x in states]
             states, ops.kick = ops.step(states), None
             st = _stats(states)
             record[i] = st[0, ..., :3]
             if len(st) == 2:
-                delta = (st[1, ..., 3] - st[0, ..., 3]).mean(axis=0) / np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300)
-                if j >= max(1, interval // 2):  # the fit window: pairs (Delta_t, Delta_t+1), t >= interval / 2
-                    num[k], den[k] = num[k] + delta @ previous, den[k] + previous @ previous
-                previous = delta
-        lam_c = _kicked_rate(num, den) if len(num) else lam_c
+                response.append((st[1, ..., 3] - st[0, ..., 3]) / np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300))
+                if j == interval - 1:  # the kick's response is complete: fit it as _measure fits one
+                    deltas = np.array(response)
+                    end = _response_end(deltas)
+                    rates.append(_fit(deltas[max(1, end // 2) - 1:end].mean(axis=1)))
+        lam_c = _kicked_rate(rates) if rates else lam_c
         states = [x[:1] for x in states]
     per = record.mean(axis=0)  # (GROUPS, S, 3): the groups' time averages
     mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
@@ -307,7 +340,7 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
     half_se = half.std(axis=0, ddof=1) / math.sqrt(GROUPS)
     # The groups share the law, so their spread misses its common fluctuations; the whole population's time
     # series has them: the larger of the two errors (module docstring).
-    common, common_half = _batch_errors(record.mean(axis=1))
+    common, common_half = _batch_errors(record.mean(axis=1), rate)
     se, half_se = np.maximum(se, common), np.maximum(half_se, common_half)
     drift_t = np.abs(half.mean(axis=0)) / np.maximum(half_se, 1e-300)
     drifting = np.any((drift_t > 5) & (np.abs(half.mean(axis=0)) > 1e-3 * np.max(np.abs(mean[:, 1]))))
@@ -328,7 +361,7 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
                   population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg),
-                  kicks=np.asarray(len(num)), kick_interval=np.asarray(interval))
+                  kicks=np.asarray(len(rates)), kick_interval=np.asarray(interval))
     laws = {law: POPULATION for law in derive(cell, "gaussian").nonlinearity_laws}  # every one is sampled
     return Analysis(cell=cell, closure="population", laws=laws, backend="numpy", hyperparameters=h, fixed_point=fixed,
                     cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
