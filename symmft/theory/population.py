@@ -26,26 +26,27 @@ sub-populations that share that law; their spread, with the population's own tim
   ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. This measurement
   (during burn-in) sets the burn-in and the averaging window, gives the diagonal rate (error: jackknife over the
   groups, or the least-squares error of the whole population's response if larger) and decides the chaos restart.
-* The reported lambda (the cross rate) is measured again while averaging, from MIN_KICKS or more *independent
-  kicks*: a copy of the population, reset to it, gets a cross kick every ~4 relaxation times (``_interval``) and
-  is fitted over the second half of each interval; lambda is the mean of the kicks' rates and its error their
-  spread. Why: the units share one law, and its own noise feeds back into all of them alike -- near criticality the
-  reference law wanders slowly during a measurement and moves the slope it measures, which neither the group
-  spread nor the residuals of one response see (one measurement's error was 1.6-2.6x smaller than the seeds'
+* The reported lambda (the cross rate) is measured again while averaging, from MIN_KICKS or more *independent kicks*:
+  a copy of the population, reset to it, gets a cross kick at every ``_interval`` steps, and each kick's response is
+  fitted as a burn-in measurement's is (same end rule, second half); lambda is the mean of the kicks' rates and its
+  error their spread. Why: the units share one law, and its own noise feeds back into all of them alike -- near
+  criticality the reference law wanders slowly during a measurement and moves the slope it measures, which neither the
+  group spread nor the residuals of one response see (one measurement's error was 1.6-2.6x smaller than the seeds'
   spread at lambda = 0.97). Each kick sees the wandering afresh, so the spread of kicks is the error, law and all
-  (0.84-1.09x the seeds' spread at P = 1600 .. 32000, benchmarks/RESULTS.md §7e). The kicks are averaged with
-  equal weight: the law's wandering also scales a response by a random factor (20x between kicks at P = 1600),
-  and sums over kicks would follow the largest response and favour kicks whose rate was high. Cost: one more
-  population copy while averaging (~1.1-1.3x CPU in all).
+  (benchmarks/RESULTS.md §7e). The kicks are averaged with equal weight: the law's wandering also scales a response by
+  a random factor (20x between kicks at P = 1600), and sums over kicks would follow the largest response and favour
+  kicks whose rate was high. Cost: one more population copy while averaging (~1.1-1.3x CPU in all).
 * Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
   deviation below TOLERANCE (the measuring steps count; re-measured once stationary), capped at MAX_BURN_IN.
   If c_x = 1 and lambda(c=1) + 2 se >= 1 (c = 1 may be unstable: chaos), b restarts as an independent resample
   of a and relaxes to the attracting c* (back to c ~ 1 if c = 1 was stable after all).
-* Averages over ``average`` steps; standard errors (extras ``standard_error_<key>``): the larger of the spread of
-  the GROUPS time averages and the batch-means error (BATCHES batches) of the whole population's average --
-  the groups share the law, so its own slow fluctuations move them together and only the time series shows
-  them. NOT_CONVERGED if burn-in hit its cap or the two halves of the average differ (> 5 such standard errors
-  and > 1e-3 relative).
+* Averages over ``average`` steps; standard errors (extras ``standard_error_<key>``): the larger of the spread of the
+  GROUPS time averages and the batch-means error (BATCHES batches) of the whole population's average -- the groups
+  share the law, so its own slow fluctuations move them together and only the time series shows them. Batches only a
+  few relaxation times long share part of those fluctuations, so their spread is divided by what an AR(1) series at
+  the slowest measured rate predicts for it (``_batch_shortfall``: 0.89 at the default window and rate 0.972, where
+  C*'s error had been ~0.85x the seeds' spread). NOT_CONVERGED if burn-in hit its cap or the two halves of the average
+  differ (> 5 such standard errors and > 1e-3 relative).
 * Finite-population bias: a finite population is a finite-width network, its law fluctuates, and that biases
   moments by O(1/P) -- negligible away from criticality, amplified near it (vanilla RNN at lambda = 0.97: C*
   about +2/P, benchmarks/RESULTS.md). An earlier version let every group average over its own P/GROUPS units:
@@ -236,10 +237,9 @@ def _batch_errors(series: np.ndarray, rate: float = 0.0) -> tuple[np.ndarray, np
 
 
 def _interval(rate: float, steps: int) -> int:
-    """Steps from one cross kick to the next while averaging: a decay of e^-10, as a burn-in measurement's (the fit
-    window, the second half, starts at e^-5: faster modes are gone, measured LSTM mu_f = 2: 4 relaxation times
-    left lambda 0.005 low), but at least 10 and at most steps // MIN_KICKS (enough kicks for their spread), and
-    no growth past GROWTH."""
+    """Steps from one cross kick to the next while averaging: room for a decay of e^-10, the most a burn-in
+    measurement follows (each kick's fit ends like one, :func:`_response_end`), but at least 10 and at most
+    steps // MIN_KICKS (enough kicks for their spread), and no growth past GROWTH."""
     rate = abs(rate)
     wanted = 10 / -math.log(rate) if 0 < rate < 1 else math.log(GROWTH) / math.log(rate) if rate > 1 else 10
     return int(max(10, min(math.ceil(wanted), steps // MIN_KICKS)))
