@@ -26,16 +26,16 @@ sub-populations that share that law; their spread, with the population's own tim
   ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. This measurement
   (during burn-in) sets the burn-in and the averaging window, gives the diagonal rate (error: jackknife over the
   groups, or the least-squares error of the whole population's response if larger) and decides the chaos restart.
-* The reported lambda (the cross rate) is measured again while averaging, from MIN_KICKS or more *independent kicks*:
-  a copy of the population, reset to it, gets a cross kick at every ``_interval`` steps, and each kick's response is
-  fitted as a burn-in measurement's is (same end rule, second half); lambda is the mean of the kicks' rates and its
-  error their spread. Why: the units share one law, and its own noise feeds back into all of them alike -- near
-  criticality the reference law wanders slowly during a measurement and moves the slope it measures, which neither the
-  group spread nor the residuals of one response see (one measurement's error was 1.6-2.6x smaller than the seeds'
-  spread at lambda = 0.97). Each kick sees the wandering afresh, so the spread of kicks is the error, law and all
-  (benchmarks/RESULTS.md §7e). The kicks are averaged with equal weight: the law's wandering also scales a response by
-  a random factor (20x between kicks at P = 1600), and sums over kicks would follow the largest response and favour
-  kicks whose rate was high. Cost: one more population copy while averaging (~1.1-1.3x CPU in all).
+* The reported lambda (the cross rate) is measured again while averaging, from KICKS *independent kicks* spread evenly
+  over the window: a copy of the population, reset to it, gets a cross kick and follows it for ``_interval`` steps;
+  each kick's response is fitted as a burn-in measurement's is (same end rule, second half); lambda is the mean of the
+  kicks' rates and its error their spread. Why: the units share one law, and its own noise feeds back into all of them
+  alike -- near criticality the reference law wanders slowly during a measurement and moves the slope it measures,
+  which neither the group spread nor the residuals of one response see (one measurement's error was 1.6-2.6x smaller
+  than the seeds' spread at lambda = 0.97). Each kick sees the wandering afresh, so the spread of kicks is the error,
+  law and all (benchmarks/RESULTS.md §7e). The kicks are averaged with equal weight: the law's wandering also scales a
+  response by a random factor (20x between kicks at P = 1600), and sums over kicks would follow the largest response
+  and favour kicks whose rate was high. Cost: a population copy during the kicks (1.1-1.4x CPU in all).
 * Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
   deviation below TOLERANCE (the measuring steps count; re-measured once stationary), capped at MAX_BURN_IN.
   If c_x = 1 and lambda(c=1) + 2 se >= 1 (c = 1 may be unstable: chaos), b restarts as an independent resample
@@ -79,7 +79,7 @@ MAX_MEASURE = 400  # steps one rate measurement may take
 DECAY, GROWTH = math.exp(-10), math.exp(3)  # a measurement ends at this decay (or growth: still linear)
 SNR = 10  # ... or when the response is within SNR standard errors of the Monte Carlo noise
 BATCHES = 8  # batch means of the averaging window (>= 5 relaxation times each at the default window)
-MIN_KICKS = 8  # cross kicks while averaging: lambda's error is their spread (7 degrees of freedom at least)
+KICKS = 8  # cross kicks while averaging: lambda's error is their spread (7 degrees of freedom)
 ETA = 1e-3  # kick size: response linear to ~1e-3 relative, and far above float64 rounding
 X = object()  # the cell input: it only enters through ops.affine
 
@@ -237,12 +237,12 @@ def _batch_errors(series: np.ndarray, rate: float = 0.0) -> tuple[np.ndarray, np
 
 
 def _interval(rate: float, steps: int) -> int:
-    """Steps from one cross kick to the next while averaging: room for a decay of e^-10, the most a burn-in
+    """Steps a cross kick is followed while averaging: room for a decay of e^-10, the most a burn-in
     measurement follows (each kick's fit ends like one, :func:`_response_end`), but at least 10 and at most
-    steps // MIN_KICKS (enough kicks for their spread), and no growth past GROWTH."""
+    steps // KICKS (enough kicks for their spread), and no growth past GROWTH."""
     rate = abs(rate)
     wanted = 10 / -math.log(rate) if 0 < rate < 1 else math.log(GROWTH) / math.log(rate) if rate > 1 else 10
-    return int(max(10, min(math.ceil(wanted), steps // MIN_KICKS)))
+    return int(max(10, min(math.ceil(wanted), steps // KICKS)))
 
 
 def _kicked_rate(rates: list[float]) -> tuple[float, float]:
@@ -311,27 +311,27 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         rate = min(max(abs(lam_d[0]), abs(lam_c[0]) if relaxing_c else 0.0), 0.9999)
         n_avg = max(2, int(average) if average is not None else int(np.clip(40 / (1 - rate), 200, 4000)))
         record = np.empty((n_avg, GROUPS, len(cell.states), 3))
-        # lambda is measured again while averaging, by a copy of the population that gets a cross kick every
-        # `interval` steps (reset to the population first): the kicks are independent measurements, each seeing
-        # the law's own wandering, so their spread is the error (module docstring).
-        interval = _interval(lam_c[0], n_avg)
+        # lambda is measured again while averaging, by a copy of the population (reset to it) that gets a cross
+        # kick and follows it for `length` steps, KICKS times spread evenly over the window: independent
+        # measurements, each seeing the law's own wandering, so their spread is the error (module docstring).
+        length = _interval(lam_c[0], n_avg)
+        kicks = min(KICKS, n_avg // length)
+        spacing = n_avg // max(kicks, 1)
         kick = (np.zeros((2, 1, 1, 1)), np.ones((2, 1, 1, 1)), np.array([0.0, ETA])[:, None, None, None])
-        kicks, rates, response = n_avg // interval, [], []
+        rates, response = [], []
         for i in range(n_avg):
-            k, j = divmod(i, interval)  # kick k, j steps after it
-            if j == 0 and k < kicks:
+            if i % spacing == 0 and i // spacing < kicks:
                 states, ops.kick, response = [np.repeat(x[:1], 2, axis=0) for x in states], kick, []
-            elif k >= kicks and len(states[0]) == 2:  # no whole interval left: stop the copy
-                states = [x[:1] for x in states]
             states, ops.kick = ops.step(states), None
             st = _stats(states)
             record[i] = st[0, ..., :3]
             if len(st) == 2:
                 response.append((st[1, ..., 3] - st[0, ..., 3]) / np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300))
-                if j == interval - 1:  # the kick's response is complete: fit it as _measure fits one
+                if len(response) == length:  # the kick's response is complete: fit it as _measure fits one
                     deltas = np.array(response)
                     end = _response_end(deltas)
                     rates.append(_fit(deltas[max(1, end // 2) - 1:end].mean(axis=1)))
+                    states = [x[:1] for x in states]  # and drop the copy until the next kick
         lam_c = _kicked_rate(rates) if rates else lam_c
         states = [x[:1] for x in states]
     per = record.mean(axis=0)  # (GROUPS, S, 3): the groups' time averages
@@ -361,7 +361,7 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
                   population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg),
-                  kicks=np.asarray(len(rates)), kick_interval=np.asarray(interval))
+                  kicks=np.asarray(len(rates)), kick_length=np.asarray(length))
     laws = {law: POPULATION for law in derive(cell, "gaussian").nonlinearity_laws}  # every one is sampled
     return Analysis(cell=cell, closure="population", laws=laws, backend="numpy", hyperparameters=h, fixed_point=fixed,
                     cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
