@@ -151,16 +151,16 @@ def _fit(d: np.ndarray) -> float:
     return float(num / den) if den > 0 else 0.0  # den = 0: the kick had no effect at all
 
 
-def _response_end(deltas: np.ndarray) -> int:
+def _response_end(deltas: np.ndarray) -> int | None:
     """Where a response Delta_t (T, GROUPS, k) stops being a clean decay, as :func:`_measure` stops: the first
     t >= 3 (1-based) that decayed past DECAY of its largest, grew past GROWTH of its first, or sank within SNR
-    standard errors (of the group spread) of zero; T if none."""
+    standard errors (of the group spread) of zero; None if none."""
     norms = np.linalg.norm(deltas.mean(axis=1), axis=-1)
     noise = np.linalg.norm(deltas.std(axis=1, ddof=1), axis=-1) / math.sqrt(deltas.shape[1])
     peak = np.maximum.accumulate(norms)
     bad = ~((DECAY * peak <= norms) & (norms <= GROWTH * norms[0]) & (norms > SNR * noise))
     bad[:2] = False
-    return int(np.argmax(bad)) + 1 if bad.any() else len(deltas)
+    return int(np.argmax(bad)) + 1 if bad.any() else None
 
 
 def _decay_rate(deltas: np.ndarray) -> tuple[float, float]:
@@ -327,9 +327,10 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
             record[i] = st[0, ..., :3]
             if len(st) == 2:
                 response.append((st[1, ..., 3] - st[0, ..., 3]) / np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300))
-                if len(response) == length:  # the kick's response is complete: fit it as _measure fits one
-                    deltas = np.array(response)
-                    end = _response_end(deltas)
+                deltas = np.array(response)
+                end = _response_end(deltas)
+                if end is not None or len(response) == length:  # the response is over: fit it as _measure does
+                    end = end or length
                     rates.append(_fit(deltas[max(1, end // 2) - 1:end].mean(axis=1)))
                     states = [x[:1] for x in states]  # and drop the copy until the next kick
         lam_c = _kicked_rate(rates) if rates else lam_c
