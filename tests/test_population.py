@@ -20,8 +20,9 @@ from symmft import load_cell, analyze, HyperparameterError, Status, analyze_popu
 from symmft.cell.params import resolve
 
 # Tolerances, each with its reason.
-#: Population vs quadrature: standard errors come from 16 independent sub-populations (15 degrees of freedom);
-#: |t_15| > 4 has probability 1e-3, and the seeds are fixed, so the tests are deterministic.
+#: Population vs quadrature: standard errors come from 16 independent sub-populations (15 degrees of freedom;
+#: |t_15| > 4 has probability 1e-3), lambda's from 8 independent kicks (7; |t_7| > 4: 5e-3); the seeds are fixed,
+#: so the tests are deterministic.
 N_SE = 4
 #: The diagonal rate's jackknife error is ~1.5x too small (its fit window is chosen from the data; measured over
 #: 16 seeds), so it gets a wider margin.
