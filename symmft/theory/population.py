@@ -166,9 +166,8 @@ def _response_end(deltas: np.ndarray) -> int | None:
 def _decay_rate(deltas: np.ndarray) -> tuple[float, float]:
     """lambda from Delta_t (T, GROUPS, k), t = 1..T after the kick, over t in [T//2, T]; jackknife error."""
     window = deltas[max(1, len(deltas) // 2) - 1:]
-    fit = _fit
-    jack = np.array([fit(np.delete(window, g, axis=1).mean(axis=1)) for g in range(window.shape[1])])
-    return fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
+    jack = np.array([_fit(np.delete(window, g, axis=1).mean(axis=1)) for g in range(window.shape[1])])
+    return _fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
 
 
 def _pooled_rate(deltas: np.ndarray) -> tuple[float, float]:
@@ -252,8 +251,6 @@ def _kicked_rate(rates: list[float]) -> tuple[float, float]:
     Each kick counts once: the law's wandering scales a response by a random factor (20x apart between kicks at
     P = 1600), so a fit of all responses together would follow the one largest and favour kicks whose rate was
     high (it made lambda's error 0.63x the seeds' spread at P = 1600)."""
-    if len(rates) < 2:
-        return (float(rates[0]) if rates else 0.0), math.inf
     return float(np.mean(rates)), float(np.std(rates, ddof=1) / math.sqrt(len(rates)))
 
 
@@ -270,7 +267,8 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
     ``population``: units P, each with an a and a b copy (rounded up to a multiple of GROUPS; keep P/GROUPS >= ~1000,
     below that the rate fits drown in noise and the finite-size bias grows); ``burn_in``: steps
     from the zero state before the rates are measured (None: adaptive, see the module docstring); ``average``:
-    steps averaged (None: 40 relaxation times, within [200, 4000]); ``seed`` fixes every draw.
+    steps averaged (None: 40 relaxation times, within [200, 4000]; lambda comes from KICKS kicks within them, fewer
+    below 80 steps, and below 20 from the burn-in measurement); ``seed`` fixes every draw.
     """
     if chrono_maps(cell, h):
         raise HyperparameterError("the population closure does not draw chrono biases yet: use closure='gaussian' "
@@ -333,7 +331,7 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
                     end = end or length
                     rates.append(_fit(deltas[max(1, end // 2) - 1:end].mean(axis=1)))
                     states = [x[:1] for x in states]  # and drop the copy until the next kick
-        lam_c = _kicked_rate(rates) if rates else lam_c
+        lam_c = _kicked_rate(rates) if len(rates) >= 2 else lam_c  # too short a window: the burn-in's
         states = [x[:1] for x in states]
     per = record.mean(axis=0)  # (GROUPS, S, 3): the groups' time averages
     mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
@@ -362,7 +360,7 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
                   population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg),
-                  kicks=np.asarray(len(rates)), kick_length=np.asarray(length))
+                  kicks=np.asarray(len(rates) if len(rates) >= 2 else 0), kick_length=np.asarray(length))
     laws = {law: POPULATION for law in derive(cell, "gaussian").nonlinearity_laws}  # every one is sampled
     return Analysis(cell=cell, closure="population", laws=laws, backend="numpy", hyperparameters=h, fixed_point=fixed,
                     cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
