@@ -20,8 +20,9 @@ from symmft import load_cell, analyze, HyperparameterError, Status, analyze_popu
 from symmft.cell.params import resolve
 
 # Tolerances, each with its reason.
-#: Population vs quadrature: standard errors come from 16 independent sub-populations (15 degrees of freedom);
-#: |t_15| > 4 has probability 1e-3, and the seeds are fixed, so the tests are deterministic.
+#: Population vs quadrature: standard errors come from 16 independent sub-populations (15 degrees of freedom;
+#: |t_15| > 4 has probability 1e-3), lambda's from 8 independent kicks (7; |t_7| > 4: 5e-3); the seeds are fixed,
+#: so the tests are deterministic.
 N_SE = 4
 #: The diagonal rate's jackknife error is ~1.5x too small (its fit window is chosen from the data; measured over
 #: 16 seeds), so it gets a wider margin.
@@ -120,6 +121,31 @@ def test_small_population_is_not_biased_by_per_group_laws():
     assert int(a.status) == Status.OK
     for key, got in (("Q", a.fixed_point["Q_h"]), ("C", a.cross_fixed_point["C_h"])):
         assert_close(got, truth[key], a.extras[f"standard_error_{key}_h"], N_SE, key, FINITE_SIZE_CHAOTIC / units)
+
+
+def test_reported_errors_match_the_spread_of_independent_seeds():
+    """Near criticality the units share one law whose own noise feeds back into all of them: the reported standard
+    errors must still be the run-to-run scatter. SEEDS independent runs at the chaotic point (lambda = 0.972,
+    P = 3200); for each of lambda, Q* and C*, the seeds' spread s over the root-mean-square reported error e must
+    lie where an honest error puts it with probability 0.999: (SEEDS - 1) s^2 / sigma^2 is chi-square with
+    SEEDS - 1 degrees of freedom, so s / e in [0.46, 1.63] for 16 seeds (e itself, averaged over 16 runs of >= 7
+    degrees of freedom each, is good to ~5%, small beside that). With the error of a single rate measurement
+    (the jackknife over groups that share the law, or the least-squares error) lambda's ratio was 1.80 on these
+    seeds (Q* 0.80, C* 0.92); with the kicks' spread 0.96 (Q* 0.71, C* 0.82 with the batch-means correction).
+    ~6 s CPU."""
+    from scipy.stats import chi2
+    cell = load_cell("vanilla_rnn")
+    h = resolve(cell, {"nu2_h": 3.0, "sigma2_h": 0.5})
+    seeds = 16
+    runs = [analyze_population(cell, h, population=3200, seed=s) for s in range(seeds)]
+    assert all(int(a.status) == Status.OK for a in runs)
+    low, high = np.sqrt(chi2.ppf([0.0005, 0.9995], seeds - 1) / (seeds - 1))
+    for key, get in (("lambda", lambda a: a.lambda_), ("Q_h", lambda a: a.fixed_point["Q_h"]),
+                     ("C_h", lambda a: a.cross_fixed_point["C_h"])):
+        values = np.array([float(get(a)) for a in runs])
+        errors = np.array([float(a.extras[f"standard_error_{key}"]) for a in runs])
+        ratio = values.std(ddof=1) / math.sqrt(np.mean(errors ** 2))
+        assert low <= ratio <= high, f"{key}: seeds' spread / reported error {ratio:.2f} not in [{low:.2f}, {high:.2f}]"
 
 
 @pytest.mark.parametrize("nu2", [0.5, 1.5])

@@ -23,29 +23,39 @@ sub-populations that share that law; their spread, with the population's own tim
   the response (~1/sqrt(P) per step) instead of a floor; the SNR stop cuts off the slower modes that noise itself
   excites (the cross mode in the diagonal response at c < 1, and vice versa). At c = 1, D >= 0: the fit is the
   one-sided slope of docs/theory.md §2 (vanilla RNN: chi_1). A second mode lambda_2 biases lambda by
-  ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. Error: jackknife
-  over the groups, or the least-squares error of the whole population's response if larger (the groups share
-  the law: their spread misses its noise).
+  ~(lambda_2/lambda_1)^(2 t0), t0 the window start; a complex pair gives roughly its real part. This measurement
+  (during burn-in) sets the burn-in and the averaging window, gives the diagonal rate (error: jackknife over the
+  groups, or the least-squares error of the whole population's response if larger) and decides the chaos restart.
+* The reported lambda (the cross rate) is measured again while averaging, from KICKS *independent kicks* spread evenly
+  over the window: a copy of the population, reset to it, gets a cross kick and follows it for ``_interval`` steps;
+  each kick's response is fitted as a burn-in measurement's is (same end rule, second half); lambda is the mean of the
+  kicks' rates and its error their spread. Why: the units share one law, and its own noise feeds back into all of them
+  alike -- near criticality the reference law wanders slowly during a measurement and moves the slope it measures,
+  which neither the group spread nor the residuals of one response see (one measurement's error was 1.6-2.6x smaller
+  than the seeds' spread at lambda = 0.97). Each kick sees the wandering afresh, so the spread of kicks is the error,
+  law and all (benchmarks/RESULTS.md §7e). The kicks are averaged with equal weight: the law's wandering also scales a
+  response by a random factor (20x between kicks at P = 1600), and sums over kicks would follow the largest response
+  and favour kicks whose rate was high. Cost: a population copy during the kicks (1.1-1.4x CPU in all).
 * Burn-in (``burn_in=None``): from the zero state, until the slowest measured rate has shrunk the start's O(1)
   deviation below TOLERANCE (the measuring steps count; re-measured once stationary), capped at MAX_BURN_IN.
   If c_x = 1 and lambda(c=1) + 2 se >= 1 (c = 1 may be unstable: chaos), b restarts as an independent resample
   of a and relaxes to the attracting c* (back to c ~ 1 if c = 1 was stable after all).
-* Averages over ``average`` steps; standard errors (extras ``standard_error_<key>``): the larger of the spread of
-  the GROUPS time averages and the batch-means error (BATCHES batches) of the whole population's average --
-  the groups share the law, so its own slow fluctuations move them together and only the time series shows
-  them. NOT_CONVERGED if burn-in hit its cap or the two halves of the average differ (> 5 such standard errors
-  and > 1e-3 relative).
+* Averages over ``average`` steps; standard errors (extras ``standard_error_<key>``): the larger of the spread of the
+  GROUPS time averages and the batch-means error (BATCHES batches) of the whole population's average -- the groups
+  share the law, so its own slow fluctuations move them together and only the time series shows them. Batches only a
+  few relaxation times long share part of those fluctuations, so their spread is divided by what an AR(1) series at
+  the slowest measured rate predicts for it (``_batch_shortfall``: 0.89 at the default window and rate 0.972, where
+  C*'s error had been ~0.85x the seeds' spread). NOT_CONVERGED if burn-in hit its cap or the two halves of the average
+  differ (> 5 such standard errors and > 1e-3 relative).
 * Finite-population bias: a finite population is a finite-width network, its law fluctuates, and that biases
   moments by O(1/P) -- negligible away from criticality, amplified near it (vanilla RNN at lambda = 0.97: C*
   about +2/P, benchmarks/RESULTS.md). An earlier version let every group average over its own P/GROUPS units:
   a bias of O(GROUPS/P), common to all groups and so invisible in their spread (C* +2.3/P_g there, 10 standard
   errors at P = 3200, and half of those runs NOT_CONVERGED).
-* Errors near criticality (measured at the vanilla point above, 12 seeds per population): the moments' errors
-  match or exceed the seeds' spread from P = 3200 on (1.2-1.5x) and are ~2x small at P = 1600; lambda's error is
-  1.6-2.6x small at every P there (1600 .. 32000; successive measurements within one run scatter by more than
-  their stated errors: the shared law wanders slowly during a measurement, which neither the groups nor the
-  residuals see); away from criticality (lambda = 0.28) they are 0.8-1.4x the spread. Independent seeds give
-  the full error.
+* Errors near criticality (the vanilla point above, 24-40 seeds per population, benchmarks/RESULTS.md §7e):
+  seeds' spread / reported error ~1 for lambda (from the kicks) and for the moments (group spread or batch means,
+  whichever is larger), within the ~15% uncertainty of a ratio from 24 seeds, from P = 1600 to 32000.
+  Independent seeds remain the check (tests/test_population.py does it).
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ MAX_MEASURE = 400  # steps one rate measurement may take
 DECAY, GROWTH = math.exp(-10), math.exp(3)  # a measurement ends at this decay (or growth: still linear)
 SNR = 10  # ... or when the response is within SNR standard errors of the Monte Carlo noise
 BATCHES = 8  # batch means of the averaging window (>= 5 relaxation times each at the default window)
+KICKS = 8  # cross kicks while averaging: lambda's error is their spread (7 degrees of freedom)
 ETA = 1e-3  # kick size: response linear to ~1e-3 relative, and far above float64 rounding
 X = object()  # the cell input: it only enters through ops.affine
 
@@ -134,16 +145,29 @@ def _stats(states: list[np.ndarray]) -> np.ndarray:
                     axis=2)
 
 
+def _fit(d: np.ndarray) -> float:
+    """Least-squares rate of a response d (T, k): sum <d_{t+1}, d_t> / sum |d_t|^2."""
+    num, den = np.sum(d[1:] * d[:-1]), np.sum(d[:-1] ** 2)
+    return float(num / den) if den > 0 else 0.0  # den = 0: the kick had no effect at all
+
+
+def _response_end(deltas: np.ndarray) -> int | None:
+    """Where a response Delta_t (T, GROUPS, k) stops being a clean decay, as :func:`_measure` stops: the first
+    t >= 3 (1-based) that decayed past DECAY of its largest, grew past GROWTH of its first, or sank within SNR
+    standard errors (of the group spread) of zero; None if none."""
+    norms = np.linalg.norm(deltas.mean(axis=1), axis=-1)
+    noise = np.linalg.norm(deltas.std(axis=1, ddof=1), axis=-1) / math.sqrt(deltas.shape[1])
+    peak = np.maximum.accumulate(norms)
+    bad = ~((DECAY * peak <= norms) & (norms <= GROWTH * norms[0]) & (norms > SNR * noise))
+    bad[:2] = False
+    return int(np.argmax(bad)) + 1 if bad.any() else None
+
+
 def _decay_rate(deltas: np.ndarray) -> tuple[float, float]:
     """lambda from Delta_t (T, GROUPS, k), t = 1..T after the kick, over t in [T//2, T]; jackknife error."""
     window = deltas[max(1, len(deltas) // 2) - 1:]
-
-    def fit(d):
-        num, den = np.sum(d[1:] * d[:-1]), np.sum(d[:-1] ** 2)
-        return float(num / den) if den > 0 else 0.0  # den = 0: the kick had no effect at all
-
-    jack = np.array([fit(np.delete(window, g, axis=1).mean(axis=1)) for g in range(window.shape[1])])
-    return fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
+    jack = np.array([_fit(np.delete(window, g, axis=1).mean(axis=1)) for g in range(window.shape[1])])
+    return _fit(window.mean(axis=1)), float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
 
 
 def _pooled_rate(deltas: np.ndarray) -> tuple[float, float]:
@@ -182,16 +206,52 @@ def _measure(ops: _PopulationOps, states: list[np.ndarray]) -> tuple[list[np.nda
     return [x[:1] for x in pop], lam_d, lam_c, t
 
 
-def _batch_errors(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _batch_shortfall(rate: float, n: int) -> float:
+    """Expected batch-means standard error over the true one, for a series of BATCHES batches of ``n`` steps that
+    relaxes like rate^t (an AR(1) process): batches only a few relaxation times long share part of their
+    fluctuations, so the spread of their means is too small (0.89 at rate 0.972 and 179 steps a batch, 0.66 at
+    50). From the covariances of the batch sums, S_k = sum over batch 0 x batch k of rate^|i - j|."""
+    r = min(abs(rate), 0.9999)
+    if r == 0 or n < 2:
+        return 1.0
+    g = (1 - r ** n) / (1 - r)  # sum_{d=0}^{n-1} r^d
+    sums = [n * (1 + r) / (1 - r) - 2 * r * g / (1 - r)] + [r ** ((k - 1) * n + 1) * g * g for k in range(1, BATCHES)]
+    cov = np.array([[sums[abs(i - j)] for j in range(BATCHES)] for i in range(BATCHES)])
+    var_mean = cov.sum() / BATCHES ** 2  # of the batch sums' mean: n^2 cancels in the ratio
+    expected = (np.trace(cov) - cov.sum() / BATCHES) / (BATCHES - 1) / BATCHES
+    return float(math.sqrt(expected / var_mean))
+
+
+def _batch_errors(series: np.ndarray, rate: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Standard errors of the time average of ``series`` (steps, ...) and of the difference of its two halves,
-    from BATCHES consecutive batch means (zero when there are fewer than 2 steps per batch)."""
+    from BATCHES consecutive batch means (zero when there are fewer than 2 steps per batch), corrected for the
+    batches' shared fluctuations when the series relaxes like ``rate``^t (:func:`_batch_shortfall`)."""
     n = len(series) // BATCHES
     if n < 2:
         zero = np.zeros(series.shape[1:])
         return zero, zero
     batches = series[:n * BATCHES].reshape(BATCHES, n, *series.shape[1:]).mean(axis=1)
-    spread = batches.std(axis=0, ddof=1)
+    spread = batches.std(axis=0, ddof=1) / _batch_shortfall(rate, n)
     return spread / math.sqrt(BATCHES), spread * math.sqrt(4 / BATCHES)  # halves of BATCHES/2 batches each
+
+
+def _interval(rate: float, steps: int) -> int:
+    """Steps a cross kick is followed while averaging: room for a decay of e^-10, the most a burn-in
+    measurement follows (each kick's fit ends like one, :func:`_response_end`), but at least 10 and at most
+    steps // KICKS (enough kicks for their spread), and no growth past GROWTH."""
+    rate = abs(rate)
+    wanted = 10 / -math.log(rate) if 0 < rate < 1 else math.log(GROWTH) / math.log(rate) if rate > 1 else 10
+    return int(max(10, min(math.ceil(wanted), steps // KICKS)))
+
+
+def _kicked_rate(rates: list[float]) -> tuple[float, float]:
+    """lambda: the mean of the kicks' rates (each fitted like a burn-in measurement); error: their spread
+    (independent measurements, the law's noise included).
+
+    Each kick counts once: the law's wandering scales a response by a random factor (20x apart between kicks at
+    P = 1600), so a fit of all responses together would follow the one largest and favour kicks whose rate was
+    high (it made lambda's error 0.63x the seeds' spread at P = 1600)."""
+    return float(np.mean(rates)), float(np.std(rates, ddof=1) / math.sqrt(len(rates)))
 
 
 def _needed(rate: float) -> int:
@@ -207,7 +267,8 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
     ``population``: units P, each with an a and a b copy (rounded up to a multiple of GROUPS; keep P/GROUPS >= ~1000,
     below that the rate fits drown in noise and the finite-size bias grows); ``burn_in``: steps
     from the zero state before the rates are measured (None: adaptive, see the module docstring); ``average``:
-    steps averaged (None: 40 relaxation times, within [200, 4000]); ``seed`` fixes every draw.
+    steps averaged (None: 40 relaxation times, within [200, 4000]; lambda comes from KICKS kicks within them, fewer
+    below 80 steps, and below 20 from the burn-in measurement); ``seed`` fixes every draw.
     """
     if chrono_maps(cell, h):
         raise HyperparameterError("the population closure does not draw chrono biases yet: use closure='gaussian' "
@@ -248,16 +309,37 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         rate = min(max(abs(lam_d[0]), abs(lam_c[0]) if relaxing_c else 0.0), 0.9999)
         n_avg = max(2, int(average) if average is not None else int(np.clip(40 / (1 - rate), 200, 4000)))
         record = np.empty((n_avg, GROUPS, len(cell.states), 3))
+        # lambda is measured again while averaging, by a copy of the population (reset to it) that gets a cross
+        # kick and follows it for `length` steps, KICKS times spread evenly over the window: independent
+        # measurements, each seeing the law's own wandering, so their spread is the error (module docstring).
+        length = _interval(lam_c[0], n_avg)
+        kicks = min(KICKS, n_avg // length)
+        spacing = n_avg // max(kicks, 1)
+        kick = (np.zeros((2, 1, 1, 1)), np.ones((2, 1, 1, 1)), np.array([0.0, ETA])[:, None, None, None])
+        rates, response = [], []
         for i in range(n_avg):
-            states = ops.step(states)
-            record[i] = _stats(states)[0, ..., :3]
+            if i % spacing == 0 and i // spacing < kicks:
+                states, ops.kick, response = [np.repeat(x[:1], 2, axis=0) for x in states], kick, []
+            states, ops.kick = ops.step(states), None
+            st = _stats(states)
+            record[i] = st[0, ..., :3]
+            if len(st) == 2:
+                response.append((st[1, ..., 3] - st[0, ..., 3]) / np.maximum(st[0, :, :, 1].mean(axis=0), 1e-300))
+                deltas = np.array(response)
+                end = _response_end(deltas)
+                if end is not None or len(response) == length:  # the response is over: fit it as _measure does
+                    end = end or length
+                    rates.append(_fit(deltas[max(1, end // 2) - 1:end].mean(axis=1)))
+                    states = [x[:1] for x in states]  # and drop the copy until the next kick
+        lam_c = _kicked_rate(rates) if len(rates) >= 2 else lam_c  # too short a window: the burn-in's
+        states = [x[:1] for x in states]
     per = record.mean(axis=0)  # (GROUPS, S, 3): the groups' time averages
     mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
     half = record[n_avg // 2:].mean(axis=0) - record[: n_avg // 2].mean(axis=0)
     half_se = half.std(axis=0, ddof=1) / math.sqrt(GROUPS)
     # The groups share the law, so their spread misses its common fluctuations; the whole population's time
     # series has them: the larger of the two errors (module docstring).
-    common, common_half = _batch_errors(record.mean(axis=1))
+    common, common_half = _batch_errors(record.mean(axis=1), rate)
     se, half_se = np.maximum(se, common), np.maximum(half_se, common_half)
     drift_t = np.abs(half.mean(axis=0)) / np.maximum(half_se, 1e-300)
     drifting = np.any((drift_t > 5) & (np.abs(half.mean(axis=0)) > 1e-3 * np.max(np.abs(mean[:, 1]))))
@@ -277,7 +359,8 @@ def analyze_population(cell: Cell, h: dict, *, population: int = 200_000, burn_i
         corr[s] = val(mean[i, 2] / mean[i, 1])
         extras.update({f"standard_error_{k}_{s}": np.asarray(e) for k, e in zip(("M", "Q", "C"), se[i])})
     extras.update(standard_error_lambda=np.asarray(lam_c[1]), standard_error_diagonal_lambda=np.asarray(lam_d[1]),
-                  population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg))
+                  population=np.asarray(GROUPS * per_group), burn_in=np.asarray(t), average=np.asarray(n_avg),
+                  kicks=np.asarray(len(rates) if len(rates) >= 2 else 0), kick_length=np.asarray(length))
     laws = {law: POPULATION for law in derive(cell, "gaussian").nonlinearity_laws}  # every one is sampled
     return Analysis(cell=cell, closure="population", laws=laws, backend="numpy", hyperparameters=h, fixed_point=fixed,
                     cross_fixed_point=cross, correlation=corr, lambda_=val(lam_c[0]), xi=time_scale(val(lam_c[0])),
