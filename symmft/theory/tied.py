@@ -231,8 +231,9 @@ def _survival(deltas: np.ndarray) -> dict:
     steps: log S = log(D(tau)/D(1)) summed over states, from the first step after the kick (the kick's
     part that the first step already removes, e.g. an LSTM's h recomputed from c, does not count) to the last
     followed step tau, and xi = -(tau - 1)/log S, the single rate with the same survival over the window. Its
-    error is the jackknife over groups; ``resolved`` is False where S is within 2 standard errors of 1 (the
-    window is too short to see the decay: xi is then only bounded below).
+    error is the jackknife over groups; ``resolved`` is False where log S is within 2 standard errors of 0 (the
+    window cannot tell decay from growth: xi is then only bounded below). S > 1 (the distance grows over the
+    window, e.g. while a long memory is still filling) gives xi = inf.
     """
     total = deltas.sum(axis=-1)  # (steps, groups)
     steps = len(total) - 1
@@ -249,7 +250,7 @@ def _survival(deltas: np.ndarray) -> dict:
         xi = -steps / estimate if estimate < 0 else math.inf
         curve = np.log(total.mean(axis=1) / total[0].mean())
     return {"steps": steps, "log_survival": estimate, "standard_error": se, "xi": xi,
-            "resolved": bool(estimate + 2 * se < 0), "log_survival_curve": curve}
+            "resolved": bool(abs(estimate) > 2 * se), "log_survival_curve": curve}
 
 
 def _two_time(history: np.ndarray) -> np.ndarray:
