@@ -69,12 +69,12 @@ def network_response(cell, h: dict, width: int, steps: int, follow: int, seed: i
     return np.log(D / D[0]).T
 
 
-def xi_section(width: int, networks: int, population: int) -> list[dict]:
+def xi_section(width: int, networks: int, population: int, which: tuple[str, ...] = ("T1000", "T200")) -> list[dict]:
     cell, rows = load_cell("lstm"), []
     rules = (("T1000", json.loads((ROOT / "benchmarks/results/tied_search_T1000.json").read_text())
               ["m8"]["tied"]["untied_hyperparameters"], 1000),
              ("T200", json.loads((ROOT / "tests/data/tied_search_lstm_T200.json").read_text())["hyperparameters"], 200))
-    for name, h, T in rules:
+    for name, h, T in (r for r in rules if r[0] in which):
         t0 = time.process_time()
         # finite m at T = 1000 would hold 16 per-group factors of (4T)^2 floats (~4 GB): infinite m there
         m = width if T <= 200 else None
@@ -91,7 +91,9 @@ def xi_section(width: int, networks: int, population: int) -> list[dict]:
                "theory_log_survival": [float(curve[t]) for t in TAUS if t < T],
                "network_log_survival": [float(per_net[:, t].mean()) for t in TAUS if t < T],
                "network_standard_error": [float(per_net[:, t].std(ddof=1) / math.sqrt(networks)) for t in TAUS if t < T],
-               "network_xi": float(-(T - 1) / per_net[:, -1].mean()),
+               "network_log_survival_end": [float(per_net[:, -1].mean()),
+                                            float(per_net[:, -1].std(ddof=1) / math.sqrt(networks))],
+               "network_xi": float(-(T - 1) / per_net[:, -1].mean()) if per_net[:, -1].mean() < 0 else math.inf,
                "theory_seconds": t1 - t0, "network_seconds": t2 - t1}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -127,6 +129,7 @@ def main() -> None:
     ap.add_argument("--networks", type=int, default=3)
     ap.add_argument("--population", type=int, default=4000)
     ap.add_argument("--sections", nargs="+", default=["xi", "gain"])
+    ap.add_argument("--rules", nargs="+", default=["T1000", "T200"], help="the xi section's points")
     ap.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_response.json"))
     args = ap.parse_args()
     out = {"machine": machine(), "source": source_version(), "options": vars(args)}
@@ -134,7 +137,7 @@ def main() -> None:
         out["gain"] = gain_section(args.width, args.networks, args.population)
         Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
     if "xi" in args.sections:
-        out["xi"] = xi_section(args.width, args.networks, args.population)
+        out["xi"] = xi_section(args.width, args.networks, args.population, tuple(args.rules))
     Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
 
 

@@ -46,6 +46,8 @@ WEIGHTS = ("gaussian", "orthogonal")
 DEFAULT_STEPS = 300  # transient horizon when no --steps is given: enough to settle a memory time of ~30 steps
 MEASURE = 60  # steps the kicked replicas are followed for lambda (they cost 2x a step of the run)
 KICK = 0.05  # kick size: the response stays linear to a few per cent
+FIT_SNR = 10  # lambda's fit stops where the response is within this many standard errors of zero
+SURVIVAL_SNR = 2  # ... and the window's survival where it is within this many
 TAIL = 0.25  # the stationary estimate from a transient averages its last quarter
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
 STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memory budget demands): each also averages over its passes
@@ -204,22 +206,29 @@ def _tail(record: np.ndarray) -> tuple[np.ndarray, np.ndarray, Status]:
 
 def _cross_rate(run: Transient, last: np.ndarray, follow: int) -> tuple[float, float, dict]:
     """lambda and its standard error from kicked replicas followed for up to ``follow`` steps, and the window's
-    survival summary (see :func:`_survival`)."""
+    survival summary (see :func:`_survival`). lambda's fit ends where the response sinks within FIT_SNR standard
+    errors of zero (a ratio of noisy terms is biased); the survival goes on while it stays above SURVIVAL_SNR
+    (one end point, whose noise its jackknife error carries)."""
     G = run.ops.shape[0]
     run.fork()
     run.kick(KICK, np.random.default_rng(run.t))
     q = np.maximum(last[:, :, 1].mean(axis=0), 1e-300)  # (S,)
-    deltas = []
+    deltas, fit_end = [], None
     for _ in range(follow):
         m = run.advance(1)[0]  # (2G, S, 3)
         D = (m[:, :, 1] - m[:, :, 2])  # Q - C = <(a - b)^2>/2 per group and state
         deltas.append((D[G:] - D[:G]) / q)
         norms = np.abs(np.array(deltas).mean(axis=1)).sum(axis=-1)
         noise = np.abs(np.array(deltas)[-1]).std(axis=0).sum() / math.sqrt(G)
-        if len(deltas) >= 6 and (norms[-1] < math.exp(-10) * norms.max() or norms[-1] < 10 * noise):
-            break
+        if len(deltas) >= 6:
+            if norms[-1] < math.exp(-10) * norms.max():
+                break
+            if fit_end is None and norms[-1] < FIT_SNR * noise:
+                fit_end = len(deltas)
+            if norms[-1] < SURVIVAL_SNR * noise:
+                break
     deltas = np.array(deltas)
-    return (*_decay_rate(deltas), _survival(deltas))
+    return (*_decay_rate(deltas[:fit_end]), _survival(deltas))
 
 
 def _survival(deltas: np.ndarray) -> dict:
