@@ -30,9 +30,11 @@ DATA = Path(__file__).parent / "data"
 
 #: log G of width-1000 networks against the infinite-width theory: besides both standard errors, a finite-width
 #: allowance. The product's log gain is a sum over T steps of per-step gains each O(1/n) off their limit, so the
-#: allowance is T/n times a per-step constant; 0.5 T/n (0.1 at T = 200) is ~2x the largest gap measured between
-#: widths 1000 and the theory at population 16000 (benchmarks/RESULTS.md §7, "the tied gain").
-GAIN_WIDTH_ALLOWANCE = 0.5
+#: allowance is T/n times a per-step constant. No such bias is resolved at width 1000: every measured gap (LSTM,
+#: GRU, minimalRNN, T = 30-200, benchmarks/RESULTS.md §7 "the tied response") is within 1.5 combined standard
+#: errors, the best resolved 0.002-0.009 at T = 200 (standard error 0.004-0.006); 0.05 T/n (0.01 at T = 200) is
+#: of that size.
+GAIN_WIDTH_ALLOWANCE = 0.05
 
 
 def _network_log_gain(cell, h, T, networks, width=1000):
@@ -75,7 +77,7 @@ def test_tied_check_gain_matches_tied_networks_where_the_free_product_does_not()
         ok, bar = _gain_agrees(theory, theory_se, net, net_se, T)
         assert ok, f"mu_f shift {shift}: tied gain {theory:.4f}+-{theory_se:.4f}, networks {net:.4f}+-{net_se:.4f}"
         free = v["values"]["log_gain_free"]
-        assert abs(free - net) > 0.5 * bar, f"the free product {free:.4f} would pass too (networks {net:.4f})"
+        assert abs(free - net) > bar, f"the free product {free:.4f} would pass too (networks {net:.4f}, bar {bar:.3f})"
         assert v["values"]["m1"] == pytest.approx(math.exp(theory / T))
 
 
