@@ -59,6 +59,8 @@ def test_tied_gain_matches_exact_jacobian_products_at_a_short_length():
     ok, bar = _gain_agrees(theory, theory_se, net, net_se, T)
     assert ok, f"tied gain {theory:.4f}+-{theory_se:.4f}, networks {net:.4f}+-{net_se:.4f}, bar {bar:.3f}"
     assert len(g.log_gain) == T and np.all(np.isfinite(g.standard_error))
+    with pytest.raises(HyperparameterError, match="length"):
+        tied_gain(cell, {k: float(v) for k, v in resolve(cell, hp).items()}, 0)
 
 
 @pytest.mark.slow

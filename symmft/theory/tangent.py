@@ -33,7 +33,7 @@ import numpy as np
 from scipy.special import erf
 
 from symmft.cell.trace import Cell, primary_states
-from symmft.errors import ClosureError, Status
+from symmft.errors import ClosureError, HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node
 from symmft.theory.transient import GROUPS, CausalFields
@@ -160,6 +160,9 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
               seed: int = 0) -> TiedGain:
     """The tied network's log mean squared gain over ``length`` T memory Jacobians from step 1 of a sequence
     started at the zero state (``h``: resolved scalar hyperparameters), with standard errors."""
+    for name, value, least in (("length", length, 1), ("population", population, 32), ("input_dim", input_dim, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
+            raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
     run = TangentProcess(cell, h, length + 1, population=population, seed=seed, input_dim=input_dim)
     G, p = run.shape
     states = {s: np.zeros(run.shape) for s in cell.states}
