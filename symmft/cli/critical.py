@@ -168,7 +168,8 @@ def _print_tied(tied: dict, th: dict) -> None:
         return f"{num(v[k])} +- {se[k]:{digits}}" if k in se else num(v[k])
 
     rows = [["xi", pm("xi"), f">= {th['xi_min']}"],
-            ["m1", pm("m1", ".1e"), f"|T log m1| <= {th['max_log_gain']:g}: in [{th['m1_range'][0]:.6g}, {th['m1_range'][1]:.6g}]"],
+            ["m1 = G(T)^(1/T)", pm("m1", ".1e"), f"|T log m1| <= {th['max_log_gain']:g}: in [{th['m1_range'][0]:.6g}, {th['m1_range'][1]:.6g}]"],
+            *([["m1 if the steps were free", pm("m1_free", ".1e"), "not judged (docs/criteria.md)"]] if "m1_free" in v else []),
             ["spread T(m2/m1^2 - 1)", pm("spread"), f"<= {th['max_spread']:g}"]]
     rows += [[k, pm(k), f"<= {th['max_second_moment']:g}"] for k in v if k.startswith("Q_")]
     print_table(["tied theory at the rule", "value", "criterion"], rows)

@@ -12,18 +12,22 @@ sequence and its tail is the stationary state ("settled": True); when the memory
 is never seen by a sequence of that length and does not enter:
 
 - Q_s is the largest second moment over t <= T;
-- the gradient over the sequence crosses the Jacobians of every step, so the mean gain is the geometric mean of
-  m1(t) over t = 1..T (|T log m1| <= g is then |sum_t log m1(t)| <= g) and the spread is
-  sum_t (m2(t)/m1(t)^2 - 1), with m1(t), m2(t) the free-probability moments at the tied moments of step t (an
-  approximation for the tied network: benchmarks/RESULTS.md §7 measures its error);
-- xi is the tied theory's effective decay rate of the distance between two sequences after step T.
+- the gradient over the sequence crosses the Jacobians of every step: the mean gain is m1 = G(T)^(1/T), G(T) the
+  tied network's mean squared gain of the product of the T memory Jacobians from step 1
+  (:func:`symmft.theory.tangent.tied_gain`, forward tangents in the tied DMFT; |T log m1| <= g is |log G| <= g).
+  Beside it ``m1_free``, the geometric mean of the free-probability m1(t) at the tied moments of step t, which
+  treats the steps' Jacobians as free (the tied product exceeds it by ~3e-4 per step: docs/criteria.md). The
+  spread is sum_t (m2(t)/m1(t)^2 - 1) from the same free-probability moments (an approximation for the tied
+  network: benchmarks/RESULTS.md §7 measures its error);
+- xi: what survives of a kick to the distance between two sequences after step T, followed for T more steps
+  (docs/tied.md §2, "lambda, xi"): xi = -(T - 1)/log(D(2T)/D(T + 1)), the single rate with the same survival
+  over the criterion's window; ``lambda`` is that rate, exp(log S/(T - 1)).
 
-Standard errors: Q_s from the spread of the theory's independent groups; m1 and the spread by moving each state
-moment up by its standard error at every step (fully correlated over steps: conservative) and adding the shifts
-in quadrature; xi from lambda's jackknife error. A criterion whose slack is within UNCERTAIN standard errors of
-its threshold, on either side, is listed in ``uncertain`` and not in ``fails``: the population cannot decide it,
-and more population (``--population``) does. (The tied xi is the noisiest number: +-25-60% at population
-1000-2000.)
+Standard errors: Q_s from the spread of the theory's independent groups; m1 from the groups' own log gains; the
+spread by moving each state moment up by its standard error at every step (fully correlated over steps:
+conservative) and adding the shifts in quadrature; xi from the jackknife of log S over groups. A criterion whose
+slack is within UNCERTAIN standard errors of its threshold, on either side, is listed in ``uncertain`` and not in
+``fails``: the population cannot decide it, and more population (``--population``) does.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from symmft.cell.trace import Cell
 from symmft.errors import Status
 from symmft.init.criteria import Criteria
 from symmft.theory.jacobian import jacobian_moments
+from symmft.theory.tangent import tied_gain
 from symmft.theory.tied import TiedAnalysis, analyze_tied
 
 #: Standard errors within which a criterion's slack counts as undecided by the Monte Carlo population.
@@ -55,29 +60,37 @@ def moments_at_step(analysis: TiedAnalysis, step: int | slice) -> TiedAnalysis:
 def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Criteria, *, weights: str = "orthogonal",
                   input_dim: int | None = None, population: int = 4000, seed: int = 0) -> dict:
     """The quantities the criteria judge, from the tied theory at ``hyperparameters`` for sequences of ``length``
-    T, and the criteria that fail. Returns {"judged_on": "transient", "values": {xi, lambda, m1,
-    m1_at_T, m2, variance, spread, Q_s...}, "standard_error": {same keys where known}, "fails": [...],
-    "uncertain": [...], "settled": whether the transient reached its stationary state, "status": the tied
-    analysis' status name, "population": units}."""
+    T, and the criteria that fail. Returns {"judged_on": "transient", "values": {xi, lambda, m1, m1_free,
+    log_gain, log_gain_free, m1_at_T, m2, variance, spread, Q_s...}, "standard_error": {same keys where known},
+    "fails": [...], "uncertain": [...], "settled": whether the transient reached its stationary state, "status":
+    the tied analysis' status name, "population": units, "response_steps": the steps xi's window covers}."""
     a = analyze_tied(cell, hyperparameters, steps=length, input_dim=input_dim, weights=weights,
-                     population=population, seed=seed, stationary=False)
+                     population=population, seed=seed, stationary=False, response=max(6, length))
     values, se = _jacobian_criteria(a, weights, length)
+    gain = tied_gain(cell, a.hyperparameters, length, input_dim=input_dim, population=population, seed=seed)
+    log_gain, log_gain_se = gain.total
+    values.update(m1_free=values["m1"], log_gain_free=length * math.log(values["m1"]), log_gain=log_gain,
+                  m1=math.exp(log_gain / length))
+    se.update(m1_free=se["m1"], m1=values["m1"] * log_gain_se / length, log_gain=log_gain_se)
     for s in cell.states:
         q = a.trajectory[s]["second_moment"]
         worst = int(np.argmax(q))
         values[f"Q_{s}"], se[f"Q_{s}"] = float(q[worst]), float(a.trajectory[s]["standard_error_second_moment"][worst])
-    lam = a.lambda_
-    values.update(xi=a.xi, **{"lambda": lam})
-    se["lambda"] = a.standard_error["lambda"]
+    response = a.extras["response"]
+    lam = math.exp(response["log_survival"] / response["steps"]) if response["steps"] else math.nan
+    values.update(xi=response["xi"], **{"lambda": lam})
+    se["lambda"] = lam * response["standard_error"] / max(response["steps"], 1)
     with np.errstate(all="ignore"):  # infinite where lambda's error bar reaches 1 (xi unbounded above)
         se["xi"] = float(se["lambda"] / (abs(lam) * math.log(abs(lam)) ** 2)) if abs(lam) + se["lambda"] < 1 else math.inf
     # still relaxing at T is expected (memory > T): only a diverged or NaN run fails the status criterion
     status = Status.OK if a.status == Status.NOT_CONVERGED else a.status
+    if status == Status.OK and gain.status != Status.OK:
+        status = gain.status
     ev = {**{k: np.array([v]) for k, v in values.items()}, "status": np.array([int(status)])}
     uncertain = _uncertain(criteria, length, values, se) if status == Status.OK else []
     return {"judged_on": "transient", "settled": a.status == Status.OK, "values": values, "standard_error": se,
             "fails": [f for f in criteria.failures(ev)[0] if f not in uncertain], "uncertain": uncertain,
-            "status": a.status.name, "population": a.extras["population"]}
+            "status": a.status.name, "population": a.extras["population"], "response_steps": response["steps"]}
 
 
 def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict, dict]:

@@ -47,6 +47,8 @@ WEIGHTS = ("gaussian", "orthogonal")
 DEFAULT_STEPS = 300  # transient horizon when no --steps is given: enough to settle a memory time of ~30 steps
 MEASURE = 60  # steps the kicked replicas are followed for lambda (they cost 2x a step of the run)
 KICK = 0.05  # kick size: the response stays linear to a few per cent
+FIT_SNR = 10  # lambda's fit stops where the response is within this many standard errors of zero
+SURVIVAL_SNR = 2  # ... and the window's survival where it is within this many
 TAIL = 0.25  # the stationary estimate from a transient averages its last quarter
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
 STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memory budget demands): each also averages over its passes
@@ -97,7 +99,8 @@ class TiedAnalysis:
 def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps: int | None = None,
                  input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
                  seed: int = 0, window: int | None = None, stationary: bool = True,
-                 max_steps: int = STATIONARY_STEPS, backend: str = "numpy") -> TiedAnalysis:
+                 max_steps: int = STATIONARY_STEPS, response: int = MEASURE,
+                 backend: str = "numpy") -> TiedAnalysis:
     """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
 
     ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
@@ -109,8 +112,12 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     2); the solver doubles that lag range while the measured correlations need it, up to
     :data:`~symmft.theory.stationary.MAX_LAGS`. ``max_steps``: its budget of steps per unit (the stationary
     state is NOT_CONVERGED if not reached in it). ``stationary`` False: never (a drifting tail is then reported
-    as NOT_CONVERGED). ``backend``: "numpy" or "cupy" for the causal transient (a seed fixes each backend's draws:
-    the two agree within standard errors, not bit for bit; the stationary solver runs on numpy).
+    as NOT_CONVERGED). ``response``: the most steps the kicked replicas are followed after step T (lambda's
+    window; ``extras["response"]`` summarises the whole followed window: its survival and the xi it implies,
+    docs/tied.md §2). A long memory needs a response of its own length (the tied check uses T); each step costs
+    about two transient steps at that time. ``backend``: "numpy" or "cupy" for the causal transient (a seed
+    fixes each backend's draws: the two agree within standard errors, not bit for bit; the stationary solver
+    runs on numpy).
     """
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     h = _point(cell, hyperparameters)
@@ -119,17 +126,17 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     if weights not in WEIGHTS:
         raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
-                               ("window", window, 64), ("max_steps", max_steps, 1)):
+                               ("window", window, 64), ("max_steps", max_steps, 1), ("response", response, 6)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
-    run = Transient(cell, h, horizon + MEASURE, population=population, seed=seed, input_dim=input_dim,
+    run = Transient(cell, h, horizon + response, population=population, seed=seed, input_dim=input_dim,
                     backend=backend)
     record, keep = _advance_keeping(run, horizon)
     values, se, status = _tail(record)
     stationary_report = None
     two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
-    lam, lam_se = _cross_rate(run, record[-1])
+    lam, lam_se, response_report = _cross_rate(run, record[-1], response)
     if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
         window = window or 2 ** math.ceil(math.log2(8 * horizon))
         st = solve_stationary(cell, h, lags=window // 4, population=min(population, STATIONARY_POPULATION), seed=seed,
@@ -157,7 +164,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
                         extras={"population": run.ops.shape[0] // 2 * run.ops.shape[1], "steps_run": horizon,
                                 "input_dim": input_dim, "weights": weights, "solver": solver, "backend": backend,
                                 "window": window if solver == "stationary" else None,
-                                "stationary_solver": stationary_report})
+                                "stationary_solver": stationary_report, "response": response_report})
 
 
 def _point(cell: Cell, values: dict | None) -> dict:
@@ -204,22 +211,62 @@ def _tail(record: np.ndarray) -> tuple[np.ndarray, np.ndarray, Status]:
     return mean, se, status
 
 
-def _cross_rate(run: Transient, last: np.ndarray) -> tuple[float, float]:
-    """lambda and its standard error from kicked replicas followed for up to MEASURE steps."""
+def _cross_rate(run: Transient, last: np.ndarray, follow: int) -> tuple[float, float, dict]:
+    """lambda and its standard error from kicked replicas followed for up to ``follow`` steps, and the window's
+    survival summary (see :func:`_survival`). lambda's fit ends where the response sinks within FIT_SNR standard
+    errors of zero (a ratio of noisy terms is biased); the survival goes on while it stays above SURVIVAL_SNR
+    (one end point, whose noise its jackknife error carries)."""
     G = run.ops.shape[0]
     run.fork()
     run.kick(KICK, np.random.default_rng(run.t))
     q = np.maximum(last[:, :, 1].mean(axis=0), 1e-300)  # (S,)
-    deltas = []
-    for _ in range(MEASURE):
+    deltas, fit_end = [], None
+    for _ in range(follow):
         m = run.advance(1)[0]  # (2G, S, 3)
         D = (m[:, :, 1] - m[:, :, 2])  # Q - C = <(a - b)^2>/2 per group and state
         deltas.append((D[G:] - D[:G]) / q)
         norms = np.abs(np.array(deltas).mean(axis=1)).sum(axis=-1)
         noise = np.abs(np.array(deltas)[-1]).std(axis=0).sum() / math.sqrt(G)
-        if len(deltas) >= 6 and (norms[-1] < math.exp(-10) * norms.max() or norms[-1] < 10 * noise):
-            break
-    return _decay_rate(np.array(deltas))
+        if len(deltas) >= 6:
+            if norms[-1] < math.exp(-10) * norms.max():
+                break
+            if fit_end is None and norms[-1] < FIT_SNR * noise:
+                fit_end = len(deltas)
+            if norms[-1] < SURVIVAL_SNR * noise:
+                break
+    deltas = np.array(deltas)
+    return (*_decay_rate(deltas[:fit_end]), _survival(deltas))
+
+
+def _survival(deltas: np.ndarray) -> dict:
+    """What survives of the kick over the followed window (deltas: (steps, groups, states), the kicked-minus-
+    reference distance per state in units of that state's Q at the kick).
+
+    A tied network relaxes through a spread of per-unit rates (quenched gates), so the distance is a mixture of
+    exponentials and no single ratio D_{t+1}/D_t describes it. What "xi >= T" asks is that a difference survive T
+    steps: log S = log(D(tau)/D(1)) summed over states, from the first step after the kick (the kick's
+    part that the first step already removes, e.g. an LSTM's h recomputed from c, does not count) to the last
+    followed step tau, and xi = -(tau - 1)/log S, the single rate with the same survival over the window. Its
+    error is the jackknife over groups; ``resolved`` is False where log S is within 2 standard errors of 0 (the
+    window cannot tell decay from growth: xi is then only bounded below). S > 1 (the distance grows over the
+    window, e.g. while a long memory is still filling) gives xi = inf.
+    """
+    total = deltas.sum(axis=-1)  # (steps, groups)
+    steps = len(total) - 1
+
+    def log_survival(d):
+        with np.errstate(all="ignore"):
+            return float(np.log(d[-1] / d[0])) if d[0] > 0 and d[-1] > 0 else -math.inf
+
+    estimate = log_survival(total.mean(axis=1))
+    jack = np.array([log_survival(np.delete(total, g, axis=1).mean(axis=1)) for g in range(total.shape[1])])
+    with np.errstate(all="ignore"):
+        se = float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
+        se = se if math.isfinite(se) else math.inf  # a group whose distance reached zero: not resolved
+        xi = -steps / estimate if estimate < 0 else math.inf
+        curve = np.log(total.mean(axis=1) / total[0].mean())
+    return {"steps": steps, "log_survival": estimate, "standard_error": se, "xi": xi,
+            "resolved": bool(abs(estimate) > 2 * se), "log_survival_curve": curve}
 
 
 def _two_time(history: np.ndarray) -> np.ndarray:
