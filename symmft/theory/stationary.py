@@ -41,10 +41,15 @@ MEASURE = 6  # passes at least that the result averages once settled (their spre
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
 FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
-MAX_LAGS = 32768  # the longest lag range: at it the LSTM's memory budget leaves ~350 units (the T = 1000 rule needs more)
+MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond COARSE_LAGS: memory per unit no longer grows with it)
+COARSE_LAGS = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid of this many points
+FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 16 strides: the slow bank starts at 1/8 of it)
+TIMES_PER_OCTAVE = 2  # correlation times of the slow bank's exponentials
+FINE_WEIGHT = 10.0  # the slow fit's weight on the fine lags relative to the coarse ones
+SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
-def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
+def kernel(g: np.ndarray, plateau: bool = True) -> tuple[np.ndarray, float, float]:
     """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
@@ -53,9 +58,10 @@ def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
     that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
     on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
     within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
-    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9."""
+    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
+    ``plateau`` False: no static part (the two-rate sampler's slow bank carries it; g is the fast remainder)."""
     L = len(g)
-    plateau = max(0.0, float(g[3 * L // 4:].mean()))
+    plateau = max(0.0, float(g[3 * L // 4:].mean())) if plateau else 0.0
     taper = np.ones(L)
     taper[L // 2:] = np.cos(0.5 * np.pi * np.linspace(0.0, 1.0, L - L // 2)) ** 2
     d = (g - plateau) * taper
@@ -69,6 +75,74 @@ def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
     cepstrum[1:n // 2] *= 2  # fold onto positive quefrencies: the causal, minimum-phase factor
     cepstrum[n // 2 + 1:] = 0.0
     return fft.irfft(np.exp(fft.rfft(cepstrum)), n)[:L], plateau, clipped
+
+
+def layout(lags: int) -> tuple[int, int]:
+    """(stride, fast) for a lag range: up to COARSE_LAGS one rate (stride 1, the whole range at full rate); beyond,
+    the slow part on a grid of COARSE_LAGS points of ``stride`` steps and the fast remainder at full rate over
+    ``fast`` >= 16 strides lags (the slow bank's shortest time is fast / 8 = 2 strides)."""
+    stride = max(1, lags // COARSE_LAGS)
+    return stride, (lags if stride == 1 else max(FAST_LAGS, 16 * stride))
+
+
+def slow_times(fast: int, lags: int) -> np.ndarray:
+    """The slow bank's correlation times: TIMES_PER_OCTAVE per octave from fast / 8 to 2 lags, on a grid that
+    does not move when the lag range doubles (a component keeps its state)."""
+    lo, hi = math.ceil(TIMES_PER_OCTAVE * math.log2(fast / 8)), math.floor(TIMES_PER_OCTAVE * math.log2(2 * lags))
+    return 2.0 ** (np.arange(lo, hi + 1) / TIMES_PER_OCTAVE)
+
+
+def _block_factor(times: np.ndarray, stride: int) -> np.ndarray:
+    """exp(-|tau| / T)'s covariance between means over blocks of ``stride`` steps k >= 1 blocks apart, divided by
+    exp(-k stride / T): r^(1 - s) ((1 - r^s) / (1 - r))^2 / s^2 with r = exp(-1/T) (every pair of the two blocks
+    is at a positive lag)."""
+    s = stride
+    return np.exp((s - 1) / times) * (np.expm1(-s / times) / np.expm1(-1.0 / times)) ** 2 / s ** 2
+
+
+def slow_fit(fine: np.ndarray, coarse: np.ndarray, stride: int, times: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """The slow part of a covariance: a static part and nonnegative amplitudes a_j of exp(-tau / T_j), fitted (least
+    squares, nonnegative: every such sum is a covariance) to ``fine`` (lags 0..Lf-1) on [1, Lf) and to
+    ``coarse`` (the covariance of means over blocks of ``stride`` steps, k blocks apart) for k > Lf / stride,
+    where the fast remainder no longer reaches. Points are spaced geometrically (each octave of lags weighs the
+    same) and the fine ones weigh FINE_WEIGHT times more (the fast remainder is what the fit leaves there: the
+    fine lags are measured at every step and must join the fast part closely); unmeasured (NaN) points are left
+    out. Returns (static, amplitudes, rms residual / |fine[0]|)."""
+    from scipy.optimize import nnls
+
+    Lf, K = len(fine), len(coarse)
+    reach = K if np.all(np.isfinite(coarse)) else int(np.argmin(np.isfinite(coarse)))  # grid lags measured so far
+    times = np.where(times <= max(reach * stride, Lf) / 2, times, np.inf)  # unresolved times: weight zero
+    tf = np.unique(np.geomspace(1, Lf - 1, 64).astype(int))
+    kc = np.unique(np.geomspace(Lf // stride + 1, K - 1, 128).astype(int)) if K - 1 > Lf // stride + 1 else np.array([], int)
+    with np.errstate(invalid="ignore"):  # unresolved (infinite) times: NaN columns, left out below
+        rows = [FINE_WEIGHT * np.column_stack([np.ones(len(tf)), np.exp(-tf[:, None] / times[None, :])]),
+                np.column_stack([np.ones(len(kc)), _block_factor(times, stride)[None, :]
+                                 * np.exp(-(kc[:, None] * stride) / times[None, :])])]
+    A, b = np.vstack(rows), np.concatenate([FINE_WEIGHT * fine[tf], coarse[kc]])
+    keep = np.isfinite(b)
+    A, b = A[keep], b[keep]
+    scale = max(abs(float(fine[0])), 1e-300)
+    active = np.concatenate([[True], np.isfinite(times)])
+    x = np.zeros(A.shape[1])
+    x[active], residual = nnls(A[:, active], b / scale, maxiter=50 * A.shape[1])
+    return float(x[0] * scale), x[1:] * scale, float(residual / math.sqrt(max(len(b), 1)))
+
+
+def slow_covariance(static: float, amplitudes: np.ndarray, times: np.ndarray, stride: int, length: int) -> np.ndarray:
+    """The covariance at lags 0..length-1 of the sampler's slow part -- the slow process on the grid of ``stride``
+    steps, linearly interpolated between grid points -- averaged over the phase within a stride: sum over grid
+    lags k of c(k s) w(tau - k s), w the hat function's autocorrelation / s (the B-spline of order 3 on the
+    grid). The fast remainder is the covariance minus this, so the two parts add up exactly at lags < length."""
+    s = stride
+    hat = 1.0 - np.abs(np.arange(-(s - 1), s)) / s
+    w = np.correlate(hat, hat, "full") / s  # lags -(2s - 2) .. 2s - 2
+    k = np.arange(-2, length // s + 3)
+    grid = static + (amplitudes[None, :] * np.exp(-np.abs(k[:, None] * s) / times[None, :])).sum(axis=1)
+    impulses = np.zeros((len(k) - 1) * s + 1)
+    impulses[::s] = grid
+    smooth = np.convolve(impulses, w, mode="same")  # index i is lag (i - 2s)
+    return smooth[2 * s:2 * s + length]
 
 
 def adequate(g: np.ndarray) -> bool:
@@ -110,61 +184,143 @@ class _Lagged:
         self.buffer = x[..., B:].reshape(self.buffer.shape).copy()
 
     def take(self, series: int) -> tuple[np.ndarray, np.ndarray]:
-        """(auto, cross) means per series, copy and pair since the last take; resets the sums."""
-        norm = 2 * series * np.maximum(self.pairs, 1)
+        """(auto, cross) means per series, copy and pair since the last take (NaN at lags no pair reached yet);
+        resets the sums."""
+        norm = np.where(self.pairs > 0, 2 * series * self.pairs, np.nan)
         out = self.auto_sum / norm, self.cross_sum / norm
         self.auto_sum, self.cross_sum, self.pairs = np.zeros(self.lags), np.zeros(self.lags), np.zeros(self.lags)
         return out
 
-    def resize(self, lags: int, units: int | None = None) -> None:
-        """A longer lag range (the buffer keeps its samples; older ones unknown: zero), and optionally only the
-        first ``units`` of the second-to-last series axis."""
+    def resize(self, lags: int, units: int | None = None, coarsen: int = 1) -> None:
+        """Another lag range (the buffer keeps its latest samples; older ones unknown: zero), optionally only the
+        first ``units`` of the second-to-last series axis, and ``coarsen`` > 1: the samples become means over
+        groups of that many (a coarser grid: the buffer ends on a group boundary)."""
         buffer = self.buffer if units is None else self.buffer[..., :units, :]
-        pad = np.zeros((*buffer.shape[:-1], lags - self.lags), dtype=np.float32)
+        if coarsen > 1:
+            buffer = buffer.reshape(*buffer.shape[:-1], -1, coarsen).mean(axis=-1)
+            self.seen //= coarsen
+        buffer = buffer[..., max(0, buffer.shape[-1] - lags):]
+        pad = np.zeros((*buffer.shape[:-1], lags - buffer.shape[-1]), dtype=np.float32)
         self.buffer = np.concatenate([pad, buffer], axis=-1)
+        self.seen = min(self.seen, buffer.shape[-1])  # samples of data, not padding
         self.lags, self.auto_sum, self.cross_sum, self.pairs = lags, np.zeros(lags), np.zeros(lags), np.zeros(lags)
+
+
+def _short(d: np.ndarray, variance: float) -> np.ndarray:
+    """The fast remainder d up to the shortest power-of-two range (>= 8) beyond whose half it stays below SHORT of
+    the variance: what the slow fit leaves at longer lags is the measured covariance's noise (wiggles of ~1e-3
+    over hundreds of lags at the T = 1000 LSTM rule), which as part of the fast kernel would have a negative
+    spectrum at low frequencies."""
+    small = np.abs(d) <= SHORT * abs(variance)
+    beyond = np.flatnonzero(~small)
+    last = beyond[-1] if len(beyond) else 0  # the last lag above the cut
+    L = 8
+    while L // 2 <= last and L < len(d):
+        L *= 2
+    return d[:L]
 
 
 class StreamingFields:
     """The recurrent fields of every unit, one block of steps at a time (a :class:`~symmft.theory.site.FieldSource`
-    for the steps of the current block); records each vector's values for the lagged products."""
+    for the steps of the current block); records each vector's values for the lagged products.
+
+    Each mode's field is a fast part (white noise through a causal kernel of ``fast`` lags, overlap-add) plus a
+    slow part: one rate (stride 1), a static draw per unit; two-rate (stride > 1), the static draw plus a bank of
+    unit-variance AR(1) processes on the grid of ``stride`` steps (one per correlation time of
+    :func:`slow_times`, weighted by the square roots of their fitted amplitudes), linearly interpolated between
+    grid points. The bank's states persist across passes and lag ranges (a component keeps its time)."""
 
     def __init__(self, maps: dict, shape: tuple[int, int], lags: int, rng: np.random.Generator):
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
+        self.bank: dict[int, dict[float, np.ndarray]] = {node: {} for node in maps}  # time -> (k, 2, *shape)
+        self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
+        self.fit_residual = 0.0
+        self.lags = 0
         self.set_lags(lags)
         self.t = 0
 
     def set_lags(self, lags: int) -> None:
-        """Kernels of length ``lags``, blocks of ``lags`` steps; carries are kept (zero-padded when longer)."""
-        self.lags, self.block = lags, lags
+        """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
+        longer, cut when shorter); a changed stride restarts the interpolation from the next grid point."""
+        stride, fast = layout(lags)
+        old_stride = layout(self.lags)[0] if self.lags else stride
+        self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
+        self.times = slow_times(fast, lags) if stride > 1 else np.zeros(0)
         for node, k in self.maps.items():
             old = self.carry.get(node)
-            carry = np.zeros((k, 2, *self.shape, lags - 1), dtype=np.float32)
+            carry = np.zeros((k, 2, *self.shape, fast - 1), dtype=np.float32)
             if old is not None:
-                carry[..., :old.shape[-1]] = old
+                n = min(old.shape[-1], fast - 1)
+                carry[..., :n] = old[..., :n]
             self.carry[node] = carry
+            bank = self.bank[node]
+            self.bank[node] = {T: bank[T] if T in bank else self.rng.standard_normal((k, 2, *self.shape), dtype=np.float32)
+                               for T in self.times}
+            if stride != old_stride:
+                self.last[node] = None
 
     def keep(self, units: int) -> None:
         """Keep the first ``units`` units of every group."""
         self.shape = (self.shape[0], units)
         self.static = {node: a[..., :units] for node, a in self.static.items()}
         self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
+        self.bank = {node: {T: y[..., :units].copy() for T, y in bank.items()} for node, bank in self.bank.items()}
+        self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
+
+    def _slow(self, node: int, static: list[float], amplitudes: list[np.ndarray]) -> np.ndarray:
+        """The two modes' slow part over the next block, (k, 2, *shape, block): the bank advanced by
+        block / stride grid steps, weighted, plus the static draw, linearly interpolated from the last grid
+        point."""
+        s, steps = self.stride, self.block // self.stride
+        bank = self.bank[node]
+        weights = np.sqrt(np.array(amplitudes, dtype=np.float32))  # (2 modes, J)
+        scale = np.sqrt(np.array(static, dtype=np.float32)).reshape(1, 2, 1, 1)
+        k = self.maps[node]
+        grid = np.empty((k, 2, *self.shape, steps + 1), dtype=np.float32)
+
+        def value() -> np.ndarray:
+            out = scale * self.static[node]
+            for j, T in enumerate(self.times):
+                out = out + weights[:, j].reshape(1, 2, 1, 1) * bank[T]
+            return out
+
+        grid[..., 0] = value() if self.last[node] is None else self.last[node]
+        rho = {T: np.float32(math.exp(-s / T)) for T in self.times}
+        for n in range(1, steps + 1):
+            for T in self.times:
+                y = bank[T]
+                y *= rho[T]
+                y += np.float32(math.sqrt(1 - rho[T] ** 2)) * self.rng.standard_normal(y.shape, dtype=np.float32)
+            grid[..., n] = value()
+        self.last[node] = grid[..., -1].copy()
+        theta = (np.arange(s, dtype=np.float32) / s)
+        fine = grid[..., :-1, None] * (1 - theta) + grid[..., 1:, None] * theta
+        return fine.reshape(*grid.shape[:-1], steps * s)
 
     def draw(self, gamma: dict) -> float:
-        """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross)}, lags 0..L-1); returns
-        the largest clipped spectral weight."""
-        B, K, clipped = self.block, self.lags, 0.0
+        """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
+        cross)}: lags 0..fast-1, and block means at grid lags 0..COARSE_LAGS-1 when two-rate); returns the
+        largest clipped spectral weight (and keeps the slow fit's largest relative residual in fit_residual)."""
+        B, K, clipped = self.block, self.fast, 0.0
         n = fft.next_fast_len(B + K - 1, real=True)
-        self.values, self.recorded = {}, {}
+        self.values, self.recorded, self.fit_residual = {}, {}, 0.0
         for node, k in self.maps.items():
-            auto, cross = gamma[node]
-            kernels, scales = [], []
-            for g in (auto + cross, auto - cross):
-                c, plateau, cl = kernel(g)
+            auto, cross, coarse_auto, coarse_cross = gamma[node]
+            kernels, scales, amplitudes = [], [], []
+            for sign in (1.0, -1.0):
+                g = auto + sign * cross
+                if self.stride == 1:
+                    c, plateau, cl = kernel(g)
+                else:
+                    plateau, amps, residual = slow_fit(g, coarse_auto + sign * coarse_cross, self.stride, self.times)
+                    c, _, cl = kernel(_short(g - slow_covariance(plateau, amps, self.times, self.stride, K), g[0]),
+                                      plateau=False)
+                    amplitudes.append(amps)
+                    self.fit_residual = max(self.fit_residual, residual)
                 kernels.append(fft.rfft(c, n))
-                scales.append(math.sqrt(plateau))
+                scales.append(plateau)
                 clipped = max(clipped, cl)
             carry = self.carry[node].reshape(k, 2, -1, K - 1)
             modes = np.empty((k, 2, carry.shape[2], B), dtype=np.float32)
@@ -177,7 +333,11 @@ class StreamingFields:
                     modes[:, m, s:s + FFT_SERIES] = y[..., :B]
                     carry[:, m, s:s + FFT_SERIES] = y[..., B:]
             modes = modes.reshape(k, 2, *self.shape, B)
-            modes += (np.array(scales, dtype=np.float32).reshape(1, 2, 1, 1) * self.static[node])[..., None]
+            if self.stride == 1:
+                root = np.sqrt(np.array(scales, dtype=np.float32)).reshape(1, 2, 1, 1)
+                modes += (root * self.static[node])[..., None]
+            else:
+                modes += self._slow(node, scales, amplitudes)
             modes *= np.float32(1 / math.sqrt(2))
             values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
             np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
@@ -196,10 +356,36 @@ class StreamingFields:
 
 def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
-    block's modes and fields (3 x 2 x L); per vector its recorded block, lag buffer and the FFT's input
-    (~4 x 2 copies x L); float32."""
-    per_unit = 4 * lags * (6 * sum(maps.values()) + 8 * len(maps))
+    block's modes, slow part and fields (~4 x 2 x fast); per vector its recorded block, lag buffer and the FFT's
+    input (~4 x 2 copies x fast) and, two-rate, the coarse lag buffer, its pass of block means and FFT input
+    (~4 x 2 copies x COARSE_LAGS) and the slow bank (2 modes per matrix and time); float32."""
+    stride, fast = layout(lags)
+    k = sum(maps.values())
+    per_unit = 4 * fast * (8 * k + 8 * len(maps))
+    if stride > 1:
+        per_unit += 4 * (8 * COARSE_LAGS * len(maps) + 2 * k * len(slow_times(fast, lags)))
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
+
+
+def _reach(g: np.ndarray) -> int:
+    """How many leading lags of ``g`` are measured (finite)."""
+    finite = np.isfinite(g)
+    return len(g) if finite.all() else int(np.argmin(finite))
+
+
+def _regrid(values: tuple, old: int, new: int) -> tuple:
+    """A covariance's arrays (fine, coarse) on lag range ``old`` carried to range ``new`` as the next pass's
+    starting guess: interpolated in the lag from whatever of the two grids is known, the last value beyond."""
+    (s0, f0), (s1, f1) = layout(old), layout(new)
+    fine, coarse = values
+    lags = np.arange(f0, dtype=float)
+    known = fine
+    if s0 > 1:
+        beyond = np.arange(len(coarse)) * s0 >= f0
+        lags, known = np.concatenate([lags, np.arange(len(coarse))[beyond] * s0]), np.concatenate([fine, coarse[beyond]])
+    ok = np.isfinite(known)
+    at = lambda x: np.interp(x, lags[ok], known[ok])  # noqa: E731 (np.interp holds the last value beyond)
+    return at(np.arange(f1)), (at(np.arange(COARSE_LAGS) * s1) if s1 > 1 else np.zeros(0))
 
 
 def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -241,23 +427,27 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     source = StreamingFields(maps, shape, lags, rng)
     ops = SiteOps(cell, run_h, source, draws, shape)
     states = [np.zeros((2, *shape)) for _ in cell.states]
-    gamma = {node: (np.zeros(lags), np.zeros(lags)) for node in maps}
-    for node, (auto, cross) in (initial or {}).items():
-        if node in gamma:
-            n = min(len(auto), lags)
-            gamma[node][0][:], gamma[node][1][:] = auto[n - 1], cross[n - 1]
-            gamma[node][0][:n], gamma[node][1][:n] = auto[:n], cross[:n]
-            if identical:
-                gamma[node][1][:] = 0.0
-    lagged = {node: _Lagged((2, *shape), lags, cross=not identical) for node in maps}
+    stride, fast = layout(lags)
+    gamma = {}
+    for node in maps:
+        auto, cross = (initial or {}).get(node, (np.zeros(1), np.zeros(1)))
+        auto, cross = np.asarray(auto, float), np.zeros(len(cross)) if identical else np.asarray(cross, float)
+        at = [lambda x, g=g: np.interp(x, np.arange(len(g)), g) for g in (auto, cross)]  # the last value beyond
+        grid = np.arange(COARSE_LAGS) * stride if stride > 1 else np.zeros(0)
+        gamma[node] = (at[0](np.arange(fast)), at[1](np.arange(fast)), at[0](grid), at[1](grid))
+    # Lagged products: at full rate up to the fast range, and (two-rate) of block means on the coarse grid.
+    lagged = {node: _Lagged((2, *shape), fast, cross=not identical) for node in maps}
+    coarse = {node: _Lagged((2, *shape), COARSE_LAGS, cross=not identical) for node in maps} if stride > 1 else {}
     watch = min(per_group, max(1, 256 // GROUPS))  # units per group whose states give the two-time function
-    two_time = [_Lagged((2, GROUPS, watch), lags, cross=False) for _ in cell.states]
+    two_time = [_Lagged((2, GROUPS, watch), fast, cross=False) for _ in cell.states]
+    two_time_coarse = [_Lagged((2, GROUPS, watch), COARSE_LAGS, cross=False) for _ in cell.states] if stride > 1 else []
+    state_two_time_coarse = None
     previous, change, converged, reason = None, None, False, "max_steps"
     steps, passes, mean, started, measured = 0, 0, None, time.process_time(), []
     while steps < max_steps:
-        blocks = max(1, -(-MIN_PASS // source.block))
+        blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
-        clipped = 0.0
+        clipped, pending, pending_states = 0.0, {node: [] for node in coarse}, [[] for _ in two_time_coarse]
         for b in range(blocks):
             clipped = max(clipped, source.draw(gamma))
             B = source.block
@@ -272,7 +462,16 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                 lag.add(source.recorded[node])
             for i, lag in enumerate(two_time):
                 lag.add(history[i])
+            for node in coarse:
+                v = source.recorded[node]
+                pending[node].append(v.reshape(*v.shape[:-1], -1, source.stride).mean(axis=-1))
+            for i in range(len(two_time_coarse)):
+                pending_states[i].append(history[i].reshape(*history[i].shape[:-1], -1, source.stride).mean(axis=-1))
             steps += B
+        for node, lag in coarse.items():
+            lag.add(np.concatenate(pending[node], axis=-1))
+        for lag, block_means in zip(two_time_coarse, pending_states):
+            lag.add(np.concatenate(block_means, axis=-1))
         passes += 1
         record /= blocks * source.block / 2
         per = record.mean(axis=0)
@@ -280,10 +479,23 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             per[..., 2] = per[..., 1]  # one trajectory: C = Q
         mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
         units, used = GROUPS * per_group, gamma
-        gamma = {node: lag.take(units) for node, lag in lagged.items()}
+        gamma = {node: (*lag.take(units), *(coarse[node].take(units) if coarse else (np.zeros(0), np.zeros(0))))
+                 for node, lag in lagged.items()}
         state_two_time = np.array([lag.take(GROUPS * watch)[0] for lag in two_time])
+        if two_time_coarse:
+            state_two_time_coarse = np.array([lag.take(GROUPS * watch)[0] for lag in two_time_coarse])
         if identical:
-            gamma = {node: (auto, np.zeros_like(cross)) for node, (auto, cross) in gamma.items()}
+            gamma = {node: (g[0], np.zeros_like(g[1]), g[2], np.zeros_like(g[3])) for node, g in gamma.items()}
+        # Two-rate: the coarse lags reach back further than the data since the last change of the grid (NaN):
+        # neither settled nor short until they are measured.
+        # Two-rate: the coarse lags reach back only as far as the data since the grid last changed (NaN beyond);
+        # the range is judged on what is measured, and doubled only once all of it is.
+        if source.stride == 1:
+            covered, filling = all(adequate(g[0]) for g in gamma.values()), False
+        else:
+            reach = min(_reach(g[2]) for g in gamma.values())
+            covered = reach >= 64 and all(adequate(g[2][:reach]) for g in gamma.values())
+            filling = not covered and reach < COARSE_LAGS
         if not np.all(np.isfinite(mean)):
             reason = "nan"
             break
@@ -292,9 +504,9 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         d = record[1, :, :, 1:] - record[0, :, :, 1:]
         d_mean, d_se = d.mean(axis=0), d.std(axis=0, ddof=1) / math.sqrt(GROUPS)
         drifting = bool(np.any((np.abs(d_mean) > 5 * d_se) & (np.abs(d_mean) > 0.01 * scale)))
-        short = not all(adequate(auto) for auto, _ in gamma.values())
+        short = not covered and not filling
         settled = False
-        if previous is not None:
+        if previous is not None and not filling:
             # The passes converge geometrically (ratio r ~ 0.4-0.7 for the LSTM at mu_f = 3-4): what is left is
             # about change * r / (1 - r). Stop when the change and what is left are both below 3 standard
             # errors or 0.5% (of Q: the cross moment C may be near zero).
@@ -313,23 +525,37 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                 change = None  # the next pass starts a new geometric sequence
         previous = watched
         if progress is not None:
-            progress({"pass": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
+            progress({"pass": passes, "steps": steps, "lags": source.lags, "stride": source.stride,
+                      "fit_residual": source.fit_residual, "filling": filling, "population": GROUPS * per_group,
                       "Q": mean[:, 1].tolist(), "C": mean[:, 2].tolist(), "standard_error_Q": se[:, 1].tolist(),
                       "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
         if short and source.lags < max_lags and not measured:  # the window is shorter than the correlation time: double it
-            lags = min(2 * source.lags, max_lags)
-            gamma = {node: tuple(np.concatenate([g, np.full(lags - len(g), g[-1])]) for g in pair)
-                     for node, pair in gamma.items()}
+            old_lags, lags = source.lags, min(2 * source.lags, max_lags)
+            (old_stride, _), (stride, fast) = layout(old_lags), layout(lags)
+            gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
+                                                   _regrid((g[1], g[3]), old_lags, lags)) for x in pair)  # coarse
+                     for node, g in gamma.items()}
             per_group = min(per_group, max(2, _budget(maps, lags) // GROUPS))  # fewer units if memory demands
             states = [s[..., :per_group] for s in states]
             ops.keep(per_group)
             source.keep(per_group)
             source.set_lags(lags)
+            if stride > 1:  # the coarse grid: from the fine samples (one rate until now) or a grid twice as coarse
+                for node in maps:
+                    if old_stride == 1:
+                        coarse[node] = _Lagged((2, *shape), old_lags, cross=not identical)
+                        coarse[node].buffer, coarse[node].seen = lagged[node].buffer, lagged[node].seen
+                    coarse[node].resize(COARSE_LAGS, per_group, coarsen=stride // old_stride)
+                for i in range(len(cell.states)):
+                    if old_stride == 1:
+                        two_time_coarse.append(_Lagged((2, GROUPS, watch), old_lags, cross=False))
+                        two_time_coarse[i].buffer, two_time_coarse[i].seen = two_time[i].buffer, two_time[i].seen
+                    two_time_coarse[i].resize(COARSE_LAGS, min(watch, per_group), coarsen=stride // old_stride)
             for lag in lagged.values():
-                lag.resize(lags, per_group)
+                lag.resize(fast, per_group)
             for lag in two_time:
-                lag.resize(lags, min(watch, per_group))
+                lag.resize(fast, min(watch, per_group))
             watch = min(watch, per_group)
             previous, change = None, None
             continue
@@ -360,6 +586,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     if len(measured) > 1:
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
+            "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
+            "fit_residual": source.fit_residual,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}
