@@ -41,9 +41,10 @@ MEASURE = 6  # passes at least that the result averages once settled (their spre
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
 FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
-MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond COARSE_LAGS: memory per unit no longer grows with it)
-COARSE_LAGS = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid of this many points
-FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 16 strides: the slow bank starts at 1/8 of it)
+MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory per unit no longer grows with it)
+TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
+COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
+FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides: the slow bank starts at a stride)
 TIMES_PER_OCTAVE = 2  # correlation times of the slow bank's exponentials
 FINE_WEIGHT = 10.0  # the slow fit's weight on the fine lags relative to the coarse ones
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
@@ -78,17 +79,22 @@ def kernel(g: np.ndarray, plateau: bool = True) -> tuple[np.ndarray, float, floa
 
 
 def layout(lags: int) -> tuple[int, int]:
-    """(stride, fast) for a lag range: up to COARSE_LAGS one rate (stride 1, the whole range at full rate); beyond,
+    """(stride, fast) for a lag range: up to TWO_RATE one rate (stride 1, the whole range at full rate); beyond,
     the slow part on a grid of COARSE_LAGS points of ``stride`` steps and the fast remainder at full rate over
-    ``fast`` >= 16 strides lags (the slow bank's shortest time is fast / 8 = 2 strides)."""
-    stride = max(1, lags // COARSE_LAGS)
-    return stride, (lags if stride == 1 else max(FAST_LAGS, 16 * stride))
+    ``fast`` >= 4 strides lags."""
+    if lags <= TWO_RATE:
+        return 1, lags
+    stride = lags // COARSE_LAGS
+    return stride, max(FAST_LAGS, 4 * stride)
 
 
 def slow_times(fast: int, lags: int) -> np.ndarray:
-    """The slow bank's correlation times: TIMES_PER_OCTAVE per octave from fast / 8 to 2 lags, on a grid that
-    does not move when the lag range doubles (a component keeps its state)."""
-    lo, hi = math.ceil(TIMES_PER_OCTAVE * math.log2(fast / 8)), math.floor(TIMES_PER_OCTAVE * math.log2(2 * lags))
+    """The slow bank's correlation times: TIMES_PER_OCTAVE per octave from a stride (and fast / 8) to 2 lags, on a
+    grid that does not move when the lag range doubles (a component keeps its state). A component of time T
+    interpolated linearly over a stride s errs by ~(s/T)^2/6 of its covariance beyond the fast range (below 0.3%
+    there: e^-4 of it is left at lag 4 s); below it the fast remainder makes the sum exact."""
+    lo = math.ceil(TIMES_PER_OCTAVE * math.log2(max(fast / 8, lags / COARSE_LAGS)))
+    hi = math.floor(TIMES_PER_OCTAVE * math.log2(2 * lags))
     return 2.0 ** (np.arange(lo, hi + 1) / TIMES_PER_OCTAVE)
 
 
@@ -107,7 +113,7 @@ def slow_fit(fine: np.ndarray, coarse: np.ndarray, stride: int, times: np.ndarra
     where the fast remainder no longer reaches. Points are spaced geometrically (each octave of lags weighs the
     same) and the fine ones weigh FINE_WEIGHT times more (the fast remainder is what the fit leaves there: the
     fine lags are measured at every step and must join the fast part closely); unmeasured (NaN) points are left
-    out. Returns (static, amplitudes, rms residual / |fine[0]|)."""
+    out. Returns (static, amplitudes, the rms residual beyond the fast range / |fine[0]|)."""
     from scipy.optimize import nnls
 
     Lf, K = len(fine), len(coarse)
@@ -125,8 +131,9 @@ def slow_fit(fine: np.ndarray, coarse: np.ndarray, stride: int, times: np.ndarra
     scale = max(abs(float(fine[0])), 1e-300)
     active = np.concatenate([[True], np.isfinite(times)])
     x = np.zeros(A.shape[1])
-    x[active], residual = nnls(A[:, active], b / scale, maxiter=50 * A.shape[1])
-    return float(x[0] * scale), x[1:] * scale, float(residual / math.sqrt(max(len(b), 1)))
+    x[active] = nnls(A[:, active], b / scale, maxiter=50 * A.shape[1])[0]
+    beyond = (A[:, active] @ x[active] - b / scale)[np.arange(len(b)) >= keep[:len(tf)].sum()]  # the coarse rows
+    return float(x[0] * scale), x[1:] * scale, float(np.sqrt(np.mean(beyond ** 2))) if len(beyond) else 0.0
 
 
 def slow_covariance(static: float, amplitudes: np.ndarray, times: np.ndarray, stride: int, length: int) -> np.ndarray:
@@ -234,7 +241,7 @@ class StreamingFields:
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
-        self.bank: dict[int, dict[float, np.ndarray]] = {node: {} for node in maps}  # time -> (k, 2, *shape)
+        self.bank = {node: np.zeros((0, k, 2, *shape), dtype=np.float32) for node, k in maps.items()}  # (time, ...)
         self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
         self.fit_residual = 0.0
         self.lags = 0
@@ -246,6 +253,7 @@ class StreamingFields:
         longer, cut when shorter); a changed stride restarts the interpolation from the next grid point."""
         stride, fast = layout(lags)
         old_stride = layout(self.lags)[0] if self.lags else stride
+        old_times = getattr(self, "times", np.zeros(0))
         self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
         self.times = slow_times(fast, lags) if stride > 1 else np.zeros(0)
         for node, k in self.maps.items():
@@ -255,9 +263,12 @@ class StreamingFields:
                 n = min(old.shape[-1], fast - 1)
                 carry[..., :n] = old[..., :n]
             self.carry[node] = carry
-            bank = self.bank[node]
-            self.bank[node] = {T: bank[T] if T in bank else self.rng.standard_normal((k, 2, *self.shape), dtype=np.float32)
-                               for T in self.times}
+            bank = self.rng.standard_normal((len(self.times), k, 2, *self.shape), dtype=np.float32)
+            for j, T in enumerate(self.times):  # components that keep their time keep their state
+                kept = np.flatnonzero(old_times == T)
+                if len(kept):
+                    bank[j] = self.bank[node][kept[0]]
+            self.bank[node] = bank
             if stride != old_stride:
                 self.last[node] = None
 
@@ -266,36 +277,28 @@ class StreamingFields:
         self.shape = (self.shape[0], units)
         self.static = {node: a[..., :units] for node, a in self.static.items()}
         self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
-        self.bank = {node: {T: y[..., :units].copy() for T, y in bank.items()} for node, bank in self.bank.items()}
+        self.bank = {node: bank[..., :units].copy() for node, bank in self.bank.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
     def _slow(self, node: int, static: list[float], amplitudes: list[np.ndarray]) -> np.ndarray:
-        """The two modes' slow part over the next block, (k, 2, *shape, block): the bank advanced by
-        block / stride grid steps, weighted, plus the static draw, linearly interpolated from the last grid
-        point."""
-        s, steps = self.stride, self.block // self.stride
-        bank = self.bank[node]
-        weights = np.sqrt(np.array(amplitudes, dtype=np.float32))  # (2 modes, J)
+        """The two modes' slow part over the next block, (k, 2, *shape, block): the bank (unit-variance AR(1)
+        processes on the grid) advanced by block / stride grid steps, weighted by the amplitudes' square roots,
+        plus the static draw, linearly interpolated from the last grid point."""
+        s, steps, bank = self.stride, self.block // self.stride, self.bank[node]
+        weights = np.sqrt(np.array(amplitudes, dtype=np.float32)).T  # (time, 2 modes)
+        weights = weights.reshape(len(self.times), 1, 2, 1, 1)
         scale = np.sqrt(np.array(static, dtype=np.float32)).reshape(1, 2, 1, 1)
-        k = self.maps[node]
-        grid = np.empty((k, 2, *self.shape, steps + 1), dtype=np.float32)
-
-        def value() -> np.ndarray:
-            out = scale * self.static[node]
-            for j, T in enumerate(self.times):
-                out = out + weights[:, j].reshape(1, 2, 1, 1) * bank[T]
-            return out
-
-        grid[..., 0] = value() if self.last[node] is None else self.last[node]
-        rho = {T: np.float32(math.exp(-s / T)) for T in self.times}
+        rho = np.exp(-s / self.times).astype(np.float32).reshape(-1, 1, 1, 1, 1)
+        innovation = np.sqrt(1 - rho ** 2)
+        grid = np.empty((*bank.shape[1:], steps + 1), dtype=np.float32)
+        grid[..., 0] = (scale * self.static[node] + (weights * bank).sum(axis=0)) if self.last[node] is None \
+            else self.last[node]
         for n in range(1, steps + 1):
-            for T in self.times:
-                y = bank[T]
-                y *= rho[T]
-                y += np.float32(math.sqrt(1 - rho[T] ** 2)) * self.rng.standard_normal(y.shape, dtype=np.float32)
-            grid[..., n] = value()
+            bank *= rho
+            bank += innovation * self.rng.standard_normal(bank.shape, dtype=np.float32)
+            grid[..., n] = scale * self.static[node] + (weights * bank).sum(axis=0)
         self.last[node] = grid[..., -1].copy()
-        theta = (np.arange(s, dtype=np.float32) / s)
+        theta = np.arange(s, dtype=np.float32) / s
         fine = grid[..., :-1, None] * (1 - theta) + grid[..., 1:, None] * theta
         return fine.reshape(*grid.shape[:-1], steps * s)
 
@@ -443,7 +446,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     two_time_coarse = [_Lagged((2, GROUPS, watch), COARSE_LAGS, cross=False) for _ in cell.states] if stride > 1 else []
     state_two_time_coarse = None
     previous, change, converged, reason = None, None, False, "max_steps"
-    steps, passes, mean, started, measured = 0, 0, None, time.process_time(), []
+    steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
         blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
@@ -569,14 +572,18 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # noise fed back (~1% a pass at the LSTM's mu_f = 3, P = 2000, twice the groups' error): the
             # standard errors come from the passes' spread as well.
             measured.append(per)
+            measured_steps.append(blocks * source.block)
             m = len(measured)
-            if m >= MEASURE:
+            # At long memories a pass is short beside the correlation time and the moments creep by less than a
+            # pass's noise: the halves are compared only once the measured passes span a quarter of the lag range
+            # (the T = 1000 LSTM rule: Q_c rose ~1% a pass for 10^5 steps and halves of 6 passes agreed).
+            if m >= MEASURE and sum(measured_steps) >= source.lags // 4:
                 (first, first_se), (second, second_se) = _pooled(measured[:m // 2]), _pooled(measured[m - m // 2:])
                 q = np.abs(first[:, 1:2])
                 agree = np.all(np.abs(first - second)[:, 1:] <= np.maximum(2 * np.hypot(first_se, second_se)[:, 1:],
                                                                             0.005 * q))
                 if not agree:
-                    del measured[:max(1, m // 4)]
+                    del measured[:max(1, m // 4)], measured_steps[:max(1, m // 4)]
                 elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
                     converged = True
                     break
