@@ -26,7 +26,7 @@ MAPS = ("i", "f", "g", "o")
 
 
 def run(h: dict, width: int, steps: int, batch: int, seed: int, block: int, output: str | None,
-        dtype=np.float32, every: int = 2000) -> dict:
+        dtype=np.float32, every: int = 2000, snapshot: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     n = width
     U = np.concatenate([rng.standard_normal((n, n), dtype=dtype) * np.float32(math.sqrt(h[f"nu2_{k}"] / n))
@@ -36,7 +36,7 @@ def run(h: dict, width: int, steps: int, batch: int, seed: int, block: int, outp
     noise = np.concatenate([np.full(n, math.sqrt(h[f"sigma2_{k}"] * h["q_x"])) for k in MAPS]).astype(dtype)[:, None]
     c = np.zeros((n, batch), dtype=dtype)
     hh = np.zeros((n, batch), dtype=dtype)
-    blocks_qc, blocks_qh = [], []
+    blocks_qc, blocks_qh, snapshots = [], [], []  # h every ``snapshot`` steps: its two-time function at long lags
     acc_c, acc_h, count = 0.0, 0.0, 0
     start = time.process_time()
     for t in range(1, steps + 1):
@@ -52,6 +52,8 @@ def run(h: dict, width: int, steps: int, batch: int, seed: int, block: int, outp
         acc_c += float(np.mean(c.astype(np.float64) ** 2))
         acc_h += float(np.mean(hh.astype(np.float64) ** 2))
         count += 1
+        if snapshot and t % snapshot == 0:
+            snapshots.append(hh.copy())
         if count == block:
             blocks_qc.append(acc_c / block)
             blocks_qh.append(acc_h / block)
@@ -59,7 +61,8 @@ def run(h: dict, width: int, steps: int, batch: int, seed: int, block: int, outp
         if output and (t % (every * block) == 0 or t == steps):
             np.savez(output, Q_c=np.array(blocks_qc), Q_h=np.array(blocks_qh), block=block, width=width,
                      batch=batch, seed=seed, steps=t, cpu_seconds=time.process_time() - start,
-                     c=c, h=hh, load=os.getloadavg()[0], hyperparameters=json.dumps(h))
+                     c=c, h=hh, load=os.getloadavg()[0], hyperparameters=json.dumps(h),
+                     h_snapshots=np.array(snapshots), snapshot=snapshot)
     return {"Q_c": np.array(blocks_qc), "Q_h": np.array(blocks_qh), "c": c, "h": hh,
             "cpu_seconds": time.process_time() - start}
 
@@ -72,11 +75,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--block", type=int, default=100)
+    p.add_argument("--snapshot", type=int, default=500, help="keep h every this many steps (0: never)")
     p.add_argument("--output")
     a = p.parse_args()
     with open(a.rule) as fh:
         h = {k: float(v) for k, v in json.load(fh)["hyperparameters"].items()}
-    run(h, a.width, a.steps, a.batch, a.seed, a.block, a.output, every=10)
+    run(h, a.width, a.steps, a.batch, a.seed, a.block, a.output, every=10, snapshot=a.snapshot)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,7 @@ FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
 MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory per unit no longer grows with it)
 TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
 COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
-FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides: the slow bank starts at a stride)
-TIMES_PER_OCTAVE = 2  # correlation times of the slow bank's exponentials
-FINE_WEIGHT = 10.0  # the slow fit's weight on the fine lags relative to the coarse ones
+FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
@@ -88,76 +86,30 @@ def layout(lags: int) -> tuple[int, int]:
     return stride, max(FAST_LAGS, 4 * stride)
 
 
-def slow_times(fast: int, lags: int) -> np.ndarray:
-    """The slow bank's correlation times: TIMES_PER_OCTAVE per octave from a stride (and fast / 8) to 2 lags, on a
-    grid that does not move when the lag range doubles (a component keeps its state). A component of time T
-    interpolated linearly over a stride s errs by ~(s/T)^2/6 of its covariance beyond the fast range (below 0.3%
-    there: e^-4 of it is left at lag 4 s); below it the fast remainder makes the sum exact."""
-    lo = math.ceil(TIMES_PER_OCTAVE * math.log2(max(fast / 8, lags / COARSE_LAGS)))
-    hi = math.floor(TIMES_PER_OCTAVE * math.log2(2 * lags))
-    return 2.0 ** (np.arange(lo, hi + 1) / TIMES_PER_OCTAVE)
-
-
-def _block_factor(times: np.ndarray, stride: int) -> np.ndarray:
-    """exp(-|tau| / T)'s covariance between means over blocks of ``stride`` steps k >= 1 blocks apart, divided by
-    exp(-k stride / T): r^(1 - s) ((1 - r^s) / (1 - r))^2 / s^2 with r = exp(-1/T) (every pair of the two blocks
-    is at a positive lag)."""
-    s = stride
-    return np.exp((s - 1) / times) * (np.expm1(-s / times) / np.expm1(-1.0 / times)) ** 2 / s ** 2
-
-
-def slow_fit(fine: np.ndarray, coarse: np.ndarray, stride: int, times: np.ndarray) -> tuple[float, np.ndarray, float]:
-    """The slow part of a covariance: a static part and nonnegative amplitudes a_j of exp(-tau / T_j), fitted (least
-    squares, nonnegative: every such sum is a covariance) to ``fine`` (lags 0..Lf-1) on [1, Lf) and to
-    ``coarse`` (the covariance of means over blocks of ``stride`` steps, k blocks apart) for k > Lf / stride,
-    where the fast remainder no longer reaches. Points are spaced geometrically (each octave of lags weighs the
-    same) and the fine ones weigh FINE_WEIGHT times more (the fast remainder is what the fit leaves there: the
-    fine lags are measured at every step and must join the fast part closely); unmeasured (NaN) points are left
-    out. Returns (static, amplitudes, the rms residual beyond the fast range / |fine[0]|)."""
-    from scipy.optimize import nnls
-
-    Lf, K = len(fine), len(coarse)
-    reach = K if np.all(np.isfinite(coarse)) else int(np.argmin(np.isfinite(coarse)))  # grid lags measured so far
-    times = np.where(times <= max(reach * stride, Lf) / 2, times, np.inf)  # unresolved times: weight zero
-    tf = np.unique(np.geomspace(1, Lf - 1, 64).astype(int))
-    kc = np.unique(np.geomspace(Lf // stride + 1, K - 1, 128).astype(int)) if K - 1 > Lf // stride + 1 else np.array([], int)
-    with np.errstate(invalid="ignore"):  # unresolved (infinite) times: NaN columns, left out below
-        rows = [FINE_WEIGHT * np.column_stack([np.ones(len(tf)), np.exp(-tf[:, None] / times[None, :])]),
-                np.column_stack([np.ones(len(kc)), _block_factor(times, stride)[None, :]
-                                 * np.exp(-(kc[:, None] * stride) / times[None, :])])]
-    A, b = np.vstack(rows), np.concatenate([FINE_WEIGHT * fine[tf], coarse[kc]])
-    keep = np.isfinite(b)
-    A, b = A[keep], b[keep]
-    scale = max(abs(float(fine[0])), 1e-300)
-    active = np.concatenate([[True], np.isfinite(times)])
-    x = np.zeros(A.shape[1])
-    x[active] = nnls(A[:, active], b / scale, maxiter=50 * A.shape[1])[0]
-    beyond = (A[:, active] @ x[active] - b / scale)[np.arange(len(b)) >= keep[:len(tf)].sum()]  # the coarse rows
-    return float(x[0] * scale), x[1:] * scale, float(np.sqrt(np.mean(beyond ** 2))) if len(beyond) else 0.0
-
-
-def slow_covariance(static: float, amplitudes: np.ndarray, times: np.ndarray, stride: int, length: int) -> np.ndarray:
-    """The covariance at lags 0..length-1 of the sampler's slow part -- the slow process on the grid of ``stride``
-    steps, linearly interpolated between grid points -- averaged over the phase within a stride: sum over grid
-    lags k of c(k s) w(tau - k s), w the hat function's autocorrelation / s (the B-spline of order 3 on the
-    grid). The fast remainder is the covariance minus this, so the two parts add up exactly at lags < length."""
+def slow_covariance(grid: np.ndarray, stride: int, length: int) -> np.ndarray:
+    """The covariance at lags 0..length-1 of a process on a grid of ``stride`` steps with covariance ``grid``
+    (grid lags 0, 1, ...; its last value beyond), linearly interpolated between grid points, averaged over the
+    phase within a stride: sum over grid lags k of grid(|k|) w(tau - k s), w the hat function's autocorrelation /
+    s (the B-spline of order 3 on the grid). The fast remainder is the covariance minus this, so the two parts
+    add up exactly at lags < length."""
     s = stride
     hat = 1.0 - np.abs(np.arange(-(s - 1), s)) / s
     w = np.correlate(hat, hat, "full") / s  # lags -(2s - 2) .. 2s - 2
-    k = np.arange(-2, length // s + 3)
-    grid = static + (amplitudes[None, :] * np.exp(-np.abs(k[:, None] * s) / times[None, :])).sum(axis=1)
+    k = np.abs(np.arange(-2, length // s + 3))
     impulses = np.zeros((len(k) - 1) * s + 1)
-    impulses[::s] = grid
+    impulses[::s] = grid[np.minimum(k, len(grid) - 1)]
     smooth = np.convolve(impulses, w, mode="same")  # index i is lag (i - 2s)
     return smooth[2 * s:2 * s + length]
 
 
-def adequate(g: np.ndarray) -> bool:
+def adequate(g: np.ndarray, variance: float | None = None) -> bool:
     """Whether g's decaying part (above its plateau) is below ADEQUATE of its lag-1 value by lag L/2 (a part
-    below 1% of g(0) counts as decayed: a lag-0 spike over a plateau, e.g. quenched biases, has none)."""
+    below 1% of the variance, g(0) unless given, counts as decayed: a lag-0 spike over a plateau, e.g. quenched
+    biases, has none; on the coarse grid g(0) is a block mean's variance, and the fine one is given)."""
     L = len(g)
     plateau = g[3 * L // 4:].mean()
-    return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * abs(g[0])))
+    variance = abs(g[0]) if variance is None else abs(variance)
+    return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * variance))
 
 
 class _Lagged:
@@ -215,7 +167,7 @@ class _Lagged:
 
 def _short(d: np.ndarray, variance: float) -> np.ndarray:
     """The fast remainder d up to the shortest power-of-two range (>= 8) beyond whose half it stays below SHORT of
-    the variance: what the slow fit leaves at longer lags is the measured covariance's noise (wiggles of ~1e-3
+    the variance: what the slow part leaves at longer lags is the measured covariance's noise (wiggles of ~1e-3
     over hundreds of lags at the T = 1000 LSTM rule), which as part of the fast kernel would have a negative
     spectrum at low frequencies."""
     small = np.abs(d) <= SHORT * abs(variance)
@@ -227,35 +179,51 @@ def _short(d: np.ndarray, variance: float) -> np.ndarray:
     return d[:L]
 
 
+def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
+    """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
+    the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
+    adds to the coming samples, updated in place; float32, FFT_SERIES series per call."""
+    K = carry.shape[-1] + 1
+    n = fft.next_fast_len(steps + K - 1, real=True)
+    spectra = [fft.rfft(c, n) for c in kernels]
+    out = np.empty((*carry.shape[:-1], steps), dtype=np.float32)
+    for m in range(2):
+        for s in range(0, carry.shape[2], FFT_SERIES):
+            z = rng.standard_normal((carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps), dtype=np.float32)
+            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)[..., :steps + K - 1]
+            y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]
+            out[:, m, s:s + FFT_SERIES] = y[..., :steps]
+            carry[:, m, s:s + FFT_SERIES] = y[..., steps:]
+    return out
+
+
 class StreamingFields:
     """The recurrent fields of every unit, one block of steps at a time (a :class:`~symmft.theory.site.FieldSource`
     for the steps of the current block); records each vector's values for the lagged products.
 
     Each mode's field is a fast part (white noise through a causal kernel of ``fast`` lags, overlap-add) plus a
-    slow part: one rate (stride 1), a static draw per unit; two-rate (stride > 1), the static draw plus a bank of
-    unit-variance AR(1) processes on the grid of ``stride`` steps (one per correlation time of
-    :func:`slow_times`, weighted by the square roots of their fitted amplitudes), linearly interpolated between
-    grid points. The bank's states persist across passes and lag ranges (a component keeps its time)."""
+    slow part. One rate (stride 1): the slow part is a static draw per unit (the plateau). Two-rate (stride > 1):
+    the static draw plus a process on the grid of ``stride`` steps -- grid white noise through the minimum-phase
+    root of the coarse covariance's decaying part (:func:`kernel` on the grid: the same construction, COARSE_LAGS
+    grid lags), streamed the same way -- linearly interpolated between grid points; the fast kernel then carries
+    what the interpolated slow part leaves of the fine lags (:func:`slow_covariance`)."""
 
     def __init__(self, maps: dict, shape: tuple[int, int], lags: int, rng: np.random.Generator):
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
-        self.bank = {node: np.zeros((0, k, 2, *shape), dtype=np.float32) for node, k in maps.items()}  # (time, ...)
+        self.grid_carry: dict[int, np.ndarray] = {}
         self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
-        self.fit_residual = 0.0
         self.lags = 0
         self.set_lags(lags)
         self.t = 0
 
     def set_lags(self, lags: int) -> None:
         """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
-        longer, cut when shorter); a changed stride restarts the interpolation from the next grid point."""
+        longer, cut when shorter); a changed stride restarts the grid process (its carry: zero)."""
         stride, fast = layout(lags)
         old_stride = layout(self.lags)[0] if self.lags else stride
-        old_times = getattr(self, "times", np.zeros(0))
         self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
-        self.times = slow_times(fast, lags) if stride > 1 else np.zeros(0)
         for node, k in self.maps.items():
             old = self.carry.get(node)
             carry = np.zeros((k, 2, *self.shape, fast - 1), dtype=np.float32)
@@ -263,13 +231,8 @@ class StreamingFields:
                 n = min(old.shape[-1], fast - 1)
                 carry[..., :n] = old[..., :n]
             self.carry[node] = carry
-            bank = self.rng.standard_normal((len(self.times), k, 2, *self.shape), dtype=np.float32)
-            for j, T in enumerate(self.times):  # components that keep their time keep their state
-                kept = np.flatnonzero(old_times == T)
-                if len(kept):
-                    bank[j] = self.bank[node][kept[0]]
-            self.bank[node] = bank
-            if stride != old_stride:
+            if stride != old_stride or node not in self.grid_carry:
+                self.grid_carry[node] = np.zeros((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
                 self.last[node] = None
 
     def keep(self, units: int) -> None:
@@ -277,70 +240,48 @@ class StreamingFields:
         self.shape = (self.shape[0], units)
         self.static = {node: a[..., :units] for node, a in self.static.items()}
         self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
-        self.bank = {node: bank[..., :units].copy() for node, bank in self.bank.items()}
+        self.grid_carry = {node: a[..., :units, :].copy() for node, a in self.grid_carry.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
-
-    def _slow(self, node: int, static: list[float], amplitudes: list[np.ndarray]) -> np.ndarray:
-        """The two modes' slow part over the next block, (k, 2, *shape, block): the bank (unit-variance AR(1)
-        processes on the grid) advanced by block / stride grid steps, weighted by the amplitudes' square roots,
-        plus the static draw, linearly interpolated from the last grid point."""
-        s, steps, bank = self.stride, self.block // self.stride, self.bank[node]
-        weights = np.sqrt(np.array(amplitudes, dtype=np.float32)).T  # (time, 2 modes)
-        weights = weights.reshape(len(self.times), 1, 2, 1, 1)
-        scale = np.sqrt(np.array(static, dtype=np.float32)).reshape(1, 2, 1, 1)
-        rho = np.exp(-s / self.times).astype(np.float32).reshape(-1, 1, 1, 1, 1)
-        innovation = np.sqrt(1 - rho ** 2)
-        grid = np.empty((*bank.shape[1:], steps + 1), dtype=np.float32)
-        grid[..., 0] = (scale * self.static[node] + (weights * bank).sum(axis=0)) if self.last[node] is None \
-            else self.last[node]
-        for n in range(1, steps + 1):
-            bank *= rho
-            bank += innovation * self.rng.standard_normal(bank.shape, dtype=np.float32)
-            grid[..., n] = scale * self.static[node] + (weights * bank).sum(axis=0)
-        self.last[node] = grid[..., -1].copy()
-        theta = np.arange(s, dtype=np.float32) / s
-        fine = grid[..., :-1, None] * (1 - theta) + grid[..., 1:, None] * theta
-        return fine.reshape(*grid.shape[:-1], steps * s)
 
     def draw(self, gamma: dict) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
-        cross)}: lags 0..fast-1, and block means at grid lags 0..COARSE_LAGS-1 when two-rate); returns the
-        largest clipped spectral weight (and keeps the slow fit's largest relative residual in fit_residual)."""
-        B, K, clipped = self.block, self.fast, 0.0
-        n = fft.next_fast_len(B + K - 1, real=True)
-        self.values, self.recorded, self.fit_residual = {}, {}, 0.0
+        cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
+        NaN where not yet measured); returns the largest clipped spectral weight."""
+        B, s = self.block, self.stride
+        clipped = 0.0
+        self.values, self.recorded = {}, {}
         for node, k in self.maps.items():
             auto, cross, coarse_auto, coarse_cross = gamma[node]
-            kernels, scales, amplitudes = [], [], []
+            fast, slow, statics = [], [], []
             for sign in (1.0, -1.0):
                 g = auto + sign * cross
-                if self.stride == 1:
+                if s == 1:
                     c, plateau, cl = kernel(g)
                 else:
-                    plateau, amps, residual = slow_fit(g, coarse_auto + sign * coarse_cross, self.stride, self.times)
-                    c, _, cl = kernel(_short(g - slow_covariance(plateau, amps, self.times, self.stride, K), g[0]),
-                                      plateau=False)
-                    amplitudes.append(amps)
-                    self.fit_residual = max(self.fit_residual, residual)
-                kernels.append(fft.rfft(c, n))
-                scales.append(plateau)
+                    G = coarse_auto + sign * coarse_cross
+                    reach = _reach(G)
+                    G = np.where(np.arange(len(G)) < reach, G, G[reach - 1] if reach else g[0])  # beyond: flat
+                    root, plateau, cl_slow = kernel(G)
+                    grid = plateau + np.correlate(root, root, "full")[len(root) - 1:]  # what the grid carries
+                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), plateau=False)
+                    slow.append(root)
+                    cl = max(cl, cl_slow)
+                fast.append(c)
+                statics.append(plateau)
                 clipped = max(clipped, cl)
-            carry = self.carry[node].reshape(k, 2, -1, K - 1)
-            modes = np.empty((k, 2, carry.shape[2], B), dtype=np.float32)
-            for m in range(2):
-                for s in range(0, carry.shape[2], FFT_SERIES):
-                    z = self.rng.standard_normal((k, carry[:, m, s:s + FFT_SERIES].shape[1], B), dtype=np.float32)
-                    y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * kernels[m], n, axis=-1, workers=2)
-                    y = y[..., :B + K - 1]
-                    y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]
-                    modes[:, m, s:s + FFT_SERIES] = y[..., :B]
-                    carry[:, m, s:s + FFT_SERIES] = y[..., B:]
+            modes = _stream(self.rng, fast, self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
             modes = modes.reshape(k, 2, *self.shape, B)
-            if self.stride == 1:
-                root = np.sqrt(np.array(scales, dtype=np.float32)).reshape(1, 2, 1, 1)
+            root = np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
+            if s == 1:
                 modes += (root * self.static[node])[..., None]
-            else:
-                modes += self._slow(node, scales, amplitudes)
+            else:  # the slow part: grid points over the block, interpolated from the last one
+                points = _stream(self.rng, slow, self.grid_carry[node].reshape(k, 2, -1, COARSE_LAGS - 1), B // s)
+                points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
+                start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
+                points = np.concatenate([start, points], axis=-1)
+                self.last[node] = points[..., -1].copy()
+                theta = np.arange(s, dtype=np.float32) / s
+                modes += (points[..., :-1, None] * (1 - theta) + points[..., 1:, None] * theta).reshape(modes.shape)
             modes *= np.float32(1 / math.sqrt(2))
             values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
             np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
@@ -359,14 +300,14 @@ class StreamingFields:
 
 def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
-    block's modes, slow part and fields (~4 x 2 x fast); per vector its recorded block, lag buffer and the FFT's
-    input (~4 x 2 copies x fast) and, two-rate, the coarse lag buffer, its pass of block means and FFT input
-    (~4 x 2 copies x COARSE_LAGS) and the slow bank (2 modes per matrix and time); float32."""
+    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid carries (2 x COARSE_LAGS); per vector
+    its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
+    buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32."""
     stride, fast = layout(lags)
     k = sum(maps.values())
     per_unit = 4 * fast * (8 * k + 8 * len(maps))
     if stride > 1:
-        per_unit += 4 * (8 * COARSE_LAGS * len(maps) + 2 * k * len(slow_times(fast, lags)))
+        per_unit += 4 * COARSE_LAGS * (2 * k + 8 * len(maps))
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
 
 
@@ -392,12 +333,29 @@ def _regrid(values: tuple, old: int, new: int) -> tuple:
 
 
 def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error over the measurement passes ((GROUPS, S, 3) each): the larger of the passes'
-    spread and the groups' (the passes' includes the common gamma's noise fed back)."""
-    passes_mean = np.array([p.mean(axis=0) for p in measured])
-    group_se = np.array([p.std(axis=0, ddof=1) / math.sqrt(GROUPS) for p in measured])
-    spread = passes_mean.std(axis=0, ddof=1)
-    return passes_mean.mean(axis=0), np.maximum(spread, np.sqrt((group_se ** 2).mean(axis=0))) / math.sqrt(len(measured))
+    """Mean and standard error over the measurement passes ((GROUPS, S, 3) each): the larger of the groups'
+    spread of their averages over all the passes (the groups are independent given gamma; a unit's slow part
+    persists from pass to pass, so the passes' own group errors do not average down when the memory is long)
+    and the passes' spread (which includes the common gamma's noise fed back)."""
+    passes = np.array(measured)
+    groups = passes.mean(axis=0)  # (GROUPS, S, 3): each group's average over the passes
+    group_se = groups.std(axis=0, ddof=1) / math.sqrt(GROUPS)
+    spread = passes.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(measured))
+    return groups.mean(axis=0), np.maximum(spread, group_se)
+
+
+def _agree(measured: list[np.ndarray]) -> bool:
+    """Whether the first and second halves of the measured passes agree in the second and cross moments: within
+    2 standard errors of their difference or 0.5% of Q. The difference is paired by group (a unit's persistent
+    part cancels: a creep of 1% a pass at the T = 1000 LSTM rule hides in the groups' errors of 5%, not in their
+    differences), and its error is the larger of the groups' and the passes' (the common gamma's noise)."""
+    passes, m = np.array(measured), len(measured)
+    first, second = passes[:m // 2], passes[m - m // 2:]
+    paired = second.mean(axis=0) - first.mean(axis=0)  # (GROUPS, S, 3)
+    diff, paired_se = paired.mean(axis=0), paired.std(axis=0, ddof=1) / math.sqrt(GROUPS)
+    spread = np.hypot(*(half.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(half)) for half in (first, second)))
+    q = np.abs(passes.mean(axis=(0, 1))[:, 1:2])
+    return bool(np.all(np.abs(diff)[:, 1:] <= np.maximum(2 * np.maximum(paired_se, spread)[:, 1:], 0.005 * q)))
 
 
 def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: int, max_lags: int = MAX_LAGS,
@@ -497,7 +455,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             covered, filling = all(adequate(g[0]) for g in gamma.values()), False
         else:
             reach = min(_reach(g[2]) for g in gamma.values())
-            covered = reach >= 64 and all(adequate(g[2][:reach]) for g in gamma.values())
+            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0]) for g in gamma.values())
             filling = not covered and reach < COARSE_LAGS
         if not np.all(np.isfinite(mean)):
             reason = "nan"
@@ -529,11 +487,12 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         previous = watched
         if progress is not None:
             progress({"pass": passes, "steps": steps, "lags": source.lags, "stride": source.stride,
-                      "fit_residual": source.fit_residual, "filling": filling, "population": GROUPS * per_group,
+                      "filling": filling, "population": GROUPS * per_group,
                       "Q": mean[:, 1].tolist(), "C": mean[:, 2].tolist(), "standard_error_Q": se[:, 1].tolist(),
                       "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
-        if short and source.lags < max_lags and not measured:  # the window is shorter than the correlation time: double it
+        if short and source.lags < max_lags:  # the window is shorter than the correlation time: double it
+            measured, measured_steps = [], []  # (also while measuring: the correlations have outgrown the range)
             old_lags, lags = source.lags, min(2 * source.lags, max_lags)
             (old_stride, _), (stride, fast) = layout(old_lags), layout(lags)
             gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
@@ -562,7 +521,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             watch = min(watch, per_group)
             previous, change = None, None
             continue
-        if measured or (settled and not drifting and not short and clipped < 0.01):
+        if (measured and not short) or (settled and not drifting and not short and clipped < 0.01):
             # Settled: measure over the passes from here on. A slow relaxation (the cross moment of the LSTM at
             # mu_f = 4 creeps by ~5% a pass, within one pass's noise) shows only over many passes: converged
             # when the first and second halves of the measured passes (at least MEASURE) agree within 2
@@ -578,11 +537,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # pass's noise: the halves are compared only once the measured passes span a quarter of the lag range
             # (the T = 1000 LSTM rule: Q_c rose ~1% a pass for 10^5 steps and halves of 6 passes agreed).
             if m >= MEASURE and sum(measured_steps) >= source.lags // 4:
-                (first, first_se), (second, second_se) = _pooled(measured[:m // 2]), _pooled(measured[m - m // 2:])
-                q = np.abs(first[:, 1:2])
-                agree = np.all(np.abs(first - second)[:, 1:] <= np.maximum(2 * np.hypot(first_se, second_se)[:, 1:],
-                                                                            0.005 * q))
-                if not agree:
+                if not _agree(measured):
                     del measured[:max(1, m // 4)], measured_steps[:max(1, m // 4)]
                 elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
                     converged = True
@@ -594,7 +549,6 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
-            "fit_residual": source.fit_residual,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}
