@@ -268,9 +268,9 @@ def widths(quick: bool) -> list[dict]:
 def stationary(quick: bool) -> list[dict]:
     cell, out = load_cell("lstm"), []
     rule = json.loads(RULE.read_text())
-    points = [({"mu_f": 3.0, "c_x": 0.5}, 1000), ({"mu_f": 3.0, "c_x": 0.5}, 4000),
-              ({"mu_f": 4.0, "c_x": 0.5}, 1000), ({"mu_f": 4.0, "c_x": 0.5}, 4000),
-              ({"mu_f": 5.0, "c_x": 0.5}, 2000), (rule["hyperparameters"], 1000), (rule["hyperparameters"], 2000)]
+    points = [({"mu_f": 3.0, "c_x": 0.5}, 1000), ({"mu_f": 4.0, "c_x": 0.5}, 1000), ({"mu_f": 5.0, "c_x": 0.5}, 2000),
+              (rule["hyperparameters"], 1000), (rule["hyperparameters"], 2000),
+              ({"mu_f": 3.0, "c_x": 0.5}, 4000), ({"mu_f": 4.0, "c_x": 0.5}, 4000)]
     for point, population in points[:3] if quick else points:
         h = {k: float(v) for k, v in resolve(cell, point).items()}
         name = "T1000 rule" if point is rule["hyperparameters"] else f"mu_f={point['mu_f']:g}"
@@ -286,6 +286,7 @@ def stationary(quick: bool) -> list[dict]:
                "standard_error_Q_c": float(res["standard_error"][0, 1]), "Q_h": float(res["mean"][1, 1]),
                "correlation_c": float(res["mean"][0, 2] / res["mean"][0, 1]), "passes": passes}
         print(json.dumps({k: v for k, v in row.items() if k != "passes"}), flush=True)
+        print("passes Q_c:", [(p["steps"], p["lags"], round(p["Q"][0], 2)) for p in passes], flush=True)
         out.append(row)
     return out
 

@@ -105,3 +105,32 @@ def test_stationary_lstm_long_memory_matches_tied_simulation():
                                                                      a.standard_error["correlation_c"]]
     for t, t_se, m, s, what in zip(theory, theory_se, mean, se, ("Q_c", "c*_c")):
         assert abs(t - m) <= max(TIED_RELATIVE * abs(m), SIMULATION_SIGMAS * np.hypot(t_se, s)), (what, t, m, s)
+
+
+@pytest.mark.slow
+def test_two_rate_solver_matches_one_rate_and_tied_networks(monkeypatch):
+    # LSTM mu_f = 5 (c_x = 0.5, memory ~150 steps, Q_c ~150): the one-rate solver converges at 4096 lags. With the
+    # two-rate threshold lowered to 1024 lags (grid of 128 points, fast range 256) the same point runs through
+    # the coarse-grid sampler; its Q_c and Q_h must agree with the one-rate solver's within 4 combined standard
+    # errors, and Q_c with three width-2000 tied networks (simulate(tied=True), averaged over t = 2000..4000,
+    # 20x the untied memory) within 3% or 5 combined standard errors. Measured: one-rate 151.3(7) (P = 2000),
+    # two-rate 153.8(1.6). The cross moment is not compared: c* = 0.05 (one rate) vs 0.09 (two rate) at this
+    # point is a known open difference (docs/tied.md §4).
+    import symmft.theory.stationary as stationary
+
+    cell = load_cell("lstm")
+    h = {k: float(v) for k, v in resolve(cell, {"mu_f": 5.0, "c_x": 0.5}).items()}
+    one = solve_stationary(cell, h, lags=64, population=2000, seed=0, max_steps=2 ** 17)
+    monkeypatch.setattr(stationary, "TWO_RATE", 1024)
+    monkeypatch.setattr(stationary, "COARSE_LAGS", 128)
+    monkeypatch.setattr(stationary, "FAST_LAGS", 256)
+    two = solve_stationary(cell, h, lags=64, population=2000, seed=1, max_steps=2 ** 17)
+    assert one["converged"] and two["converged"] and two["stride"] > 1 and one["stride"] == 1
+    for s in range(2):
+        err = np.hypot(one["standard_error"][s, 1], two["standard_error"][s, 1])
+        assert abs(one["mean"][s, 1] - two["mean"][s, 1]) <= 4 * err, (s, one["mean"][s], two["mean"][s], err)
+    per = [simulate("lstm", h, width=2000, steps=4000, tied=True, seed=seed, batch=4).states["c"]
+           .second_moment[2000:].mean() for seed in range(3)]
+    mean, se = np.mean(per), np.std(per, ddof=1) / np.sqrt(3)
+    q, q_se = two["mean"][0, 1], two["standard_error"][0, 1]
+    assert abs(q - mean) <= max(TIED_RELATIVE * mean, SIMULATION_SIGMAS * np.hypot(q_se, se)), (q, mean, se)

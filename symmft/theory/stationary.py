@@ -14,7 +14,12 @@ run on for as long as needed: they are never restarted from zero. Every pass (a 
 re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the
 next pass draws from them: the map gamma -> gamma iterated to self-consistency (with Aitken's extrapolation)
 while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
-the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Identical inputs
+the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Beyond TWO_RATE
+lags the sampler is two-rate: the slow part of each mode is a process on a grid of L / COARSE_LAGS steps (grid
+white noise through the minimum-phase root of the covariance of block means, streamed the same way), linearly
+interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that leaves of the fine lags; the lagged
+products are kept at full rate over the fast range and as block means on the grid, so memory per unit no longer
+grows with L (up to MAX_LAGS = 2^20). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(24 k + 32) L bytes per unit for k matrices per vector, capped by MEMORY_BYTES (the
@@ -259,8 +264,14 @@ class StreamingFields:
                     c, plateau, cl = kernel(g)
                 else:
                     G = coarse_auto + sign * coarse_cross
-                    reach = _reach(G)
-                    G = np.where(np.arange(len(G)) < reach, G, G[reach - 1] if reach else g[0])  # beyond: flat
+                    reach = _reach(G)  # not yet measured beyond: the grid kernel is as long as what is
+                    G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
+                    G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
+                    # A block mean's variance G(0) also holds the fast part (its sum / stride): on the grid that
+                    # would be white noise, which interpolated is a bump of width 2 strides that the fast
+                    # remainder would have to cancel with negative weight. The grid takes the slow part's own
+                    # G(0), extrapolated from G(1), G(2); the fast part keeps the rest.
+                    G[0] = min(G[0], 2 * G[1] - G[2])
                     root, plateau, cl_slow = kernel(G)
                     grid = plateau + np.correlate(root, root, "full")[len(root) - 1:]  # what the grid carries
                     c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), plateau=False)
