@@ -253,7 +253,7 @@ class StreamingFields:
         cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
         NaN where not yet measured); returns the largest clipped spectral weight."""
         B, s = self.block, self.stride
-        clipped = 0.0
+        clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
         self.values, self.recorded = {}, {}
         for node, k in self.maps.items():
             auto, cross, coarse_auto, coarse_cross = gamma[node]
@@ -280,6 +280,7 @@ class StreamingFields:
                 fast.append(c)
                 statics.append(plateau)
                 clipped = max(clipped, cl)
+                self.static_fraction = max(self.static_fraction, plateau / max(abs(float(g[0])), 1e-300))
             modes = _stream(self.rng, fast, self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
             modes = modes.reshape(k, 2, *self.shape, B)
             root = np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
@@ -382,7 +383,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     ``target_error``: once converged, keep averaging passes until every Q's standard error is at most this
     fraction of it (or ``max_steps``): the run length sized to the error asked for.
 
-    Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < L), passes, steps,
+    Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < the fast range, and
+    two-rate on the grid), the stride and fast range, the largest fraction of a field's variance drawn as a
+    static per-unit part (``static_fraction``: at the T = 1000 LSTM rule ~0.6-0.7, where the result is known to be
+    wrong, docs/tied.md §5), passes, steps,
     the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
     of Q and C within the last pass, the last field covariances ``gamma``, and ``converged`` with ``reason``
     when it is False. The second and cross moments are both watched for convergence and drift."""
@@ -560,6 +564,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
+            "static_fraction": source.static_fraction,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}
