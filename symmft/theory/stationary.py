@@ -63,7 +63,7 @@ def kernel(g: np.ndarray, plateau: bool = True) -> tuple[np.ndarray, float, floa
     on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
     within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
     < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
-    ``plateau`` False: no static part (the two-rate sampler's slow bank carries it; g is the fast remainder)."""
+    ``plateau`` False: no static part (two-rate: the grid process carries it; g is the fast remainder)."""
     L = len(g)
     plateau = max(0.0, float(g[3 * L // 4:].mean())) if plateau else 0.0
     taper = np.ones(L)
