@@ -22,8 +22,9 @@ Sections (each writes its part of the JSON):
   networks' last quarter vs the untied fixed point).
 * ``stationary``: the streamed spectral solver (``solve_stationary``) on LSTM points of growing memory
   (mu_f = 3, 4, 5 at c_x = 0.5; populations P) and at the T ~ 1000 critical LSTM rule
-  (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262): CPU seconds, steps,
-  final lag range, status, Q_c and its standard error; and, in the same run, width-2000 tied networks
+  (benchmarks/results/trainability_T1000/lstm_T1064_qx1_rule.json, untied xi = 4262; two-rate sampler, P = 1000
+  and 2000): CPU seconds, steps, final lag range and stride, status, Q_c and its standard error; the rule's
+  networks are long runs of ``benchmarks/long_network.py`` (10^5 steps and more); and, in the same run, width-2000 tied networks
   (``simulate(tied=True)``, 3 seeds) with the CPU seconds they need for the same standard error
   (seconds x (their SE / theory SE)^2, their SE from the spread of the networks' time averages).
 
@@ -281,22 +282,25 @@ def widths(quick: bool) -> list[dict]:
 def stationary(quick: bool) -> list[dict]:
     cell, out = load_cell("lstm"), []
     rule = json.loads(RULE.read_text())
-    points = [({"mu_f": 3.0, "c_x": 0.5}, 1000), ({"mu_f": 3.0, "c_x": 0.5}, 4000),
-              ({"mu_f": 4.0, "c_x": 0.5}, 1000), ({"mu_f": 4.0, "c_x": 0.5}, 4000),
-              ({"mu_f": 5.0, "c_x": 0.5}, 2000), (rule["hyperparameters"], 4000)]
+    points = [({"mu_f": 3.0, "c_x": 0.5}, 1000), ({"mu_f": 4.0, "c_x": 0.5}, 1000), ({"mu_f": 5.0, "c_x": 0.5}, 2000),
+              (rule["hyperparameters"], 1000), (rule["hyperparameters"], 2000),
+              ({"mu_f": 3.0, "c_x": 0.5}, 4000), ({"mu_f": 4.0, "c_x": 0.5}, 4000)]
     for point, population in points[:3] if quick else points:
         h = {k: float(v) for k, v in resolve(cell, point).items()}
         name = "T1000 rule" if point is rule["hyperparameters"] else f"mu_f={point['mu_f']:g}"
         passes = []
         start = time.process_time()
-        res = solve_stationary(cell, h, lags=64, population=population, seed=0, max_steps=2 ** 17,
-                               progress=passes.append)
+        # The rule's correlations last ~10^5 steps (two-rate sampler): a budget of 2^19 steps.
+        res = solve_stationary(cell, h, lags=64, population=population, seed=0,
+                               max_steps=2 ** 19 if name == "T1000 rule" else 2 ** 17, progress=passes.append)
         row = {"point": name, "population": population, "cpu_seconds": time.process_time() - start,
                "load": _load(), "converged": res["converged"], "reason": res["reason"], "steps": res["steps"],
-               "lags": res["lags"], "population_used": res["population"], "Q_c": float(res["mean"][0, 1]),
+               "lags": res["lags"], "stride": res["stride"],
+               "population_used": res["population"], "Q_c": float(res["mean"][0, 1]),
                "standard_error_Q_c": float(res["standard_error"][0, 1]), "Q_h": float(res["mean"][1, 1]),
                "correlation_c": float(res["mean"][0, 2] / res["mean"][0, 1]), "passes": passes}
         print(json.dumps({k: v for k, v in row.items() if k != "passes"}), flush=True)
+        print("passes Q_c:", [(p["steps"], p["lags"], round(p["Q"][0], 2)) for p in passes], flush=True)
         out.append(row)
     return out
 

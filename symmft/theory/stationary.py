@@ -14,7 +14,12 @@ run on for as long as needed: they are never restarted from zero. Every pass (a 
 re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the
 next pass draws from them: the map gamma -> gamma iterated to self-consistency (with Aitken's extrapolation)
 while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
-the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Identical inputs
+the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Beyond TWO_RATE
+lags the sampler is two-rate: the slow part of each mode is a process on a grid of L / COARSE_LAGS steps (grid
+white noise through the minimum-phase root of the covariance of block means, streamed the same way), linearly
+interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that leaves of the fine lags; the lagged
+products are kept at full rate over the fast range and as block means on the grid, so memory per unit no longer
+grows with L (up to MAX_LAGS = 2^20). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(24 k + 32) L bytes per unit for k matrices per vector, capped by MEMORY_BYTES (the
@@ -41,10 +46,14 @@ MEASURE = 6  # passes at least that the result averages once settled (their spre
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
 FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
-MAX_LAGS = 32768  # the longest lag range: at it the LSTM's memory budget leaves ~350 units (the T = 1000 rule needs more)
+MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory per unit no longer grows with it)
+TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
+COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
+FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
+SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
-def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
+def kernel(g: np.ndarray, plateau: bool = True) -> tuple[np.ndarray, float, float]:
     """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
@@ -53,9 +62,10 @@ def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
     that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
     on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
     within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
-    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9."""
+    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
+    ``plateau`` False: no static part (two-rate: the grid process carries it; g is the fast remainder)."""
     L = len(g)
-    plateau = max(0.0, float(g[3 * L // 4:].mean()))
+    plateau = max(0.0, float(g[3 * L // 4:].mean())) if plateau else 0.0
     taper = np.ones(L)
     taper[L // 2:] = np.cos(0.5 * np.pi * np.linspace(0.0, 1.0, L - L // 2)) ** 2
     d = (g - plateau) * taper
@@ -71,12 +81,40 @@ def kernel(g: np.ndarray) -> tuple[np.ndarray, float, float]:
     return fft.irfft(np.exp(fft.rfft(cepstrum)), n)[:L], plateau, clipped
 
 
-def adequate(g: np.ndarray) -> bool:
+def layout(lags: int) -> tuple[int, int]:
+    """(stride, fast) for a lag range: up to TWO_RATE one rate (stride 1, the whole range at full rate); beyond,
+    the slow part on a grid of COARSE_LAGS points of ``stride`` steps and the fast remainder at full rate over
+    ``fast`` >= 4 strides lags."""
+    if lags <= TWO_RATE:
+        return 1, lags
+    stride = lags // COARSE_LAGS
+    return stride, max(FAST_LAGS, 4 * stride)
+
+
+def slow_covariance(grid: np.ndarray, stride: int, length: int) -> np.ndarray:
+    """The covariance at lags 0..length-1 of a process on a grid of ``stride`` steps with covariance ``grid``
+    (grid lags 0, 1, ...; its last value beyond), linearly interpolated between grid points, averaged over the
+    phase within a stride: sum over grid lags k of grid(|k|) w(tau - k s), w the hat function's autocorrelation /
+    s (the B-spline of order 3 on the grid). The fast remainder is the covariance minus this, so the two parts
+    add up exactly at lags < length."""
+    s = stride
+    hat = 1.0 - np.abs(np.arange(-(s - 1), s)) / s
+    w = np.correlate(hat, hat, "full") / s  # lags -(2s - 2) .. 2s - 2
+    k = np.abs(np.arange(-2, length // s + 3))
+    impulses = np.zeros((len(k) - 1) * s + 1)
+    impulses[::s] = grid[np.minimum(k, len(grid) - 1)]
+    smooth = np.convolve(impulses, w, mode="same")  # index i is lag (i - 2s)
+    return smooth[2 * s:2 * s + length]
+
+
+def adequate(g: np.ndarray, variance: float | None = None) -> bool:
     """Whether g's decaying part (above its plateau) is below ADEQUATE of its lag-1 value by lag L/2 (a part
-    below 1% of g(0) counts as decayed: a lag-0 spike over a plateau, e.g. quenched biases, has none)."""
+    below 1% of the variance, g(0) unless given, counts as decayed: a lag-0 spike over a plateau, e.g. quenched
+    biases, has none; on the coarse grid g(0) is a block mean's variance, and the fine one is given)."""
     L = len(g)
     plateau = g[3 * L // 4:].mean()
-    return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * abs(g[0])))
+    variance = abs(g[0]) if variance is None else abs(variance)
+    return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * variance))
 
 
 class _Lagged:
@@ -110,74 +148,152 @@ class _Lagged:
         self.buffer = x[..., B:].reshape(self.buffer.shape).copy()
 
     def take(self, series: int) -> tuple[np.ndarray, np.ndarray]:
-        """(auto, cross) means per series, copy and pair since the last take; resets the sums."""
-        norm = 2 * series * np.maximum(self.pairs, 1)
+        """(auto, cross) means per series, copy and pair since the last take (NaN at lags no pair reached yet);
+        resets the sums."""
+        norm = np.where(self.pairs > 0, 2 * series * self.pairs, np.nan)
         out = self.auto_sum / norm, self.cross_sum / norm
         self.auto_sum, self.cross_sum, self.pairs = np.zeros(self.lags), np.zeros(self.lags), np.zeros(self.lags)
         return out
 
-    def resize(self, lags: int, units: int | None = None) -> None:
-        """A longer lag range (the buffer keeps its samples; older ones unknown: zero), and optionally only the
-        first ``units`` of the second-to-last series axis."""
+    def resize(self, lags: int, units: int | None = None, coarsen: int = 1) -> None:
+        """Another lag range (the buffer keeps its latest samples; older ones unknown: zero), optionally only the
+        first ``units`` of the second-to-last series axis, and ``coarsen`` > 1: the samples become means over
+        groups of that many (a coarser grid: the buffer ends on a group boundary)."""
         buffer = self.buffer if units is None else self.buffer[..., :units, :]
-        pad = np.zeros((*buffer.shape[:-1], lags - self.lags), dtype=np.float32)
+        if coarsen > 1:
+            buffer = buffer.reshape(*buffer.shape[:-1], -1, coarsen).mean(axis=-1)
+            self.seen //= coarsen
+        buffer = buffer[..., max(0, buffer.shape[-1] - lags):]
+        pad = np.zeros((*buffer.shape[:-1], lags - buffer.shape[-1]), dtype=np.float32)
         self.buffer = np.concatenate([pad, buffer], axis=-1)
+        self.seen = min(self.seen, buffer.shape[-1])  # samples of data, not padding
         self.lags, self.auto_sum, self.cross_sum, self.pairs = lags, np.zeros(lags), np.zeros(lags), np.zeros(lags)
+
+
+def _short(d: np.ndarray, variance: float) -> np.ndarray:
+    """The fast remainder d up to the shortest power-of-two range (>= 8) beyond whose half it stays below SHORT of
+    the variance: what the slow part leaves at longer lags is the measured covariance's noise (wiggles of ~1e-3
+    over hundreds of lags at the T = 1000 LSTM rule), which as part of the fast kernel would have a negative
+    spectrum at low frequencies."""
+    small = np.abs(d) <= SHORT * abs(variance)
+    beyond = np.flatnonzero(~small)
+    last = beyond[-1] if len(beyond) else 0  # the last lag above the cut
+    L = 8
+    while L // 2 <= last and L < len(d):
+        L *= 2
+    return d[:L]
+
+
+def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
+    """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
+    the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
+    adds to the coming samples, updated in place; float32, FFT_SERIES series per call."""
+    K = carry.shape[-1] + 1
+    n = fft.next_fast_len(steps + K - 1, real=True)
+    spectra = [fft.rfft(c, n) for c in kernels]
+    out = np.empty((*carry.shape[:-1], steps), dtype=np.float32)
+    for m in range(2):
+        for s in range(0, carry.shape[2], FFT_SERIES):
+            z = rng.standard_normal((carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps), dtype=np.float32)
+            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)[..., :steps + K - 1]
+            y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]
+            out[:, m, s:s + FFT_SERIES] = y[..., :steps]
+            carry[:, m, s:s + FFT_SERIES] = y[..., steps:]
+    return out
 
 
 class StreamingFields:
     """The recurrent fields of every unit, one block of steps at a time (a :class:`~symmft.theory.site.FieldSource`
-    for the steps of the current block); records each vector's values for the lagged products."""
+    for the steps of the current block); records each vector's values for the lagged products.
+
+    Each mode's field is a fast part (white noise through a causal kernel of ``fast`` lags, overlap-add) plus a
+    slow part. One rate (stride 1): the slow part is a static draw per unit (the plateau). Two-rate (stride > 1):
+    the static draw plus a process on the grid of ``stride`` steps -- grid white noise through the minimum-phase
+    root of the coarse covariance's decaying part (:func:`kernel` on the grid: the same construction, COARSE_LAGS
+    grid lags), streamed the same way -- linearly interpolated between grid points; the fast kernel then carries
+    what the interpolated slow part leaves of the fine lags (:func:`slow_covariance`)."""
 
     def __init__(self, maps: dict, shape: tuple[int, int], lags: int, rng: np.random.Generator):
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
+        self.grid_carry: dict[int, np.ndarray] = {}
+        self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
+        self.lags = 0
         self.set_lags(lags)
         self.t = 0
 
     def set_lags(self, lags: int) -> None:
-        """Kernels of length ``lags``, blocks of ``lags`` steps; carries are kept (zero-padded when longer)."""
-        self.lags, self.block = lags, lags
+        """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
+        longer, cut when shorter); a changed stride restarts the grid process (its carry: zero)."""
+        stride, fast = layout(lags)
+        old_stride = layout(self.lags)[0] if self.lags else stride
+        self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
         for node, k in self.maps.items():
             old = self.carry.get(node)
-            carry = np.zeros((k, 2, *self.shape, lags - 1), dtype=np.float32)
+            carry = np.zeros((k, 2, *self.shape, fast - 1), dtype=np.float32)
             if old is not None:
-                carry[..., :old.shape[-1]] = old
+                n = min(old.shape[-1], fast - 1)
+                carry[..., :n] = old[..., :n]
             self.carry[node] = carry
+            if stride != old_stride or node not in self.grid_carry:
+                self.grid_carry[node] = np.zeros((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
+                self.last[node] = None
 
     def keep(self, units: int) -> None:
         """Keep the first ``units`` units of every group."""
         self.shape = (self.shape[0], units)
         self.static = {node: a[..., :units] for node, a in self.static.items()}
         self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
+        self.grid_carry = {node: a[..., :units, :].copy() for node, a in self.grid_carry.items()}
+        self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
     def draw(self, gamma: dict) -> float:
-        """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross)}, lags 0..L-1); returns
-        the largest clipped spectral weight."""
-        B, K, clipped = self.block, self.lags, 0.0
-        n = fft.next_fast_len(B + K - 1, real=True)
+        """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
+        cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
+        NaN where not yet measured); returns the largest clipped spectral weight."""
+        B, s = self.block, self.stride
+        clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
         self.values, self.recorded = {}, {}
         for node, k in self.maps.items():
-            auto, cross = gamma[node]
-            kernels, scales = [], []
-            for g in (auto + cross, auto - cross):
-                c, plateau, cl = kernel(g)
-                kernels.append(fft.rfft(c, n))
-                scales.append(math.sqrt(plateau))
+            auto, cross, coarse_auto, coarse_cross = gamma[node]
+            fast, slow, statics = [], [], []
+            for sign in (1.0, -1.0):
+                g = auto + sign * cross
+                if s == 1:
+                    c, plateau, cl = kernel(g)
+                else:
+                    G = coarse_auto + sign * coarse_cross
+                    reach = _reach(G)  # not yet measured beyond: the grid kernel is as long as what is
+                    G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
+                    G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
+                    # A block mean's variance G(0) also holds the fast part (its sum / stride): on the grid that
+                    # would be white noise, which interpolated is a bump of width 2 strides that the fast
+                    # remainder would have to cancel with negative weight. The grid takes the slow part's own
+                    # G(0), extrapolated from G(1), G(2); the fast part keeps the rest.
+                    G[0] = min(G[0], 2 * G[1] - G[2])
+                    root, plateau, cl_slow = kernel(G)
+                    grid = plateau + np.correlate(root, root, "full")[len(root) - 1:]  # what the grid carries
+                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), plateau=False)
+                    slow.append(root)
+                    cl = max(cl, cl_slow)
+                fast.append(c)
+                statics.append(plateau)
                 clipped = max(clipped, cl)
-            carry = self.carry[node].reshape(k, 2, -1, K - 1)
-            modes = np.empty((k, 2, carry.shape[2], B), dtype=np.float32)
-            for m in range(2):
-                for s in range(0, carry.shape[2], FFT_SERIES):
-                    z = self.rng.standard_normal((k, carry[:, m, s:s + FFT_SERIES].shape[1], B), dtype=np.float32)
-                    y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * kernels[m], n, axis=-1, workers=2)
-                    y = y[..., :B + K - 1]
-                    y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]
-                    modes[:, m, s:s + FFT_SERIES] = y[..., :B]
-                    carry[:, m, s:s + FFT_SERIES] = y[..., B:]
+                self.static_fraction = max(self.static_fraction, plateau / max(abs(float(g[0])), 1e-300))
+            modes = _stream(self.rng, fast, self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
             modes = modes.reshape(k, 2, *self.shape, B)
-            modes += (np.array(scales, dtype=np.float32).reshape(1, 2, 1, 1) * self.static[node])[..., None]
+            root = np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
+            if s == 1:
+                modes += (root * self.static[node])[..., None]
+            else:  # the slow part: grid points over the block, interpolated from the last one
+                points = _stream(self.rng, slow, self.grid_carry[node].reshape(k, 2, -1, COARSE_LAGS - 1), B // s)
+                points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
+                start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
+                points = np.concatenate([start, points], axis=-1)
+                self.last[node] = points[..., -1].copy()
+                theta = np.arange(s, dtype=np.float32) / s
+                modes += (points[..., :-1, None] * (1 - theta) + points[..., 1:, None] * theta).reshape(modes.shape)
             modes *= np.float32(1 / math.sqrt(2))
             values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
             np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
@@ -196,19 +312,62 @@ class StreamingFields:
 
 def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
-    block's modes and fields (3 x 2 x L); per vector its recorded block, lag buffer and the FFT's input
-    (~4 x 2 copies x L); float32."""
-    per_unit = 4 * lags * (6 * sum(maps.values()) + 8 * len(maps))
+    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid carries (2 x COARSE_LAGS); per vector
+    its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
+    buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32."""
+    stride, fast = layout(lags)
+    k = sum(maps.values())
+    per_unit = 4 * fast * (8 * k + 8 * len(maps))
+    if stride > 1:
+        per_unit += 4 * COARSE_LAGS * (2 * k + 8 * len(maps))
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
 
 
+def _reach(g: np.ndarray) -> int:
+    """How many leading lags of ``g`` are measured (finite)."""
+    finite = np.isfinite(g)
+    return len(g) if finite.all() else int(np.argmin(finite))
+
+
+def _regrid(values: tuple, old: int, new: int) -> tuple:
+    """A covariance's arrays (fine, coarse) on lag range ``old`` carried to range ``new`` as the next pass's
+    starting guess: interpolated in the lag from whatever of the two grids is known, the last value beyond."""
+    (s0, f0), (s1, f1) = layout(old), layout(new)
+    fine, coarse = values
+    lags = np.arange(f0, dtype=float)
+    known = fine
+    if s0 > 1:
+        beyond = np.arange(len(coarse)) * s0 >= f0
+        lags, known = np.concatenate([lags, np.arange(len(coarse))[beyond] * s0]), np.concatenate([fine, coarse[beyond]])
+    ok = np.isfinite(known)
+    at = lambda x: np.interp(x, lags[ok], known[ok])  # noqa: E731 (np.interp holds the last value beyond)
+    return at(np.arange(f1)), (at(np.arange(COARSE_LAGS) * s1) if s1 > 1 else np.zeros(0))
+
+
 def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error over the measurement passes ((GROUPS, S, 3) each): the larger of the passes'
-    spread and the groups' (the passes' includes the common gamma's noise fed back)."""
-    passes_mean = np.array([p.mean(axis=0) for p in measured])
-    group_se = np.array([p.std(axis=0, ddof=1) / math.sqrt(GROUPS) for p in measured])
-    spread = passes_mean.std(axis=0, ddof=1)
-    return passes_mean.mean(axis=0), np.maximum(spread, np.sqrt((group_se ** 2).mean(axis=0))) / math.sqrt(len(measured))
+    """Mean and standard error over the measurement passes ((GROUPS, S, 3) each): the larger of the groups'
+    spread of their averages over all the passes (the groups are independent given gamma; a unit's slow part
+    persists from pass to pass, so the passes' own group errors do not average down when the memory is long)
+    and the passes' spread (which includes the common gamma's noise fed back)."""
+    passes = np.array(measured)
+    groups = passes.mean(axis=0)  # (GROUPS, S, 3): each group's average over the passes
+    group_se = groups.std(axis=0, ddof=1) / math.sqrt(GROUPS)
+    spread = passes.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(measured))
+    return groups.mean(axis=0), np.maximum(spread, group_se)
+
+
+def _agree(measured: list[np.ndarray]) -> bool:
+    """Whether the first and second halves of the measured passes agree in the second and cross moments: within
+    2 standard errors of their difference or 0.5% of Q. The difference is paired by group (a unit's persistent
+    part cancels: a creep of 1% a pass at the T = 1000 LSTM rule hides in the groups' errors of 5%, not in their
+    differences), and its error is the larger of the groups' and the passes' (the common gamma's noise)."""
+    passes, m = np.array(measured), len(measured)
+    first, second = passes[:m // 2], passes[m - m // 2:]
+    paired = second.mean(axis=0) - first.mean(axis=0)  # (GROUPS, S, 3)
+    diff, paired_se = paired.mean(axis=0), paired.std(axis=0, ddof=1) / math.sqrt(GROUPS)
+    spread = np.hypot(*(half.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(half)) for half in (first, second)))
+    q = np.abs(passes.mean(axis=(0, 1))[:, 1:2])
+    return bool(np.all(np.abs(diff)[:, 1:] <= np.maximum(2 * np.maximum(paired_se, spread)[:, 1:], 0.005 * q)))
 
 
 def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: int, max_lags: int = MAX_LAGS,
@@ -224,7 +383,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     ``target_error``: once converged, keep averaging passes until every Q's standard error is at most this
     fraction of it (or ``max_steps``): the run length sized to the error asked for.
 
-    Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < L), passes, steps,
+    Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < the fast range, and
+    two-rate on the grid), the stride and fast range, the largest fraction of a field's variance drawn as a
+    static per-unit part (``static_fraction``: at the T = 1000 LSTM rule ~0.6-0.7, where the result is known to be
+    wrong, docs/tied.md §5), passes, steps,
     the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
     of Q and C within the last pass, the last field covariances ``gamma``, and ``converged`` with ``reason``
     when it is False. The second and cross moments are both watched for convergence and drift."""
@@ -241,23 +403,27 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     source = StreamingFields(maps, shape, lags, rng)
     ops = SiteOps(cell, run_h, source, draws, shape)
     states = [np.zeros((2, *shape)) for _ in cell.states]
-    gamma = {node: (np.zeros(lags), np.zeros(lags)) for node in maps}
-    for node, (auto, cross) in (initial or {}).items():
-        if node in gamma:
-            n = min(len(auto), lags)
-            gamma[node][0][:], gamma[node][1][:] = auto[n - 1], cross[n - 1]
-            gamma[node][0][:n], gamma[node][1][:n] = auto[:n], cross[:n]
-            if identical:
-                gamma[node][1][:] = 0.0
-    lagged = {node: _Lagged((2, *shape), lags, cross=not identical) for node in maps}
+    stride, fast = layout(lags)
+    gamma = {}
+    for node in maps:
+        auto, cross = (initial or {}).get(node, (np.zeros(1), np.zeros(1)))
+        auto, cross = np.asarray(auto, float), np.zeros(len(cross)) if identical else np.asarray(cross, float)
+        at = [lambda x, g=g: np.interp(x, np.arange(len(g)), g) for g in (auto, cross)]  # the last value beyond
+        grid = np.arange(COARSE_LAGS) * stride if stride > 1 else np.zeros(0)
+        gamma[node] = (at[0](np.arange(fast)), at[1](np.arange(fast)), at[0](grid), at[1](grid))
+    # Lagged products: at full rate up to the fast range, and (two-rate) of block means on the coarse grid.
+    lagged = {node: _Lagged((2, *shape), fast, cross=not identical) for node in maps}
+    coarse = {node: _Lagged((2, *shape), COARSE_LAGS, cross=not identical) for node in maps} if stride > 1 else {}
     watch = min(per_group, max(1, 256 // GROUPS))  # units per group whose states give the two-time function
-    two_time = [_Lagged((2, GROUPS, watch), lags, cross=False) for _ in cell.states]
+    two_time = [_Lagged((2, GROUPS, watch), fast, cross=False) for _ in cell.states]
+    two_time_coarse = [_Lagged((2, GROUPS, watch), COARSE_LAGS, cross=False) for _ in cell.states] if stride > 1 else []
+    state_two_time_coarse = None
     previous, change, converged, reason = None, None, False, "max_steps"
-    steps, passes, mean, started, measured = 0, 0, None, time.process_time(), []
+    steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
-        blocks = max(1, -(-MIN_PASS // source.block))
+        blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
-        clipped = 0.0
+        clipped, pending, pending_states = 0.0, {node: [] for node in coarse}, [[] for _ in two_time_coarse]
         for b in range(blocks):
             clipped = max(clipped, source.draw(gamma))
             B = source.block
@@ -272,7 +438,16 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                 lag.add(source.recorded[node])
             for i, lag in enumerate(two_time):
                 lag.add(history[i])
+            for node in coarse:
+                v = source.recorded[node]
+                pending[node].append(v.reshape(*v.shape[:-1], -1, source.stride).mean(axis=-1))
+            for i in range(len(two_time_coarse)):
+                pending_states[i].append(history[i].reshape(*history[i].shape[:-1], -1, source.stride).mean(axis=-1))
             steps += B
+        for node, lag in coarse.items():
+            lag.add(np.concatenate(pending[node], axis=-1))
+        for lag, block_means in zip(two_time_coarse, pending_states):
+            lag.add(np.concatenate(block_means, axis=-1))
         passes += 1
         record /= blocks * source.block / 2
         per = record.mean(axis=0)
@@ -280,10 +455,23 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             per[..., 2] = per[..., 1]  # one trajectory: C = Q
         mean, se = per.mean(axis=0), per.std(axis=0, ddof=1) / math.sqrt(GROUPS)
         units, used = GROUPS * per_group, gamma
-        gamma = {node: lag.take(units) for node, lag in lagged.items()}
+        gamma = {node: (*lag.take(units), *(coarse[node].take(units) if coarse else (np.zeros(0), np.zeros(0))))
+                 for node, lag in lagged.items()}
         state_two_time = np.array([lag.take(GROUPS * watch)[0] for lag in two_time])
+        if two_time_coarse:
+            state_two_time_coarse = np.array([lag.take(GROUPS * watch)[0] for lag in two_time_coarse])
         if identical:
-            gamma = {node: (auto, np.zeros_like(cross)) for node, (auto, cross) in gamma.items()}
+            gamma = {node: (g[0], np.zeros_like(g[1]), g[2], np.zeros_like(g[3])) for node, g in gamma.items()}
+        # Two-rate: the coarse lags reach back further than the data since the last change of the grid (NaN):
+        # neither settled nor short until they are measured.
+        # Two-rate: the coarse lags reach back only as far as the data since the grid last changed (NaN beyond);
+        # the range is judged on what is measured, and doubled only once all of it is.
+        if source.stride == 1:
+            covered, filling = all(adequate(g[0]) for g in gamma.values()), False
+        else:
+            reach = min(_reach(g[2]) for g in gamma.values())
+            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0]) for g in gamma.values())
+            filling = not covered and reach < COARSE_LAGS
         if not np.all(np.isfinite(mean)):
             reason = "nan"
             break
@@ -292,9 +480,9 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         d = record[1, :, :, 1:] - record[0, :, :, 1:]
         d_mean, d_se = d.mean(axis=0), d.std(axis=0, ddof=1) / math.sqrt(GROUPS)
         drifting = bool(np.any((np.abs(d_mean) > 5 * d_se) & (np.abs(d_mean) > 0.01 * scale)))
-        short = not all(adequate(auto) for auto, _ in gamma.values())
+        short = not covered and not filling
         settled = False
-        if previous is not None:
+        if previous is not None and not filling:
             # The passes converge geometrically (ratio r ~ 0.4-0.7 for the LSTM at mu_f = 3-4): what is left is
             # about change * r / (1 - r). Stop when the change and what is left are both below 3 standard
             # errors or 0.5% (of Q: the cross moment C may be near zero).
@@ -313,27 +501,42 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                 change = None  # the next pass starts a new geometric sequence
         previous = watched
         if progress is not None:
-            progress({"pass": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
+            progress({"pass": passes, "steps": steps, "lags": source.lags, "stride": source.stride,
+                      "filling": filling, "population": GROUPS * per_group,
                       "Q": mean[:, 1].tolist(), "C": mean[:, 2].tolist(), "standard_error_Q": se[:, 1].tolist(),
                       "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
-        if short and source.lags < max_lags and not measured:  # the window is shorter than the correlation time: double it
-            lags = min(2 * source.lags, max_lags)
-            gamma = {node: tuple(np.concatenate([g, np.full(lags - len(g), g[-1])]) for g in pair)
-                     for node, pair in gamma.items()}
+        if short and source.lags < max_lags:  # the window is shorter than the correlation time: double it
+            measured, measured_steps = [], []  # (also while measuring: the correlations have outgrown the range)
+            old_lags, lags = source.lags, min(2 * source.lags, max_lags)
+            (old_stride, _), (stride, fast) = layout(old_lags), layout(lags)
+            gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
+                                                   _regrid((g[1], g[3]), old_lags, lags)) for x in pair)  # coarse
+                     for node, g in gamma.items()}
             per_group = min(per_group, max(2, _budget(maps, lags) // GROUPS))  # fewer units if memory demands
             states = [s[..., :per_group] for s in states]
             ops.keep(per_group)
             source.keep(per_group)
             source.set_lags(lags)
+            if stride > 1:  # the coarse grid: from the fine samples (one rate until now) or a grid twice as coarse
+                for node in maps:
+                    if old_stride == 1:
+                        coarse[node] = _Lagged((2, *shape), old_lags, cross=not identical)
+                        coarse[node].buffer, coarse[node].seen = lagged[node].buffer, lagged[node].seen
+                    coarse[node].resize(COARSE_LAGS, per_group, coarsen=stride // old_stride)
+                for i in range(len(cell.states)):
+                    if old_stride == 1:
+                        two_time_coarse.append(_Lagged((2, GROUPS, watch), old_lags, cross=False))
+                        two_time_coarse[i].buffer, two_time_coarse[i].seen = two_time[i].buffer, two_time[i].seen
+                    two_time_coarse[i].resize(COARSE_LAGS, min(watch, per_group), coarsen=stride // old_stride)
             for lag in lagged.values():
-                lag.resize(lags, per_group)
+                lag.resize(fast, per_group)
             for lag in two_time:
-                lag.resize(lags, min(watch, per_group))
+                lag.resize(fast, min(watch, per_group))
             watch = min(watch, per_group)
             previous, change = None, None
             continue
-        if measured or (settled and not drifting and not short and clipped < 0.01):
+        if (measured and not short) or (settled and not drifting and not short and clipped < 0.01):
             # Settled: measure over the passes from here on. A slow relaxation (the cross moment of the LSTM at
             # mu_f = 4 creeps by ~5% a pass, within one pass's noise) shows only over many passes: converged
             # when the first and second halves of the measured passes (at least MEASURE) agree within 2
@@ -343,14 +546,14 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # noise fed back (~1% a pass at the LSTM's mu_f = 3, P = 2000, twice the groups' error): the
             # standard errors come from the passes' spread as well.
             measured.append(per)
+            measured_steps.append(blocks * source.block)
             m = len(measured)
-            if m >= MEASURE:
-                (first, first_se), (second, second_se) = _pooled(measured[:m // 2]), _pooled(measured[m - m // 2:])
-                q = np.abs(first[:, 1:2])
-                agree = np.all(np.abs(first - second)[:, 1:] <= np.maximum(2 * np.hypot(first_se, second_se)[:, 1:],
-                                                                            0.005 * q))
-                if not agree:
-                    del measured[:max(1, m // 4)]
+            # At long memories a pass is short beside the correlation time and the moments creep by less than a
+            # pass's noise: the halves are compared only once the measured passes span a quarter of the lag range
+            # (the T = 1000 LSTM rule: Q_c rose ~1% a pass for 10^5 steps and halves of 6 passes agreed).
+            if m >= MEASURE and sum(measured_steps) >= source.lags // 4:
+                if not _agree(measured):
+                    del measured[:max(1, m // 4)], measured_steps[:max(1, m // 4)]
                 elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
                     converged = True
                     break
@@ -360,6 +563,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     if len(measured) > 1:
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
+            "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
+            "static_fraction": source.static_fraction,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}

@@ -143,7 +143,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
                               initial=run.field_covariances(window // 4), max_steps=max_steps)
         values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
-        stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "population", "reason", "clipped")}
+        stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "stride", "population", "reason", "clipped",
+                                                "static_fraction")}
         if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
