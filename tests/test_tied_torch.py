@@ -90,3 +90,49 @@ def test_torch_lstm_at_the_T1000_rule_follows_the_tied_transient(input_size, tmp
         if input_size <= 32 and s == "c":
             infinite = _window_means(_theory(cell, h, None, steps, 1)[:, :, i, 1].T)[0]
             assert infinite[-1] < 0.8 * mean[-1], (input_size, infinite, mean)
+
+
+def _tied_statistics_m1(cell, h: dict, record: np.ndarray, steps: tuple, weights: str) -> np.ndarray:
+    """symmft's m1 (the memory Jacobian's, free-probability formula) at the tied theory's moments of step t - 1,
+    the state the step-t Jacobian acts on (symmft.init.tied_check.moments_at_step: the tied search's m1(t))."""
+    mean = record.mean(axis=1)  # (steps, state, 3) over the groups
+    index = [t - 2 for t in steps]  # record[0] is step 1
+    fixed = {f"{k}_{s}": mean[index, i, j] for i, s in enumerate(cell.states) for j, k in enumerate("MQ")}
+    at = types.SimpleNamespace(cell=cell, hyperparameters=h, fixed_point=fixed, backend="numpy")
+    return np.asarray(jacobian_moments(at, "memory", weights)["m1"], dtype=float)
+
+
+#: 1 - m1 (the distance from isometry, what the criteria judge) of the real layer's exact memory Jacobian against
+#: the tied-statistics m1 at the same step: 5% of 1 - m1, or SIMULATION_SIGMAS standard errors of the layers'
+#: mean (one sequence's exact m1 scatters by ~5% of 1 - m1 at m = 2048: the n units' own gate draws).
+M1_RELATIVE = 0.05
+M1_CASES = {"lstm_T20": ("export_client_lstm_T20.json", (2, 20, 200)),
+            "gru_T20": ("export_client_gru_T20.json", (2, 20, 200)),
+            "lstm_T1000": ("export_client_lstm_T1000.json", (2, 100, 1000))}
+
+
+@pytest.mark.slow  # 1-3 min CPU each (exact n x n Jacobians in float64)
+@pytest.mark.parametrize("case", list(M1_CASES))
+def test_m1_of_torch_layers_by_autograd_matches_the_tied_statistics_m1(case, tmp_path):
+    # symmft's m1 is that of the memory Jacobian (LSTM: dc_t/dc_{t-1}, h_{t-1} = o_{t-1} tanh(c_{t-1}) with the
+    # output gate held; GRU: dh_t/dh_{t-1}); tests/torch_support.py computes the same from the real layer by
+    # autograd, exactly (all n rows), at steps t from the zero state, width 512, 2048 inputs.
+    from torch_support import build_layer, run_layer, step_jacobian_m1
+
+    torch.set_num_threads(1)
+    rule_file, steps = M1_CASES[case]
+    rule, module, cell, h = _exported(rule_file, tmp_path)
+    m, width, layers, sequences = 2048, 512, 4, 4
+    measured = []
+    for seed in range(layers):
+        layer = build_layer(module, cell.name, m, width, seed)
+        x = torch.randn(steps[-1], sequences, m, generator=torch.Generator().manual_seed(seed + 1000))
+        kept = run_layer(layer, x, keep=steps)[1]
+        measured.append([step_jacobian_m1(layer, kept[t]) for t in steps])
+    # a sequence's m1 scatters by the units' own gate draws given its inputs, independent between sequences:
+    # the standard error is over all layers * sequences samples
+    samples = np.array(measured).transpose(1, 0, 2).reshape(len(steps), -1)
+    torch_m1, torch_se = samples.mean(axis=1), samples.std(axis=1, ddof=1) / math.sqrt(samples.shape[1])
+    theory = _tied_statistics_m1(cell, h, _theory(cell, h, m, steps[-1], 1), steps, rule["weights"])
+    allowed = np.maximum(M1_RELATIVE * (1 - torch_m1), SIMULATION_SIGMAS * torch_se)
+    assert np.all(np.abs(theory - torch_m1) <= allowed), (case, steps, theory, torch_m1, torch_se)
