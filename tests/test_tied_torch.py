@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symmft import analyze, load_cell
+from symmft import load_cell
 from symmft.cell.params import resolve
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.transient import Transient
