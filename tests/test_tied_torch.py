@@ -62,7 +62,7 @@ def _theory(cell, h: dict, input_dim, steps: int, runs: int, population: int = 4
                            .advance(steps) for seed in range(runs)], axis=1)
 
 
-@pytest.mark.slow  # 2-4 min CPU per input size, one thread (m = 8: 198 s)
+@pytest.mark.slow  # 100-200 s CPU per input size, one thread (m = 8: 198 s)
 @pytest.mark.parametrize("input_size", [8, 32, 512, 2048])
 def test_torch_lstm_at_the_T1000_rule_follows_the_tied_transient(input_size, tmp_path):
     # The T = 1000 LSTM rule (memory ~4000 steps untied, longer tied: t <= 1000 is the transient), width-1024
@@ -112,7 +112,7 @@ M1_CASES = {"lstm_T20": ("export_client_lstm_T20.json", (2, 20, 200)),
             "lstm_T1000": ("export_client_lstm_T1000.json", (2, 100, 1000))}
 
 
-@pytest.mark.slow  # 1-3 min CPU each (exact n x n Jacobians in float64)
+@pytest.mark.slow  # ~1-2 min CPU each (exact n x n Jacobians in float64); the three took 17 min wall at load ~11
 @pytest.mark.parametrize("case", list(M1_CASES))
 def test_m1_of_torch_layers_by_autograd_matches_the_tied_statistics_m1(case, tmp_path):
     # symmft's m1 is that of the memory Jacobian (LSTM: dc_t/dc_{t-1}, h_{t-1} = o_{t-1} tanh(c_{t-1}) with the
