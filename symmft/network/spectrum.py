@@ -31,8 +31,8 @@ from typing import Any, Mapping
 
 import networkx as nx
 import numpy as np
-from scipy.special import erf
 
+from symmft.cell.elementwise import DERIVATIVES, arguments, evaluate
 from symmft.cell.trace import Cell, load_cell
 from symmft.cell.trace import primary_states as _primary_states
 from symmft.errors import CellDefinitionError, HyperparameterError
@@ -41,9 +41,6 @@ from symmft.network.simulate import Network
 KINDS = ("memory", "full")
 
 #: Each elementwise op once: its value from the argument u, and its derivative from (u, value).
-_FUNCTIONS = {"sigmoid": lambda u: 0.5 * (1.0 + np.tanh(0.5 * u)), "tanh": np.tanh, "erf": erf}
-_DERIVATIVES = {"sigmoid": lambda u, y: y * (1.0 - y), "tanh": lambda u, y: 1.0 - y * y,
-                "erf": lambda u, y: (2.0 / math.sqrt(math.pi)) * np.exp(-u * u)}
 
 
 def primary_states(cell: Cell | str | Path) -> tuple[str, ...]:
@@ -209,7 +206,7 @@ def _forward(net: Network, x, states, seeds: Mapping[Any, np.ndarray], values: d
     values = {} if fresh else values
     tan: dict[Any, np.ndarray] = {}
     for node in _order(cell):
-        attrs, args = g.nodes[node], _args(g, node)
+        attrs, args = g.nodes[node], arguments(g, node)
         op, a = attrs["op"], [values[p] for p in args]  # topological order: arguments are done
         if fresh:
             values[node] = _value(net, node, attrs, a, x, states)
@@ -228,8 +225,8 @@ def _forward(net: Network, x, states, seeds: Mapping[Any, np.ndarray], values: d
         elif op == "mul" and any(t is not None for t in ta):
             terms = [_diag(a[1 - k], ta[k]) for k in (0, 1) if ta[k] is not None]
             tan[node] = sum(terms[1:], terms[0])
-        elif op in _DERIVATIVES and ta[0] is not None:
-            tan[node] = _diag(_DERIVATIVES[op](a[0], values[node]), ta[0])
+        elif op in DERIVATIVES and ta[0] is not None:
+            tan[node] = _diag(DERIVATIVES[op](a[0], values[node]), ta[0])
         elif op == "output" and ta[0] is not None:
             tan[node] = ta[0]
     return values, tan
@@ -249,23 +246,13 @@ def _value(net: Network, node, attrs: dict, a: list, x, states):
         for inp, v in zip(amap.inputs, a):
             u = u + net.matrices[amap.name, inp.vector] @ v
         return u
-    if op in ("add", "sub", "mul"):
-        return a[0] + a[1] if op == "add" else a[0] - a[1] if op == "sub" else a[0] * a[1]
-    if op in _FUNCTIONS:
-        return _FUNCTIONS[op](a[0])
-    if op == "output":
-        return a[0]
+    value = evaluate(op, a)
+    if value is not None:
+        return value
     raise CellDefinitionError(f"{net.cell.where(node)}: spectrum cannot differentiate graph operation {op!r}")
 
 
 # ---------------------------------------------------------------- graph helpers
-
-
-def _args(g: nx.DiGraph, node) -> list:
-    """Arguments in call order. A DiGraph keeps one edge per pair, so ``v * v`` has one in-edge: both args."""
-    args = [p for p, _, _ in sorted(g.in_edges(node, data="position"), key=lambda e: e[2])]
-    binary = g.nodes[node]["op"] in ("add", "sub", "mul")
-    return args * 2 if binary and len(args) == 1 else args
 
 
 def _order(cell: Cell) -> list:

@@ -30,17 +30,14 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
-from scipy.special import erf
 
+from symmft.cell.elementwise import DERIVATIVES, arguments, evaluate
 from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError, HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node
 from symmft.theory.transient import GROUPS, CausalFields
 
-_FUNCTIONS = {"sigmoid": lambda u: 0.5 * (1.0 + np.tanh(0.5 * u)), "tanh": np.tanh, "erf": erf}
-_DERIVATIVES = {"sigmoid": lambda u, y: y * (1.0 - y), "tanh": lambda u, y: 1.0 - y * y,
-                "erf": lambda u, y: (2.0 / math.sqrt(math.pi)) * np.exp(-u * u)}
 
 
 @dataclass(frozen=True)
@@ -93,7 +90,7 @@ class TangentProcess:
         values, tan, fields = {}, {}, {}
         inputs = self._draw_inputs()
         for node in self.order:
-            attrs, args = g.nodes[node], _args(g, node)
+            attrs, args = g.nodes[node], arguments(g, node)
             op = attrs["op"]
             if op == "input":
                 values[node] = None  # the input enters through the affine maps only
@@ -113,7 +110,7 @@ class TangentProcess:
         if self.derived:  # second pass, seeded only at the primary states' new values
             second = {cell.outputs[p]: out[p] for p in self.primary}
             for node in self.order:  # nodes upstream of the seeds get no tangent (no state node is seeded)
-                attrs, args = g.nodes[node], _args(g, node)
+                attrs, args = g.nodes[node], arguments(g, node)
                 if node in second or attrs["op"] in ("input", "state", "const"):
                     continue
                 if attrs["op"] == "affine":
@@ -195,21 +192,11 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
     return TiedGain(length, log_gain, spread, moments, status, G * p)
 
 
-def _args(g: nx.MultiDiGraph, node) -> list:
-    """Arguments in call order; ``v * v`` is one argument used twice (as symmft.network.spectrum reads it)."""
-    args = [p for p, _, _ in sorted(g.in_edges(node, data="position"), key=lambda e: e[2])]
-    binary = g.nodes[node]["op"] in ("add", "sub", "mul")
-    return args * 2 if binary and len(args) == 1 else args
-
-
 def _value(op: str, a: list):
-    if op in ("add", "sub", "mul"):
-        return a[0] + a[1] if op == "add" else a[0] - a[1] if op == "sub" else a[0] * a[1]
-    if op in _FUNCTIONS:
-        return _FUNCTIONS[op](a[0])
-    if op == "output":
-        return a[0]
-    raise ClosureError(f"the tied gain cannot interpret graph operation {op!r}")
+    value = evaluate(op, a)
+    if value is None:
+        raise ClosureError(f"the tied gain cannot interpret graph operation {op!r}")
+    return value
 
 
 def _tangent(op: str, a: list, ta: list, y):
@@ -221,8 +208,8 @@ def _tangent(op: str, a: list, ta: list, y):
         return t0 + t1 if op == "add" else t0 - t1
     if op == "mul":
         return sum(a[1 - k] * ta[k] for k in (0, 1) if ta[k] is not None)
-    if op in _DERIVATIVES:
-        return _DERIVATIVES[op](a[0], y) * ta[0]
+    if op in DERIVATIVES:
+        return DERIVATIVES[op](a[0], y) * ta[0]
     if op == "output":
         return ta[0]
     raise ClosureError(f"the tied gain cannot differentiate graph operation {op!r}")
