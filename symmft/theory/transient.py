@@ -63,7 +63,7 @@ class CausalFields:
         # pool; a group's own C from P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md
         # §2), while the finite-m input's covariance x_t . x_s / m is each group's own input sequence, exact
         # given it (one pool per group).
-        own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
+        own_input = self.own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
         pools = {node: self.G if node == own_input else 1 for node in self.maps}
         self.chol = {node: xp.zeros((pools[node], n, n)) for node in self.maps}
         self.live = {node: xp.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
@@ -80,18 +80,20 @@ class CausalFields:
             raise ValueError("the causal fields fork once")  # a bug, not user input
         self.forked_at = self.written if self.tied else 0
         for node, hist in self.history.items():
-            self.replica_history[node] = self.xp.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
+            if node != self.own_input:
+                self.replica_history[node] = self.xp.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
         for table in (self.chol, self.live):
             for node, a in table.items():
-                table[node] = self.xp.concatenate([a, a])
+                if node != self.own_input:  # a replica sees its original's input: it shares that input's factor
+                    table[node] = self.xp.concatenate([a, a])
         self.G *= 2
 
     def _covariances(self, node: int, v: np.ndarray, J: int) -> np.ndarray:
         """(group, J, copy): <v_i v_new> over the group's units for every variable i < J (the new ones included)."""
         xp, B, j = self.xp, self.base, J - 2
         hist, ref = self.history[node], v[:, :B].transpose(1, 2, 0)  # (B, units, copy)
-        if self.forked_at is None:
-            hist[:, j:J] = v.transpose(1, 0, 2)
+        if self.forked_at is None or node == self.own_input:  # the reference groups only (a shared input)
+            hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
             return xp.matmul(hist[:, :J], ref) / v.shape[-1]
         f, rep_hist, rep = self.forked_at, self.replica_history[node], v[:, B:].transpose(1, 2, 0)
         hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
@@ -104,9 +106,9 @@ class CausalFields:
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
         j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
         xp, J, k, B = self.xp, j + 2, self.maps[node], self.base
-        pools = len(L)  # after a fork the replicas are pooled apart from the reference groups
+        pools = len(L)  # after a fork the replicas are pooled apart from the reference groups (but for the input)
         cov = self._covariances(node, v, J)  # per group; the pool's C is the mean over its (equal) groups
-        cov = cov.reshape(pools, self.G // pools, J, 2).mean(axis=1)
+        cov = cov.reshape(pools, len(cov) // pools, J, 2).mean(axis=1)
         # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
         # row j + 1 (copy b) extends it by the a/b element.
         rows = xp.zeros((pools, 2, J))
@@ -124,10 +126,14 @@ class CausalFields:
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
         z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
         Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
-        weights = xp.repeat((rows * live[:, None, :J]).astype(np.float32), self.G // pools, axis=0)  # (G, copy, J)
-        weights = weights.reshape(self.G // B, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
+        groups = B if node == self.own_input else self.G  # a shared input's replicas copy their originals' fields
+        replicas = groups // B
+        weights = xp.repeat((rows * live[:, None, :J]).astype(np.float32), groups // pools, axis=0)  # (groups, copy, J)
+        weights = weights.reshape(replicas, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
         out = xp.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
-        out = out.reshape(B, self.G // B, 2, k, self.p).transpose(3, 2, 1, 0, 4)
+        out = out.reshape(B, replicas, 2, k, self.p).transpose(3, 2, 1, 0, 4)
+        if replicas < self.G // B:
+            out = xp.concatenate([out] * (self.G // B // replicas), axis=2)
         return out.reshape(k, 2, self.G, self.p)
 
 
