@@ -112,12 +112,21 @@ class CausalFields:
         # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
         # row j + 1 (copy b) extends it by the a/b element.
         rows = xp.zeros((pools, 2, J))
+        low_rank = node == self.own_input  # x_t . x_s / m has rank <= 2m: past the first 2m pivots all degenerate
         for g in range(pools):
-            if j:
+            if j and low_rank:
+                # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
+                # innovation of its own), so the solve needs the live pivots only: O(m^2) instead of O(t^2).
+                idx = xp.flatnonzero(live[g, :j])
+                rows[g][:, idx] = self.solve_triangular(L[g][xp.ix_(idx, idx)], cov[g, idx], lower=True,
+                                                        check_finite=False).T
+            elif j:
                 rows[g, :, :j] = self.solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
         var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
         rows[:, 0, j], ok0 = _pivot(var[:, 0] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
         rows[:, 1, j] = (cov[:, j, 1] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
+        if low_rank:  # keep a degenerate column exactly zero below its pivot (above: rounding noise)
+            rows[:, 1, j] *= ok0
         rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - xp.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
                                         var[:, 1])
         L[:, j:J, :J] = rows
