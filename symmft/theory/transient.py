@@ -129,17 +129,24 @@ class CausalFields:
             rows[:, 1, j] *= ok0
         rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - xp.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
                                         var[:, 1])
-        L[:, j:J, :J] = rows
         live[:, j], live[:, j + 1] = ok0, ok1
+        # width: the leading columns that hold every live pivot. For the low-rank input the columns past it are
+        # zero and stay unwritten (the factor's pages are never touched: O(T m) memory, not O(T^2)) and the
+        # product below skips them (O(m) per unit instead of O(t)).
+        width = J
+        if low_rank:
+            width = max(1, int(xp.flatnonzero(live[:, :J].any(axis=0))[-1]) + 1 if bool(live[:, :J].any()) else 1)
+        L[:, j:J, :width] = rows[:, :, :width]
         # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
         z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
         Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
         groups = B if node == self.own_input else self.G  # a shared input's replicas copy their originals' fields
         replicas = groups // B
-        weights = xp.repeat((rows * live[:, None, :J]).astype(np.float32), groups // pools, axis=0)  # (groups, copy, J)
-        weights = weights.reshape(replicas, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
-        out = xp.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
+        weights = (rows * live[:, None, :J])[:, :, :width].astype(np.float32)
+        weights = xp.repeat(weights, groups // pools, axis=0)  # (groups, copy, width)
+        weights = weights.reshape(replicas, B, 2, width).transpose(1, 0, 2, 3).reshape(B, -1, width)
+        out = xp.matmul(weights, Z[:, :width])  # (B, replica x copy, maps x units): one pass over the past
         out = out.reshape(B, replicas, 2, k, self.p).transpose(3, 2, 1, 0, 4)
         if replicas < self.G // B:
             out = xp.concatenate([out] * (self.G // B // replicas), axis=2)
