@@ -180,7 +180,7 @@ def _input_fields_after_fork(c_x: float, steps: int = 40, m: int = 3):
 def test_finite_input_fields_are_one_fixed_matrix_applied_to_the_inputs_and_replicas_share_them(c_x):
     """At finite m the input term of unit i is W_i x_t / sqrt(m) with W_i drawn once, N(0, 1) entries, the same for
     both copies (the rows are the network's): check that law directly on the sampler's fields, through the fork
-    (where the replicas share the input's factor) and past 2m steps (where the factor's solve keeps only its live
+    (where the replicas share the input's factor) and past m steps (where the factor's solve keeps only its live
     pivots). Per group and map, a least-squares fit of the fields of both copies over all 80 steps on the inputs
     must leave a residual at float32 rounding (the innovations are float32: 1e-5 of the field's scale allows
     their ~1e-7 times the conditioning of 80 steps' Cholesky rows), and the fitted W, times sqrt(m), must have
@@ -200,3 +200,22 @@ def test_finite_input_fields_are_one_fixed_matrix_applied_to_the_inputs_and_repl
             coef.append(w * math.sqrt(m))
     coef = np.array(coef)
     assert abs(np.mean(coef ** 2) - 1) < 5 * math.sqrt(2 / coef.size)
+
+
+def test_finite_input_factor_grows_when_its_live_pivots_need_more_columns():
+    """The input's factor keeps 2m columns (its at most m live pivots come first: all m with c_x < 1) and grows
+    if a live pivot lies beyond them. Starting it with a single column forces that growth in the first steps; the
+    run must equal, bit for bit, the one
+    that never grows (the same arithmetic on the same columns: a grown column is the zero column it stands for)."""
+    from symmft.theory.site import input_node
+    from symmft.theory.transient import Transient
+
+    cell = load_cell("lstm")
+    h = {k: float(v) for k, v in resolve(cell, {"c_x": 0.6}).items()}
+    runs = [Transient(cell, h, 30, population=128, seed=5, input_dim=4) for _ in range(2)]
+    x_node = input_node(cell)
+    assert runs[0].source.chol[x_node].shape[2] == 8
+    runs[1].source.chol[x_node] = runs[1].source.chol[x_node][:, :, :1]
+    records = [run.advance(30) for run in runs]
+    assert runs[1].source.chol[x_node].shape[2] >= 4  # the m = 4 live pivots
+    np.testing.assert_array_equal(records[1], records[0])

@@ -14,7 +14,9 @@ when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot
 and the field is the exact linear function of the past. C is estimated from the whole population, one L for
 all units (a C per group of P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md §2); the
 GROUPS sub-populations give the Monte Carlo error, the spread of their averages (which misses C's own noise
-fed back, measured small: docs/tied.md §2). ``tied=False`` redraws every
+fed back, measured small: docs/tied.md §2). The finite-m input's covariance x_t . x_s / m has rank <= m (the x_t
+lie in R^m): at most m of its variables are live, so its factor is stored, solved and applied over the columns of
+those pivots only (O(m^2) and O(P m) a step, docs/tied.md §2). ``tied=False`` redraws every
 field each step with the current covariance only (and site.SiteOps redraws the biases): the untied law.
 
 Backends: ``backend="cupy"`` keeps every per-unit array on the GPU (the same code through the array module
@@ -45,7 +47,8 @@ class CausalFields:
     units) float64 and ``innovations[node]`` (group, 2T, maps x units) float32, so the past of a group is one
     contiguous block. After :meth:`fork` the replicas share the reference groups' innovations (common random
     numbers: the same draws) and their history before the fork, so the fork copies no per-unit array and a
-    replica step reads the shared past once for both (a 4-row instead of a 2-row product).
+    replica step reads the shared past once for both (a 4-row instead of a 2-row product). A finite-m input is the
+    same for a replica and its original: they share its factor, and the replicas copy their originals' input fields.
     """
 
     def __init__(self, cell: Cell, steps: int, shape: tuple[int, int], draws: Draws, tied: bool = True,
@@ -65,7 +68,11 @@ class CausalFields:
         # given it (one pool per group).
         own_input = self.own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
         pools = {node: self.G if node == own_input else 1 for node in self.maps}
-        self.chol = {node: xp.zeros((pools[node], n, n)) for node in self.maps}
+        # The input's factor keeps only the leading columns that hold its live pivots: at most m of them (its
+        # rank), within the first 2m variables (m with c_x < 1, every a copy with c_x = 1) unless an early one is
+        # degenerate, when it grows (see fields)
+        columns = {node: min(n, 2 * input_dim) if node == own_input else n for node in self.maps}
+        self.chol = {node: xp.zeros((pools[node], n, columns[node])) for node in self.maps}
         self.live = {node: xp.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
         self.innovations = {node: xp.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
         self.t, self.written, self.forked_at = 0, 0, None
@@ -112,7 +119,7 @@ class CausalFields:
         # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
         # row j + 1 (copy b) extends it by the a/b element.
         rows = xp.zeros((pools, 2, J))
-        low_rank = node == self.own_input  # x_t . x_s / m has rank <= 2m: past the first 2m pivots all degenerate
+        low_rank = node == self.own_input  # x_t . x_s / m has rank <= m: at most m live pivots
         for g in range(pools):
             if j and low_rank:
                 # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
@@ -131,11 +138,14 @@ class CausalFields:
                                         var[:, 1])
         live[:, j], live[:, j + 1] = ok0, ok1
         # width: the leading columns that hold every live pivot. For the low-rank input the columns past it are
-        # zero and stay unwritten (the factor's pages are never touched: O(T m) memory, not O(T^2)) and the
-        # product below skips them (O(m) per unit instead of O(t)).
+        # zero and not stored (O(T m) memory, not O(T^2)), and the product below skips them (O(m) per unit
+        # instead of O(t)).
         width = J
         if low_rank:
             width = max(1, int(xp.flatnonzero(live[:, :J].any(axis=0))[-1]) + 1 if bool(live[:, :J].any()) else 1)
+        if width > L.shape[2]:  # more live pivots than leading columns kept (an early degenerate variable)
+            L = self.chol[node] = xp.concatenate([L, xp.zeros((*L.shape[:2], max(width, 2 * L.shape[2]) - L.shape[2]))],
+                                                 axis=2)
         L[:, j:J, :width] = rows[:, :, :width]
         # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
