@@ -74,3 +74,22 @@ def test_stationary_lstm_long_memory_matches_tied_simulation():
                                                                      a.standard_error["correlation_c"]]
     for t, t_se, m, s, what in zip(theory, theory_se, mean, se, ("Q_c", "c*_c")):
         assert abs(t - m) <= max(TIED_RELATIVE * abs(m), SIMULATION_SIGMAS * np.hypot(t_se, s)), (what, t, m, s)
+
+
+def test_in_place_leading_solve_matches_scipy():
+    # The causal sampler solves against the leading j x j block of its (n, n) factor in place (LAPACK trtrs with
+    # leading dimension n) instead of through solve_triangular's copy. Reference: scipy on the copied block. A
+    # well-conditioned factor (diagonal 3..4, off-diagonal N(0, 1)/sqrt(n)) keeps the two within 1e-12; both run
+    # the same routine on the same numbers, so they agree to rounding whatever the BLAS.
+    from scipy.linalg import solve_triangular
+
+    from symmft.theory.site import Draws
+    from symmft.theory.transient import CausalFields
+
+    rng = np.random.default_rng(0)
+    n, j = 300, 217
+    L = np.tril(rng.standard_normal((n, n)) / np.sqrt(n), -1) + np.diag(rng.uniform(3, 4, n))
+    b = rng.standard_normal((j, 2))
+    fields = CausalFields(load_cell("lstm"), 4, (16, 2), Draws(rng, 16))
+    got = fields._solve_leading(L, j, b)
+    np.testing.assert_allclose(got, solve_triangular(L[:j, :j], b, lower=True), rtol=1e-12, atol=1e-14)

@@ -121,15 +121,15 @@ class CausalFields:
         # row j + 1 (copy b) extends it by the a/b element.
         rows = xp.zeros((pools, 2, J))
         low_rank = node == self.own_input  # x_t . x_s / m has rank <= m: at most m live pivots
-        for g in range(pools):
-            if j and low_rank:
-                # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
-                # innovation of its own), so the solve needs the live pivots only: O(m^2) instead of O(t^2).
-                idx = xp.flatnonzero(live[g, :j])
+        for g in range(pools if j else 0):
+            # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
+            # innovation of its own), so the input's solve needs its live pivots only: O(m^2) instead of O(t^2).
+            idx = xp.flatnonzero(live[g, :j]) if low_rank else None
+            if idx is None or len(idx) == j:  # all live (m >= t): the leading block as it stands
+                rows[g, :, :j] = self._solve_leading(L[g], j, cov[g, :j]).T
+            else:
                 rows[g][:, idx] = self.solve_triangular(L[g][xp.ix_(idx, idx)], cov[g, idx], lower=True,
                                                         check_finite=False).T
-            elif j:
-                rows[g, :, :j] = self._solve_leading(L[g], j, cov[g, :j]).T
         var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
         rows[:, 0, j], ok0 = _pivot(var[:, 0] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
         rows[:, 1, j] = (cov[:, j, 1] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
