@@ -133,7 +133,7 @@ class CausalFields:
         var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
         rows[:, 0, j], ok0 = _pivot(var[:, 0] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
         rows[:, 1, j] = (cov[:, j, 1] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
-        if low_rank:  # keep a degenerate column exactly zero below its pivot (above: rounding noise)
+        if low_rank:  # keep a degenerate column exactly zero below its pivot (as computed: rounding noise)
             rows[:, 1, j] *= ok0
         rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - xp.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
                                         var[:, 1])
@@ -143,7 +143,8 @@ class CausalFields:
         # instead of O(t)).
         width = J
         if low_rank:
-            width = max(1, int(xp.flatnonzero(live[:, :J].any(axis=0))[-1]) + 1 if bool(live[:, :J].any()) else 1)
+            any_live = live[:, :J].any(axis=0)
+            width = int(xp.flatnonzero(any_live)[-1]) + 1 if bool(any_live.any()) else 1
         if width > L.shape[2]:  # more live pivots than leading columns kept (an early degenerate variable)
             L = self.chol[node] = xp.concatenate([L, xp.zeros((*L.shape[:2], max(width, 2 * L.shape[2]) - L.shape[2]))],
                                                  axis=2)
