@@ -76,7 +76,8 @@ def xi_section(width: int, networks: int, population: int, which: tuple[str, ...
              ("T200", json.loads((ROOT / "tests/data/tied_search_lstm_T200.json").read_text())["hyperparameters"], 200))
     for name, h, T in (r for r in rules if r[0] in which):
         t0 = time.process_time()
-        # finite m at T = 1000 would hold 16 per-group factors of (4T)^2 floats (~4 GB): infinite m there
+        # infinite m at T = 1000, as stored (finite m held 16 per-group factors of (4T)^2 floats, ~4 GB, before
+        # the input's factor kept only its live pivots' columns: RESULTS.md §7, "Cost in the tied check")
         m = width if T <= 200 else None
         a = analyze_tied(cell, h, steps=T, response=T, input_dim=m, population=population, stationary=False)
         t1 = time.process_time()

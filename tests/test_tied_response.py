@@ -151,3 +151,71 @@ def test_window_survival_resolves_the_T1000_rule_like_tied_networks():
     bar = SIMULATION_SIGMAS * math.hypot(TIED_FEEDBACK_SE * r["standard_error"], net_se)
     assert r["steps"] == T - 1 and r["resolved"] and r["xi"] == math.inf
     assert abs(r["log_survival"] - net) <= bar, (r, net, net_se)
+
+
+def _input_fields_after_fork(c_x: float, steps: int = 40, m: int = 3):
+    """A finite-m LSTM transient stepped, forked and stepped on; every step's input fields of every group
+    (maps, copy, group, unit) and the groups' input vectors (copy, group, m), from the site operations."""
+    from symmft.theory.site import input_node
+    from symmft.theory.transient import Transient
+
+    cell = load_cell("lstm")
+    h = {k: float(v) for k, v in resolve(cell, {"c_x": c_x}).items()}
+    run = Transient(cell, h, 2 * steps, population=256, seed=3, input_dim=m)
+    x_node, fields, inputs, replicas = input_node(cell), [], [], []
+    for t in range(2 * steps):
+        if t == steps:
+            run.fork()
+        run.advance(1)
+        f, B = run.ops._fields[x_node], run.draws.groups
+        fields.append(f[:, :, :B].copy())
+        inputs.append(np.array(run.ops._inputs)[:, :B])
+        if t >= steps:
+            replicas.append(f[:, :, B:].copy())
+    # (t, maps, copy, group, unit) of the reference groups, (t, copy, group, m), the replicas' after the fork
+    return np.array(fields), np.array(inputs), np.array(replicas)
+
+
+@pytest.mark.parametrize("c_x", [1.0, 0.6])
+def test_finite_input_fields_are_one_fixed_matrix_applied_to_the_inputs_and_replicas_share_them(c_x):
+    """At finite m the input term of unit i is W_i x_t / sqrt(m) with W_i drawn once, N(0, 1) entries, the same for
+    both copies (the rows are the network's): check that law directly on the sampler's fields, through the fork
+    (where the replicas share the input's factor) and past m steps (where the factor's solve keeps only its live
+    pivots). Per group and map, a least-squares fit of the fields of both copies over all 80 steps on the inputs
+    must leave a residual at float32 rounding (the innovations are float32: 1e-5 of the field's scale allows
+    their ~1e-7 times the conditioning of 80 steps' Cholesky rows), and the fitted W, times sqrt(m), must have
+    unit variance: a chi-square over 3 x 16 x 16 x 4 = 3072 entries, within 5 of its standard error sqrt(2/3072).
+    After the fork a replica's input fields equal its original's exactly (the same x, the same W)."""
+    fields, x, replicas = _input_fields_after_fork(c_x)
+    steps, maps, _, B, units = fields.shape
+    m = x.shape[-1]
+    np.testing.assert_array_equal(replicas, fields[steps // 2:])
+    coef = []
+    for g in range(B):
+        X = np.concatenate([x[:, 0, g], x[:, 1, g]])  # (2 steps, m): both copies see the same W
+        for k in range(maps):
+            F = np.concatenate([fields[:, k, 0, g], fields[:, k, 1, g]])  # (2 steps, units)
+            w, *_ = np.linalg.lstsq(X, F, rcond=None)
+            assert np.max(np.abs(X @ w - F)) < 1e-5 * np.sqrt(np.mean(F ** 2))
+            coef.append(w * math.sqrt(m))
+    coef = np.array(coef)
+    assert abs(np.mean(coef ** 2) - 1) < 5 * math.sqrt(2 / coef.size)
+
+
+def test_finite_input_factor_grows_when_its_live_pivots_need_more_columns():
+    """The input's factor keeps 2m columns (its at most m live pivots come first: all m with c_x < 1) and grows
+    if a live pivot lies beyond them. Starting it with a single column forces that growth in the first steps; the
+    run must equal, bit for bit, the one
+    that never grows (the same arithmetic on the same columns: a grown column is the zero column it stands for)."""
+    from symmft.theory.site import input_node
+    from symmft.theory.transient import Transient
+
+    cell = load_cell("lstm")
+    h = {k: float(v) for k, v in resolve(cell, {"c_x": 0.6}).items()}
+    runs = [Transient(cell, h, 30, population=128, seed=5, input_dim=4) for _ in range(2)]
+    x_node = input_node(cell)
+    assert runs[0].source.chol[x_node].shape[2] == 8
+    runs[1].source.chol[x_node] = runs[1].source.chol[x_node][:, :, :1]
+    records = [run.advance(30) for run in runs]
+    assert runs[1].source.chol[x_node].shape[2] >= 4  # the m = 4 live pivots
+    np.testing.assert_array_equal(records[1], records[0])

@@ -134,3 +134,22 @@ def test_two_rate_solver_matches_one_rate_and_tied_networks(monkeypatch):
     mean, se = np.mean(per), np.std(per, ddof=1) / np.sqrt(3)
     q, q_se = two["mean"][0, 1], two["standard_error"][0, 1]
     assert abs(q - mean) <= max(TIED_RELATIVE * mean, SIMULATION_SIGMAS * np.hypot(q_se, se)), (q, mean, se)
+
+
+def test_in_place_leading_solve_matches_scipy():
+    # The causal sampler solves against the leading j x j block of its (n, n) factor in place (LAPACK trtrs with
+    # leading dimension n) instead of through solve_triangular's copy. Reference: scipy on the copied block. A
+    # well-conditioned factor (diagonal 3..4, off-diagonal N(0, 1)/sqrt(n)) keeps the two within 1e-12; both run
+    # the same routine on the same numbers, so they agree to rounding whatever the BLAS.
+    from scipy.linalg import solve_triangular
+
+    from symmft.theory.site import Draws
+    from symmft.theory.transient import CausalFields
+
+    rng = np.random.default_rng(0)
+    n, j = 300, 217
+    L = np.tril(rng.standard_normal((n, n)) / np.sqrt(n), -1) + np.diag(rng.uniform(3, 4, n))
+    b = rng.standard_normal((j, 2))
+    fields = CausalFields(load_cell("lstm"), 4, (16, 2), Draws(rng, 16))
+    got = fields._solve_leading(L, j, b)
+    np.testing.assert_allclose(got, solve_triangular(L[:j, :j], b, lower=True), rtol=1e-12, atol=1e-14)

@@ -14,7 +14,9 @@ when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot
 and the field is the exact linear function of the past. C is estimated from the whole population, one L for
 all units (a C per group of P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md §2); the
 GROUPS sub-populations give the Monte Carlo error, the spread of their averages (which misses C's own noise
-fed back, measured small: docs/tied.md §2). ``tied=False`` redraws every
+fed back, measured small: docs/tied.md §2). The finite-m input's covariance x_t . x_s / m has rank <= m (the x_t
+lie in R^m): at most m of its variables are live, so its factor is stored, solved and applied over the columns of
+those pivots only (O(m^2) and O(P m) a step, docs/tied.md §2). ``tied=False`` redraws every
 field each step with the current covariance only (and site.SiteOps redraws the biases): the untied law.
 
 Backends: ``backend="cupy"`` keeps every per-unit array on the GPU (the same code through the array module
@@ -27,6 +29,7 @@ arithmetic). :meth:`Transient.advance` returns host (numpy) moments on either ba
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 
 from symmft.backend import array_module, get_xp, random_generator, scipy_for, to_numpy
 from symmft.cell.trace import Cell
@@ -45,7 +48,8 @@ class CausalFields:
     units) float64 and ``innovations[node]`` (group, 2T, maps x units) float32, so the past of a group is one
     contiguous block. After :meth:`fork` the replicas share the reference groups' innovations (common random
     numbers: the same draws) and their history before the fork, so the fork copies no per-unit array and a
-    replica step reads the shared past once for both (a 4-row instead of a 2-row product).
+    replica step reads the shared past once for both (a 4-row instead of a 2-row product). A finite-m input is the
+    same for a replica and its original: they share its factor, and the replicas copy their originals' input fields.
     """
 
     def __init__(self, cell: Cell, steps: int, shape: tuple[int, int], draws: Draws, tied: bool = True,
@@ -63,9 +67,13 @@ class CausalFields:
         # pool; a group's own C from P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md
         # §2), while the finite-m input's covariance x_t . x_s / m is each group's own input sequence, exact
         # given it (one pool per group).
-        own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
+        own_input = self.own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
         pools = {node: self.G if node == own_input else 1 for node in self.maps}
-        self.chol = {node: xp.zeros((pools[node], n, n)) for node in self.maps}
+        # The input's factor keeps only the leading columns that hold its live pivots: at most m of them (its
+        # rank), within the first 2m variables (m with c_x < 1, every a copy with c_x = 1) unless an early one is
+        # degenerate, when it grows (see fields)
+        columns = {node: min(n, 2 * input_dim) if node == own_input else n for node in self.maps}
+        self.chol = {node: xp.zeros((pools[node], n, columns[node])) for node in self.maps}
         self.live = {node: xp.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
         self.innovations = {node: xp.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
         self.t, self.written, self.forked_at = 0, 0, None
@@ -80,18 +88,20 @@ class CausalFields:
             raise ValueError("the causal fields fork once")  # a bug, not user input
         self.forked_at = self.written if self.tied else 0
         for node, hist in self.history.items():
-            self.replica_history[node] = self.xp.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
+            if node != self.own_input:
+                self.replica_history[node] = self.xp.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
         for table in (self.chol, self.live):
             for node, a in table.items():
-                table[node] = self.xp.concatenate([a, a])
+                if node != self.own_input:  # a replica sees its original's input: it shares that input's factor
+                    table[node] = self.xp.concatenate([a, a])
         self.G *= 2
 
     def _covariances(self, node: int, v: np.ndarray, J: int) -> np.ndarray:
         """(group, J, copy): <v_i v_new> over the group's units for every variable i < J (the new ones included)."""
         xp, B, j = self.xp, self.base, J - 2
         hist, ref = self.history[node], v[:, :B].transpose(1, 2, 0)  # (B, units, copy)
-        if self.forked_at is None:
-            hist[:, j:J] = v.transpose(1, 0, 2)
+        if self.forked_at is None or node == self.own_input:  # the reference groups only (a shared input)
+            hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
             return xp.matmul(hist[:, :J], ref) / v.shape[-1]
         f, rep_hist, rep = self.forked_at, self.replica_history[node], v[:, B:].transpose(1, 2, 0)
         hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
@@ -104,32 +114,66 @@ class CausalFields:
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
         j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
         xp, J, k, B = self.xp, j + 2, self.maps[node], self.base
-        pools = len(L)  # after a fork the replicas are pooled apart from the reference groups
+        pools = len(L)  # after a fork the replicas are pooled apart from the reference groups (but for the input)
         cov = self._covariances(node, v, J)  # per group; the pool's C is the mean over its (equal) groups
-        cov = cov.reshape(pools, self.G // pools, J, 2).mean(axis=1)
+        cov = cov.reshape(pools, len(cov) // pools, J, 2).mean(axis=1)
         # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
         # row j + 1 (copy b) extends it by the a/b element.
         rows = xp.zeros((pools, 2, J))
-        for g in range(pools):
-            if j:
-                rows[g, :, :j] = self.solve_triangular(L[g, :j, :j], cov[g, :j], lower=True, check_finite=False).T
+        low_rank = node == self.own_input  # x_t . x_s / m has rank <= m: at most m live pivots
+        for g in range(pools if j else 0):
+            # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
+            # innovation of its own), so the input's solve needs its live pivots only: O(m^2) instead of O(t^2).
+            idx = xp.flatnonzero(live[g, :j]) if low_rank else None
+            if idx is None or len(idx) == j:  # all live (m >= t): the leading block as it stands
+                rows[g, :, :j] = self._solve_leading(L[g], j, cov[g, :j]).T
+            else:
+                rows[g][:, idx] = self.solve_triangular(L[g][xp.ix_(idx, idx)], cov[g, idx], lower=True,
+                                                        check_finite=False).T
         var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
         rows[:, 0, j], ok0 = _pivot(var[:, 0] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
         rows[:, 1, j] = (cov[:, j, 1] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
+        if low_rank:  # keep a degenerate column exactly zero below its pivot (as computed: rounding noise)
+            rows[:, 1, j] *= ok0
         rows[:, 1, J - 1], ok1 = _pivot(var[:, 1] - xp.einsum("gi,gi->g", rows[:, 1, :J - 1], rows[:, 1, :J - 1]),
                                         var[:, 1])
-        L[:, j:J, :J] = rows
         live[:, j], live[:, j + 1] = ok0, ok1
+        # width: the leading columns that hold every live pivot. For the low-rank input the columns past it are
+        # zero and not stored (O(T m) memory, not O(T^2)), and the product below skips them (O(m) per unit
+        # instead of O(t)).
+        width = J
+        if low_rank:
+            any_live = live[:, :J].any(axis=0)
+            width = int(xp.flatnonzero(any_live)[-1]) + 1 if bool(any_live.any()) else 1
+        if width > L.shape[2]:  # more live pivots than leading columns kept (an early degenerate variable)
+            L = self.chol[node] = xp.concatenate([L, xp.zeros((*L.shape[:2], max(width, 2 * L.shape[2]) - L.shape[2]))],
+                                                 axis=2)
+        L[:, j:J, :width] = rows[:, :, :width]
         # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
         z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
         Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
-        weights = xp.repeat((rows * live[:, None, :J]).astype(np.float32), self.G // pools, axis=0)  # (G, copy, J)
-        weights = weights.reshape(self.G // B, B, 2, J).transpose(1, 0, 2, 3).reshape(B, -1, J)
-        out = xp.matmul(weights, Z[:, :J])  # (B, replica x copy, maps x units): one pass over the past
-        out = out.reshape(B, self.G // B, 2, k, self.p).transpose(3, 2, 1, 0, 4)
+        groups = B if node == self.own_input else self.G  # a shared input's replicas copy their originals' fields
+        replicas = groups // B
+        weights = (rows * live[:, None, :J])[:, :, :width].astype(np.float32)
+        weights = xp.repeat(weights, groups // pools, axis=0)  # (groups, copy, width)
+        weights = weights.reshape(replicas, B, 2, width).transpose(1, 0, 2, 3).reshape(B, -1, width)
+        out = xp.matmul(weights, Z[:, :width])  # (B, replica x copy, maps x units): one pass over the past
+        out = out.reshape(B, replicas, 2, k, self.p).transpose(3, 2, 1, 0, 4)
+        if replicas < self.G // B:
+            out = xp.concatenate([out] * (self.G // B // replicas), axis=2)
         return out.reshape(k, 2, self.G, self.p)
 
+    def _solve_leading(self, L: np.ndarray, j: int, b: np.ndarray) -> np.ndarray:
+        """x with L[:j, :j] x = b, L lower triangular (n, n). On numpy, LAPACK's trtrs reads the leading block in
+        place (L^T is Fortran-ordered, leading dimension n): solve_triangular would first copy the strided block,
+        3x the solve's own time at j = 3000 (the same trtrs on the same numbers: bit-identical)."""
+        if self.xp is not np:
+            return self.solve_triangular(L[:j, :j], b, lower=True, check_finite=False)
+        x, info = lapack.dtrtrs(L.T[:, :j], b, lower=0, trans=1)
+        if info != 0:  # a zero pivot (never made: a pivot is 1 or above sqrt(DEGENERATE var)) or a bad argument
+            raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK info {info})")
+        return x
 
 
 def _pivot(d2: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
