@@ -249,3 +249,24 @@ def test_cache_command_shows_and_clears_the_disk_cache(capsys, tmp_path, monkeyp
     assert code == 0 and json.loads(out)["disk"]["derivations"] == {"files": 1, "bytes": 1000}
     code, out, _ = run(capsys, "cache", "--clear")
     assert code == 0 and "derivations" in out and not (tmp_path / "derivations").exists()
+
+
+def test_tied_analyze_says_why_the_stationary_solver_did_not_converge(capsys, monkeypatch):
+    # The solver's own reason must reach the user, not only the generic NOT_CONVERGED message: a budget of 2048
+    # steps cannot hold the 6 measured passes of >= 1024 steps the solver requires at LSTM mu_f = 4, so the
+    # real solver (forced by window=, a tiny population for speed) must end NOT_CONVERGED with a reason, and the
+    # command must print that reason and its explanation.
+    import symmft.cli.analyze as analyze_cli
+    from symmft.theory.stationary import REASONS
+    from symmft.theory.tied import analyze_tied
+
+    def small(*args, **kwargs):
+        return analyze_tied(*args, **{**kwargs, "population": 256, "window": 256, "max_steps": 2048})
+
+    monkeypatch.setattr(analyze_cli, "analyze_tied", small)
+    code, out, _ = run(capsys, "analyze", "lstm", "--theory", "tied", "--set", "mu_f=4")
+    assert code == 0
+    assert "status: NOT_CONVERGED" in out, out
+    line = next(l for l in out.splitlines() if l.startswith("stationary solver: "))
+    reason = line.removeprefix("stationary solver: ").split(" -- ")[0]
+    assert line == f"stationary solver: {reason} -- {REASONS[reason]}"

@@ -24,6 +24,7 @@ from symmft.errors import Status
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE, two_sequence_conditional
+from symmft.theory.stationary import REASONS
 from symmft.theory.tied import analyze_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
                                print_table, set_argument)
@@ -195,7 +196,11 @@ def _analyze_tied(args, cell, values: dict) -> int:
     se = analysis.standard_error
     print(f"{cell.name}: tied-weight theory (population {analysis.extras['population']}, "
           f"input size {args.input_dim or 'infinite'}, {args.backend} backend, {seconds:.2f} s)")
-    print(f"status: {analysis.status.name} ({analysis.status.message})\n")
+    print(f"status: {analysis.status.name} ({analysis.status.message})")
+    reason = (analysis.extras.get("stationary_solver") or {}).get("reason")
+    if reason:
+        print(f"stationary solver: {reason} -- {REASONS.get(reason, reason)}")
+    print()
     rows = [[s, f"{num(analysis.fixed_point[f'M_{s}'])} +- {se[f'M_{s}']:.2g}",
              f"{num(analysis.fixed_point[f'Q_{s}'])} +- {se[f'Q_{s}']:.2g}",
              f"{num(analysis.correlation[s])} +- {se[f'correlation_{s}']:.2g}"] for s in cell.states]

@@ -57,6 +57,16 @@ FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strid
 #: Q_c 183-222, growing with L, where tied networks level off at ~115 (docs/tied.md §5). Validated two-rate
 #: points keep it small (mu_f = 5 forced two-rate: 0.12).
 STATIC_TRUSTED = 0.3
+#: Why a solve ended NOT_CONVERGED (``reason``), in words for the command line.
+REASONS = {
+    "lags": "the field correlations outlast the largest lag range the solver keeps",
+    "drift": "the moments still drift between passes at the end of the step budget",
+    "clipped": "over 1% of the estimated spectrum was negative (a noisy covariance: raise the population)",
+    "max_steps": "the step budget ran out before the passes agreed",
+    "static": "the plateau drawn as a permanent per-unit field is over 30% of a field's variance on a two-rate "
+              "range, where it is known to be wrong (docs/tied.md §5); the transient (--steps T) is exact",
+    "nan": "the moments became NaN or infinite",
+}
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
