@@ -41,27 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from export_support import load_emitted  # noqa: E402  (tests/)
-from torch_support import build_layer, run_layer, step_jacobian_m1  # noqa: E402  (tests/)
-from symmft import analyze, load_cell  # noqa: E402
-from symmft.cell.params import resolve  # noqa: E402
-from symmft.export.spec import export_source  # noqa: E402
+from torch_support import build_layer, exported, run_layer, step_jacobian_m1  # noqa: E402  (tests/)
+from symmft import analyze  # noqa: E402
 from symmft.theory.jacobian import jacobian_moments  # noqa: E402
 from symmft.theory.transient import Transient  # noqa: E402
 
-DATA = ROOT / "tests/data"
 INPUT_SIZES = (8, 32, 512, 2048)
 JACOBIAN_STEPS = (2, 10, 100, 1000)
 WINDOWS = 4
-
-
-def exported(rule_file: str, directory: Path):
-    """(rule, emitted torch module, cell, resolved hyperparameters) of a stored rule, exported as a user would."""
-    rule = json.loads((DATA / rule_file).read_text())
-    cell = load_cell(rule["cell"])
-    rule["cell_file_hash"] = cell.file_hash  # the numbers belong to the cell's function, not its comments
-    module = load_emitted(export_source(rule, "torch"), directory, Path(rule_file).stem)
-    return rule, module, cell, {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
 
 
 def torch_side(module, cell_name: str, m: int, width: int, steps: int, networks: int, batch: int,

@@ -8,16 +8,12 @@ by torch. What is shared with the theory is the rule's numbers only.
 
 from __future__ import annotations
 
-import json
 import math
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from symmft import load_cell
-from symmft.cell.params import resolve
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.transient import Transient
 
@@ -25,7 +21,6 @@ from tolerances import SIMULATION_SIGMAS, TIED_FEEDBACK_SE
 
 torch = pytest.importorskip("torch")
 
-DATA = Path(__file__).parent / "data"
 #: The issue's bar for Q against the real layers: 5% of the value, or SIMULATION_SIGMAS combined standard errors
 #: (the layers' spread over independent weight draws, and the theory's group spread times TIED_FEEDBACK_SE).
 TORCH_RELATIVE = 0.05
@@ -37,17 +32,6 @@ WIDTH = 1024
 #: comparison with more layers and population 16000: within 3.9% at every m).
 T1000_LAYERS = {8: 8, 32: 4, 512: 2, 2048: 2}
 T1000_THEORY_RUNS = {8: 4, 32: 2, 512: 2, 2048: 2}
-
-
-def _exported(rule_file: str, tmp_path: Path):
-    from export_support import load_emitted
-    from symmft.export.spec import export_source
-
-    rule = json.loads((DATA / rule_file).read_text())
-    cell = load_cell(rule["cell"])
-    rule["cell_file_hash"] = cell.file_hash  # the numbers belong to the cell's function, not its comments
-    module = load_emitted(export_source(rule, "torch"), tmp_path, Path(rule_file).stem)
-    return rule, module, cell, {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
 
 
 def _window_means(per: np.ndarray, windows: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -70,10 +54,10 @@ def test_torch_lstm_at_the_T1000_rule_follows_the_tied_transient(input_size, tmp
     # the tied theory's transient at the same input size. Where the input size matters (m <= 32) the infinite-m
     # theory must miss the layers, and the untied law misses them at every m (last window's Q_c: 5.0 at m = 8,
     # 0.21 at m = 512, the untied law's ~0.1; benchmarks/RESULTS.md §7c.1).
-    from torch_support import build_layer, run_layer
+    from torch_support import build_layer, exported, run_layer
 
     torch.set_num_threads(1)
-    rule, module, cell, h = _exported("export_client_lstm_T1000.json", tmp_path)
+    rule, module, cell, h = exported("export_client_lstm_T1000.json", tmp_path)
     steps = rule["length"]
     layers = [run_layer(build_layer(module, "lstm", input_size, WIDTH, seed),
                         torch.randn(steps, 16, input_size, generator=torch.Generator().manual_seed(seed + 1000)))[0]
@@ -118,11 +102,11 @@ def test_m1_of_torch_layers_by_autograd_matches_the_tied_statistics_m1(case, tmp
     # symmft's m1 is that of the memory Jacobian (LSTM: dc_t/dc_{t-1}, h_{t-1} = o_{t-1} tanh(c_{t-1}) with the
     # output gate held; GRU: dh_t/dh_{t-1}); tests/torch_support.py computes the same from the real layer by
     # autograd, exactly (all n rows), at steps t from the zero state, width 512, 2048 inputs.
-    from torch_support import build_layer, run_layer, step_jacobian_m1
+    from torch_support import build_layer, exported, run_layer, step_jacobian_m1
 
     torch.set_num_threads(1)
     rule_file, steps = M1_CASES[case]
-    rule, module, cell, h = _exported(rule_file, tmp_path)
+    rule, module, cell, h = exported(rule_file, tmp_path)
     m, width, layers, sequences = 2048, 512, 4, 4
     measured = []
     for seed in range(layers):

@@ -13,9 +13,28 @@ here too, for the record: symmft's Gaussian closure refuses it for the LSTM (Clo
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from export_support import load_emitted
+from symmft import load_cell
+from symmft.cell.params import resolve
+from symmft.export.spec import export_source
+
+DATA = Path(__file__).parent / "data"
+
+
+def exported(rule_file: str, directory: Path):
+    """(rule, emitted torch module, cell, resolved hyperparameters) of a rule stored in tests/data, exported by
+    symmft's torch exporter as a user would."""
+    rule = json.loads((DATA / rule_file).read_text())
+    cell = load_cell(rule["cell"])
+    rule["cell_file_hash"] = cell.file_hash  # the numbers belong to the cell's function, not its comments
+    module = load_emitted(export_source(rule, "torch"), directory, Path(rule_file).stem)
+    return rule, module, cell, {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
 
 
 def build_layer(module, cell: str, input_size: int, width: int, seed: int) -> torch.nn.Module:
