@@ -269,29 +269,6 @@ TORCH_NETWORKS = {8: 32, 32: 16, 512: 8, 2048: 8}  # torch.nn layers (16 sequenc
 THEORY_RUNS = {8: 8, 32: 4, 512: 2, 2048: 2}  # tied-theory seeds (16 groups of 250 units each) per input size
 
 
-def _torch_trajectories(cell, module, input_size, width, steps, networks, batch=16):
-    """(networks, steps) second moments of the primary state (LSTM: c, GRU: h) of torch layers built by
-    ``module.init_`` from the zero state, standard-normal inputs (q_x = 1)."""
-    import torch
-
-    layer_type = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
-    out = []
-    for seed in range(networks):
-        layer = module.init_(layer_type(input_size, width), generator=torch.Generator().manual_seed(seed))
-        x = torch.randn(steps, batch, input_size, generator=torch.Generator().manual_seed(seed + 1000))
-        with torch.no_grad():
-            if cell == "lstm":
-                state, q = (torch.zeros(1, batch, width), torch.zeros(1, batch, width)), []
-                for t in range(steps):
-                    _, state = layer(x[t: t + 1], state)
-                    q.append(float((state[1].double() ** 2).mean()))
-            else:
-                seq, _ = layer(x)
-                q = (seq.double() ** 2).mean(dim=(1, 2)).tolist()
-        out.append(q)
-    return np.array(out)
-
-
 @pytest.mark.slow  # 7-27 CPU s each (1-4 min wall under load ~15)
 @pytest.mark.parametrize("cell_name", ["lstm", "gru"])
 @pytest.mark.parametrize("input_size", [8, 32, 512, 2048])
@@ -301,19 +278,17 @@ def test_finite_input_size_matches_torch_built_by_an_exported_rule(cell_name, in
     # four windows, against the tied theory's transient at the same input size (its 16 groups x THEORY_RUNS seeds:
     # analyze_tied's trajectory is their mean).
     import torch
-    from pathlib import Path
-
-    from export_support import load_emitted
-    from symmft.export.spec import export_source
+    from torch_support import build_layer, exported, run_layer
 
     torch.set_num_threads(1)
-    rule = json.loads((Path(__file__).parent / f"data/export_client_{cell_name}_T20.json").read_text())
-    cell = load_cell(cell_name)
-    rule["cell_file_hash"] = cell.file_hash
-    module = load_emitted(export_source(rule, "torch"), tmp_path, f"tied_client_{cell_name}")
-    steps, primary = 200, cell.states.index("c" if cell_name == "lstm" else "h")
-    net = _torch_trajectories(cell_name, module, input_size, 512, steps, TORCH_NETWORKS[input_size])
-    h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
+    _, module, cell, h = exported(f"export_client_{cell_name}_T20.json", tmp_path)
+    steps, state = 200, "c" if cell_name == "lstm" else "h"
+    primary = cell.states.index(state)
+    net = []  # (networks, steps): Q of the primary state, 16 standard-normal input sequences (q_x = 1) each
+    for seed in range(TORCH_NETWORKS[input_size]):
+        x = torch.randn(steps, 16, input_size, generator=torch.Generator().manual_seed(seed + 1000))
+        net.append(run_layer(build_layer(module, cell_name, input_size, 512, seed), x)[0][state])
+    net = np.array(net)
     groups = np.concatenate([Transient(cell, h, steps, population=4000, seed=seed, input_dim=input_size)
                              .advance(steps)[:, :, primary, 1].T for seed in range(THEORY_RUNS[input_size])])
     (th, th_se), (mean, se) = _window_means(groups), _window_means(net)
