@@ -142,7 +142,7 @@ def test_window_survival_resolves_the_T1000_rule_like_tied_networks():
     # 3 width-1000 networks. Theory at infinite input size (a finite m would need ~4 GB at this length), networks
     # with 1000 inputs: measured gap 0.06 (1.3 combined standard errors), so the bar adds no allowance for m.
     cell = load_cell("lstm")
-    rule = json.loads((DATA / "lstm_rule_T1000.json").read_text())
+    rule = json.loads((DATA / "export_client_lstm_T1000.json").read_text())
     T, hp = rule["length"], rule["hyperparameters"]
     a = analyze_tied(cell, hp, steps=T, response=T, population=4000, stationary=False)
     r = a.extras["response"]
