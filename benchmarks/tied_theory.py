@@ -9,12 +9,12 @@ Sections (each writes its part of the JSON):
   (``simulate(tied=True)``, width W, several independent networks, time average over the last quarter of the
   run) vs the untied theory (Gaussian closure); relative errors; and the cost ratio for the same error:
   (simulation seconds x its standard error^2) / (theory seconds x its standard error^2).
-* ``matrix``: the issue's matrix -- LSTM, both GRUs, minimalRNN, vanilla RNN and a user cell (USER_CELL), memory-gate
-  bias in {0, 2, 3, 4}, bias variance 0 or 0.1 on every map, c_x = 0.5: second-moment trajectories t = 1..T of the
-  tied theory (causal transient) and of the untied law (the same site process with fields and biases redrawn
-  every step: the paper's theory, from the zero state) against the tied network (``simulate(tied=True)``,
-  width >= 2000, several networks), in four windows of T/4 steps; errors value/network - 1 with their standard
-  errors (theory: spread of its 16 groups; network: spread between networks).
+* ``matrix``: the issue's matrix -- LSTM, both GRUs, minimalRNN, vanilla RNN and a user cell (tests/tied_cells.py),
+  memory-gate bias in {0, 2, 3, 4}, bias variance 0 or 0.1 on every map, c_x = 0.5: second-moment trajectories t =
+  1..T of the tied theory (causal transient) and of the untied law (the same site process with fields and biases
+  redrawn every step: the paper's theory, from the zero state) against the tied network (``simulate(tied=True)``,
+  width >= 2000, several networks), in four windows of T/4 steps; errors value/network - 1 with their standard errors
+  (theory: spread of its 16 groups; network: spread between networks).
 * ``widths``: the tied theory's error against networks of width 500 .. 3000 at a few long-memory points: the
   finite-width error, which must shrink as the width grows (4000 did not fit the free memory beside the other
   jobs: an LSTM of width 4000 holds 1 GB of float64 weights).
@@ -44,7 +44,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +53,9 @@ from provenance import machine, source_version  # benchmarks/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from tied_cells import MEMORY_BIAS, matrix_cell  # noqa: E402  (tests/)
 from symmft.cell.params import resolve  # noqa: E402
 from symmft import load_cell  # noqa: E402
 from symmft import simulate  # noqa: E402
@@ -135,29 +136,8 @@ def _simulated_cpu(h: dict, width: int, steps: int, seeds: int, tail: int) -> di
             "steps": steps, "tail": tail, "networks": seeds, "load": _load()}
 
 
-#: A cell written here, not shipped (JANET-like: one forget gate, no output gate), as in tests/test_tied.py.
-USER_CELL = '''
-STATE = ("h",)
-
-
-def step(x, h, ops):
-    f = ops.sigmoid(ops.affine("f", x, h))
-    g = ops.tanh(ops.affine("g", x, h))
-    return f * h + (1 - f) * g
-'''
-#: The bias of the gate that keeps the memory (the vanilla RNN has none: its only bias).
-MEMORY_BIAS = {"lstm": "mu_f", "gru": "mu_z", "gru_reset_before": "mu_z", "minimal_rnn": "mu_u",
-               "vanilla_rnn": "mu_h", "user": "mu_f"}
 WINDOWS = 4  # trajectories are compared as averages over WINDOWS windows of T / WINDOWS steps
 SIGMAS = 5  # the bar: |error| <= max(3%, SIGMAS combined standard errors), as tests/test_tied.py
-
-
-def _cell(name: str):
-    if name != "user":
-        return load_cell(name)
-    path = Path(tempfile.mkdtemp()) / "user_cell.py"
-    path.write_text(USER_CELL)
-    return load_cell(path)
 
 
 def _windows(per: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +190,7 @@ def matrix(quick: bool, networks_from: str | None = None) -> list[dict]:
     names = ("lstm", "user") if quick else tuple(sorted(MEMORY_BIAS))
     out = []
     for name in names:
-        cell = _cell(name)
+        cell = matrix_cell(name)
         for rho2 in (0.0, 0.1):
             for bias in (0.0, 4.0) if quick else (0.0, 2.0, 3.0, 4.0):
                 h = _point(cell, name, bias, rho2)
@@ -255,7 +235,7 @@ def widths(quick: bool) -> list[dict]:
     steps, population = (60, 8000) if quick else (100, 16000)
     out = []
     for name, bias, rho2 in SWEEP[:1] if quick else SWEEP:
-        cell = _cell(name)
+        cell = matrix_cell(name)
         h = _point(cell, name, bias, rho2)
         infinite = _law_at(cell, h, steps, population, None)
         row = {"cell": name, "bias": bias, "rho2": rho2, "steps": steps, "population": population,
@@ -335,7 +315,7 @@ def late(quick: bool) -> list[dict]:
     width, seeds, population, steps = (1000, 2, 4000, 100) if quick else (2000, 3, 8000, 200)
     out = []
     for name in ("lstm", "user") if quick else tuple(sorted(MEMORY_BIAS)):
-        cell = _cell(name)
+        cell = matrix_cell(name)
         h = _point(cell, name, 2.0, 0.1)
         start = time.process_time()
         a = analyze_tied(cell, h, steps=steps, population=population, stationary=False)

@@ -23,29 +23,8 @@ from symmft.cell.params import resolve
 from symmft import load_cell, HyperparameterError, Status, simulate, analyze, analyze_tied
 from symmft.theory.transient import Transient
 
+from tied_cells import MEMORY_BIAS, matrix_cell
 from tolerances import FINITE_WIDTH_BIAS, SIMULATION_SIGMAS, TIED_FEEDBACK_SE, TIED_RELATIVE
-
-#: A cell the test writes itself (JANET-like: one forget gate, no output gate), for "any cell the core accepts".
-USER_CELL = '''
-STATE = ("h",)
-
-
-def step(x, h, ops):
-    f = ops.sigmoid(ops.affine("f", x, h))
-    g = ops.tanh(ops.affine("g", x, h))
-    return f * h + (1 - f) * g
-'''
-#: The bias of the gate that keeps the memory (the vanilla RNN has none: its only bias).
-MEMORY_BIAS = {"lstm": "mu_f", "gru": "mu_z", "gru_reset_before": "mu_z", "minimal_rnn": "mu_u",
-               "vanilla_rnn": "mu_h", "user": "mu_f"}
-
-
-def _cell(name, tmp_path):
-    if name != "user":
-        return load_cell(name)
-    path = tmp_path / "janet.py"
-    path.write_text(USER_CELL)
-    return load_cell(path)
 
 
 def _simulated(cell, h, steps, width, seeds, input_dim=None, weights="gaussian"):
@@ -90,8 +69,8 @@ def test_redrawn_fields_reproduce_untied_maps(name):
     ("gru", {"mu_z": 2.0, "rho2_r": 0.1, "rho2_z": 0.1, "rho2_n": 0.1, "rho2_hn": 0.1, "c_x": 0.5}),
     ("user", {"mu_f": 1.0, "rho2_f": 0.1, "rho2_g": 0.5}),  # (1 - f)^2 is heavy-tailed at large mu_f
 ])
-def test_second_moment_trajectory_matches_tied_simulation(name, h, tmp_path):
-    cell, steps = _cell(name, tmp_path), 40
+def test_second_moment_trajectory_matches_tied_simulation(name, h):
+    cell, steps = matrix_cell(name), 40
     theory = analyze_tied(cell, h, steps=steps, population=4000)
     sim = _simulated(cell, h, steps, width=1000, seeds=3)
     untied = analyze(cell, h)  # the Gaussian closure: within ~1% of the untied network here (RESULTS.md §3)
@@ -197,8 +176,8 @@ def test_stationary_solver_agrees_with_the_transient_tail():
 @pytest.mark.parametrize("name", sorted(MEMORY_BIAS))
 @pytest.mark.parametrize("bias", [0.0, 2.0, 3.0, 4.0])
 @pytest.mark.parametrize("rho2", [0.0, 0.1])
-def test_tied_theory_matrix_matches_tied_simulation(name, bias, rho2, tmp_path):
-    cell, steps = _cell(name, tmp_path), 100
+def test_tied_theory_matrix_matches_tied_simulation(name, bias, rho2):
+    cell, steps = matrix_cell(name), 100
     h = {MEMORY_BIAS[name]: bias, "c_x": 0.5, **{a.bias_variance: rho2 for a in cell.affines}}
     theory = analyze_tied(cell, h, steps=steps, population=8000, stationary=False)
     sim = _simulated(cell, h, steps, width=2000, seeds=3)
