@@ -1,4 +1,4 @@
-"""The ``symmft`` command line: the root parser and :func:`main`; each subcommand lives in ``symmft/commands/``.
+"""The ``symmft`` command line: the root parser and :func:`main`; each subcommand lives in a module of ``symmft/cli/``.
 
 Stage: the last one. A subcommand parses its arguments, calls one library function and prints its result as a
 table or as JSON. Bad input raises a :class:`~symmft.errors.SymmftError` anywhere below; :func:`main` turns it
