@@ -48,10 +48,12 @@ class Draws:
     def __init__(self, rng, groups: int, xp=np):
         self.rng, self.groups, self.replicas, self.xp = rng, groups, 1, xp
 
-    def normal(self, shape: tuple, axis: int = 0, dtype=np.float64) -> np.ndarray:
-        """Normals of ``shape`` with the (un-replicated) group count inserted at ``axis``."""
-        shape = (*shape[:axis], self.groups, *shape[axis:])
+    def normal(self, shape: tuple, axis: int = 0, dtype=np.float64, shared_by: int = 1) -> np.ndarray:
+        """Normals of ``shape`` with the (un-replicated) group count inserted at ``axis``; ``shared_by``
+        consecutive groups get the same draws."""
+        shape = (*shape[:axis], self.groups // shared_by, *shape[axis:])
         z = self.xp.asarray(self.rng.standard_normal(shape, dtype=dtype))
+        z = z if shared_by == 1 else self.xp.repeat(z, shared_by, axis=axis)
         return z if self.replicas == 1 else self.xp.concatenate([z] * self.replicas, axis=axis)
 
     def fork(self) -> None:
@@ -86,12 +88,13 @@ def input_node(cell: Cell) -> int | None:
 
 
 class SiteOps:
-    """The ``ops`` of the single-site process for a population of (2, groups, units) copies."""
+    """The ``ops`` of the single-site process for a population of (2, groups, units) copies. ``input_shared_by``:
+    consecutive groups that see one finite-m input sequence (one population's units, in parts)."""
 
     def __init__(self, cell: Cell, h: dict, source: FieldSource, draws: Draws, shape: tuple[int, int], *,
-                 input_dim: int | None = None, tied: bool = True):
+                 input_dim: int | None = None, tied: bool = True, input_shared_by: int = 1):
         self.cell, self.h, self.source, self.draws, self.shape, self.tied = cell, h, source, draws, shape, tied
-        self.input_dim, self.xp = input_dim, draws.xp
+        self.input_dim, self.xp, self.input_shared_by = input_dim, draws.xp, input_shared_by
         self.consumers = consumers(cell, input_too=input_dim is not None)
         self.input_maps = [a.name for a in cell.affines if any(i.hyperparameter.startswith("sigma2_") for i in a.inputs)]
         self.bias = self._draw_bias()
@@ -122,7 +125,7 @@ class SiteOps:
         Finite m: the groups' input vectors x_t (copy, group, m), a/b correlation c_x, for the source."""
         q, c = self.h["q_x"], self.h["c_x"]
         if self.input_dim is not None:
-            z = self.draws.normal((2, self.input_dim), axis=1)
+            z = self.draws.normal((2, self.input_dim), axis=1, shared_by=self.input_shared_by)
         else:
             z = self.draws.normal((2, len(self.input_maps), self.shape[1]), axis=2)
         z[1] = c * z[0] + math.sqrt(max(1.0 - c * c, 0.0)) * z[1]

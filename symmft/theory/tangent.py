@@ -19,8 +19,8 @@ second pass -- derived states (the LSTM's h = o tanh(c)) recomputed from the pri
 the step's other quantities held -- is the same as there. The tangent is renormalized every step by one factor
 common to the whole population (the map is linear, and the sampler's covariance of the stored, rescaled
 tangents is the true one rescaled by known factors), and the factors are accumulated in logs. Standard error:
-the spread of the GROUPS sub-populations' own log gains (which, as for every tied quantity, misses the shared
-covariance's own noise: docs/tied.md §2).
+the spread of the log gains of the sampler's PARTS independent parts, each with its own covariance (so the
+spread holds that covariance's noise fed back, docs/tied.md §2).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError, HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node
-from symmft.theory.transient import GROUPS, CausalFields
+from symmft.theory.transient import GROUPS, CausalFields, part_means
 
 
 
@@ -44,7 +44,7 @@ from symmft.theory.transient import GROUPS, CausalFields
 class TiedGain:
     """log G(t) for t = 1..T Jacobians, G(t) = <|d_{t+1}|^2> / <|d_1|^2> over the primary states of the population
     (the mean squared singular value of the product), with the spread of the groups' own log gains as its
-    standard error, and the value copy's moments (t = 1..T+1, state, [mean, second moment])."""
+    standard error (over the sampler's independent parts), and the value copy's moments (t = 1..T+1, state, [mean, second moment])."""
 
     length: int
     log_gain: np.ndarray
@@ -129,7 +129,7 @@ class TangentProcess:
         input vectors x_t (group, m), which the sampler turns into the input maps' fields."""
         q = self.h["q_x"]
         if self.input_dim is not None:
-            return math.sqrt(q) * self.draws.normal((self.input_dim,))
+            return math.sqrt(q) * self.draws.normal((self.input_dim,), shared_by=2)  # a part's halves share x
         return {a.name: math.sqrt(q * self.h[i.hyperparameter]) * self.draws.normal(self.shape[1:])
                 for a in self.cell.affines for i in a.inputs if i.node == self.x_node}
 
@@ -164,7 +164,7 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
     G, p = run.shape
     states = {s: np.zeros(run.shape) for s in cell.states}
     delta = {s: run.draws.normal((p,)) for s in run.primary}  # isotropic on the primary states at step 1
-    log_scale, per_group, pooled, moments = 0.0, [], [], []
+    log_scale, per_part, pooled, moments = 0.0, [], [], []
     status = Status.OK
     with np.errstate(all="ignore"):  # overflow/NaN becomes a status
         states, tangents = run.step(states, {}, seed=delta)
@@ -172,8 +172,8 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
             if t:
                 states, tangents = run.step(states, tangents)
             moments.append([[np.mean(states[s]), np.mean(states[s] ** 2)] for s in cell.states])
-            norm2 = np.mean([np.mean(tangents[s] ** 2, axis=-1) for s in run.primary], axis=0)  # (group,)
-            per_group.append(log_scale + np.log(norm2))
+            norm2 = part_means(np.mean([np.mean(tangents[s] ** 2, axis=-1) for s in run.primary], axis=0), 0)  # (part,)
+            per_part.append(log_scale + np.log(norm2))
             pooled.append(log_scale + math.log(norm2.mean()) if norm2.mean() > 0 else -math.inf)
             if not (np.isfinite(pooled[-1]) and norm2.mean() > 0):
                 status = Status.NAN
@@ -186,9 +186,9 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
     if status != Status.OK or len(pooled) < length + 1:
         nan = np.full(length, np.nan)
         return TiedGain(length, nan, nan, moments, Status.NAN if status == Status.OK else status, G * p)
-    groups = np.array(per_group)
+    parts = np.array(per_part)
     log_gain = np.array(pooled[1:]) - pooled[0]
-    spread = (groups[1:] - groups[0]).std(axis=1, ddof=1) / math.sqrt(G)
+    spread = (parts[1:] - parts[0]).std(axis=1, ddof=1) / math.sqrt(parts.shape[1])
     return TiedGain(length, log_gain, spread, moments, status, G * p)
 
 

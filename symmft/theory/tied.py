@@ -217,14 +217,14 @@ def _cross_rate(run: Transient, last: np.ndarray, follow: int) -> tuple[float, f
     survival summary (see :func:`_survival`). lambda's fit ends where the response sinks within FIT_SNR standard
     errors of zero (a ratio of noisy terms is biased); the survival goes on while it stays above SURVIVAL_SNR
     (one end point, whose noise its jackknife error carries)."""
-    G = run.ops.shape[0]
     run.fork()
     run.kick(KICK, np.random.default_rng(run.t))
     q = np.maximum(last[:, :, 1].mean(axis=0), 1e-300)  # (S,)
     deltas, fit_end = [], None
     for _ in range(follow):
-        m = run.advance(1)[0]  # (2G, S, 3)
-        D = (m[:, :, 1] - m[:, :, 2])  # Q - C = <(a - b)^2>/2 per group and state
+        m = run.advance(1)[0]  # (2 parts, S, 3): the reference parts, then their kicked replicas
+        G = len(m) // 2
+        D = (m[:, :, 1] - m[:, :, 2])  # Q - C = <(a - b)^2>/2 per part and state
         deltas.append((D[G:] - D[:G]) / q)
         norms = np.abs(np.array(deltas).mean(axis=1)).sum(axis=-1)
         noise = np.abs(np.array(deltas)[-1]).std(axis=0).sum() / math.sqrt(G)

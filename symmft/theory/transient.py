@@ -11,10 +11,13 @@ Cholesky factor L of C (2T x 2T) grows by two rows a step (a triangular solve, O
 standard-normal innovations Z (float32: the field needs ~1e-7, not 1e-16), and field_j = L[j, :j+1] Z[:j+1] --
 O(population x t) per step, O(P T^2) in all. A variable whose conditional variance vanishes (e.g. the b copy
 when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot, so later solves stay defined
-and the field is the exact linear function of the past. C is estimated from the whole population, one L for
-all units (a C per group of P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md §2); the
-GROUPS sub-populations give the Monte Carlo error, the spread of their averages (which misses C's own noise
-fed back, measured small: docs/tied.md §2). The finite-m input's covariance x_t . x_s / m has rank <= m (the x_t
+and the field is the exact linear function of the past. Monte Carlo error: the population is PARTS
+independent parts, each with its own C, so the spread of their averages holds C's own noise fed back into
+the fields (one C for the whole population would move all of it together, unseen by any spread). Each part is
+two halves (the GROUPS = 2 x PARTS groups), and a half's fields are drawn from the C of the *other* half
+(cross-fitting): a unit's own past never enters the law of its own fields. A C that contains the unit biased
+the moments by O(1/units in C) -- +12% at 125 units, the minimalRNN's Q at mu_u = 4 -- while C's noise alone
+biases them far less (docs/tied.md §2). The finite-m input's covariance x_t . x_s / m has rank <= m (the x_t
 lie in R^m): at most m of its variables are live, so its factor is stored, solved and applied over the columns of
 those pivots only (O(m^2) and O(P m) a step, docs/tied.md §2). ``tied=False`` redraws every
 field each step with the current covariance only (and site.SiteOps redraws the biases): the untied law.
@@ -36,7 +39,8 @@ from symmft.cell.trace import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, moments
 
-GROUPS = 16  # sub-populations sharing one C: 15 degrees of freedom for every standard error
+PARTS = 8  # independent sub-populations, each with its own C: 7 degrees of freedom for every standard error
+GROUPS = 2 * PARTS  # a part's two halves, groups 2r and 2r + 1: each draws its fields from the other's C
 DEGENERATE = 1e-12  # a conditional variance below this fraction of the variance is taken as exactly zero
 
 
@@ -63,18 +67,16 @@ class CausalFields:
         n = 2 * (steps if tied else 1)
         self.history = {node: xp.zeros((self.G, n, dims[node])) for node in self.maps}  # the input's "units": m
         self.replica_history: dict[int, np.ndarray] = {}  # rows from the fork on, of the replicas
-        # One Cholesky factor per *pool*: a population vector's C is estimated from all groups together (one
-        # pool; a group's own C from P/GROUPS units would bias every group alike by O(GROUPS/P), docs/tied.md
-        # §2), while the finite-m input's covariance x_t . x_s / m is each group's own input sequence, exact
-        # given it (one pool per group).
+        # One Cholesky factor per group: a population vector's is that of its partner half's C (cross-fitting,
+        # module docstring); the finite-m input's covariance x_t . x_s / m is the group's own input sequence,
+        # exact given it.
         own_input = self.own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
-        pools = {node: self.G if node == own_input else 1 for node in self.maps}
         # The input's factor keeps only the leading columns that hold its live pivots: at most m of them (its
         # rank), within the first 2m variables (m with c_x < 1, every a copy with c_x = 1) unless an early one is
         # degenerate, when it grows (see fields)
         columns = {node: min(n, 2 * input_dim) if node == own_input else n for node in self.maps}
-        self.chol = {node: xp.zeros((pools[node], n, columns[node])) for node in self.maps}
-        self.live = {node: xp.ones((pools[node], n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
+        self.chol = {node: xp.zeros((self.G, n, columns[node])) for node in self.maps}
+        self.live = {node: xp.ones((self.G, n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
         self.innovations = {node: xp.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
         self.t, self.written, self.forked_at = 0, 0, None
 
@@ -114,14 +116,15 @@ class CausalFields:
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
         j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
         xp, J, k, B = self.xp, j + 2, self.maps[node], self.base
-        pools = len(L)  # after a fork the replicas are pooled apart from the reference groups (but for the input)
-        cov = self._covariances(node, v, J)  # per group; the pool's C is the mean over its (equal) groups
-        cov = cov.reshape(pools, len(cov) // pools, J, 2).mean(axis=1)
-        # Two new rows of each pool's Cholesky factor: row j (copy a) by a triangular solve against the past,
-        # row j + 1 (copy b) extends it by the a/b element.
-        rows = xp.zeros((pools, 2, J))
+        cov = self._covariances(node, v, J)  # (groups, J, copy): each group's own; all groups after a fork
         low_rank = node == self.own_input  # x_t . x_s / m has rank <= m: at most m live pivots
-        for g in range(pools if j else 0):
+        if not low_rank:  # a half's law is its partner's C (groups 2r, 2r + 1; the fork keeps pairs adjacent)
+            cov = cov.reshape(-1, 2, J, 2)[:, ::-1].reshape(cov.shape)
+        groups = len(cov)  # the input's: the reference groups only (a replica shares its original's input)
+        # Two new rows of each group's Cholesky factor: row j (copy a) by a triangular solve against the past,
+        # row j + 1 (copy b) extends it by the a/b element.
+        rows = xp.zeros((groups, 2, J))
+        for g in range(groups if j else 0):
             # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
             # innovation of its own), so the input's solve needs its live pivots only: O(m^2) instead of O(t^2).
             idx = xp.flatnonzero(live[g, :j]) if low_rank else None
@@ -153,10 +156,8 @@ class CausalFields:
         # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
         z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
         Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
-        groups = B if node == self.own_input else self.G  # a shared input's replicas copy their originals' fields
-        replicas = groups // B
-        weights = (rows * live[:, None, :J])[:, :, :width].astype(np.float32)
-        weights = xp.repeat(weights, groups // pools, axis=0)  # (groups, copy, width)
+        replicas = groups // B  # 1 for a shared input, whose replicas copy their originals' fields below
+        weights = (rows * live[:, None, :J])[:, :, :width].astype(np.float32)  # (groups, copy, width)
         weights = weights.reshape(replicas, B, 2, width).transpose(1, 0, 2, 3).reshape(B, -1, width)
         out = xp.matmul(weights, Z[:, :width])  # (B, replica x copy, maps x units): one pass over the past
         out = out.reshape(B, replicas, 2, k, self.p).transpose(3, 2, 1, 0, 4)
@@ -184,11 +185,18 @@ def _pivot(d2: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xp.where(ok, xp.sqrt(xp.where(ok, d2, 1.0)), 1.0), ok
 
 
+def part_means(x: np.ndarray, axis: int) -> np.ndarray:
+    """Averages of the two halves of each part (groups 2r and 2r + 1) along ``axis``: the independent samples
+    whose spread is a standard error."""
+    shape = x.shape[:axis] + (x.shape[axis] // 2, 2) + x.shape[axis + 1:]
+    return x.reshape(shape).mean(axis=axis + 1)
+
+
 class Transient:
     """A population of the tied single-site process stepped from the zero state.
 
     ``horizon``: the most steps it will take (the Cholesky factors and innovations are allocated for it);
-    ``population``: units (rounded up to a multiple of GROUPS); ``tied`` False: fields and biases redrawn each
+    ``population``: units (rounded up to a multiple of GROUPS), in PARTS independent parts; ``tied`` False: fields and biases redrawn each
     step (the untied law); ``input_dim``: m (None: infinite); ``backend``: "numpy" or "cupy" (the module
     docstring: a seed fixes each backend's draws, not both alike); ``host_draws``: with CuPy, draw numpy's
     stream on the host and copy it to the GPU (the numpy run's very draws, for checking the arithmetic; slower).
@@ -205,12 +213,14 @@ class Transient:
         xp = self.xp = get_xp(backend)
         self.draws = Draws(random_generator(np if host_draws else xp, seed), GROUPS, xp)
         self.source = CausalFields(cell, horizon, shape, self.draws, tied, input_dim)
-        self.ops = SiteOps(cell, h, self.source, self.draws, shape, input_dim=input_dim, tied=tied)
+        # a finite-m input sequence is the part's: both halves see it (their fields follow each other's C)
+        self.ops = SiteOps(cell, h, self.source, self.draws, shape, input_dim=input_dim, tied=tied, input_shared_by=2)
         self.states = [xp.zeros((2, *shape)) for _ in cell.states]
         self.t, self.horizon = 0, horizon
 
     def advance(self, steps: int) -> np.ndarray:
-        """Take ``steps`` steps; moments (steps, group, state, 3): mean, second moment, a/b cross moment (numpy)."""
+        """Take ``steps`` steps; moments (steps, part, state, 3) of each independent part (2 x PARTS after
+        :meth:`fork`, the replicas' last): mean, second moment, a/b cross moment (numpy)."""
         if self.t + steps > self.horizon:
             raise ValueError(f"the transient was allocated for {self.horizon} steps")  # a bug, not user input
         record = self.xp.empty((steps, self.ops.shape[0], len(self.states), 3))  # on the device: one copy back
@@ -219,7 +229,7 @@ class Transient:
                 self.states = self.ops.step(self.t, self.states)
                 self.t += 1
                 record[i] = moments(self.states)
-        return to_numpy(record)
+        return to_numpy(part_means(record, axis=1))
 
     def fork(self) -> None:
         """Groups G..2G-1 become replicas of groups 0..G-1 from now on (common random numbers)."""
@@ -231,7 +241,7 @@ class Transient:
     def field_covariances(self, lags: int) -> dict:
         """Per vector node, (auto, cross) <v_t v_{t+tau}>, <v^a_t v^b_{t+tau}> over the last half of the run
         (reference groups), tau < lags: the stationary solver's starting point."""
-        G, out = GROUPS, {}
+        G, out = self.source.base, {}
         for node, hist in self.source.history.items():
             if node not in consumers(self.ops.cell):
                 continue  # the input (finite m) is not a field of the population
