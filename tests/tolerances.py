@@ -51,13 +51,6 @@ TIED_RELATIVE = 0.03
 #: the untied theory (formula at the untied moments) is off by 1% (m1) and 3.6% (m2) at mu_f = 4; 1% separates them.
 TIED_JACOBIAN = 0.01
 
-#: The tied theory's standard error from its group spread misses the noise of the field covariance C that all
-#: groups share (docs/tied.md §2): 40 independent runs scatter by 0.8-1.2x the group spread (minimalRNN
-#: mu_u = 4 at populations 2000 and 8000, LSTM mu_f = 3 with rho2 = 0.1 at 2000; the ratio from 40 runs is
-#: itself uncertain by ~11%, from 10-16 runs it ranged 0.6-1.8). A test that takes a single run's error from its
-#: groups scales it by this.
-TIED_FEEDBACK_SE = 1.5
-
 #: A fixed point of a slowly contracting map (LSTM forget gate near 1, rate 1 - 1.2e-5 at mu_f = 12): the solver
 #: stops at a residual of 1e-13 relative, and the distance to the true fixed point is the residual over
 #: (1 - rate), ~1e-8 relative at mu_f = 12 and ~3e-5 at mu_f = 20 (rate 1 - 4e-9; the float64 quadrature of
