@@ -43,8 +43,8 @@ from symmft.theory.transient import GROUPS, CausalFields, part_means
 @dataclass(frozen=True)
 class TiedGain:
     """log G(t) for t = 1..T Jacobians, G(t) = <|d_{t+1}|^2> / <|d_1|^2> over the primary states of the population
-    (the mean squared singular value of the product), with the spread of the groups' own log gains as its
-    standard error (over the sampler's independent parts), and the value copy's moments (t = 1..T+1, state, [mean, second moment])."""
+    (the mean squared singular value of the product), with the spread of the sampler's independent parts' own
+    log gains as its standard error, and the value copy's moments (t = 1..T+1, state, [mean, second moment])."""
 
     length: int
     log_gain: np.ndarray

@@ -15,7 +15,8 @@ O(P T^2)). The stationary state comes from the transient's tail when it has sett
 input size only: with finite m a drifting tail stays NOT_CONVERGED -- run more steps).
 lambda: after the last transient step the groups are replicated (common random numbers), the replicas' b
 copies are kicked (:meth:`Transient.kick`), and the decay of the kicked-minus-reference distance
-D = <(s_a - s_b)^2>/2 is fitted as in :mod:`symmft.theory.population` (jackknife over groups): an effective
+D = <(s_a - s_b)^2>/2 is fitted as in :mod:`symmft.theory.population` (jackknife over the transient's
+independent parts, docs/tied.md §2): an effective
 rate over the fit window, since a tied network relaxes through a spread of per-unit time scales.
 
 Exact for Gaussian recurrent weights (the Tensor Programs master theorem, Yang 2019: a program that applies
@@ -153,7 +154,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     corr = {s: float(values[i, 2] / values[i, 1]) for i, s in enumerate(S)}
     errors.update({f"correlation_{s}": float(se[i, 2] / values[i, 1]) for i, s in enumerate(S)}, **{"lambda": lam_se})
     mean = record.mean(axis=1)
-    step_se = record.std(axis=1, ddof=1) / math.sqrt(record.shape[1])  # per step, over independent groups
+    step_se = record.std(axis=1, ddof=1) / math.sqrt(record.shape[1])  # per step, over the independent parts
     trajectory = {} if steps is None else {
         s: {"mean": mean[:, i, 0], "second_moment": mean[:, i, 1], "standard_error_mean": step_se[:, i, 0],
             "standard_error_second_moment": step_se[:, i, 1]} for i, s in enumerate(S)}
@@ -195,7 +196,7 @@ def _advance_keeping(run: Transient, steps: int) -> tuple[np.ndarray, np.ndarray
 
 def _tail(record: np.ndarray) -> tuple[np.ndarray, np.ndarray, Status]:
     """Stationary (state, 3) moments from the last TAIL of ``record``, their standard errors (spread of the
-    GROUPS time averages) and a status: NOT_CONVERGED when the tail's two halves differ by > 5 standard
+    independent parts' time averages) and a status: NOT_CONVERGED when the tail's two halves differ by > 5 standard
     errors and > 1% (still relaxing: the memory is longer than the run)."""
     tail = record[-max(2, int(TAIL * len(record))):]
     per = tail.mean(axis=0)  # (G, S, 3)
@@ -240,7 +241,7 @@ def _cross_rate(run: Transient, last: np.ndarray, follow: int) -> tuple[float, f
 
 
 def _survival(deltas: np.ndarray) -> dict:
-    """What survives of the kick over the followed window (deltas: (steps, groups, states), the kicked-minus-
+    """What survives of the kick over the followed window (deltas: (steps, parts, states), the kicked-minus-
     reference distance per state in units of that state's Q at the kick).
 
     A tied network relaxes through a spread of per-unit rates (quenched gates), so the distance is a mixture of
@@ -248,11 +249,11 @@ def _survival(deltas: np.ndarray) -> dict:
     steps: log S = log(D(tau)/D(1)) summed over states, from the first step after the kick (the kick's
     part that the first step already removes, e.g. an LSTM's h recomputed from c, does not count) to the last
     followed step tau, and xi = -(tau - 1)/log S, the single rate with the same survival over the window. Its
-    error is the jackknife over groups; ``resolved`` is False where log S is within 2 standard errors of 0 (the
+    error is the jackknife over parts; ``resolved`` is False where log S is within 2 standard errors of 0 (the
     window cannot tell decay from growth: xi is then only bounded below). S > 1 (the distance grows over the
     window, e.g. while a long memory is still filling) gives xi = inf.
     """
-    total = deltas.sum(axis=-1)  # (steps, groups)
+    total = deltas.sum(axis=-1)  # (steps, parts)
     steps = len(total) - 1
 
     def log_survival(d):
@@ -263,7 +264,7 @@ def _survival(deltas: np.ndarray) -> dict:
     jack = np.array([log_survival(np.delete(total, g, axis=1).mean(axis=1)) for g in range(total.shape[1])])
     with np.errstate(all="ignore"):
         se = float(math.sqrt((len(jack) - 1) * np.mean((jack - jack.mean()) ** 2)))
-        se = se if math.isfinite(se) else math.inf  # a group whose distance reached zero: not resolved
+        se = se if math.isfinite(se) else math.inf  # a part whose distance reached zero: not resolved
         xi = -steps / estimate if estimate < 0 else math.inf
         curve = np.log(total.mean(axis=1) / total[0].mean())
     return {"steps": steps, "log_survival": estimate, "standard_error": se, "xi": xi,

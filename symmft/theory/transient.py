@@ -196,10 +196,11 @@ class Transient:
     """A population of the tied single-site process stepped from the zero state.
 
     ``horizon``: the most steps it will take (the Cholesky factors and innovations are allocated for it);
-    ``population``: units (rounded up to a multiple of GROUPS), in PARTS independent parts; ``tied`` False: fields and biases redrawn each
-    step (the untied law); ``input_dim``: m (None: infinite); ``backend``: "numpy" or "cupy" (the module
-    docstring: a seed fixes each backend's draws, not both alike); ``host_draws``: with CuPy, draw numpy's
-    stream on the host and copy it to the GPU (the numpy run's very draws, for checking the arithmetic; slower).
+    ``population``: units (rounded up to a multiple of GROUPS), in PARTS independent parts; ``tied`` False:
+    fields and biases redrawn each step (the untied law); ``input_dim``: m (None: infinite); ``backend``:
+    "numpy" or "cupy" (the module docstring: a seed fixes each backend's draws, not both alike); ``host_draws``:
+    with CuPy, draw numpy's stream on the host and copy it to the GPU (the numpy run's very draws, for checking the
+    arithmetic; slower).
     """
 
     def __init__(self, cell: Cell, h: dict, horizon: int, *, population: int, seed: int,
