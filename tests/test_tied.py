@@ -96,10 +96,11 @@ def test_finite_input_size_matches_tied_simulation():
 
 
 def test_small_population_is_not_biased_by_its_own_covariance_noise():
-    # The population estimates the field covariance C it feeds back into the fields; a noisy C biases the
-    # trajectory by O(1/units per estimate). With each of the 16 groups estimating its own C (125 units each at
-    # P = 2000) the minimalRNN at mu_u = 4 came out +6 / +9 / +12% high at t = 26-50 / 51-75 / 76-100
-    # (benchmarks/RESULTS.md §7b); with C pooled over the population the bias is O(1/P). Reference: one run
+    # The population estimates the field covariance C it feeds back into the fields. With each of 16 groups
+    # drawing its fields from its own C (125 units each at P = 2000) the minimalRNN at mu_u = 4 came out +7 / +11
+    # / +14% high at t = 26-50 / 51-75 / 76-100, mostly each unit's own past in the law of its own fields; now
+    # each half of an independent part draws from the other half's C, and what is left is small
+    # (benchmarks/RESULTS.md §7f: +0.2% or less at P = 2000, 200 runs). Reference: one run
     # of 32000 units, within 2% of width-2000 tied networks there (about their own O(1/n) excess, measured
     # from width 1000 to 2000). The small population's error comes from 16 independent runs, the reference's
     # from the spread of its 8 independent parts. 16 x 0.1 + 1 CPU s.
@@ -155,6 +156,24 @@ def test_reported_errors_match_the_spread_of_independent_seeds():
         values, errors = np.array(pairs).T
         ratio = values.std(ddof=1) / np.sqrt(np.mean(errors ** 2))
         assert low <= ratio <= high, f"{key}: seeds' spread / reported error {ratio:.2f} not in [{low:.2f}, {high:.2f}]"
+
+
+def test_each_half_draws_its_fields_from_the_other_halfs_covariance():
+    # Cross-fitting (docs/tied.md §2): the Cholesky factor that group 2r's fields use is that of the covariance of
+    # group 2r + 1's own history, and vice versa, so no unit's past enters the law of its own fields. Reference:
+    # numpy's product of the stored histories. The first step's two variables (the zero state) are degenerate
+    # (unit pivots, no past), so the comparison starts at variable 2.
+    cell = load_cell("lstm")
+    h = {k: float(v) for k, v in resolve(cell, {"mu_f": 2.0, "c_x": 0.5}).items()}
+    run = Transient(cell, h, 6, population=320, seed=2)
+    run.advance(6)
+    (node,) = run.source.chol  # the LSTM's one population vector, h
+    L, V = run.source.chol[node], run.source.history[node]  # (group, 12, 12), (group, 12, units)
+    for g in range(len(L)):
+        partner, own = V[g ^ 1], V[g]
+        law = (L[g] @ L[g].T)[2:, 2:]
+        np.testing.assert_allclose(law, (partner @ partner.T / partner.shape[1])[2:, 2:], rtol=1e-10, atol=1e-14)
+        assert not np.allclose(law, (own @ own.T / own.shape[1])[2:, 2:], rtol=1e-3)
 
 
 def test_tied_analysis_reports_errors_and_status():
