@@ -158,22 +158,59 @@ def test_reported_errors_match_the_spread_of_independent_seeds():
         assert low <= ratio <= high, f"{key}: seeds' spread / reported error {ratio:.2f} not in [{low:.2f}, {high:.2f}]"
 
 
-def test_each_half_draws_its_fields_from_the_other_halfs_covariance():
-    # Cross-fitting (docs/tied.md §2): the Cholesky factor that group 2r's fields use is that of the covariance of
-    # group 2r + 1's own history, and vice versa, so no unit's past enters the law of its own fields. Reference:
-    # numpy's product of the stored histories. The first step's two variables (the zero state) are degenerate
-    # (unit pivots, no past), so the comparison starts at variable 2.
+@pytest.mark.parametrize("horizon", [6, 30])  # 12 variables <= 2 x 20 units a group: solved; 60: whitened pasts
+def test_each_half_draws_its_fields_from_the_other_halfs_covariance(horizon):
+    # Cross-fitting (docs/tied.md §2): the Cholesky factor whose rows group 2r's fields use (collected step by step
+    # from the sampler, by either of its two ways of computing them) is that of the covariance of group 2r + 1's
+    # own history, and vice versa, so no unit's past enters the law of its own fields. Reference: numpy's product
+    # of the stored histories. The first step's two variables (the zero state) are degenerate (unit pivots, no
+    # past), so the comparison starts at variable 2.
     cell = load_cell("lstm")
     h = {k: float(v) for k, v in resolve(cell, {"mu_f": 2.0, "c_x": 0.5}).items()}
-    run = Transient(cell, h, 6, population=320, seed=2)
-    run.advance(6)
-    (node,) = run.source.chol  # the LSTM's one population vector, h
-    L, V = run.source.chol[node], run.source.history[node]  # (group, 12, 12), (group, 12, units)
+    run, steps = Transient(cell, h, horizon, population=320, seed=2), 6
+    source = run.source
+    assert source.whiten == (horizon == 30)
+    L = np.zeros((source.G, 2 * steps, 2 * steps))
+    whitened, solved = source._whitened_rows, source._solved_rows
+
+    def collect(rows, j):
+        L[:, j:j + 2, :j + 2] = rows
+        return rows
+
+    def solved_and_collect(node, vt, j):
+        rows, width = solved(node, vt, j)
+        collect(rows, j)
+        return rows, width
+
+    source._whitened_rows = lambda node, vt, j: collect(whitened(node, vt, j), j)
+    source._solved_rows = solved_and_collect
+    run.advance(steps)
+    (node,) = [node for node in source.history]  # the LSTM's one vector node, h
+    V = source.history[node][:, :2 * steps]  # (group, 12, units)
     for g in range(len(L)):
         partner, own = V[g ^ 1], V[g]
         law = (L[g] @ L[g].T)[2:, 2:]
         np.testing.assert_allclose(law, (partner @ partner.T / partner.shape[1])[2:, 2:], rtol=1e-10, atol=1e-14)
         assert not np.allclose(law, (own @ own.T / own.shape[1])[2:, 2:], rtol=1e-3)
+
+
+def test_whitened_pasts_give_the_solved_factors_rows():
+    # The two ways of computing a new factor row (docs/tied.md §2) are the same arithmetic up to rounding: the
+    # same seed run with solved factors (horizon 40: 80 variables <= 2 x 40 units a group) and with whitened
+    # pasts (horizon 60) must give the same moments to float32 rounding of the fields (measured <= 1e-6 relative
+    # here; 1e-8 for the T = 1064 rule over 600 steps, RESULTS §7f), through the fork and kick.
+    cell = load_cell("lstm")
+    h = {k: float(v) for k, v in resolve(cell, {"mu_f": 3.0, "c_x": 0.5}).items()}
+    records = []
+    for horizon in (40, 60):
+        run = Transient(cell, h, horizon, population=640, seed=4)
+        assert run.source.whiten == (horizon == 60)
+        before = run.advance(30)
+        run.fork()
+        run.kick(0.05, np.random.default_rng(0))
+        records.append((before, run.advance(10)))
+    for solved, whitened in zip(*records):
+        np.testing.assert_allclose(whitened, solved, rtol=0, atol=1e-6 * np.abs(solved).max())
 
 
 def test_tied_analysis_reports_errors_and_status():

@@ -139,6 +139,7 @@ def fake_cupy(monkeypatch):
     ("lstm", {"mu_f": 2.0, "c_x": 0.5}, {"host_draws": True}),  # numpy's draws copied to the device
     ("gru", {"c_x": 0.5, "rho2_z": 0.1}, {"input_dim": 8}),  # finite m: one Cholesky factor per group
     ("vanilla_rnn", {"nu2_h": 1.5, "c_x": 1.0}, {}),  # identical inputs: degenerate pivots, the c_x = 1 kick
+    ("lstm", {"mu_f": 2.0, "c_x": 0.5}, {"population": 320}),  # 20 units a group < 40 steps: whitened pasts
     ("minimal_rnn", {"c_x": 0.7}, {"tied": False}),  # the untied law: fields and biases redrawn every step
     ("erf_cell", {"c_x": 0.5}, {}),  # ops.erf: scipy's on the host, cupyx's on the device
 ])
@@ -151,8 +152,8 @@ def test_device_path_keeps_arrays_on_the_device_and_matches_numpy(fake_cupy, tmp
     runs = []
     for backend in ("numpy", "cupy"):
         host_draws = options.get("host_draws", False) and backend == "cupy"
-        run = transient.Transient(cell, h, 40, population=640, seed=3, backend=backend,
-                                  **{**options, "host_draws": host_draws})
+        run = transient.Transient(cell, h, 40, seed=3, backend=backend,
+                                  **{"population": 640, **options, "host_draws": host_draws})
         before = run.advance(25)
         run.fork()
         run.kick(0.05, np.random.default_rng(0))

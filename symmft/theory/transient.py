@@ -41,6 +41,7 @@ from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, mo
 
 PARTS = 8  # independent sub-populations, each with its own C: 7 degrees of freedom for every standard error
 GROUPS = 2 * PARTS  # a part's two halves, groups 2r and 2r + 1: each draws its fields from the other's C
+SOLVED_VARIABLES = 1024  # the most variables (2 x steps) whose Cholesky factors are stored and solved against
 DEGENERATE = 1e-12  # a conditional variance below this fraction of the variance is taken as exactly zero
 
 
@@ -67,15 +68,25 @@ class CausalFields:
         n = 2 * (steps if tied else 1)
         self.history = {node: xp.zeros((self.G, n, dims[node])) for node in self.maps}  # the input's "units": m
         self.replica_history: dict[int, np.ndarray] = {}  # rows from the fork on, of the replicas
-        # One Cholesky factor per group: a population vector's is that of its partner half's C (cross-fitting,
-        # module docstring); the finite-m input's covariance x_t . x_s / m is the group's own input sequence,
-        # exact given it.
         own_input = self.own_input = input_node(cell) if input_dim else None  # finite m: the input is a vector node too
-        # The input's factor keeps only the leading columns that hold its live pivots: at most m of them (its
-        # rank), within the first 2m variables (m with c_x < 1, every a copy with c_x = 1) unless an early one is
-        # degenerate, when it grows (see fields)
-        columns = {node: min(n, 2 * input_dim) if node == own_input else n for node in self.maps}
-        self.chol = {node: xp.zeros((self.G, n, columns[node])) for node in self.maps}
+        population = [node for node in self.maps if node != own_input]
+        # A new row of a group's Cholesky factor L is L^-1 c: a triangular solve, O(t^2) a group and step and
+        # n^2 floats a group. With many variables per unit that is the cost (the tied check's T = 500 + 500 at
+        # P = 4000: 2.8x the run) and the memory (4 GB at its T = 1000), so there the population vectors keep
+        # their past whitened instead, W = V L^-T (V the history): the new row is W^T v / units, a pass over the
+        # past like the fields' product, and L is not stored. Solves while n <= min(2 x units a group,
+        # SOLVED_VARIABLES) (the per-step costs cross at t ~ units a group; the cap bounds L's memory).
+        self.whiten = tied and n > min(2 * self.p, SOLVED_VARIABLES)
+        self.white = {node: xp.zeros((self.G, n, self.p)) for node in population} if self.whiten else {}
+        self.replica_white: dict[int, np.ndarray] = {}
+        # One factor per group: a population vector's from the group's own C (cross-fitting: its partner half's
+        # fields use it); the finite-m input's from x_t . x_s / m, the group's own input sequence, exact given it.
+        # The input's keeps only the leading columns that hold its live pivots: at most m of them (its rank),
+        # within the first 2m variables (m with c_x < 1, every a copy with c_x = 1) unless an early one is
+        # degenerate, when it grows (see _solved_rows).
+        self.chol = {node: xp.zeros((self.G, n, n)) for node in population if not self.whiten}
+        if input_dim:
+            self.chol[own_input] = xp.zeros((self.G, n, min(n, 2 * input_dim)))
         self.live = {node: xp.ones((self.G, n), dtype=np.float32) for node in self.maps}  # 0: degenerate pivot
         self.innovations = {node: xp.zeros((self.G, n, k * self.p), dtype=np.float32) for node, k in self.maps.items()}
         self.t, self.written, self.forked_at = 0, 0, None
@@ -89,42 +100,103 @@ class CausalFields:
         if self.forked_at is not None:
             raise ValueError("the causal fields fork once")  # a bug, not user input
         self.forked_at = self.written if self.tied else 0
-        for node, hist in self.history.items():
-            if node != self.own_input:
-                self.replica_history[node] = self.xp.zeros((self.base, hist.shape[1] - self.forked_at, hist.shape[2]))
+        for past, replicas in ((self.history, self.replica_history), (self.white, self.replica_white)):
+            for node, a in past.items():
+                if node != self.own_input:
+                    replicas[node] = self.xp.zeros((self.base, a.shape[1] - self.forked_at, a.shape[2]))
         for table in (self.chol, self.live):
             for node, a in table.items():
                 if node != self.own_input:  # a replica sees its original's input: it shares that input's factor
                     table[node] = self.xp.concatenate([a, a])
         self.G *= 2
 
-    def _covariances(self, node: int, v: np.ndarray, J: int) -> np.ndarray:
-        """(group, J, copy): <v_i v_new> over the group's units for every variable i < J (the new ones included)."""
-        xp, B, j = self.xp, self.base, J - 2
-        hist, ref = self.history[node], v[:, :B].transpose(1, 2, 0)  # (B, units, copy)
+    def _write(self, past: dict, replicas: dict, node: int, rows: np.ndarray, j: int) -> None:
+        """Rows j, j + 1 of a time-first per-group array (history or white) from ``rows`` (group, copy, units):
+        the reference groups' into ``past``, after a fork the replicas' into ``replicas`` (their own rows)."""
+        B = self.base
+        past[node][:, j:j + 2] = rows[:B]
+        if self.forked_at is not None and node != self.own_input:
+            replicas[node][:, j - self.forked_at:j + 2 - self.forked_at] = rows[B:]
+
+    def _past_products(self, past: dict, replicas: dict, node: int, x: np.ndarray, J: int) -> np.ndarray:
+        """(group, J, copy): every past row i < J of each group (the replicas': the shared rows before the fork,
+        then their own) times ``x`` (group, copy, units), summed over units."""
+        xp, B = self.xp, self.base
+        rows, ref = past[node], x[:B].transpose(0, 2, 1)  # (B, units, copy)
         if self.forked_at is None or node == self.own_input:  # the reference groups only (a shared input)
-            hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
-            return xp.matmul(hist[:, :J], ref) / v.shape[-1]
-        f, rep_hist, rep = self.forked_at, self.replica_history[node], v[:, B:].transpose(1, 2, 0)
-        hist[:, j:J] = v[:, :B].transpose(1, 0, 2)
-        rep_hist[:, j - f:J - f] = v[:, B:].transpose(1, 0, 2)
-        shared = xp.matmul(hist[:, :f], xp.concatenate([ref, rep], axis=2))  # the common past, read once
-        cov = xp.concatenate([xp.concatenate([shared[..., :2], xp.matmul(hist[:, f:J], ref)], axis=1),
-                              xp.concatenate([shared[..., 2:], xp.matmul(rep_hist[:, :J - f], rep)], axis=1)])
-        return cov / v.shape[-1]
+            return xp.matmul(rows[:, :J], ref)
+        f, rep = self.forked_at, x[B:].transpose(0, 2, 1)
+        shared = xp.matmul(rows[:, :f], xp.concatenate([ref, rep], axis=2))  # the common past, read once
+        return xp.concatenate([xp.concatenate([shared[..., :2], xp.matmul(rows[:, f:J], ref)], axis=1),
+                               xp.concatenate([shared[..., 2:], xp.matmul(replicas[node][:, :J - f], rep)], axis=1)])
+
+    def _past_combination(self, past: dict, replicas: dict, node: int, coef: np.ndarray, j: int) -> np.ndarray:
+        """(group, copy, units): sum over the past rows i < j of coef[group, i, copy] times row i."""
+        xp, B = self.xp, self.base
+        rows, ref = past[node], coef[:B].transpose(0, 2, 1)  # (B, copy, j)
+        if self.forked_at is None:
+            return xp.matmul(ref, rows[:, :j])
+        f, rep = self.forked_at, coef[B:].transpose(0, 2, 1)
+        shared = xp.matmul(xp.concatenate([ref[..., :f], rep[..., :f]], axis=1), rows[:, :f])  # read once
+        return xp.concatenate([shared[:, :2] + xp.matmul(ref[..., f:], rows[:, f:j]),
+                               shared[:, 2:] + xp.matmul(rep[..., f:], replicas[node][:, :j - f])])
 
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
-        j, L, live, Z = 2 * self.t, self.chol[node], self.live[node], self.innovations[node]
+        j, live, Z = 2 * self.t, self.live[node], self.innovations[node]
         xp, J, k, B = self.xp, j + 2, self.maps[node], self.base
-        cov = self._covariances(node, v, J)  # (groups, J, copy): each group's own; all groups after a fork
+        vt = v.transpose(1, 0, 2)  # (group, copy, units)
+        self._write(self.history, self.replica_history, node, vt, j)
+        if node in self.white:
+            rows, width = self._whitened_rows(node, vt, j), J
+        else:
+            rows, width = self._solved_rows(node, vt, j)
+        # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
+        # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
+        z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
+        Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
+        replicas = len(rows) // B  # 1 for a shared input, whose replicas copy their originals' fields below
+        weights = (rows * live[:, None, :J])[:, :, :width].astype(np.float32)  # (groups, copy, width)
+        weights = weights.reshape(replicas, B, 2, width).transpose(1, 0, 2, 3).reshape(B, -1, width)
+        out = xp.matmul(weights, Z[:, :width])  # (B, replica x copy, maps x units): one pass over the past
+        out = out.reshape(B, replicas, 2, k, self.p).transpose(3, 2, 1, 0, 4)
+        if replicas < self.G // B:
+            out = xp.concatenate([out] * (self.G // B // replicas), axis=2)
+        return out.reshape(k, 2, self.G, self.p)
+
+    def _whitened_rows(self, node: int, vt: np.ndarray, j: int) -> np.ndarray:
+        """(group, copy, j + 2): the two new rows of the Cholesky factor each group's fields use -- its partner
+        half's (cross-fitting). Each group's own rows come from its whitened past W (Gram-Schmidt): the new
+        variable's coefficients on W are W^T v / units, its pivot the norm of the remainder, and the normalised
+        remainder becomes W's next row; row j (copy a) first, then row j + 1 (copy b) against it too."""
+        xp, units = self.xp, vt.shape[-1]
+        coef = self._past_products(self.white, self.replica_white, node, vt, j) / units  # (group, j, copy)
+        rest = vt - self._past_combination(self.white, self.replica_white, node, coef, j)  # (group, copy, units)
+        var = xp.mean(vt * vt, axis=-1)  # (group, copy): the new variables' variances
+        pivot_a, ok_a = _pivot(xp.mean(rest[:, 0] ** 2, axis=-1), var[:, 0])
+        white_a = rest[:, 0] / pivot_a[:, None]
+        ab = xp.mean(white_a * rest[:, 1], axis=-1)  # copy b on copy a's new direction
+        rest_b = rest[:, 1] - ab[:, None] * white_a
+        pivot_b, ok_b = _pivot(xp.mean(rest_b ** 2, axis=-1), var[:, 1])
+        self._write(self.white, self.replica_white, node, xp.stack([white_a, rest_b / pivot_b[:, None]], axis=1), j)
+        rows = xp.zeros((len(vt), 2, j + 2))
+        rows[:, :, :j] = coef.transpose(0, 2, 1)
+        rows[:, 0, j], rows[:, 1, j], rows[:, 1, j + 1] = pivot_a, ab, pivot_b
+        self.live[node][:, j:j + 2] = _partners(xp.stack([ok_a, ok_b], axis=1))
+        return _partners(rows)
+
+    def _solved_rows(self, node: int, vt: np.ndarray, j: int) -> tuple[np.ndarray, int]:
+        """(group, copy, j + 2): the two new rows of the Cholesky factor each group's fields use, by triangular
+        solves (a population vector's: its partner half's factor; the input's: its own), and the leading columns
+        that hold the live pivots."""
+        xp, L, live, J = self.xp, self.chol[node], self.live[node], j + 2
+        cov = self._past_products(self.history, self.replica_history, node, vt, J) / vt.shape[-1]  # (group, J, copy)
         low_rank = node == self.own_input  # x_t . x_s / m has rank <= m: at most m live pivots
-        if not low_rank:  # a half's law is its partner's C (groups 2r, 2r + 1; the fork keeps pairs adjacent)
-            cov = cov.reshape(-1, 2, J, 2)[:, ::-1].reshape(cov.shape)
-        groups = len(cov)  # the input's: the reference groups only (a replica shares its original's input)
-        # Two new rows of each group's Cholesky factor: row j (copy a) by a triangular solve against the past,
-        # row j + 1 (copy b) extends it by the a/b element.
-        rows = xp.zeros((groups, 2, J))
-        for g in range(groups if j else 0):
+        if not low_rank:  # a half's law is its partner's C
+            cov = _partners(cov)
+        # Two new rows: row j (copy a) by a triangular solve against the past, row j + 1 (copy b) extends it by
+        # the a/b element.
+        rows = xp.zeros((len(cov), 2, J))
+        for g in range(len(cov) if j else 0):
             # A degenerate variable's column is zero below its pivot (it is the past's linear function: no
             # innovation of its own), so the input's solve needs its live pivots only: O(m^2) instead of O(t^2).
             idx = xp.flatnonzero(live[g, :j]) if low_rank else None
@@ -133,7 +205,7 @@ class CausalFields:
             else:
                 rows[g][:, idx] = self.solve_triangular(L[g][xp.ix_(idx, idx)], cov[g, idx], lower=True,
                                                         check_finite=False).T
-        var = cov[:, [j, j + 1], [0, 1]]  # (pool, copy): the new variables' variances
+        var = cov[:, [j, j + 1], [0, 1]]  # (group, copy): the new variables' variances
         rows[:, 0, j], ok0 = _pivot(var[:, 0] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 0, :j]), var[:, 0])
         rows[:, 1, j] = (cov[:, j, 1] - xp.einsum("gi,gi->g", rows[:, 0, :j], rows[:, 1, :j])) / rows[:, 0, j]
         if low_rank:  # keep a degenerate column exactly zero below its pivot (as computed: rounding noise)
@@ -142,7 +214,7 @@ class CausalFields:
                                         var[:, 1])
         live[:, j], live[:, j + 1] = ok0, ok1
         # width: the leading columns that hold every live pivot. For the low-rank input the columns past it are
-        # zero and not stored (O(T m) memory, not O(T^2)), and the product below skips them (O(m) per unit
+        # zero and not stored (O(T m) memory, not O(T^2)), and the fields' product skips them (O(m) per unit
         # instead of O(t)).
         width = J
         if low_rank:
@@ -152,18 +224,7 @@ class CausalFields:
             L = self.chol[node] = xp.concatenate([L, xp.zeros((*L.shape[:2], max(width, 2 * L.shape[2]) - L.shape[2]))],
                                                  axis=2)
         L[:, j:J, :width] = rows[:, :, :width]
-        # Innovations of the reference groups (a replica's draws are the same); a degenerate pivot's innovation
-        # is masked out of the product (live = 0) rather than zeroed, so replicas can keep sharing Z.
-        z = self.draws.normal((k, self.p, 2), dtype=np.float32)[:B]  # (B, maps, units, copy)
-        Z[:, j:J] = z.transpose(0, 3, 1, 2).reshape(B, 2, k * self.p)
-        replicas = groups // B  # 1 for a shared input, whose replicas copy their originals' fields below
-        weights = (rows * live[:, None, :J])[:, :, :width].astype(np.float32)  # (groups, copy, width)
-        weights = weights.reshape(replicas, B, 2, width).transpose(1, 0, 2, 3).reshape(B, -1, width)
-        out = xp.matmul(weights, Z[:, :width])  # (B, replica x copy, maps x units): one pass over the past
-        out = out.reshape(B, replicas, 2, k, self.p).transpose(3, 2, 1, 0, 4)
-        if replicas < self.G // B:
-            out = xp.concatenate([out] * (self.G // B // replicas), axis=2)
-        return out.reshape(k, 2, self.G, self.p)
+        return rows, width
 
     def _solve_leading(self, L: np.ndarray, j: int, b: np.ndarray) -> np.ndarray:
         """x with L[:j, :j] x = b, L lower triangular (n, n). On numpy, LAPACK's trtrs reads the leading block in
@@ -175,6 +236,12 @@ class CausalFields:
         if info != 0:  # a zero pivot (never made: a pivot is 1 or above sqrt(DEGENERATE var)) or a bad argument
             raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK info {info})")
         return x
+
+
+def _partners(a: np.ndarray) -> np.ndarray:
+    """``a`` (group, ...) with each pair of groups 2r, 2r + 1 swapped: a half's law is its partner's (the fork
+    keeps pairs adjacent)."""
+    return a.reshape(-1, 2, *a.shape[1:])[:, ::-1].reshape(a.shape)
 
 
 def _pivot(d2: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
