@@ -10,8 +10,8 @@ field is *sampled conditionally on the unit's past fields*. Variables are ordere
 Cholesky factor L of C (2T x 2T) grows by two rows a step (a triangular solve, O(t^2); or, with more variables
 than units a group can pay that for, the same rows from the group's whitened past, see CausalFields); every
 matrix keeps its standard-normal innovations Z (float32: the field needs ~1e-7, not 1e-16), and
-field_j = L[j, :j+1] Z[:j+1] -- O(population x t) per step, O(P T^2) in all. A variable whose conditional variance vanishes (e.g. the b copy
-when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot, so later solves stay defined
+field_j = L[j, :j+1] Z[:j+1] -- O(population x t) per step, O(P T^2) in all. A variable whose conditional
+variance vanishes (e.g. the b copy when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot, so later solves stay defined
 and the field is the exact linear function of the past. Monte Carlo error: the population is PARTS
 independent parts, each with its own C, so the spread of their averages holds C's own noise fed back into
 the fields (one C for the whole population would move all of it together, unseen by any spread). Each part is
@@ -52,8 +52,8 @@ class CausalFields:
     Layout, chosen so that a step is a few batched BLAS calls over all groups (profiled: the per-step products
     with the whole past are the cost, O(population x t) bytes a step): time-first, ``history[node]`` (group, 2T,
     units) float64 (and ``white[node]``, the whitened past, where used) and ``innovations[node]`` (group, 2T,
-    maps x units) float32, so the past of a group is one contiguous block. After :meth:`fork` the replicas share the reference groups' innovations (common random
-    numbers: the same draws) and their history before the fork, so the fork copies no per-unit array and a
+    maps x units) float32, so the past of a group is one contiguous block. After :meth:`fork` the replicas share
+    the reference groups' innovations (common random numbers: the same draws) and their history before the fork, so the fork copies no per-unit array and a
     replica step reads the shared past once for both (a 4-row instead of a 2-row product). A finite-m input is the
     same for a replica and its original: they share its factor, and the replicas copy their originals' input fields.
     """
