@@ -11,8 +11,8 @@ Cholesky factor L of C (2T x 2T) grows by two rows a step (a triangular solve, O
 than units a group can pay that for, the same rows from the group's whitened past, see CausalFields); every
 matrix keeps its standard-normal innovations Z (float32: the field needs ~1e-7, not 1e-16), and
 field_j = L[j, :j+1] Z[:j+1] -- O(population x t) per step, O(P T^2) in all. A variable whose conditional
-variance vanishes (e.g. the b copy when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit pivot, so later solves stay defined
-and the field is the exact linear function of the past. Monte Carlo error: the population is PARTS
+variance vanishes (e.g. the b copy when c_x = 1 and b = a, or a zero state) gets a zero innovation and a unit
+pivot, so later solves stay defined and the field is the exact linear function of the past. Monte Carlo error: the population is PARTS
 independent parts, each with its own C, so the spread of their averages holds C's own noise fed back into
 the fields (one C for the whole population would move all of it together, unseen by any spread). Each part is
 two halves (the GROUPS = 2 x PARTS groups), and a half's fields are drawn from the C of the *other* half
