@@ -331,12 +331,12 @@ def test_rule_is_judged_on_the_tied_transient_when_memory_exceeds_the_length():
 #: Finite input size against torch: the issue's bar, 5% of the value, or SIMULATION_SIGMAS combined standard errors.
 #: Both sides are noisy at small m: one network (16 sequences) scatters by ~9% at m = 8 (the input power
 #: |x_t|^2/m and the per-unit Gram terms of only 8 coordinates, summed over a ~260-step memory), and the theory's
-#: 16 groups (one input sequence each) by as much, so the sample sizes below are set for a combined standard error
+#: 8 parts (one input sequence each) by as much, so the sample sizes below are set for a combined standard error
 #: of ~2-3% at m = 8 (1.3-2.6% at m >= 32). An earlier version compared 2 networks with one theory run: its "4-12%
 #: above torch" at m = 8 was that noise (theory runs with seeds 0 and 1 differ by up to 10%).
 TORCH_RELATIVE = 0.05
 TORCH_NETWORKS = {8: 32, 32: 16, 512: 8, 2048: 8}  # torch.nn layers (16 sequences each) per input size
-THEORY_RUNS = {8: 8, 32: 4, 512: 2, 2048: 2}  # tied-theory seeds (16 groups of 250 units each) per input size
+THEORY_RUNS = {8: 8, 32: 4, 512: 2, 2048: 2}  # tied-theory seeds (8 parts of 500 units each) per input size
 
 
 @pytest.mark.slow  # 7-27 CPU s each (1-4 min wall under load ~15)
@@ -345,7 +345,7 @@ THEORY_RUNS = {8: 8, 32: 4, 512: 2, 2048: 2}  # tied-theory seeds (16 groups of 
 def test_finite_input_size_matches_torch_built_by_an_exported_rule(cell_name, input_size, tmp_path):
     # Real torch.nn.LSTM / nn.GRU layers (width 512) initialized by the emitted module of the T = 20 rules of
     # tests/test_export_client.py (memory ~260 steps), from the zero state: the primary state's Q(t), t <= 200, in
-    # four windows, against the tied theory's transient at the same input size (its 16 groups x THEORY_RUNS seeds:
+    # four windows, against the tied theory's transient at the same input size (its 8 parts x THEORY_RUNS seeds:
     # analyze_tied's trajectory is their mean).
     import torch
     from torch_support import build_layer, exported, run_layer
