@@ -7,17 +7,21 @@ What is compared, per rule (tests/data: LSTM and GRU T = 20, LSTM and the user's
 * the untied criterion, T (m2/m1^2 - 1) at the untied fixed point (``evaluate_points(..., length=T)``: what the
   search judges);
 * the tied check, sum_t (m2(t)/m1(t)^2 - 1) with the free-probability m1(t), m2(t) at the tied theory's moments
-  of steps t = 1..T (``symmft.init.tied_check.tied_criteria``, input size = the networks' width). For free
-  factors this sum is the product's m2/m1^2 - 1 *exactly*, not only to first order: for free positive a, b,
-  phi((ab)^2) = phi(a^2) phi(b)^2 + phi(a)^2 phi(b^2) - phi(a)^2 phi(b)^2, so m2/m1^2 - 1 adds over free factors
-  (T free Marchenko-Pastur factors: Fuss-Catalan, m2/m1^2 - 1 = T). What grows faster than the sum when it is
-  large is the higher moments and the spectrum's log-width, not this ratio;
+  of steps t = 1..T (``symmft.init.tied_check.tied_criteria``, input size = the networks' width);
+* two closed forms for the product of T factors with per-step relative variance s_t: free factors add it
+  exactly (for free positive a, b, phi((ab)^2) = phi(a^2) phi(b)^2 + phi(a)^2 phi(b^2) - phi(a)^2 phi(b)^2, so
+  m2/m1^2 - 1 is additive: the criterion's sum); commuting independent factors (diagonal matrices, the gates'
+  part of a gated cell's Jacobian, all in the units' basis) multiply 1 + s_t: prod_t (1 + s_t) - 1, reported
+  with the mean s_t, ``(1 + S/T)^T - 1``. The two agree to first order in S;
 * the networks: ``symmft.network.spectrum.jacobian_product_spectrum`` -- one tied network per seed (orthogonal
   recurrent weights, as the rules), a sequence of iid standard inputs from the zero state, the exact product
   P = J_{T+1} ... J_2 of the memory Jacobians (identity tangents, O(n^3) per step), its squared singular values
   by SVD; mean and standard error of m2/m1^2 - 1 over networks. The product is the one the tied gain
   (``symmft.theory.tangent.tied_gain``) predicts, so its log m1 is reported beside the tied check's log gain.
-  Untied networks (weights redrawn every step) measure the free-probability value itself.
+  Untied networks (weights redrawn every step) measure what the untied theory's product is;
+* ``--off-rule``: the T = 20 LSTM rule with mu_f lowered by 2, 3.5 and 4.5, where the criterion's value reaches
+  0.16-3.8, tied and untied networks: which closed form the product follows where the spread is not small;
+* ``spread_at``: the tied networks' m2/m1^2 - 1 after T/4, T/2 and 3T/4 steps (how it grows with t).
 
 Run from the repository root, e.g. ``python benchmarks/tied_spread.py --rules lstm20 gru20 --networks 4`` (about
 a minute of CPU), ``--quick`` (the T = 20 LSTM rule at width 300, seconds), ``--rules lstm1000`` (about 6 CPU
@@ -65,34 +69,51 @@ def mean_and_error(values: list[float]) -> tuple[float, float]:
 def networks(cell, h: dict, T: int, width: int, count: int, tied: bool, first_seed: int = 0) -> dict:
     """The measured product spectra of ``count`` networks: per-network values, means, standard errors, CPU s."""
     t0 = time.process_time()
-    runs = [jacobian_product_spectrum(cell, h, width=width, steps=T, tied=tied, weights="orthogonal", seed=s)
-            for s in range(first_seed, first_seed + count)]
+    record = tuple(sorted({max(1, T * k // 4) for k in (1, 2, 3)} - {T}))
+    runs = [jacobian_product_spectrum(cell, h, width=width, steps=T, tied=tied, weights="orthogonal", seed=s,
+                                      record=record) for s in range(first_seed, first_seed + count)]
     out = {"count": count, "width": width, "cpu_seconds": time.process_time() - t0,
            "status": sorted({r["status"].name for r in runs})}
     for key in ("spread", "log_m1", "log_spread_variance"):
         out[key] = [float(r[key]) for r in runs]
         out[f"{key}_mean"], out[f"{key}_stderr"] = mean_and_error(out[key])
     out["largest_singular_value_squared"] = [float(r["singular_values_squared"][-1]) for r in runs]
+    out["spread_at"] = {t: mean_and_error([r["spread_at"][t] for r in runs]) for t in (*record, T)}
     return out
 
 
-def compare(name: str, width: int, count: int, untied_count: int, population: int) -> dict:
+def commuting(total: float, T: int) -> float:
+    """m2/m1^2 - 1 of a product of T commuting independent factors whose relative variances sum to ``total``,
+    each taken as total/T: (1 + total/T)^T - 1."""
+    return (1 + total / T) ** T - 1
+
+
+def load_rule(name: str):
+    """(cell, resolved hyperparameters, T) of a stored rule."""
     rule_file, cell_file = RULES[name]
     rule = json.loads((DATA / rule_file).read_text())
     cell = load_cell(cell_file or rule["cell"])
-    T = int(rule["length"])
-    h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
+    return cell, {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}, int(rule["length"]), rule
+
+
+def compare(name: str, width: int, count: int, untied_count: int, population: int, shift: dict | None = None) -> dict:
+    """One rule (with ``shift`` added to its hyperparameters, if given): criterion, tied check and networks."""
+    cell, h, T, rule = load_rule(name)
+    h = {k: v + (shift or {}).get(k, 0.0) for k, v in h.items()}
     t0 = time.process_time()
     untied = evaluate_points(cell, h, weights="orthogonal", length=T)
     t1 = time.process_time()
     check = tied_criteria(cell, h, T, Criteria(T), input_dim=width, population=population)
     t2 = time.process_time()
-    row = {"rule": name, "rule_file": f"tests/data/{rule_file}", "cell": rule["cell"], "T": T, "width": width,
+    row = {"rule": name, "rule_file": f"tests/data/{RULES[name][0]}", "cell": rule["cell"], "T": T, "width": width,
+           "shift": shift or {}, "hyperparameters": h,
            "untied_criterion": float(untied["spread"][0]), "stored_criterion": rule["criteria"]["spread"],
+           "untied_commuting": commuting(float(untied["spread"][0]), T),
            "tied_check": {"spread": check["values"]["spread"], "standard_error": check["standard_error"]["spread"],
                           "log_gain": check["values"]["log_gain"], "log_gain_error": check["standard_error"]["log_gain"],
                           "log_gain_free": check["values"]["log_gain_free"], "population": population,
-                          "input_dim": width, "fails": check["fails"], "uncertain": check["uncertain"]},
+                          "input_dim": width, "fails": check["fails"], "uncertain": check["uncertain"],
+                          "commuting": commuting(check["values"]["spread"], T)},
            "theory_cpu_seconds": {"untied": t1 - t0, "tied_check": t2 - t1}}
     row["tied_networks"] = networks(cell, h, T, width, count, tied=True)
     if untied_count:
@@ -105,11 +126,8 @@ def compare(name: str, width: int, count: int, untied_count: int, population: in
 
 def width_dependence(name: str, widths: list[int], count: int) -> list[dict]:
     """The tied networks' spread at several widths (the theory is the infinite-width limit)."""
-    rule_file, cell_file = RULES[name]
-    rule = json.loads((DATA / rule_file).read_text())
-    cell = load_cell(cell_file or rule["cell"])
-    h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
-    return [{"rule": name, **networks(cell, h, int(rule["length"]), w, count, tied=True)} for w in widths]
+    cell, h, T, _ = load_rule(name)
+    return [{"rule": name, **networks(cell, h, T, w, count, tied=True)} for w in widths]
 
 
 def main() -> None:
@@ -122,19 +140,23 @@ def main() -> None:
     ap.add_argument("--widths", type=int, nargs="*", default=[],
                     help="extra widths for the first rule's tied networks (width dependence)")
     ap.add_argument("--population", type=int, default=4000, help="the tied check's population (default 4000)")
+    ap.add_argument("--off-rule", action="store_true",
+                    help="also the T = 20 LSTM rule with mu_f lowered by 2, 3.5, 4.5 (3 tied, 3 untied networks each)")
     ap.add_argument("--quick", action="store_true", help="the T = 20 LSTM rule, width 300, 3 networks")
     ap.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_spread.json"))
     args = ap.parse_args()
     if args.quick:
-        args.rules, args.width, args.networks, args.widths = ["lstm20"], 300, 3, []
+        args.rules, args.width, args.networks, args.widths, args.off_rule = ["lstm20"], 300, 3, [], False
     out = {"machine": machine(), "source": source_version(), "options": vars(args), "load": os.getloadavg(),
            "rows": []}
-    for name in args.rules:
-        row = compare(name, args.width, args.networks, args.untied_networks, args.population)
-        out["rows"].append(row)
+    jobs = [(name, args.networks, args.untied_networks, None) for name in args.rules]
+    jobs += [("lstm20", 3, 3, {"mu_f": d}) for d in ((-2.0, -3.5, -4.5) if args.off_rule else ())]
+    for name, count, untied_count, shift in jobs:
+        row = compare(name, args.width, count, untied_count, args.population, shift)
+        out["rows" if shift is None else "off_rule"] = [*out.get("rows" if shift is None else "off_rule", []), row]
         tn, tc = row["tied_networks"], row["tied_check"]
         un = row.get("untied_networks")
-        print(f"{name}: untied criterion {row['untied_criterion']:.5g}, tied check {tc['spread']:.5g}"
+        print(f"{name} {shift or ''}: untied criterion {row['untied_criterion']:.5g}, tied check {tc['spread']:.5g}"
               f"({tc['standard_error']:.1g}); tied networks {tn['spread_mean']:.5g}({tn['spread_stderr']:.2g}) "
               f"= {row['tied_over_check']:.3f}({row['tied_over_check_error']:.3f}) x check; log m1 "
               f"{tn['log_m1_mean']:.4f}({tn['log_m1_stderr']:.1g}) vs tied gain {tc['log_gain']:.4f}"

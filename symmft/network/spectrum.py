@@ -149,7 +149,8 @@ def jacobian_product_growth(cell: Cell | str | Path, hyperparameters: Mapping[st
 
 def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[str, Any] | None = None, *,
                               width: int = 1000, steps: int = 20, tied: bool = True, weights: str = "gaussian",
-                              seed: int = 0, kind: str = "memory", input_dim: int | None = None) -> dict[str, Any]:
+                              seed: int = 0, kind: str = "memory", input_dim: int | None = None,
+                              record: tuple[int, ...] = ()) -> dict[str, Any]:
     """The squared singular values of the product P = J_{T+1} ... J_2 of T = ``steps`` Jacobians along one
     sequence started at the zero state, formed exactly (identity tangents, O(n^3) per step).
 
@@ -162,7 +163,9 @@ def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[
     logs, so long products neither overflow nor underflow. Returns ``log_m1`` (log tr(P^T P)/N), ``m1``, ``m2``,
     ``spread`` = m2/m1^2 - 1, ``log_spread_variance`` (the variance of log sigma^2 over the spectrum: the
     spectrum's width on a log scale, which keeps growing after m2/m1^2 saturates on a few large singular
-    values), ``singular_values_squared`` (sorted, divided by their mean), N and the options. ``input_dim``: the
+    values), ``singular_values_squared`` (sorted, divided by their mean), ``status`` (NAN where the product
+    overflowed or vanished; the numbers are then NaN), ``spread_at`` ({t: m2/m1^2 - 1 of the product of the first
+    t Jacobians} for each t in ``record``, a growth curve from one run), N and the options. ``input_dim``: the
     network's input size (default: ``width``).
     """
     cell = _cell(cell)
@@ -175,25 +178,33 @@ def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[
     log_scale = 0.0
     options = {"N": N, "states": names, "width": width, "steps": steps, "tied": tied, "weights": weights,
                "seed": seed, "kind": kind, "input_dim": width if input_dim is None else input_dim}
-    for _step in range(steps):
+    record = {_int("record", t) for t in record}
+    spread_at = {}
+    for step in range(1, steps + 1):
         with np.errstate(all="ignore"):  # a diverging network becomes a status
             states, tangents = _advance(next(nets), next(x), states, tangents, kind)
-            norm2 = float(sum(np.sum(T * T) for T in tangents.values() if T is not None)) / N
+            norm2 = float(sum(np.sum(tangents[s] ** 2) for s in names if tangents.get(s) is not None)) / N
         if not (norm2 > 0 and math.isfinite(norm2)):
             return {"status": Status.NAN, **{k: math.nan for k in ("log_m1", "m1", "m2", "spread",
-                                                                    "log_spread_variance")}, **options}
+                                                                    "log_spread_variance")},
+                    "spread_at": spread_at, **options}
         c = 1.0 / math.sqrt(norm2)  # one common factor for every tangent keeps the map linear
         tangents = {s: T * c for s, T in tangents.items() if T is not None}
         log_scale += math.log(norm2)
+        if step in record and step < steps:
+            P = _stack(tangents, names, width, N)
+            gram = P.T @ P
+            spread_at[step] = N * float(np.sum(gram * gram)) / float(np.trace(gram)) ** 2 - 1
     s2 = np.sort(np.linalg.svd(_stack(tangents, names, width, N), compute_uv=False) ** 2)
-    mean = s2.mean()  # 1 up to rounding: the last rescaling made tr(P^T P)/N = 1
+    mean = s2.mean()  # 1 up to rounding: the last rescaling made tr(P^T P)/N = 1 over the primary states
     ratio = float(np.mean(s2 * s2) / mean ** 2)
     with np.errstate(divide="ignore"):
         log_s2 = np.log(s2 / mean)
     return {"log_m1": log_scale + math.log(mean), "m1": math.exp(log_scale) * mean,
             "m2": math.exp(2 * log_scale) * mean ** 2 * ratio, "spread": ratio - 1,
             "log_spread_variance": float(np.var(log_s2)) if np.all(np.isfinite(log_s2)) else math.inf,
-            "singular_values_squared": s2 / mean, "status": Status.OK, **options}
+            "singular_values_squared": s2 / mean, "status": Status.OK, "spread_at": {**spread_at, steps: ratio - 1},
+            **options}
 
 
 # ---------------------------------------------------------------- trajectory
