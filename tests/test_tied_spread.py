@@ -176,7 +176,7 @@ def test_spread_at_the_T200_rule_is_18_times_the_tied_check():
 def test_spread_at_the_T1000_rule_fails_on_the_networks_while_the_criterion_holds():
     """The one wrong verdict measured: at the T = 1000 LSTM rule (tests/data/export_client_lstm_T1000.json) the
     tied check's spread is 0.028 (untied: 0.020) and the criterion holds, while the tied networks' product
-    spreads 1.48(2) (width 500, 2 networks; T1000_WIDTH1000), 53 times more, beyond the threshold 1.
+    spreads 1.48(2) (width 500, 2 networks; 1.4824(17) at width 1000, 3), 53 times more, beyond the threshold 1.
     Asserted: the check holds the spread below 0.1 and does not flag it, the networks exceed 1.2 (measured
     1.466 and 1.495, standard error 1%). About 150 CPU s and 3 GB (the check's T = 1000 transient at
     population 1000). If the criterion is changed to see the tied spread, this test is the one to update."""
