@@ -2,7 +2,8 @@
 
 What: for one draw of the network a cell file describes, the state-to-state Jacobian J_t = ds_t/ds_{t-1}
 (docs/theory.md §3) at stationarity, its moments m1 = tr(JJ^T)/N and m2 = tr((JJ^T)^2)/N with its squared singular
-values, and the growth of tr(P_t P_t^T)/N for the product P_t = J_t ... J_1 along a trajectory.
+values, and the growth of tr(P_t P_t^T)/N for the product P_t = J_t ... J_1 along a trajectory and the product's
+whole spectrum (:func:`jacobian_product_spectrum`: the spread criterion's measured side).
 
 Which Jacobian: a state is *derived* when its new value depends, inside one step, on another state's new value
 (LSTM: h' = o tanh(c')); the others are *primary* (:func:`primary_states`). ``kind="memory"`` (default) is
@@ -35,7 +36,7 @@ import numpy as np
 from symmft.cell.elementwise import DERIVATIVES, arguments, evaluate
 from symmft.cell.trace import Cell, load_cell
 from symmft.cell.trace import primary_states as _primary_states
-from symmft.errors import CellDefinitionError, HyperparameterError
+from symmft.errors import CellDefinitionError, HyperparameterError, Status
 from symmft.network.simulate import Network
 
 KINDS = ("memory", "full")
@@ -146,10 +147,71 @@ def jacobian_product_growth(cell: Cell | str | Path, hyperparameters: Mapping[st
             "kind": kind, "probes": probes, "method": "exact" if probes is None else "probes"}
 
 
+def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[str, Any] | None = None, *,
+                              width: int = 1000, steps: int = 20, tied: bool = True, weights: str = "gaussian",
+                              seed: int = 0, kind: str = "memory", input_dim: int | None = None,
+                              record: tuple[int, ...] = ()) -> dict[str, Any]:
+    """The squared singular values of the product P = J_{T+1} ... J_2 of T = ``steps`` Jacobians along one
+    sequence started at the zero state, formed exactly (identity tangents, O(n^3) per step).
+
+    P is the product :func:`jacobian_product_growth` follows with ``burn_in=1`` and
+    :func:`symmft.theory.tangent.tied_gain` predicts: a perturbation of the primary states after step 1, carried
+    to step T + 1 (J_{t+1} acts on the state of step t, t = 1..T). The spread criterion (docs/criteria.md) judges
+    the relative variance of its squared singular values, m2/m1^2 - 1 with m_k = tr((P^T P)^k)/N.
+
+    The tangents are rescaled by one common factor per step (the map is linear) and the scale is accumulated in
+    logs, so long products neither overflow nor underflow. Returns ``log_m1`` (log tr(P^T P)/N), ``m1``, ``m2``,
+    ``spread`` = m2/m1^2 - 1, ``log_spread_variance`` (the variance of log sigma^2 over the spectrum: the
+    spectrum's width on a log scale, which keeps growing after m2/m1^2 saturates on a few large singular
+    values), ``singular_values_squared`` (sorted, divided by their mean), ``status`` (NAN where the product
+    overflowed or vanished; the numbers are then NaN), ``spread_at`` ({t: m2/m1^2 - 1 of the product of the first
+    t Jacobians} for each t in ``record``, a growth curve from one run), N and the options. ``input_dim``: the
+    network's input size (default: ``width``).
+    """
+    cell = _cell(cell)
+    names = jacobian_states(cell, kind)
+    steps = _int("steps", steps)
+    N = len(names) * width
+    run, _ = np.random.SeedSequence(_int("seed", seed, 0)).spawn(2)  # jacobian_product_growth's network and inputs
+    nets, x, states = _stationary(cell, hyperparameters, width, 1, tied, weights, run, input_dim)
+    states, tangents = _advance(next(nets), next(x), states, {}, kind, reseed=_blocks(np.eye(N), names, width))
+    log_scale = 0.0
+    options = {"N": N, "states": names, "width": width, "steps": steps, "tied": tied, "weights": weights,
+               "seed": seed, "kind": kind, "input_dim": width if input_dim is None else input_dim}
+    record = {_int("record", t) for t in record}
+    spread_at = {}
+    for step in range(1, steps + 1):
+        with np.errstate(all="ignore"):  # a diverging network becomes a status
+            states, tangents = _advance(next(nets), next(x), states, tangents, kind)
+            norm2 = float(sum(np.sum(tangents[s] ** 2) for s in names if tangents.get(s) is not None)) / N
+        if not (norm2 > 0 and math.isfinite(norm2)):
+            return {"status": Status.NAN, **{k: math.nan for k in ("log_m1", "m1", "m2", "spread",
+                                                                    "log_spread_variance")},
+                    "spread_at": spread_at, **options}
+        c = 1.0 / math.sqrt(norm2)  # one common factor for every tangent keeps the map linear
+        tangents = {s: T * c for s, T in tangents.items() if T is not None}
+        log_scale += math.log(norm2)
+        if step in record and step < steps:
+            P = _stack(tangents, names, width, N)
+            gram = P.T @ P
+            spread_at[step] = N * float(np.sum(gram * gram)) / float(np.trace(gram)) ** 2 - 1
+    s2 = np.sort(np.linalg.svd(_stack(tangents, names, width, N), compute_uv=False) ** 2)
+    mean = s2.mean()  # 1 up to rounding: the last rescaling made tr(P^T P)/N = 1 over the primary states
+    ratio = float(np.mean(s2 * s2) / mean ** 2)
+    with np.errstate(divide="ignore"):
+        log_s2 = np.log(s2 / mean)
+    return {"log_m1": log_scale + math.log(mean), "m1": math.exp(log_scale) * mean,
+            "m2": math.exp(2 * log_scale) * mean ** 2 * ratio, "spread": ratio - 1,
+            "log_spread_variance": float(np.var(log_s2)) if np.all(np.isfinite(log_s2)) else math.inf,
+            "singular_values_squared": s2 / mean, "status": Status.OK, "spread_at": {**spread_at, steps: ratio - 1},
+            **options}
+
+
 # ---------------------------------------------------------------- trajectory
 
 
-def _stationary(cell: Cell, hp, width: int, burn_in: int, tied: bool, weights: str, run: np.random.SeedSequence):
+def _stationary(cell: Cell, hp, width: int, burn_in: int, tied: bool, weights: str, run: np.random.SeedSequence,
+                input_dim: int | None = None):
     """Run burn_in - 1 simulator steps from zero; return (networks for later steps, inputs for later steps, states).
 
     Tied: one network throughout. Untied: the simulator's untied network (exact in law, cheap) for the burn-in,
@@ -157,7 +219,7 @@ def _stationary(cell: Cell, hp, width: int, burn_in: int, tied: bool, weights: s
     """
     weight_seed, input_seed = run.spawn(2)
     rng, input_rng = np.random.default_rng(weight_seed), np.random.default_rng(input_seed)
-    net = Network(cell, hp, width=width, weights=weights, tied=tied, rng=rng)
+    net = Network(cell, hp, width=width, input_dim=input_dim, weights=weights, tied=tied, rng=rng)
     scale = math.sqrt(net.hyperparameters["q_x"])
 
     def inputs():
@@ -166,7 +228,8 @@ def _stationary(cell: Cell, hp, width: int, burn_in: int, tied: bool, weights: s
 
     def networks():
         while True:
-            yield net if tied else Network(cell, hp, width=width, weights=weights, tied=True, rng=rng)
+            yield net if tied else Network(cell, hp, width=width, input_dim=input_dim, weights=weights, tied=True,
+                                           rng=rng)
 
     x = inputs()
     states = {s: np.zeros((width, 1)) for s in cell.states}
