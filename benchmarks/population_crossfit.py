@@ -28,7 +28,7 @@ from scipy.special import ndtri
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from symmft import Status, analyze_population, load_cell  # noqa: E402
+from symmft import Status, analyze, analyze_population, load_cell  # noqa: E402
 from symmft.cell.params import resolve  # noqa: E402
 from symmft.theory import population  # noqa: E402
 from test_population import vanilla_truth  # noqa: E402
@@ -85,20 +85,62 @@ def law(name: str):
         population._PopulationOps._second, population._PopulationOps.__init__ = second, init
 
 
+def predicted_bias(h: dict, truth: dict) -> tuple[np.ndarray, np.ndarray]:
+    """P x the second-order bias of (Q*, C*) for the vanilla RNN, pooled and cross-fitted, from the maps alone.
+
+    The population's moments x = (Q, C) follow x' = F(x) + e, e the mean of P independent units' contributions
+    (covariance Sigma / P). To second order the stationary mean is off by (I - J)^-1 H[Cov] / 2, J and H F's
+    Jacobian and Hessian at x*, Cov = J Cov J^T + Sigma / P. Cross-fitted, halves A and B with x_A' = F(x_B) +
+    e_A (covariance 2 Sigma / P): the reported mean S = (x_A + x_B) / 2 gets noise Sigma / P as before, and
+    D = (x_A - x_B) / 2 follows D' = -J D + noise Sigma / P, so H[Cov_D] adds a second, equal term: twice the bias.
+    Gauss-Hermite quadrature (120^2 nodes) and central differences; shares no code with symmft."""
+    s2, n2, r2, mu, qx, cx = (h[k] for k in ("sigma2_h", "nu2_h", "rho2_h", "mu_h", "q_x", "c_x"))
+    z, w = np.polynomial.hermite_e.hermegauss(120)
+    z1, z2 = np.meshgrid(z, z, indexing="ij")
+    weight = np.outer(w, w) / w.sum() ** 2
+
+    def contributions(x):  # one unit's ((t_a^2 + t_b^2) / 2, t_a t_b) on the nodes
+        V, K = s2 * qx + n2 * x[0] + r2, s2 * qx * cx + n2 * x[1] + r2
+        r = K / V
+        ta = np.tanh(mu + np.sqrt(V) * z1)
+        tb = np.tanh(mu + np.sqrt(V) * (r * z1 + np.sqrt(1 - r * r) * z2))
+        return np.stack([(ta * ta + tb * tb) / 2, ta * tb])
+
+    F = lambda x: np.einsum("kij,ij->k", contributions(x), weight)  # noqa: E731
+    x, eye, e = np.array([truth["Q"], truth["C"]]), np.eye(2), 1e-3
+    J = np.array([(F(x + e * d) - F(x - e * d)) / (2 * e) for d in eye]).T
+    H = np.array([[(F(x + e * (a + b)) - F(x + e * (a - b)) - F(x - e * (a - b)) + F(x - e * (a + b))) / (4 * e * e)
+                   for b in eye] for a in eye]).transpose(2, 0, 1)
+    c = contributions(x) - F(x)[:, None, None]
+    sigma = np.einsum("kij,lij,ij->kl", c, c, weight)
+    cov = np.linalg.solve(np.eye(4) - np.kron(J, J), sigma.ravel()).reshape(2, 2)  # J Cov J^T + Sigma; (-J) alike
+    pooled = np.linalg.solve(eye - J, np.einsum("kij,ij->k", H, cov) / 2)
+    return pooled, 2 * pooled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--units", type=int, nargs="+", default=[1600, 3200])
     parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--laws", nargs="+", default=["pooled", "crossfit"])
-    parser.add_argument("--point", default="chaotic", choices=["chaotic", "calm"])
+    parser.add_argument("--point", default="chaotic", choices=["chaotic", "calm", "minimal"])
     args = parser.parse_args()
-    cell = load_cell("vanilla_rnn")
+    cell = load_cell("minimal_rnn" if args.point == "minimal" else "vanilla_rnn")
     hp = {"chaotic": {"nu2_h": 3.0, "sigma2_h": 0.5},  # lambda = 0.972, c* < 1 (tests' chaotic point)
-          "calm": {"mu_h": 0.3, "rho2_h": 0.2, "c_x": 0.5}}[args.point]
+          "calm": {"mu_h": 0.3, "rho2_h": 0.2, "c_x": 0.5},
+          "minimal": {"mu_u": 4.0, "c_x": 0.5}}[args.point]  # lambda = 0.957
     h = resolve(cell, hp)
-    truth = vanilla_truth(h)
+    if args.point == "minimal":  # every law exact Gaussian there (docs/laws.md): the deterministic map is exact
+        a = analyze(cell, h, closure="exact")
+        truth = {"C": float(a.cross_fixed_point["C_h"]), "Q": float(a.fixed_point["Q_h"]), "lambda": float(a.lambda_)}
+    else:
+        truth = vanilla_truth(h)
     print(f"point {args.point} {hp}: truth C* {truth['C']:.6f} Q* {truth['Q']:.6f} lambda {truth['lambda']:.6f}")
+    if args.point != "minimal":
+        pooled, crossfit = predicted_bias(h, truth)
+        print(f"second-order bias x P (Q*, C*): pooled {pooled[0]:+.3f}, {pooled[1]:+.3f}; "
+              f"cross-fitted {crossfit[0]:+.3f}, {crossfit[1]:+.3f}")
     keys = (("C", lambda a: a.cross_fixed_point["C_h"], "C_h"), ("Q", lambda a: a.fixed_point["Q_h"], "Q_h"),
             ("lambda", lambda a: a.lambda_, "lambda"))
     for units in args.units:
@@ -119,7 +161,8 @@ def main() -> None:
                 spread = values.std(ddof=1)
                 dev, dev_se = values.mean() - truth[key], spread / math.sqrt(len(values))
                 ratio = math.sqrt(np.mean(errors ** 2)) / spread
-                line.append(f"{key} dev {dev:+.2e} +- {dev_se:.1e} ({dev * units:+.2f} +- {dev_se * units:.2f} /P)"
+                line.append(f"{key} dev {dev:+.2e} +- {dev_se:.1e} ({dev * units:+.2f} +- {dev_se * units:.2f} /P, "
+                            f"{dev / truth[key]:+.2%} +- {dev_se / truth[key]:.2%})"
                             f" spread {spread:.1e} err/spread {ratio:.2f}")
             print("\n    ".join(line), flush=True)
 
