@@ -124,20 +124,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--laws", nargs="+", default=["pooled", "crossfit"])
-    parser.add_argument("--point", default="chaotic", choices=["chaotic", "calm", "minimal"])
+    parser.add_argument("--point", default="chaotic", choices=["chaotic", "calm", "minimal", "lstm"])
     args = parser.parse_args()
-    cell = load_cell("minimal_rnn" if args.point == "minimal" else "vanilla_rnn")
+    cell = load_cell({"minimal": "minimal_rnn", "lstm": "lstm"}.get(args.point, "vanilla_rnn"))
     hp = {"chaotic": {"nu2_h": 3.0, "sigma2_h": 0.5},  # lambda = 0.972, c* < 1 (tests' chaotic point)
           "calm": {"mu_h": 0.3, "rho2_h": 0.2, "c_x": 0.5},
-          "minimal": {"mu_u": 4.0, "c_x": 0.5}}[args.point]  # lambda = 0.957
+          "minimal": {"mu_u": 4.0, "c_x": 0.5},  # lambda = 0.957
+          "lstm": {"mu_f": 2.0, "c_x": 0.5}}[args.point]  # no exact law (tanh(c')): means and spreads only
     h = resolve(cell, hp)
-    if args.point == "minimal":  # every law exact Gaussian there (docs/laws.md): the deterministic map is exact
+    if args.point == "lstm":
+        truth = {"C": math.nan, "Q": math.nan, "lambda": math.nan}
+    elif args.point == "minimal":  # every law exact Gaussian there (docs/laws.md): the deterministic map is exact
         a = analyze(cell, h, closure="exact")
         truth = {"C": float(a.cross_fixed_point["C_h"]), "Q": float(a.fixed_point["Q_h"]), "lambda": float(a.lambda_)}
     else:
         truth = vanilla_truth(h)
     print(f"point {args.point} {hp}: truth C* {truth['C']:.6f} Q* {truth['Q']:.6f} lambda {truth['lambda']:.6f}")
-    if args.point != "minimal":
+    if args.point in ("chaotic", "calm"):
         pooled, crossfit = predicted_bias(h, truth)
         print(f"second-order bias x P (Q*, C*): pooled {pooled[0]:+.3f}, {pooled[1]:+.3f}; "
               f"cross-fitted {crossfit[0]:+.3f}, {crossfit[1]:+.3f}")
@@ -161,6 +164,10 @@ def main() -> None:
                 spread = values.std(ddof=1)
                 dev, dev_se = values.mean() - truth[key], spread / math.sqrt(len(values))
                 ratio = math.sqrt(np.mean(errors ** 2)) / spread
+                if math.isnan(truth[key]):
+                    line.append(f"{key} mean {values.mean():.6f} +- {dev_se:.1e} spread {spread:.1e} "
+                                f"err/spread {ratio:.2f}")
+                    continue
                 line.append(f"{key} dev {dev:+.2e} +- {dev_se:.1e} ({dev * units:+.2f} +- {dev_se * units:.2f} /P, "
                             f"{dev / truth[key]:+.2%} +- {dev_se / truth[key]:.2%})"
                             f" spread {spread:.1e} err/spread {ratio:.2f}")
