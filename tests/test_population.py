@@ -30,7 +30,10 @@ N_SE_DIAGONAL = 6
 #: A finite population is a finite-width network: its law (one average over all P units) fluctuates, which biases
 #: moments by O(1/P). Near criticality the bias is amplified; at the chaotic vanilla point below (lambda = 0.97)
 #: C* came out +1.8/P, +1.9/P, +1.4/P (+-1.1, 0.9, 1.2/P) at P = 1600, 3200, 8000 (12 seeds each,
-#: benchmarks/RESULTS.md). Allowed there: 3/P. (With a law per group of P/16 units the bias was 16x this, +2.3/P_g.)
+#: benchmarks/RESULTS.md), and +1.92 +- 0.35/P, +1.94 +- 0.51/P at P = 1600, 3200 (64 seeds each, §7e''); the
+#: second-order formula (I - J)^-1 H[Cov]/2 of the law's noise gives +2.15/P (benchmarks/population_crossfit.py).
+#: Allowed there: 3/P. (With a law per group of P/16 units the bias was 16x this, +2.3/P_g; cross-fitted halves
+#: double it, +4.0/P.)
 FINITE_SIZE_CHAOTIC = 3.0
 BOUND = 12.0  # Gaussian integrals over [-12, 12] standard deviations: the tails weigh < 1e-32
 
