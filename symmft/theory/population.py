@@ -51,7 +51,9 @@ sub-populations that share that law; their spread, with the population's own tim
   moments by O(1/P) -- negligible away from criticality, amplified near it (vanilla RNN at lambda = 0.97: C*
   about +2/P, benchmarks/RESULTS.md). An earlier version let every group average over its own P/GROUPS units:
   a bias of O(GROUPS/P), common to all groups and so invisible in their spread (C* +2.3/P_g there, 10 standard
-  errors at P = 3200, and half of those runs NOT_CONVERGED).
+  errors at P = 3200, and half of those runs NOT_CONVERGED). Unlike the tied transient, no unit's own past is in
+  its law here (fresh fields every step), so cross-fitting halves removes nothing: measured, it doubles the bias
+  (C* +4.1/P, RESULTS.md §7e'').
 * Errors near criticality (the vanilla point above, 24-40 seeds per population, benchmarks/RESULTS.md §7e):
   seeds' spread / reported error ~1 for lambda (from the kicks) and for the moments (group spread or batch means,
   whichever is larger), within the ~15% uncertainty of a ratio from 24 seeds, from P = 1600 to 32000.
