@@ -228,7 +228,7 @@ def _still_relaxing(record: np.ndarray, width: int) -> bool:
     is taken as |m3 - m2|. Why not the tail's two halves alone (the earlier test): they differ by only a
     fraction ~ width / (2 tau) of the remaining distance, and at a small population that hides behind the noise
     -- the LSTM at mu_f = 5, P = 1000, T = 300 passed 6 seeds of 16 at Q_c ~ 110 against a stationary ~153
-    (benchmarks/RESULTS.md §7.2'). A run of fewer than 3 steps cannot show a settled tail: True.
+    (benchmarks/RESULTS.md §7f'). A run of fewer than 3 steps cannot show a settled tail: True.
     """
     width = min(width, len(record) // 3)
     if width < 1:
