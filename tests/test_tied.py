@@ -240,7 +240,7 @@ def test_a_tail_still_rising_is_not_called_stationary():
     errors and > 1%) called seeds 1, 4, 7 and 8 of these OK at Q_c = 100-116. The drift over the last two
     quarters and its geometric projection (tied._still_relaxing) flag all 16. The premise is checked against the
     independent stationary value (the tail is > 15% below it); LSTM mu_f = 3 (memory ~21 steps, settled by
-    t ~ 100) must stay OK on the same seeds. ~3 s CPU."""
+    t ~ 100) must stay OK on the same seeds. ~4 s CPU."""
     for seed in range(8):
         rising = analyze_tied("lstm", {"mu_f": 5.0, "c_x": 0.5}, population=1000, seed=seed, stationary=False,
                               response=6)
