@@ -71,7 +71,8 @@ def test_redrawn_fields_reproduce_untied_maps(name):
 ])
 def test_second_moment_trajectory_matches_tied_simulation(name, h):
     cell, steps = matrix_cell(name), 40
-    theory = analyze_tied(cell, h, steps=steps, population=4000)
+    # Only the trajectory is compared: its tail may still relax at t = 40, and the stationary solver is not needed.
+    theory = analyze_tied(cell, h, steps=steps, population=4000, stationary=False)
     sim = _simulated(cell, h, steps, width=1000, seeds=3)
     untied = analyze(cell, h)  # the Gaussian closure: within ~1% of the untied network here (RESULTS.md §3)
     for s in cell.states:
