@@ -112,6 +112,9 @@ def test_product_spectrum_is_the_autograd_product(rule):
     assert measured["m1"] == pytest.approx(s2.mean(), rel=1e-9)
     assert measured["spread"] == pytest.approx(np.mean(s2 ** 2) / s2.mean() ** 2 - 1, rel=1e-9)
     assert measured["spread"] > 1e-4  # a non-trivial spectrum: the comparison can fail
+    P = _torch_product(net, xs, T)  # d p_{T+1} / d p_1: rows the units at T + 1
+    per_unit = np.sum(P ** 2, axis=1)  # (P P^T)_ii
+    assert measured["spread_diagonal"] == pytest.approx(np.mean(per_unit ** 2) / per_unit.mean() ** 2 - 1, rel=1e-9)
 
 def _network_spreads(cell, h: dict, T: int, width: int, count: int, tied: bool, first_seed: int = 0) -> np.ndarray:
     return np.array([jacobian_product_spectrum(cell, h, width=width, steps=T, tied=tied, weights="orthogonal",
