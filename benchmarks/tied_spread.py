@@ -74,7 +74,7 @@ def networks(cell, h: dict, T: int, width: int, count: int, tied: bool, first_se
                                       record=record) for s in range(first_seed, first_seed + count)]
     out = {"count": count, "width": width, "cpu_seconds": time.process_time() - t0,
            "status": sorted({r["status"].name for r in runs})}
-    for key in ("spread", "log_m1", "log_spread_variance"):
+    for key in ("spread", "spread_diagonal", "log_m1", "log_spread_variance"):
         out[key] = [float(r[key]) for r in runs]
         out[f"{key}_mean"], out[f"{key}_stderr"] = mean_and_error(out[key])
     out["largest_singular_value_squared"] = [float(r["singular_values_squared"][-1]) for r in runs]
