@@ -16,7 +16,8 @@ What is compared, per rule (tests/data: LSTM and GRU T = 20, LSTM and the user's
 * the networks: ``symmft.network.spectrum.jacobian_product_spectrum`` -- one tied network per seed (orthogonal
   recurrent weights, as the rules), a sequence of iid standard inputs from the zero state, the exact product
   P = J_{T+1} ... J_2 of the memory Jacobians (identity tangents, O(n^3) per step), its squared singular values
-  by SVD; mean and standard error of m2/m1^2 - 1 over networks. The product is the one the tied gain
+  by SVD; mean and standard error of m2/m1^2 - 1 over networks (and of its single-site part, ``spread_diagonal``:
+  benchmarks/tied_spread_sites.py). The product is the one the tied gain
   (``symmft.theory.tangent.tied_gain``) predicts, so its log m1 is reported beside the tied check's log gain.
   Untied networks (weights redrawn every step) measure what the untied theory's product is;
 * ``--off-rule``: the T = 20 LSTM rule with mu_f lowered by 2, 3.5 and 4.5, where the criterion's value reaches

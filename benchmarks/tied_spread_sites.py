@@ -18,8 +18,9 @@ E[d^4] / (3 E[d^2]^2) - 1 over the population (its kurtosis). Measured here, per
   as a width-n network does, this estimates the spread (plus the network-to-network variance of log m1, which
   a part's fluctuation also holds); averaged over ``--seeds`` runs.
 
-Run from the repository root: ``python benchmarks/tied_spread_sites.py`` (the four T <= 200 rules, ~3 CPU
-minutes), ``--rules lstm1000 --networks 2 --width 500`` (~6 CPU minutes). Writes
+Run from the repository root: ``python benchmarks/tied_spread_sites.py`` (the four T <= 200 rules, ~1 CPU
+minute), ``--rules lstm1000 --networks 2 --fluctuation-population 1000 --seeds 6 --output
+benchmarks/results/tied_spread_sites_T1000.json`` (~4 CPU minutes). Writes
 ``benchmarks/results/tied_spread_sites.json`` after every rule; CPU seconds are process_time (record the load).
 """
 

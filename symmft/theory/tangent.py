@@ -19,7 +19,7 @@ second pass -- derived states (the LSTM's h = o tanh(c)) recomputed from the pri
 the step's other quantities held -- is the same as there. The tangent is renormalized every step by one factor
 common to the whole population (the map is linear, and the sampler's covariance of the stored, rescaled
 tangents is the true one rescaled by known factors), and the factors are accumulated in logs. Standard error:
-the spread of the log gains of the sampler's PARTS independent parts, each with its own covariance (so the
+the spread of the log gains of the sampler's independent parts (``parts``, default PARTS), each with its own covariance (so the
 spread holds that covariance's noise fed back, docs/tied.md §2).
 """
 
@@ -36,7 +36,7 @@ from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError, HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node
-from symmft.theory.transient import GROUPS, CausalFields, part_means
+from symmft.theory.transient import PARTS, CausalFields, part_means
 
 
 
@@ -68,7 +68,7 @@ class TangentProcess:
     """
 
     def __init__(self, cell: Cell, h: dict, horizon: int, *, population: int, seed: int,
-                 input_dim: int | None = None, parts: int = GROUPS // 2):
+                 input_dim: int | None = None, parts: int = PARTS):
         self.cell, self.h, self.input_dim = cell, h, input_dim
         self.shape = (2 * parts, max(2, -(-int(population) // (2 * parts))))
         self.draws = Draws(np.random.Generator(np.random.SFC64(seed)), 2 * parts)
@@ -155,7 +155,7 @@ class TangentProcess:
 
 
 def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None, population: int = 4000,
-              seed: int = 0, parts: int = GROUPS // 2) -> TiedGain:
+              seed: int = 0, parts: int = PARTS) -> TiedGain:
     """The tied network's log mean squared gain over ``length`` T memory Jacobians from step 1 of a sequence
     started at the zero state (``h``: resolved scalar hyperparameters), with standard errors from ``parts``
     independent sub-populations."""
