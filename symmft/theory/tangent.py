@@ -19,8 +19,8 @@ second pass -- derived states (the LSTM's h = o tanh(c)) recomputed from the pri
 the step's other quantities held -- is the same as there. The tangent is renormalized every step by one factor
 common to the whole population (the map is linear, and the sampler's covariance of the stored, rescaled
 tangents is the true one rescaled by known factors), and the factors are accumulated in logs. Standard error:
-the spread of the log gains of the sampler's independent parts (``parts``, default PARTS), each with its own covariance (so the
-spread holds that covariance's noise fed back, docs/tied.md §2).
+the spread of the log gains of the sampler's independent parts (``parts``, default PARTS), each with its own
+covariance (so the spread holds that covariance's noise fed back, docs/tied.md §2).
 """
 
 from __future__ import annotations
