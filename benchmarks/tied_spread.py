@@ -16,7 +16,8 @@ What is compared, per rule (tests/data: LSTM and GRU T = 20, LSTM and the user's
 * the networks: ``symmft.network.spectrum.jacobian_product_spectrum`` -- one tied network per seed (orthogonal
   recurrent weights, as the rules), a sequence of iid standard inputs from the zero state, the exact product
   P = J_{T+1} ... J_2 of the memory Jacobians (identity tangents, O(n^3) per step), its squared singular values
-  by SVD; mean and standard error of m2/m1^2 - 1 over networks. The product is the one the tied gain
+  by SVD; mean and standard error of m2/m1^2 - 1 over networks (and of its single-site part, ``spread_diagonal``:
+  benchmarks/tied_spread_sites.py). The product is the one the tied gain
   (``symmft.theory.tangent.tied_gain``) predicts, so its log m1 is reported beside the tied check's log gain.
   Untied networks (weights redrawn every step) measure what the untied theory's product is;
 * ``--off-rule``: the T = 20 LSTM rule with mu_f lowered by 2, 3.5 and 4.5, where the criterion's value reaches
@@ -74,7 +75,7 @@ def networks(cell, h: dict, T: int, width: int, count: int, tied: bool, first_se
                                       record=record) for s in range(first_seed, first_seed + count)]
     out = {"count": count, "width": width, "cpu_seconds": time.process_time() - t0,
            "status": sorted({r["status"].name for r in runs})}
-    for key in ("spread", "log_m1", "log_spread_variance"):
+    for key in ("spread", "spread_diagonal", "log_m1", "log_spread_variance"):
         out[key] = [float(r[key]) for r in runs]
         out[f"{key}_mean"], out[f"{key}_stderr"] = mean_and_error(out[key])
     out["largest_singular_value_squared"] = [float(r["singular_values_squared"][-1]) for r in runs]

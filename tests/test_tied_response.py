@@ -59,8 +59,16 @@ def test_tied_gain_matches_exact_jacobian_products_at_a_short_length():
     ok, bar = _gain_agrees(theory, theory_se, net, net_se, T)
     assert ok, f"tied gain {theory:.4f}+-{theory_se:.4f}, networks {net:.4f}+-{net_se:.4f}, bar {bar:.3f}"
     assert len(g.log_gain) == T and np.all(np.isfinite(g.standard_error))
+    # the population split into 32 independent parts instead of 8 (smaller parts: the spread benchmark's
+    # fluctuation estimate) is the same process: the same networks' gain within the same bar
+    g32 = tied_gain(cell, {k: float(v) for k, v in resolve(cell, hp).items()}, T, input_dim=1000, population=4000,
+                    parts=32)
+    ok, bar = _gain_agrees(*g32.total, net, net_se, T)
+    assert ok, f"32 parts: tied gain {g32.total[0]:.4f}+-{g32.total[1]:.4f}, networks {net:.4f}+-{net_se:.4f}"
     with pytest.raises(HyperparameterError, match="length"):
         tied_gain(cell, {k: float(v) for k, v in resolve(cell, hp).items()}, 0)
+    with pytest.raises(HyperparameterError, match="parts"):
+        tied_gain(cell, {k: float(v) for k, v in resolve(cell, hp).items()}, T, parts=1)
 
 
 @pytest.mark.slow

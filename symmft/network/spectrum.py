@@ -163,7 +163,10 @@ def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[
     logs, so long products neither overflow nor underflow. Returns ``log_m1`` (log tr(P^T P)/N), ``m1``, ``m2``,
     ``spread`` = m2/m1^2 - 1, ``log_spread_variance`` (the variance of log sigma^2 over the spectrum: the
     spectrum's width on a log scale, which keeps growing after m2/m1^2 saturates on a few large singular
-    values), ``singular_values_squared`` (sorted, divided by their mean), ``status`` (NAN where the product
+    values), ``spread_diagonal`` (the part of m2/m1^2 - 1 carried by the diagonal of P P^T: the relative
+    variance over units of (P P^T)_ii, each unit's own squared gain; m2 = mean_i (P P^T)_ii^2 + the off-diagonal
+    sum / N, so the rest is the units' cross-correlations), ``singular_values_squared`` (sorted, divided by their
+    mean), ``status`` (NAN where the product
     overflowed or vanished; the numbers are then NaN), ``spread_at`` ({t: m2/m1^2 - 1 of the product of the first
     t Jacobians} for each t in ``record``, a growth curve from one run), N and the options. ``input_dim``: the
     network's input size (default: ``width``).
@@ -186,7 +189,7 @@ def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[
             norm2 = float(sum(np.sum(tangents[s] ** 2) for s in names if tangents.get(s) is not None)) / N
         if not (norm2 > 0 and math.isfinite(norm2)):
             return {"status": Status.NAN, **{k: math.nan for k in ("log_m1", "m1", "m2", "spread",
-                                                                    "log_spread_variance")},
+                                                                    "log_spread_variance", "spread_diagonal")},
                     "spread_at": spread_at, **options}
         c = 1.0 / math.sqrt(norm2)  # one common factor for every tangent keeps the map linear
         tangents = {s: T * c for s, T in tangents.items() if T is not None}
@@ -195,14 +198,18 @@ def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[
             P = _stack(tangents, names, width, N)
             gram = P.T @ P
             spread_at[step] = N * float(np.sum(gram * gram)) / float(np.trace(gram)) ** 2 - 1
-    s2 = np.sort(np.linalg.svd(_stack(tangents, names, width, N), compute_uv=False) ** 2)
+    P = _stack(tangents, names, width, N)  # rows: the units at step T + 1; columns: the perturbed units at step 1
+    s2 = np.sort(np.linalg.svd(P, compute_uv=False) ** 2)
     mean = s2.mean()  # 1 up to rounding: the last rescaling made tr(P^T P)/N = 1 over the primary states
     ratio = float(np.mean(s2 * s2) / mean ** 2)
+    # (P P^T)_ii: the variance of unit i's tangent over isotropic probes, the single-site part of m2
+    per_unit = np.einsum("ik,ik->i", P, P)
     with np.errstate(divide="ignore"):
         log_s2 = np.log(s2 / mean)
     return {"log_m1": log_scale + math.log(mean), "m1": math.exp(log_scale) * mean,
             "m2": math.exp(2 * log_scale) * mean ** 2 * ratio, "spread": ratio - 1,
             "log_spread_variance": float(np.var(log_s2)) if np.all(np.isfinite(log_s2)) else math.inf,
+            "spread_diagonal": float(np.mean(per_unit ** 2) / np.mean(per_unit) ** 2 - 1),
             "singular_values_squared": s2 / mean, "status": Status.OK, "spread_at": {**spread_at, steps: ratio - 1},
             **options}
 

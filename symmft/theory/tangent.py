@@ -19,8 +19,8 @@ second pass -- derived states (the LSTM's h = o tanh(c)) recomputed from the pri
 the step's other quantities held -- is the same as there. The tangent is renormalized every step by one factor
 common to the whole population (the map is linear, and the sampler's covariance of the stored, rescaled
 tangents is the true one rescaled by known factors), and the factors are accumulated in logs. Standard error:
-the spread of the log gains of the sampler's PARTS independent parts, each with its own covariance (so the
-spread holds that covariance's noise fed back, docs/tied.md §2).
+the spread of the log gains of the sampler's independent parts (``parts``, default PARTS), each with its own
+covariance (so the spread holds that covariance's noise fed back, docs/tied.md §2).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from symmft.cell.trace import Cell, primary_states
 from symmft.errors import ClosureError, HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node
-from symmft.theory.transient import GROUPS, CausalFields, part_means
+from symmft.theory.transient import PARTS, CausalFields, part_means
 
 
 
@@ -62,15 +62,16 @@ class TiedGain:
 class TangentProcess:
     """A population of the tied single-site process carrying a forward tangent beside every value.
 
-    ``horizon``: steps it may take; ``population``: units (rounded up to a multiple of GROUPS); ``input_dim``: m
-    (None: infinite). States and tangents are dicts state -> (group, unit) arrays.
+    ``horizon``: steps it may take; ``population``: units (rounded up to a multiple of 2 x ``parts``);
+    ``input_dim``: m (None: infinite); ``parts``: independent sub-populations (default PARTS), each two
+    cross-fitted halves (the sampler's groups). States and tangents are dicts state -> (group, unit) arrays.
     """
 
     def __init__(self, cell: Cell, h: dict, horizon: int, *, population: int, seed: int,
-                 input_dim: int | None = None):
+                 input_dim: int | None = None, parts: int = PARTS):
         self.cell, self.h, self.input_dim = cell, h, input_dim
-        self.shape = (GROUPS, max(2, -(-int(population) // GROUPS)))
-        self.draws = Draws(np.random.Generator(np.random.SFC64(seed)), GROUPS)
+        self.shape = (2 * parts, max(2, -(-int(population) // (2 * parts))))
+        self.draws = Draws(np.random.Generator(np.random.SFC64(seed)), 2 * parts)
         # copy 0 of the sampler is the value, copy 1 its tangent: the pair's joint fields are what is needed
         self.source = CausalFields(cell, horizon, self.shape, self.draws, True, input_dim)
         self.consumers = consumers(cell, input_too=input_dim is not None)
@@ -154,13 +155,15 @@ class TangentProcess:
 
 
 def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None, population: int = 4000,
-              seed: int = 0) -> TiedGain:
+              seed: int = 0, parts: int = PARTS) -> TiedGain:
     """The tied network's log mean squared gain over ``length`` T memory Jacobians from step 1 of a sequence
-    started at the zero state (``h``: resolved scalar hyperparameters), with standard errors."""
-    for name, value, least in (("length", length, 1), ("population", population, 32), ("input_dim", input_dim, 1)):
+    started at the zero state (``h``: resolved scalar hyperparameters), with standard errors from ``parts``
+    independent sub-populations."""
+    for name, value, least in (("length", length, 1), ("population", population, 32), ("input_dim", input_dim, 1),
+                               ("parts", parts, 2)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
             raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
-    run = TangentProcess(cell, h, length + 1, population=population, seed=seed, input_dim=input_dim)
+    run = TangentProcess(cell, h, length + 1, population=population, seed=seed, input_dim=input_dim, parts=parts)
     G, p = run.shape
     states = {s: np.zeros(run.shape) for s in cell.states}
     delta = {s: run.draws.normal((p,)) for s in run.primary}  # isotropic on the primary states at step 1
