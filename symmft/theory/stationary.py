@@ -70,19 +70,20 @@ REASONS = {
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
-def kernel(g: np.ndarray, plateau: bool = True) -> tuple[np.ndarray, float, float]:
+def kernel(g: np.ndarray, static: float | None = None) -> tuple[np.ndarray, float, float]:
     """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
-    g: covariance at lags 0..L-1. The plateau is g's mean over its last quarter; the decaying part is tapered
+    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the quenched part, :func:`quenched`; 0 for
+    a fast remainder whose slow part the grid carries), else g's mean over its last quarter; the decaying part is tapered
     by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square root of
     that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
     on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
     within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
     < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
-    ``plateau`` False: no static part (two-rate: the grid process carries it; g is the fast remainder)."""
+    """
     L = len(g)
-    plateau = max(0.0, float(g[3 * L // 4:].mean())) if plateau else 0.0
+    plateau = max(0.0, float(g[3 * L // 4:].mean()) if static is None else float(static))
     taper = np.ones(L)
     taper[L // 2:] = np.cos(0.5 * np.pi * np.linspace(0.0, 1.0, L - L // 2)) ** 2
     d = (g - plateau) * taper
@@ -124,12 +125,13 @@ def slow_covariance(grid: np.ndarray, stride: int, length: int) -> np.ndarray:
     return smooth[2 * s:2 * s + length]
 
 
-def adequate(g: np.ndarray, variance: float | None = None) -> bool:
-    """Whether g's decaying part (above its plateau) is below ADEQUATE of its lag-1 value by lag L/2 (a part
-    below 1% of the variance, g(0) unless given, counts as decayed: a lag-0 spike over a plateau, e.g. quenched
-    biases, has none; on the coarse grid g(0) is a block mean's variance, and the fine one is given)."""
+def adequate(g: np.ndarray, variance: float | None = None, static: float | None = None) -> bool:
+    """Whether g's decaying part (above its plateau: ``static`` when given, else g's mean over its last quarter)
+    is below ADEQUATE of its lag-1 value by lag L/2 (a part below 1% of the variance, g(0) unless given, counts
+    as decayed: a lag-0 spike over a plateau, e.g. quenched biases, has none; on the coarse grid g(0) is a block
+    mean's variance, and the fine one is given)."""
     L = len(g)
-    plateau = g[3 * L // 4:].mean()
+    plateau = g[3 * L // 4:].mean() if static is None else static
     variance = abs(g[0]) if variance is None else abs(variance)
     return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * variance))
 
@@ -201,6 +203,25 @@ def _short(d: np.ndarray, variance: float) -> np.ndarray:
     return d[:L]
 
 
+def _past(rng: np.random.Generator, kernels: list[np.ndarray], start: int, shape: tuple) -> np.ndarray:
+    """What white noise before now adds to the coming samples through each mode's causal kernel, counting only
+    the kernel's lags >= ``start`` (0: a stationary carry for :func:`_stream`; the lags below are already in the
+    carry): sample j (j = 0, 1, ...) gets sum over m >= 1 of kernel[j + m] z_{-m}. ``shape``: the carry's, (k, 2,
+    ..., K - 1); float32."""
+    out = np.zeros(shape, dtype=np.float32)
+    for m, c in enumerate(kernels):
+        c = c.astype(np.float64).copy()
+        c[:start] = 0.0
+        n, K = len(c), min(len(c), shape[-1] + 1)
+        if n < 2 or not c.any():
+            continue
+        z = rng.standard_normal((*shape[:1], *shape[2:-1], n - 1), dtype=np.float32)  # z_{-(n-1)} .. z_{-1}
+        size = fft.next_fast_len(2 * n, real=True)
+        y = fft.irfft(fft.rfft(z, size, axis=-1) * fft.rfft(c, size), size, axis=-1)  # y[i] = sum z[i - l] c[l]
+        out[:, m, ..., :K - 1] = y[..., n - 1:n - 2 + K]  # sample j: i = n - 1 + j (z's index n - 1 - m is z_{-m})
+    return out
+
+
 def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
     """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
     the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
@@ -236,13 +257,19 @@ class StreamingFields:
         self.carry: dict[int, np.ndarray] = {}
         self.grid_carry: dict[int, np.ndarray] = {}
         self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
+        self.warm: dict[int, int | None] = {}  # grid lag from which the carry still needs past noise (None: none)
         self.lags = 0
         self.set_lags(lags)
         self.t = 0
 
     def set_lags(self, lags: int) -> None:
         """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
-        longer, cut when shorter); a changed stride restarts the grid process (its carry: zero)."""
+        longer, cut when shorter). A new grid process (the first two-rate range) starts in its stationary state:
+        its carry is drawn from past noise at the first :meth:`draw`. A coarser grid (the range doubled) keeps
+        the slow field continuous: the carry is the old one at the new grid's points (what the old noise adds to
+        them), plus, from fresh past noise, the part of the new kernel beyond the old range (noise the old kernel
+        had already forgotten). Zeroing it instead restarted every slow field at no variance, which took a whole
+        range of steps to refill: at the T = 1000 LSTM rule Q_c fell from 73 to 19 at a doubling."""
         stride, fast = layout(lags)
         old_stride = layout(self.lags)[0] if self.lags else stride
         self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
@@ -254,8 +281,16 @@ class StreamingFields:
                 carry[..., :n] = old[..., :n]
             self.carry[node] = carry
             if stride != old_stride or node not in self.grid_carry:
-                self.grid_carry[node] = np.zeros((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
-                self.last[node] = None
+                grid = np.zeros((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
+                if old_stride > 1 and stride > old_stride:  # new point j is old point (j + 1) r - 1
+                    r = stride // old_stride
+                    kept = self.grid_carry[node][..., r - 1::r]
+                    grid[..., :kept.shape[-1]] = kept
+                    self.warm[node] = (COARSE_LAGS - 1) // r + 1  # new grid lags the old kernel reached: < this
+                else:
+                    self.warm[node] = 0 if stride > 1 else None
+                    self.last[node] = None
+                self.grid_carry[node] = grid
 
     def keep(self, units: int) -> None:
         """Keep the first ``units`` units of every group."""
@@ -265,10 +300,11 @@ class StreamingFields:
         self.grid_carry = {node: a[..., :units, :].copy() for node, a in self.grid_carry.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
-    def draw(self, gamma: dict) -> float:
+    def draw(self, gamma: dict, static: dict | None = None) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
         cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
-        NaN where not yet measured); returns the largest clipped spectral weight."""
+        NaN where not yet measured) and their static parts ``static`` ({node: (auto, cross)}; None: each
+        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight."""
         B, s = self.block, self.stride
         clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
         self.values, self.recorded = {}, {}
@@ -277,21 +313,25 @@ class StreamingFields:
             fast, slow, statics = [], [], []
             for sign in (1.0, -1.0):
                 g = auto + sign * cross
+                given = None if static is None else static[node][0] + sign * static[node][1]
                 if s == 1:
-                    c, plateau, cl = kernel(g)
+                    c, plateau, cl = kernel(g, given)
                 else:
                     G = coarse_auto + sign * coarse_cross
-                    reach = _reach(G)  # not yet measured beyond: the grid kernel is as long as what is
-                    G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
-                    G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
+                    reach = _reach(G)  # not yet measured beyond
+                    if given is None:  # the plateau rule: the grid kernel is as long as what is measured
+                        G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
+                        G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
+                    else:  # no plateau to hold the rest: the measured decay continued (a cut feeds back, below)
+                        G = _continued(G, reach, given)
                     # A block mean's variance G(0) also holds the fast part (its sum / stride): on the grid that
                     # would be white noise, which interpolated is a bump of width 2 strides that the fast
                     # remainder would have to cancel with negative weight. The grid takes the slow part's own
                     # G(0), extrapolated from G(1), G(2); the fast part keeps the rest.
                     G[0] = min(G[0], 2 * G[1] - G[2])
-                    root, plateau, cl_slow = kernel(G)
+                    root, plateau, cl_slow = kernel(G, given)
                     grid = plateau + np.correlate(root, root, "full")[len(root) - 1:]  # what the grid carries
-                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), plateau=False)
+                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), static=0.0)
                     slow.append(root)
                     cl = max(cl, cl_slow)
                 fast.append(c)
@@ -304,6 +344,9 @@ class StreamingFields:
             if s == 1:
                 modes += (root * self.static[node])[..., None]
             else:  # the slow part: grid points over the block, interpolated from the last one
+                if self.warm.get(node) is not None:
+                    self.grid_carry[node] += _past(self.rng, slow, self.warm[node], self.grid_carry[node].shape)
+                    self.warm[node] = None
                 points = _stream(self.rng, slow, self.grid_carry[node].reshape(k, 2, -1, COARSE_LAGS - 1), B // s)
                 points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
                 start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
@@ -325,6 +368,37 @@ class StreamingFields:
     def fields(self, node: int, v: np.ndarray) -> np.ndarray:
         self.recorded[node][..., self.t] = v
         return self.values[node][..., self.t]
+
+
+def _continued(G: np.ndarray, reach: int, static: float) -> np.ndarray:
+    """The coarse covariance G with its unmeasured lags (>= ``reach``: NaN since the grid last changed) continued
+    by the measured decay above ``static``: exponential at the rate between lags reach/2 and reach (at least
+    1/reach: never held or grown), from the mean of the last measured eighth. Cutting the kernel at the measured
+    reach instead (tapered to ``static`` from reach/2) shortens the fields' correlations, which shortens the
+    measured ones: the loop settles on the cut (the T = 1000 LSTM rule: Q_c 59 at L = 2^16, 81 at 2^18, 100 at
+    2^19 against tied networks' ~115, with the reach -- a grid point per stride of steps -- filling for L steps
+    after each change of grid)."""
+    G = G.copy()
+    if reach >= len(G):
+        return G
+    if reach < 16:  # too little to fit: hold what was last measured, decaying over the reach
+        last, rate = (float(G[reach - 1]) if reach else 0.0) - static, 1.0 / max(reach, 1)
+    else:
+        a, b = G[reach // 2 - reach // 16:reach // 2].mean() - static, G[reach - reach // 8:reach].mean() - static
+        last = b
+        rate = max(math.log(a / b) / (15 * reach / 32), 1.0 / reach) if a > 0 and b > 0 else 1.0 / reach  # centres
+    G[reach:] = static + max(last, 0.0) * np.exp(-rate * (np.arange(reach, len(G)) - reach + reach // 16))
+    return G
+
+
+def quenched(h: dict) -> bool:
+    """Whether the hyperparameters fix anything per unit beyond the recurrent matrices: a bias variance rho2_k > 0
+    or a chrono bias (beta_k with chrono_length). Without such a source (and with iid inputs, as here) every unit
+    follows the same law, so a unit's long-time average of v is the population mean: the static part of a field
+    is nu2 times the mean's square, and a larger plateau in a measured covariance is a correlation still decaying
+    (or a frozen pattern the dynamics does not keep: the T = 1000 LSTM rule, docs/tied.md §5), not a static field."""
+    chrono = h.get("chrono_length", 0) and any(v != 0 for k, v in h.items() if k.startswith("beta_"))
+    return bool(chrono or any(v > 0 for k, v in h.items() if k.startswith("rho2_")))
 
 
 def _budget(maps: dict, lags: int) -> int:
@@ -436,14 +510,18 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     two_time = [_Lagged((2, GROUPS, watch), fast, cross=False) for _ in cell.states]
     two_time_coarse = [_Lagged((2, GROUPS, watch), COARSE_LAGS, cross=False) for _ in cell.states] if stride > 1 else []
     state_two_time_coarse = None
+    # The static part of each field: without quenched sources only the population mean's square (ergodic units);
+    # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
+    static = None if quenched(h) else {node: (0.0, 0.0) for node in maps}
     previous, change, converged, reason = None, None, False, "max_steps"
     steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
         blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
         clipped, pending, pending_states = 0.0, {node: [] for node in coarse}, [[] for _ in two_time_coarse]
+        totals = {node: np.zeros(2) for node in maps}  # per copy: the sum of v over units and the pass's steps
         for b in range(blocks):
-            clipped = max(clipped, source.draw(gamma))
+            clipped = max(clipped, source.draw(gamma, static))
             B = source.block
             history = np.empty((len(states), 2, GROUPS, watch, B), dtype=np.float32)
             with np.errstate(all="ignore"):
@@ -454,6 +532,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                         history[i, ..., t] = s[:, :, :watch]
             for node, lag in lagged.items():
                 lag.add(source.recorded[node])
+                totals[node] += source.recorded[node].sum(axis=(1, 2, 3), dtype=np.float64)
             for i, lag in enumerate(two_time):
                 lag.add(history[i])
             for node in coarse:
@@ -480,15 +559,21 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             state_two_time_coarse = np.array([lag.take(GROUPS * watch)[0] for lag in two_time_coarse])
         if identical:
             gamma = {node: (g[0], np.zeros_like(g[1]), g[2], np.zeros_like(g[3])) for node, g in gamma.items()}
+        if static is not None:  # the population means' squares: <v^a_t v^b_s> of ergodic units at long lags
+            means = {node: total / (units * blocks * source.block) for node, total in totals.items()}
+            static = {node: ((m[0] ** 2 + m[1] ** 2) / 2, 0.0 if identical else m[0] * m[1])
+                      for node, m in means.items()}
         # Two-rate: the coarse lags reach back further than the data since the last change of the grid (NaN):
         # neither settled nor short until they are measured.
         # Two-rate: the coarse lags reach back only as far as the data since the grid last changed (NaN beyond);
         # the range is judged on what is measured, and doubled only once all of it is.
+        plateau = {node: None if static is None else static[node][0] for node in gamma}
         if source.stride == 1:
-            covered, filling = all(adequate(g[0]) for g in gamma.values()), False
+            covered, filling = all(adequate(g[0], static=plateau[node]) for node, g in gamma.items()), False
         else:
             reach = min(_reach(g[2]) for g in gamma.values())
-            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0]) for g in gamma.values())
+            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0], plateau[node])
+                                                            for node, g in gamma.items())
             filling = not covered and reach < COARSE_LAGS
         if not np.all(np.isfinite(mean)):
             reason = "nan"
@@ -512,7 +597,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # Acceleration (Aitken's extrapolation along the slowest direction): while the passes still move
             # by far more than their noise in a geometric sequence, jump by r / (1 - r) times the last step.
             k = np.unravel_index(np.argmax(np.abs(change) / np.maximum(watched_se, 1e-300)), change.shape)
-            if not measured and last is not None and abs(change[k]) > 5 * watched_se[k] and 0.1 < r[k] < 1:
+            # Not on a two-rate range: there the moments move with the slow part's relaxation over ~L steps, which
+            # a jump of a pass's noisy slow covariance only throws into swings (T = 1000 LSTM rule: Q_c 58-117).
+            if (not measured and last is not None and source.stride == 1 and abs(change[k]) > 5 * watched_se[k]
+                    and 0.1 < r[k] < 1):
                 w = min(r[k], EXTRAPOLATE) / (1 - min(r[k], EXTRAPOLATE))
                 gamma = {node: tuple(new + w * (new - old) for new, old in zip(gamma[node], used[node]))
                          for node in gamma}
