@@ -16,10 +16,12 @@ next pass draws from them: the map gamma -> gamma iterated to self-consistency (
 while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
 the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Beyond TWO_RATE
 lags the sampler is two-rate: the slow part of each mode is a process on a grid of L / COARSE_LAGS steps (grid
-white noise through the minimum-phase root of the covariance of block means, streamed the same way), linearly
-interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that leaves of the fine lags; the lagged
-products are kept at full rate over the fast range and as block means on the grid, so memory per unit no longer
-grows with L (up to MAX_LAGS = 2^20). Identical inputs
+white noise through the minimum-phase root of the covariance of block means: the noise's history filtered by the
+current root every block), linearly interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that
+leaves of the fine lags; the lagged products are kept at full rate over the fast range and as block means on
+the grid, so memory per unit no longer grows with L (up to MAX_LAGS = 2^20). The static part is the population
+mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
+and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(24 k + 32) L bytes per unit for k matrices per vector, capped by MEMORY_BYTES (the
@@ -203,22 +205,18 @@ def _short(d: np.ndarray, variance: float) -> np.ndarray:
     return d[:L]
 
 
-def _past(rng: np.random.Generator, kernels: list[np.ndarray], start: int, shape: tuple) -> np.ndarray:
-    """What white noise before now adds to the coming samples through each mode's causal kernel, counting only
-    the kernel's lags >= ``start`` (0: a stationary carry for :func:`_stream`; the lags below are already in the
-    carry): sample j (j = 0, 1, ...) gets sum over m >= 1 of kernel[j + m] z_{-m}. ``shape``: the carry's, (k, 2,
-    ..., K - 1); float32."""
-    out = np.zeros(shape, dtype=np.float32)
+def _filtered(kernels: list[np.ndarray], noise: np.ndarray, steps: int) -> np.ndarray:
+    """The last ``steps`` samples of each mode's white noise ``noise`` (k, 2, S, history + steps; oldest first)
+    through that mode's causal kernel, the whole history filtered by the kernel given now: (k, 2, S, steps)."""
+    n = noise.shape[-1]
+    size = fft.next_fast_len(n + max(len(c) for c in kernels), real=True)
+    out = np.empty((*noise.shape[:-1], steps), dtype=np.float32)
     for m, c in enumerate(kernels):
-        c = c.astype(np.float64).copy()
-        c[:start] = 0.0
-        n, K = len(c), min(len(c), shape[-1] + 1)
-        if n < 2 or not c.any():
-            continue
-        z = rng.standard_normal((*shape[:1], *shape[2:-1], n - 1), dtype=np.float32)  # z_{-(n-1)} .. z_{-1}
-        size = fft.next_fast_len(2 * n, real=True)
-        y = fft.irfft(fft.rfft(z, size, axis=-1) * fft.rfft(c, size), size, axis=-1)  # y[i] = sum z[i - l] c[l]
-        out[:, m, ..., :K - 1] = y[..., n - 1:n - 2 + K]  # sample j: i = n - 1 + j (z's index n - 1 - m is z_{-m})
+        spectrum = fft.rfft(c, size)
+        for s in range(0, noise.shape[2], FFT_SERIES):
+            y = fft.irfft(fft.rfft(noise[:, m, s:s + FFT_SERIES], size, axis=-1, workers=2) * spectrum, size,
+                          axis=-1, workers=2)
+            out[:, m, s:s + FFT_SERIES] = y[..., n - steps:n]
     return out
 
 
@@ -248,28 +246,29 @@ class StreamingFields:
     slow part. One rate (stride 1): the slow part is a static draw per unit (the plateau). Two-rate (stride > 1):
     the static draw plus a process on the grid of ``stride`` steps -- grid white noise through the minimum-phase
     root of the coarse covariance's decaying part (:func:`kernel` on the grid: the same construction, COARSE_LAGS
-    grid lags), streamed the same way -- linearly interpolated between grid points; the fast kernel then carries
-    what the interpolated slow part leaves of the fine lags (:func:`slow_covariance`)."""
+    grid lags), applied every block to the grid noise's whole history -- linearly interpolated between grid
+    points; the fast kernel then carries what the interpolated slow part leaves of the fine lags
+    (:func:`slow_covariance`)."""
 
     def __init__(self, maps: dict, shape: tuple[int, int], lags: int, rng: np.random.Generator):
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
-        self.grid_carry: dict[int, np.ndarray] = {}
+        # The grid's white noise, its last COARSE_LAGS - 1 points: each block filters the whole history by the
+        # kernel of the moment, so a re-estimated slow covariance acts at once. Streamed by overlap-add instead
+        # (each noise filtered once, by the kernel of its own time) the slow field followed a change only over
+        # L steps: at the T = 1000 LSTM rule and L = 2^19 Q_c took ~3x10^5 steps to settle, the networks ~7x10^4.
+        self.grid_noise: dict[int, np.ndarray] = {}
         self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
-        self.warm: dict[int, int | None] = {}  # grid lag from which the carry still needs past noise (None: none)
         self.lags = 0
         self.set_lags(lags)
         self.t = 0
 
     def set_lags(self, lags: int) -> None:
         """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
-        longer, cut when shorter). A new grid process (the first two-rate range) starts in its stationary state:
-        its carry is drawn from past noise at the first :meth:`draw`. A coarser grid (the range doubled) keeps
-        the slow field continuous: the carry is the old one at the new grid's points (what the old noise adds to
-        them), plus, from fresh past noise, the part of the new kernel beyond the old range (noise the old kernel
-        had already forgotten). Zeroing it instead restarted every slow field at no variance, which took a whole
-        range of steps to refill: at the T = 1000 LSTM rule Q_c fell from 73 to 19 at a doubling."""
+        longer, cut when shorter). The grid's noise history: fresh (stationary) for a new grid process; when the
+        grid turns r times coarser (the range doubled), its latest points summed by r / sqrt(r) onto the new
+        grid's (white noise of the same variance; the slow field stays nearly continuous), older ones fresh."""
         stride, fast = layout(lags)
         old_stride = layout(self.lags)[0] if self.lags else stride
         self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
@@ -280,24 +279,23 @@ class StreamingFields:
                 n = min(old.shape[-1], fast - 1)
                 carry[..., :n] = old[..., :n]
             self.carry[node] = carry
-            if stride != old_stride or node not in self.grid_carry:
-                grid = np.zeros((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
-                if old_stride > 1 and stride > old_stride:  # new point j is old point (j + 1) r - 1
+            if stride != old_stride or node not in self.grid_noise:
+                noise = self.rng.standard_normal((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
+                if old_stride > 1 and stride > old_stride:
                     r = stride // old_stride
-                    kept = self.grid_carry[node][..., r - 1::r]
-                    grid[..., :kept.shape[-1]] = kept
-                    self.warm[node] = (COARSE_LAGS - 1) // r + 1  # new grid lags the old kernel reached: < this
+                    kept = (COARSE_LAGS - 1) // r
+                    old_noise = self.grid_noise[node][..., -kept * r:]
+                    noise[..., -kept:] = old_noise.reshape(*old_noise.shape[:-1], kept, r).sum(axis=-1) / math.sqrt(r)
                 else:
-                    self.warm[node] = 0 if stride > 1 else None
                     self.last[node] = None
-                self.grid_carry[node] = grid
+                self.grid_noise[node] = noise
 
     def keep(self, units: int) -> None:
         """Keep the first ``units`` units of every group."""
         self.shape = (self.shape[0], units)
         self.static = {node: a[..., :units] for node, a in self.static.items()}
         self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
-        self.grid_carry = {node: a[..., :units, :].copy() for node, a in self.grid_carry.items()}
+        self.grid_noise = {node: a[..., :units, :].copy() for node, a in self.grid_noise.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
     def draw(self, gamma: dict, static: dict | None = None) -> float:
@@ -344,10 +342,10 @@ class StreamingFields:
             if s == 1:
                 modes += (root * self.static[node])[..., None]
             else:  # the slow part: grid points over the block, interpolated from the last one
-                if self.warm.get(node) is not None:
-                    self.grid_carry[node] += _past(self.rng, slow, self.warm[node], self.grid_carry[node].shape)
-                    self.warm[node] = None
-                points = _stream(self.rng, slow, self.grid_carry[node].reshape(k, 2, -1, COARSE_LAGS - 1), B // s)
+                fresh = self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32)
+                noise = np.concatenate([self.grid_noise[node], fresh], axis=-1)
+                self.grid_noise[node] = noise[..., B // s:]
+                points = _filtered(slow, noise.reshape(k, 2, -1, noise.shape[-1]), B // s)
                 points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
                 start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
                 points = np.concatenate([start, points], axis=-1)
@@ -403,7 +401,7 @@ def quenched(h: dict) -> bool:
 
 def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
-    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid carries (2 x COARSE_LAGS); per vector
+    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid noise history (2 x COARSE_LAGS); per vector
     its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
     buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32."""
     stride, fast = layout(lags)
@@ -445,6 +443,14 @@ def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     group_se = groups.std(axis=0, ddof=1) / math.sqrt(GROUPS)
     spread = passes.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(measured))
     return groups.mean(axis=0), np.maximum(spread, group_se)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    """Whether two results (mean, standard error, ...) agree in the second and cross moments: within 2 combined
+    standard errors or 0.5% of Q."""
+    (m0, s0), (m1, s1) = a[:2], b[:2]
+    q = np.abs(m1[:, 1:2])
+    return bool(np.all(np.abs(m1 - m0)[:, 1:] <= np.maximum(2 * np.hypot(s0, s1)[:, 1:], 0.005 * q)))
 
 
 def _agree(measured: list[np.ndarray]) -> bool:
@@ -514,6 +520,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
     static = None if quenched(h) else {node: (0.0, 0.0) for node in maps}
     previous, change, converged, reason = None, None, False, "max_steps"
+    confirming, confirm, ranges = None, False, []  # two-rate, no quenched source: the result at half the range
     steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
         blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
@@ -612,8 +619,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                       "Q": mean[:, 1].tolist(), "C": mean[:, 2].tolist(), "standard_error_Q": se[:, 1].tolist(),
                       "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
-        if short and source.lags < max_lags:  # the window is shorter than the correlation time: double it
-            measured, measured_steps = [], []  # (also while measuring: the correlations have outgrown the range)
+        if (short or confirm) and source.lags < max_lags:  # the window is shorter than the correlation time
+            confirm, measured, measured_steps = False, [], []  # (also while measuring: the correlations have outgrown the range)
             old_lags, lags = source.lags, min(2 * source.lags, max_lags)
             (old_stride, _), (stride, fast) = layout(old_lags), layout(lags)
             gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
@@ -661,6 +668,20 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                 if not _agree(measured):
                     del measured[:max(1, m // 4)], measured_steps[:max(1, m // 4)]
                 elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
+                    # Without quenched sources nothing holds the correlations past the range: the fields' are
+                    # cut there, the measured ones follow the cut, and the passes agree at a value that grows
+                    # with the range (T = 1000 LSTM rule: Q_c 59 / 82 / ~115 at L = 2^16 / 2^17 / 2^19; LSTM
+                    # mu_f = 5: 145 at 2048). Converged only once doubling the range leaves the moments where
+                    # they were.
+                    if static is not None:
+                        now = (*_pooled(measured), source.lags)
+                        ranges.append({"lags": now[2], "Q": now[0][:, 1].tolist(), "standard_error_Q": now[1][:, 1].tolist()})
+                        if confirming is None or not _same(confirming, now):
+                            if source.lags >= max_lags:
+                                reason = "lags"
+                                break
+                            confirming, confirm = now, True
+                            continue
                     converged = True
                     break
             reason = "drift"
@@ -672,7 +693,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
-            "static_fraction": source.static_fraction,
+            "static_fraction": source.static_fraction, "ranges": ranges,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}
