@@ -1,8 +1,9 @@
-"""The stationary solver at the T = 1000 LSTM rule against the networks' two-time function (benchmarks/RESULTS.md §7.2a).
+"""The stationary solver at the T = 1000 LSTM rule against the networks' two-time function (RESULTS.md §7.2a).
 
 What: ``solve_stationary`` at the rule of tests/data/lstm_rule_T1064_networks.json (rho2 = 0 on every map, c_x = 1)
 from a given starting lag range, every pass's Q_c, Q_h logged, and the fields' covariance gamma_h it settled on set
-beside the networks' C_h(tau) from ``long_network.py --two-time`` (benchmarks/results/long_network_two_time_T1000_w500.json).
+beside the networks' C_h(tau) from ``long_network.py --two-time``
+(benchmarks/results/long_network_two_time_T1000_w500.json).
 CPU seconds are process time (run it under ``nice`` with one BLAS thread: OMP_NUM_THREADS=1).
 
 Run: ``python benchmarks/stationary_rule.py --lags 64 --population 1000 --max-steps 2097152 --output out.json``.
@@ -17,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -63,7 +63,8 @@ def main() -> None:
               for lag, c, e in zip(networks["lags"], networks["C_h"], networks["standard_error_C_h"])]
     out = {"rule": "tests/data/lstm_rule_T1064_networks.json", "lags": a.lags, "population": res["population"],
            "seed": a.seed, "cpu_seconds": cpu, "load": os.getloadavg()[0], "converged": res["converged"],
-           "reason": res["reason"], "Q": res["mean"][:, 1].tolist(), "standard_error_Q": res["standard_error"][:, 1].tolist(),
+           "reason": res["reason"], "Q": res["mean"][:, 1].tolist(),
+           "standard_error_Q": res["standard_error"][:, 1].tolist(),
            "final_lags": res["lags"], "stride": stride, "steps": res["steps"], "ranges": res["ranges"],
            "static_fraction": res["static_fraction"], "passes": passes, "gamma_h_vs_networks": beside}
     Path(a.output).write_text(json.dumps(out, indent=1))

@@ -77,7 +77,8 @@ def kernel(g: np.ndarray, static: float | None = None) -> tuple[np.ndarray, floa
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
     g: covariance at lags 0..L-1. The plateau is ``static`` when given (the quenched part, :func:`quenched`; 0 for
-    a fast remainder whose slow part the grid carries), else g's mean over its last quarter; the decaying part is tapered
+    a fast remainder whose slow part the grid carries), else g's mean over its last quarter; the decaying part
+    is tapered
     by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square root of
     that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
     on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
@@ -620,7 +621,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                       "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
         if (short or confirm) and source.lags < max_lags:  # the window is shorter than the correlation time
-            confirm, measured, measured_steps = False, [], []  # (also while measuring: the correlations have outgrown the range)
+            # (also while measuring: the correlations have outgrown the range)
+            confirm, measured, measured_steps = False, [], []
             old_lags, lags = source.lags, min(2 * source.lags, max_lags)
             (old_stride, _), (stride, fast) = layout(old_lags), layout(lags)
             gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
@@ -675,7 +677,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                     # they were.
                     if static is not None:
                         now = (*_pooled(measured), source.lags)
-                        ranges.append({"lags": now[2], "Q": now[0][:, 1].tolist(), "standard_error_Q": now[1][:, 1].tolist()})
+                        ranges.append({"lags": now[2], "Q": now[0][:, 1].tolist(),
+                                       "standard_error_Q": now[1][:, 1].tolist()})
                         if confirming is None or not _same(confirming, now):
                             if source.lags >= max_lags:
                                 reason = "lags"
