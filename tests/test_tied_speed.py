@@ -32,28 +32,33 @@ def test_streamed_kernel_reproduces_the_covariance():
     assert np.allclose(line + plateau, g[:L // 2], rtol=0, atol=1e-7)
 
 
-def test_two_rate_sampler_reproduces_the_covariance():
+@pytest.mark.parametrize("plateau", [0.03, 0.0])
+def test_two_rate_sampler_reproduces_the_covariance(plateau):
     # Beyond 4096 lags the fields are a slow part (static draw + a process on a coarse grid, interpolated) plus a
     # fast remainder at full rate. Fed a known covariance -- a lag-0 spike, a fast 0.7^tau, two slow
     # exponentials (400 and 3000 steps) and a plateau -- as fine lags and coarse block means (computed here by
     # brute-force averaging of the closed form), the sampled fields' own autocovariance (FFT of the series) must
     # be that covariance at short and long lags. Tolerance: 4 standard errors of the 16 unit groups' spread
-    # (~0.0035, mostly the static draw's sampling noise: 256 units per copy).
+    # (~0.0035, mostly the static draw's sampling noise: 256 units per copy). Plateau 0.03: the plateau rule (the
+    # static part is the covariance's plateau); 0: no quenched source, the static part given as the population
+    # mean's square (0 here), the grid kernel then carrying every decaying correlation.
     lags = 2 ** 14
     stride, fast = layout(lags)
     assert stride > 1
 
     def target(tau):
         tau = np.abs(tau)
-        return 0.05 * (tau == 0) + 0.02 * 0.7 ** tau + 0.1 * np.exp(-tau / 400) + 0.06 * np.exp(-tau / 3000) + 0.03
+        return (0.05 * (tau == 0) + 0.02 * 0.7 ** tau + 0.1 * np.exp(-tau / 400) + 0.06 * np.exp(-tau / 3000)
+                + plateau)
 
     a = np.arange(stride)
     coarse = np.array([target(k * stride + a[None, :] - a[:, None]).mean() for k in range(COARSE_LAGS)])
     source = StreamingFields({0: 1}, (16, 16), lags, np.random.Generator(np.random.SFC64(3)))
     gamma = {0: (target(np.arange(fast)), np.zeros(fast), coarse, np.zeros(COARSE_LAGS))}
     T, blocks = 2 ** 15, []
+    static = None if plateau else {0: (0.0, 0.0)}
     for _ in range(T // source.block + 4):
-        source.draw(gamma)
+        source.draw(gamma, static)
         blocks.append(source.values[0][0].reshape(-1, source.block))  # (2 copies x 256 units, block)
     x = np.concatenate(blocks[4:], axis=-1)  # after the fast carries have filled
     auto = np.fft.irfft(np.abs(np.fft.rfft(x, 2 * T, axis=-1)) ** 2, 2 * T, axis=-1)[:, :6001] / (T - np.arange(6001))
