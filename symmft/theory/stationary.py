@@ -8,9 +8,9 @@ pair has auto-covariance gamma(tau) = <v_t v_{t+tau}> (both copies) and cross-co
 <v^a_t v^b_{t+tau}> (symmetrised: the copies are exchangeable). Its sum and difference modes (a +- b)/sqrt(2)
 are independent with covariances gamma +- kappa. Each mode is a static part (one draw per unit: the population
 mean's square, or with quenched biases the plateau at long lags) plus a decaying part up to lag L, drawn as white
-noise convolved with the minimum-phase square root of its spectrum (a causal kernel of length L). The convolution is streamed
-block by block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and the units
-run on for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks)
+noise convolved with the minimum-phase square root of its spectrum (a causal kernel of length L). The convolution
+is streamed block by block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and
+the units run on for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks)
 re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the
 next pass draws from them: the map gamma -> gamma iterated to self-consistency (with Aitken's extrapolation)
 while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
