@@ -52,21 +52,23 @@ MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory pe
 TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
 COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
 FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
-#: Two-rate and a plateau above this share of a field's variance: NOT_CONVERGED (reason "static"). The plateau is
-#: drawn as a permanent per-unit field; that is right for what quenched biases fix (a large share, but reached
-#: within a short lag range: LSTM mu_f = 2-4 with rho2 = 0.1, 0.48-0.66 at L <= 512, tied networks within 1-3%),
-#: and wrong for a correlation still decaying past the range: the T = 1000 LSTM rule (~0.6-0.7 at L = 2^18) gave
-#: Q_c 183-222, growing with L, where tied networks level off at ~115 (docs/tied.md §5). Validated two-rate
-#: points keep it small (mu_f = 5 forced two-rate: 0.12).
+#: With quenched sources (:func:`quenched`), two-rate and a plateau above this share of a field's variance:
+#: NOT_CONVERGED (reason "static"). The plateau is drawn as a permanent per-unit field; that is right for what
+#: quenched biases fix (a large share, but reached within a short lag range: LSTM mu_f = 2-4 with rho2 = 0.1,
+#: 0.48-0.66 at L <= 512, tied networks within 1-3%), and wrong for a correlation still decaying past the range:
+#: drawn so without quenched sources, the T = 1000 LSTM rule (~0.6-0.7 at L = 2^18) gave Q_c 183-222, growing
+#: with L, where tied networks level off at ~115 (docs/tied.md §5). Without quenched sources there is no plateau.
 STATIC_TRUSTED = 0.3
 #: Why a solve ended NOT_CONVERGED (``reason``), in words for the command line.
 REASONS = {
-    "lags": "the field correlations outlast the largest lag range the solver keeps",
+    "lags": "the field correlations outlast the largest lag range the solver keeps (or, without quenched sources, "
+            "the moments still moved when it doubled)",
     "drift": "the moments still drift between passes at the end of the step budget",
     "clipped": "over 1% of the estimated spectrum was negative (a noisy covariance: raise the population)",
     "max_steps": "the step budget ran out before the passes agreed",
-    "static": "the plateau drawn as a permanent per-unit field is over 30% of a field's variance on a two-rate "
-              "range, where it is known to be wrong (docs/tied.md §5); the transient (--steps T) is exact",
+    "static": "with quenched biases, the plateau drawn as a permanent per-unit field is over 30% of a field's "
+              "variance on a two-rate range, where it may be a correlation still decaying (docs/tied.md §4); the "
+              "transient (--steps T) is exact",
     "nan": "the moments became NaN or infinite",
 }
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
@@ -483,10 +485,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
 
     Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < the fast range, and
     two-rate on the grid), the stride and fast range, the largest fraction of a field's variance drawn as a
-    static per-unit part (``static_fraction``: at the T = 1000 LSTM rule ~0.6-0.7, where the result is known to be
-    wrong, docs/tied.md §5; with the two-rate sampler above :data:`STATIC_TRUSTED` the result is NOT_CONVERGED,
-    reason ``static``), passes, steps,
-    the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
+    static per-unit part (``static_fraction``: without quenched sources mean(v)^2 / variance; with them the
+    plateau's share, above :data:`STATIC_TRUSTED` on a two-rate range NOT_CONVERGED, reason ``static``), each
+    range's pooled Q and its error where a result was confirmed by doubling the range (``ranges``: without
+    quenched sources, docs/tied.md §4), passes, steps, the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
     of Q and C within the last pass, the last field covariances ``gamma``, and ``converged`` with ``reason``
     when it is False. The second and cross moments are both watched for convergence and drift."""
     maps = {node: len(m) for node, m in consumers(cell).items()}
@@ -690,7 +692,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             reason = "drift"
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
-    if converged and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
+    if converged and static is None and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
         mean, se = _pooled(measured)
