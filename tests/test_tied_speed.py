@@ -161,20 +161,23 @@ def test_in_place_leading_solve_matches_scipy():
 
 
 @pytest.mark.slow
-def test_stationary_solver_at_the_T1000_rule_matches_tied_networks_or_says_not_converged():
+def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
     # At the T = 1000 LSTM rule whose tied networks were measured (tests/data/lstm_rule_T1064_networks.json, the
     # rule of benchmarks/results/trainability_T1000; rho2 = 0 on every map, c_x = 1): width-500..2000 tied
-    # networks level off at Q_c ~115 (benchmarks/RESULTS.md §7.2: width 2000 114.7, width 500 118-124 over
-    # 1.5x10^5 steps, falling with the width: ~112 extrapolated; real torch LSTMs ~116). The old plateau rule's
-    # passes agreed at 183-222. The solver may be OK only within 10% of 115 (the width extrapolation 112 and the
-    # width-500 value 124 are both inside; the solver's own standard error at P = 1000 is ~4%); otherwise its
-    # status must say NOT_CONVERGED. The reference is the networks', not this code's.
+    # networks level off at Q_c ~115, Q_h ~0.28 (benchmarks/RESULTS.md §7.2, §7.2a: width 2000 114.7 / 0.2791,
+    # width 500 117.3 / 0.2799 over 0.8-3.2x10^5 steps, falling a little with the width: ~112 extrapolated in
+    # 1/n; real torch LSTMs ~116). The old plateau rule's passes agreed at 183-222. Tolerance: 10% on Q_c (the
+    # width extrapolation 112 and the width-500 values 117-124 are inside; the solver's own standard error at
+    # P = 1000 is ~3%), 2% on Q_h (networks 0.279-0.284). The reference is the networks', not this code's.
+    # Measured: OK, Q_c 110.2(3.0), Q_h 0.2787, L = 2^19 confirmed against 2^18; ~200 s CPU.
     import json
     from pathlib import Path
     cell = load_cell("lstm")
     rule = json.loads((Path(__file__).parent / "data" / "lstm_rule_T1064_networks.json").read_text())
     h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
     res = solve_stationary(cell, h, lags=64, population=1000, seed=0, max_steps=2 ** 21)
-    q_c = float(res["mean"][cell.states.index("c"), 1])
-    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, "ranges", res["ranges"])
-    assert not res["converged"] or abs(q_c / 115.0 - 1) <= 0.10, f"OK at Q_c = {q_c:.1f}, networks ~115"
+    q_c, q_h = (float(res["mean"][cell.states.index(s), 1]) for s in ("c", "h"))
+    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, "Q_h", q_h, "ranges", res["ranges"])
+    assert res["converged"], res["reason"]
+    assert abs(q_c / 115.0 - 1) <= 0.10, f"Q_c = {q_c:.1f}, networks ~115"
+    assert abs(q_h / 0.2795 - 1) <= 0.02, f"Q_h = {q_h:.4f}, networks ~0.2795"
