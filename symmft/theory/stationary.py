@@ -78,14 +78,13 @@ def kernel(g: np.ndarray, static: float | None = None) -> tuple[np.ndarray, floa
     """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
-    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the quenched part, :func:`quenched`; 0 for
-    a fast remainder whose slow part the grid carries), else g's mean over its last quarter; the decaying part
-    is tapered
-    by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square root of
-    that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
-    on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
-    within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
-    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
+    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the quenched part, :func:`quenched`; 0 for a
+    fast remainder whose slow part the grid carries), else g's mean over its last quarter; the decaying part is
+    tapered by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square
+    root of that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its
+    weight on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
+    within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags < L
+    has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
     """
     L = len(g)
     plateau = max(0.0, float(g[3 * L // 4:].mean()) if static is None else float(static))
@@ -404,8 +403,8 @@ def quenched(h: dict) -> bool:
 
 def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
-    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid noise history (2 x COARSE_LAGS); per vector
-    its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
+    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid noise history (2 x COARSE_LAGS); per
+    vector its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
     buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32."""
     stride, fast = layout(lags)
     k = sum(maps.values())
@@ -488,9 +487,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     static per-unit part (``static_fraction``: without quenched sources mean(v)^2 / variance; with them the
     plateau's share, above :data:`STATIC_TRUSTED` on a two-rate range NOT_CONVERGED, reason ``static``), each
     range's pooled Q and its error where a result was confirmed by doubling the range (``ranges``: without
-    quenched sources, docs/tied.md §4), passes, steps, the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
-    of Q and C within the last pass, the last field covariances ``gamma``, and ``converged`` with ``reason``
-    when it is False. The second and cross moments are both watched for convergence and drift."""
+    quenched sources, docs/tied.md §4), passes, steps, the final L, population (per copy; reduced if
+    MEMORY_BYTES demanded it), clipped weight, the relative drift of Q and C within the last pass, the last field
+    covariances ``gamma``, and ``converged`` with ``reason`` when it is False. The second and cross moments are
+    both watched for convergence and drift."""
     maps = {node: len(m) for node, m in consumers(cell).items()}
     identical = h["c_x"] == 1.0  # the copies are one trajectory: run them as independent units (c_x = 0)
     run_h = {**h, "c_x": 0.0} if identical else h
@@ -523,7 +523,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
     static = None if quenched(h) else {node: (0.0, 0.0) for node in maps}
     previous, change, converged, reason = None, None, False, "max_steps"
-    confirming, confirm, ranges = None, False, []  # two-rate, no quenched source: the result at half the range
+    confirming, confirm, ranges = None, False, []  # no quenched source: the result at half the range
     steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
         blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
