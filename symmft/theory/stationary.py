@@ -78,13 +78,14 @@ def kernel(g: np.ndarray, static: float | None = None) -> tuple[np.ndarray, floa
     """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
-    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the quenched part, :func:`quenched`; 0 for a
-    fast remainder whose slow part the grid carries), else g's mean over its last quarter; the decaying part is
-    tapered by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square
-    root of that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its
-    weight on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
-    within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags < L
-    has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
+    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the population mean's square when nothing is
+    quenched, :func:`quenched`; 0 for a fast remainder whose slow part the grid carries), else g's mean over its
+    last quarter; the decaying part is tapered by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The
+    kernel is the minimum-phase square root of that spectrum (cepstral method, on a circle of 4L against the
+    cepstrum's aliasing): causal, with its weight on the most recent noise, so that when the covariance is re-
+    estimated between passes the fields follow within their own correlation time (a zero-phase root would lag by L
+    steps). A covariance supported on lags < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's
+    length is L, exact to ~1e-9.
     """
     L = len(g)
     plateau = max(0.0, float(g[3 * L // 4:].mean()) if static is None else float(static))
