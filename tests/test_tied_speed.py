@@ -119,9 +119,9 @@ def test_two_rate_solver_matches_the_default_path_and_tied_networks(monkeypatch)
     # lowered (1024 lags, grid of 128 points, fast range 256) the same point runs through the coarse-grid sampler
     # from its first doubling. Their Q_c and Q_h must agree within 4 combined standard errors, and Q_c with three
     # width-2000 tied networks (simulate(tied=True), averaged over t = 2000..4000, 20x the untied memory) within
-    # 3% or 5 combined standard errors. Measured (benchmarks/RESULTS.md §7.2a): default 147.9(6), forced two-rate
-    # 149.3(1.1) (P = 2000); width-2000 networks (long_network.py, t = 2000-8000) 147.9(1.2). The cross moment is not asserted (c*
-    # ~0.05 here, and it creeps for many passes at these points).
+    # 3% or 5 combined standard errors. Measured (benchmarks/RESULTS.md §7.2a): default 147.9(6), forced two-
+    # rate 149.3(1.1) (P = 2000); width-2000 networks (long_network.py, t = 2000-8000) 147.9(1.2). The cross
+    # moment is not asserted (c* ~0.05 here, and it creeps for many passes at these points).
     import symmft.theory.stationary as stationary
 
     cell = load_cell("lstm")
