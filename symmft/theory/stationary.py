@@ -6,20 +6,22 @@ the causal solver (whose cost grows like T^2). Stage: called by :func:`symmft.th
 How: in the stationary state each recurrent field is a stationary Gaussian process: for the vector v, the a/b
 pair has auto-covariance gamma(tau) = <v_t v_{t+tau}> (both copies) and cross-covariance kappa(tau) =
 <v^a_t v^b_{t+tau}> (symmetrised: the copies are exchangeable). Its sum and difference modes (a +- b)/sqrt(2)
-are independent with covariances gamma +- kappa. Each mode is a static part (the plateau at long lags, e.g. the
-quenched per-unit means: one draw per unit) plus a decaying part up to lag L, drawn as white noise convolved
-with the minimum-phase square root of its spectrum (a causal kernel of length L). The convolution is streamed
-block by block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and the units
-run on for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks)
+are independent with covariances gamma +- kappa. Each mode is a static part (one draw per unit: the population
+mean's square, or with quenched biases the plateau at long lags) plus a decaying part up to lag L, drawn as white
+noise convolved with the minimum-phase square root of its spectrum (a causal kernel of length L). The convolution
+is streamed block by block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and
+the units run on for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks)
 re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the
 next pass draws from them: the map gamma -> gamma iterated to self-consistency (with Aitken's extrapolation)
 while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
 the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Beyond TWO_RATE
 lags the sampler is two-rate: the slow part of each mode is a process on a grid of L / COARSE_LAGS steps (grid
-white noise through the minimum-phase root of the covariance of block means, streamed the same way), linearly
-interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that leaves of the fine lags; the lagged
-products are kept at full rate over the fast range and as block means on the grid, so memory per unit no longer
-grows with L (up to MAX_LAGS = 2^20). Identical inputs
+white noise through the minimum-phase root of the covariance of block means: the noise's history filtered by the
+current root every block), linearly interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that
+leaves of the fine lags; the lagged products are kept at full rate over the fast range and as block means on
+the grid, so memory per unit no longer grows with L (up to MAX_LAGS = 2^20). The static part is the population
+mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
+and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(24 k + 32) L bytes per unit for k matrices per vector, capped by MEMORY_BYTES (the
@@ -50,39 +52,43 @@ MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory pe
 TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
 COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
 FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
-#: Two-rate and a plateau above this share of a field's variance: NOT_CONVERGED (reason "static"). The plateau is
-#: drawn as a permanent per-unit field; that is right for what quenched biases fix (a large share, but reached
-#: within a short lag range: LSTM mu_f = 2-4 with rho2 = 0.1, 0.48-0.66 at L <= 512, tied networks within 1-3%),
-#: and wrong for a correlation still decaying past the range: the T = 1000 LSTM rule (~0.6-0.7 at L = 2^18) gave
-#: Q_c 183-222, growing with L, where tied networks level off at ~115 (docs/tied.md §5). Validated two-rate
-#: points keep it small (mu_f = 5 forced two-rate: 0.12).
+#: With quenched sources (:func:`quenched`), two-rate and a plateau above this share of a field's variance:
+#: NOT_CONVERGED (reason "static"). The plateau is drawn as a permanent per-unit field; that is right for what
+#: quenched biases fix (a large share, but reached within a short lag range: LSTM mu_f = 2-4 with rho2 = 0.1,
+#: 0.48-0.66 at L <= 512, tied networks within 1-3%), and wrong for a correlation still decaying past the range:
+#: drawn so without quenched sources, the T = 1000 LSTM rule (~0.6-0.7 at L = 2^18) gave Q_c 183-222, growing
+#: with L, where tied networks level off at ~115 (docs/tied.md §5). Without quenched sources there is no plateau.
 STATIC_TRUSTED = 0.3
 #: Why a solve ended NOT_CONVERGED (``reason``), in words for the command line.
 REASONS = {
-    "lags": "the field correlations outlast the largest lag range the solver keeps",
+    "lags": "the field correlations outlast the largest lag range the solver keeps (or, without quenched sources, "
+            "the moments still moved when it doubled)",
     "drift": "the moments still drift between passes at the end of the step budget",
     "clipped": "over 1% of the estimated spectrum was negative (a noisy covariance: raise the population)",
     "max_steps": "the step budget ran out before the passes agreed",
-    "static": "the plateau drawn as a permanent per-unit field is over 30% of a field's variance on a two-rate "
-              "range, where it is known to be wrong (docs/tied.md §5); the transient (--steps T) is exact",
+    "static": "with quenched biases, the plateau drawn as a permanent per-unit field is over 30% of a field's "
+              "variance on a two-rate range, where it may be a correlation still decaying (docs/tied.md §4); the "
+              "transient (--steps T) is exact",
     "nan": "the moments became NaN or infinite",
 }
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
-def kernel(g: np.ndarray, plateau: bool = True) -> tuple[np.ndarray, float, float]:
+def kernel(g: np.ndarray, static: float | None = None) -> tuple[np.ndarray, float, float]:
     """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
     zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
 
-    g: covariance at lags 0..L-1. The plateau is g's mean over its last quarter; the decaying part is tapered
-    by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The kernel is the minimum-phase square root of
-    that spectrum (cepstral method, on a circle of 4L against the cepstrum's aliasing): causal, with its weight
-    on the most recent noise, so that when the covariance is re-estimated between passes the fields follow
-    within their own correlation time (a zero-phase root would lag by L steps). A covariance supported on lags
-    < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's length is L, exact to ~1e-9.
-    ``plateau`` False: no static part (two-rate: the grid process carries it; g is the fast remainder)."""
+    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the population mean's square when nothing is
+    quenched, :func:`quenched`; 0 for a fast remainder whose slow part the grid carries), else g's mean over its
+    last quarter; the decaying part is tapered by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The
+    kernel is the minimum-phase square root of that spectrum (cepstral method, on a circle of 4L against the
+    cepstrum's aliasing): causal, with its weight on the most recent noise, so that when the covariance is re-
+    estimated between passes the fields follow within their own correlation time (a zero-phase root would lag by L
+    steps). A covariance supported on lags < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's
+    length is L, exact to ~1e-9.
+    """
     L = len(g)
-    plateau = max(0.0, float(g[3 * L // 4:].mean())) if plateau else 0.0
+    plateau = max(0.0, float(g[3 * L // 4:].mean()) if static is None else float(static))
     taper = np.ones(L)
     taper[L // 2:] = np.cos(0.5 * np.pi * np.linspace(0.0, 1.0, L - L // 2)) ** 2
     d = (g - plateau) * taper
@@ -124,12 +130,13 @@ def slow_covariance(grid: np.ndarray, stride: int, length: int) -> np.ndarray:
     return smooth[2 * s:2 * s + length]
 
 
-def adequate(g: np.ndarray, variance: float | None = None) -> bool:
-    """Whether g's decaying part (above its plateau) is below ADEQUATE of its lag-1 value by lag L/2 (a part
-    below 1% of the variance, g(0) unless given, counts as decayed: a lag-0 spike over a plateau, e.g. quenched
-    biases, has none; on the coarse grid g(0) is a block mean's variance, and the fine one is given)."""
+def adequate(g: np.ndarray, variance: float | None = None, static: float | None = None) -> bool:
+    """Whether g's decaying part (above its plateau: ``static`` when given, else g's mean over its last quarter)
+    is below ADEQUATE of its lag-1 value by lag L/2 (a part below 1% of the variance, g(0) unless given, counts
+    as decayed: a lag-0 spike over a plateau, e.g. quenched biases, has none; on the coarse grid g(0) is a block
+    mean's variance, and the fine one is given)."""
     L = len(g)
-    plateau = g[3 * L // 4:].mean()
+    plateau = g[3 * L // 4:].mean() if static is None else static
     variance = abs(g[0]) if variance is None else abs(variance)
     return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * variance))
 
@@ -201,6 +208,21 @@ def _short(d: np.ndarray, variance: float) -> np.ndarray:
     return d[:L]
 
 
+def _filtered(kernels: list[np.ndarray], noise: np.ndarray, steps: int) -> np.ndarray:
+    """The last ``steps`` samples of each mode's white noise ``noise`` (k, 2, S, history + steps; oldest first)
+    through that mode's causal kernel, the whole history filtered by the kernel given now: (k, 2, S, steps)."""
+    n = noise.shape[-1]
+    size = fft.next_fast_len(n + max(len(c) for c in kernels), real=True)
+    out = np.empty((*noise.shape[:-1], steps), dtype=np.float32)
+    for m, c in enumerate(kernels):
+        spectrum = fft.rfft(c, size)
+        for s in range(0, noise.shape[2], FFT_SERIES):
+            y = fft.irfft(fft.rfft(noise[:, m, s:s + FFT_SERIES], size, axis=-1, workers=2) * spectrum, size,
+                          axis=-1, workers=2)
+            out[:, m, s:s + FFT_SERIES] = y[..., n - steps:n]
+    return out
+
+
 def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
     """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
     the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
@@ -227,14 +249,19 @@ class StreamingFields:
     slow part. One rate (stride 1): the slow part is a static draw per unit (the plateau). Two-rate (stride > 1):
     the static draw plus a process on the grid of ``stride`` steps -- grid white noise through the minimum-phase
     root of the coarse covariance's decaying part (:func:`kernel` on the grid: the same construction, COARSE_LAGS
-    grid lags), streamed the same way -- linearly interpolated between grid points; the fast kernel then carries
-    what the interpolated slow part leaves of the fine lags (:func:`slow_covariance`)."""
+    grid lags), applied every block to the grid noise's whole history -- linearly interpolated between grid
+    points; the fast kernel then carries what the interpolated slow part leaves of the fine lags
+    (:func:`slow_covariance`)."""
 
     def __init__(self, maps: dict, shape: tuple[int, int], lags: int, rng: np.random.Generator):
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
-        self.grid_carry: dict[int, np.ndarray] = {}
+        # The grid's white noise, its last COARSE_LAGS - 1 points: each block filters the whole history by the
+        # kernel of the moment, so a re-estimated slow covariance acts at once. Streamed by overlap-add instead
+        # (each noise filtered once, by the kernel of its own time) the slow field followed a change only over
+        # L steps: at the T = 1000 LSTM rule and L = 2^19 Q_c took ~3x10^5 steps to settle, the networks ~7x10^4.
+        self.grid_noise: dict[int, np.ndarray] = {}
         self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
         self.lags = 0
         self.set_lags(lags)
@@ -242,7 +269,9 @@ class StreamingFields:
 
     def set_lags(self, lags: int) -> None:
         """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
-        longer, cut when shorter); a changed stride restarts the grid process (its carry: zero)."""
+        longer, cut when shorter). The grid's noise history: fresh (stationary) for a new grid process; when the
+        grid turns r times coarser (the range doubled), its latest points summed by r / sqrt(r) onto the new
+        grid's (white noise of the same variance; the slow field stays nearly continuous), older ones fresh."""
         stride, fast = layout(lags)
         old_stride = layout(self.lags)[0] if self.lags else stride
         self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
@@ -253,22 +282,30 @@ class StreamingFields:
                 n = min(old.shape[-1], fast - 1)
                 carry[..., :n] = old[..., :n]
             self.carry[node] = carry
-            if stride != old_stride or node not in self.grid_carry:
-                self.grid_carry[node] = np.zeros((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
-                self.last[node] = None
+            if stride != old_stride or node not in self.grid_noise:
+                noise = self.rng.standard_normal((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
+                if old_stride > 1 and stride > old_stride:
+                    r = stride // old_stride
+                    kept = (COARSE_LAGS - 1) // r
+                    old_noise = self.grid_noise[node][..., -kept * r:]
+                    noise[..., -kept:] = old_noise.reshape(*old_noise.shape[:-1], kept, r).sum(axis=-1) / math.sqrt(r)
+                else:
+                    self.last[node] = None
+                self.grid_noise[node] = noise
 
     def keep(self, units: int) -> None:
         """Keep the first ``units`` units of every group."""
         self.shape = (self.shape[0], units)
         self.static = {node: a[..., :units] for node, a in self.static.items()}
         self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
-        self.grid_carry = {node: a[..., :units, :].copy() for node, a in self.grid_carry.items()}
+        self.grid_noise = {node: a[..., :units, :].copy() for node, a in self.grid_noise.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
-    def draw(self, gamma: dict) -> float:
+    def draw(self, gamma: dict, static: dict | None = None) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
         cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
-        NaN where not yet measured); returns the largest clipped spectral weight."""
+        NaN where not yet measured) and their static parts ``static`` ({node: (auto, cross)}; None: each
+        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight."""
         B, s = self.block, self.stride
         clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
         self.values, self.recorded = {}, {}
@@ -277,21 +314,25 @@ class StreamingFields:
             fast, slow, statics = [], [], []
             for sign in (1.0, -1.0):
                 g = auto + sign * cross
+                given = None if static is None else static[node][0] + sign * static[node][1]
                 if s == 1:
-                    c, plateau, cl = kernel(g)
+                    c, plateau, cl = kernel(g, given)
                 else:
                     G = coarse_auto + sign * coarse_cross
-                    reach = _reach(G)  # not yet measured beyond: the grid kernel is as long as what is
-                    G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
-                    G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
+                    reach = _reach(G)  # not yet measured beyond
+                    if given is None:  # the plateau rule: the grid kernel is as long as what is measured
+                        G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
+                        G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
+                    else:  # no plateau to hold the rest: the measured decay continued (a cut feeds back, below)
+                        G = _continued(G, reach, given)
                     # A block mean's variance G(0) also holds the fast part (its sum / stride): on the grid that
                     # would be white noise, which interpolated is a bump of width 2 strides that the fast
                     # remainder would have to cancel with negative weight. The grid takes the slow part's own
                     # G(0), extrapolated from G(1), G(2); the fast part keeps the rest.
                     G[0] = min(G[0], 2 * G[1] - G[2])
-                    root, plateau, cl_slow = kernel(G)
+                    root, plateau, cl_slow = kernel(G, given)
                     grid = plateau + np.correlate(root, root, "full")[len(root) - 1:]  # what the grid carries
-                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), plateau=False)
+                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), static=0.0)
                     slow.append(root)
                     cl = max(cl, cl_slow)
                 fast.append(c)
@@ -304,7 +345,10 @@ class StreamingFields:
             if s == 1:
                 modes += (root * self.static[node])[..., None]
             else:  # the slow part: grid points over the block, interpolated from the last one
-                points = _stream(self.rng, slow, self.grid_carry[node].reshape(k, 2, -1, COARSE_LAGS - 1), B // s)
+                fresh = self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32)
+                noise = np.concatenate([self.grid_noise[node], fresh], axis=-1)
+                self.grid_noise[node] = noise[..., B // s:]
+                points = _filtered(slow, noise.reshape(k, 2, -1, noise.shape[-1]), B // s)
                 points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
                 start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
                 points = np.concatenate([start, points], axis=-1)
@@ -327,10 +371,41 @@ class StreamingFields:
         return self.values[node][..., self.t]
 
 
+def _continued(G: np.ndarray, reach: int, static: float) -> np.ndarray:
+    """The coarse covariance G with its unmeasured lags (>= ``reach``: NaN since the grid last changed) continued
+    by the measured decay above ``static``: exponential at the rate between lags reach/2 and reach (at least
+    1/reach: never held or grown), from the mean of the last measured eighth. Cutting the kernel at the measured
+    reach instead (tapered to ``static`` from reach/2) shortens the fields' correlations, which shortens the
+    measured ones: the loop settles on the cut (the T = 1000 LSTM rule: Q_c 59 at L = 2^16, 81 at 2^18, 100 at
+    2^19 against tied networks' ~115, with the reach -- a grid point per stride of steps -- filling for L steps
+    after each change of grid)."""
+    G = G.copy()
+    if reach >= len(G):
+        return G
+    if reach < 16:  # too little to fit: hold what was last measured, decaying over the reach
+        last, rate = (float(G[reach - 1]) if reach else 0.0) - static, 1.0 / max(reach, 1)
+    else:
+        a, b = G[reach // 2 - reach // 16:reach // 2].mean() - static, G[reach - reach // 8:reach].mean() - static
+        last = b
+        rate = max(math.log(a / b) / (15 * reach / 32), 1.0 / reach) if a > 0 and b > 0 else 1.0 / reach  # centres
+    G[reach:] = static + max(last, 0.0) * np.exp(-rate * (np.arange(reach, len(G)) - reach + reach // 16))
+    return G
+
+
+def quenched(h: dict) -> bool:
+    """Whether the hyperparameters fix anything per unit beyond the recurrent matrices: a bias variance rho2_k > 0
+    or a chrono bias (beta_k with chrono_length). Without such a source (and with iid inputs, as here) every unit
+    follows the same law, so a unit's long-time average of v is the population mean: the static part of a field
+    is nu2 times the mean's square, and a larger plateau in a measured covariance is a correlation still decaying
+    (or a frozen pattern the dynamics does not keep: the T = 1000 LSTM rule, docs/tied.md §5), not a static field."""
+    chrono = h.get("chrono_length", 0) and any(v != 0 for k, v in h.items() if k.startswith("beta_"))
+    return bool(chrono or any(v > 0 for k, v in h.items() if k.startswith("rho2_")))
+
+
 def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
-    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid carries (2 x COARSE_LAGS); per vector
-    its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
+    block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid noise history (2 x COARSE_LAGS); per
+    vector its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
     buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32."""
     stride, fast = layout(lags)
     k = sum(maps.values())
@@ -373,6 +448,17 @@ def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return groups.mean(axis=0), np.maximum(spread, group_se)
 
 
+def _same(a: tuple, b: tuple) -> bool:
+    """Whether two results (mean, standard error, ...) agree in the second and cross moments: within 3 combined
+    standard errors or 2% of Q. What the check is for is a range that moves the answer by far more (the T = 1000
+    LSTM rule: Q_c 82 -> 106 -> 110 at L = 2^17 -> 2^18 -> 2^19); at 2 standard errors or 0.5% the LSTM at
+    mu_f = 3 (P = 1000) failed it at every range from 256 to 16384 (Q_c 2.75-2.80: standard errors that miss part
+    of the passes' correlation, and 4 moments compared each time), and ended NOT_CONVERGED."""
+    (m0, s0), (m1, s1) = a[:2], b[:2]
+    q = np.abs(m1[:, 1:2])
+    return bool(np.all(np.abs(m1 - m0)[:, 1:] <= np.maximum(3 * np.hypot(s0, s1)[:, 1:], 0.02 * q)))
+
+
 def _agree(measured: list[np.ndarray]) -> bool:
     """Whether the first and second halves of the measured passes agree in the second and cross moments: within
     2 standard errors of their difference or 0.5% of Q. The difference is paired by group (a unit's persistent
@@ -402,12 +488,13 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
 
     Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < the fast range, and
     two-rate on the grid), the stride and fast range, the largest fraction of a field's variance drawn as a
-    static per-unit part (``static_fraction``: at the T = 1000 LSTM rule ~0.6-0.7, where the result is known to be
-    wrong, docs/tied.md §5; with the two-rate sampler above :data:`STATIC_TRUSTED` the result is NOT_CONVERGED,
-    reason ``static``), passes, steps,
-    the final L, population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift
-    of Q and C within the last pass, the last field covariances ``gamma``, and ``converged`` with ``reason``
-    when it is False. The second and cross moments are both watched for convergence and drift."""
+    static per-unit part (``static_fraction``: without quenched sources mean(v)^2 / variance; with them the
+    plateau's share, above :data:`STATIC_TRUSTED` on a two-rate range NOT_CONVERGED, reason ``static``), each
+    range's pooled Q and its error where a result was confirmed by doubling the range (``ranges``: without
+    quenched sources, docs/tied.md §4), passes, steps, the final L, population (per copy; reduced if
+    MEMORY_BYTES demanded it), clipped weight, the relative drift of Q and C within the last pass, the last field
+    covariances ``gamma``, and ``converged`` with ``reason`` when it is False. The second and cross moments are
+    both watched for convergence and drift."""
     maps = {node: len(m) for node, m in consumers(cell).items()}
     identical = h["c_x"] == 1.0  # the copies are one trajectory: run them as independent units (c_x = 0)
     run_h = {**h, "c_x": 0.0} if identical else h
@@ -436,14 +523,19 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     two_time = [_Lagged((2, GROUPS, watch), fast, cross=False) for _ in cell.states]
     two_time_coarse = [_Lagged((2, GROUPS, watch), COARSE_LAGS, cross=False) for _ in cell.states] if stride > 1 else []
     state_two_time_coarse = None
+    # The static part of each field: without quenched sources only the population mean's square (ergodic units);
+    # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
+    static = None if quenched(h) else {node: (0.0, 0.0) for node in maps}
     previous, change, converged, reason = None, None, False, "max_steps"
+    confirming, confirm, ranges = None, False, []  # no quenched source: the result at half the range
     steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
         blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
         clipped, pending, pending_states = 0.0, {node: [] for node in coarse}, [[] for _ in two_time_coarse]
+        totals = {node: np.zeros(2) for node in maps}  # per copy: the sum of v over units and the pass's steps
         for b in range(blocks):
-            clipped = max(clipped, source.draw(gamma))
+            clipped = max(clipped, source.draw(gamma, static))
             B = source.block
             history = np.empty((len(states), 2, GROUPS, watch, B), dtype=np.float32)
             with np.errstate(all="ignore"):
@@ -454,6 +546,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                         history[i, ..., t] = s[:, :, :watch]
             for node, lag in lagged.items():
                 lag.add(source.recorded[node])
+                totals[node] += source.recorded[node].sum(axis=(1, 2, 3), dtype=np.float64)
             for i, lag in enumerate(two_time):
                 lag.add(history[i])
             for node in coarse:
@@ -480,15 +573,21 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             state_two_time_coarse = np.array([lag.take(GROUPS * watch)[0] for lag in two_time_coarse])
         if identical:
             gamma = {node: (g[0], np.zeros_like(g[1]), g[2], np.zeros_like(g[3])) for node, g in gamma.items()}
+        if static is not None:  # the population means' squares: <v^a_t v^b_s> of ergodic units at long lags
+            means = {node: total / (units * blocks * source.block) for node, total in totals.items()}
+            static = {node: ((m[0] ** 2 + m[1] ** 2) / 2, 0.0 if identical else m[0] * m[1])
+                      for node, m in means.items()}
         # Two-rate: the coarse lags reach back further than the data since the last change of the grid (NaN):
         # neither settled nor short until they are measured.
         # Two-rate: the coarse lags reach back only as far as the data since the grid last changed (NaN beyond);
         # the range is judged on what is measured, and doubled only once all of it is.
+        plateau = {node: None if static is None else static[node][0] for node in gamma}
         if source.stride == 1:
-            covered, filling = all(adequate(g[0]) for g in gamma.values()), False
+            covered, filling = all(adequate(g[0], static=plateau[node]) for node, g in gamma.items()), False
         else:
             reach = min(_reach(g[2]) for g in gamma.values())
-            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0]) for g in gamma.values())
+            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0], plateau[node])
+                                                            for node, g in gamma.items())
             filling = not covered and reach < COARSE_LAGS
         if not np.all(np.isfinite(mean)):
             reason = "nan"
@@ -512,7 +611,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # Acceleration (Aitken's extrapolation along the slowest direction): while the passes still move
             # by far more than their noise in a geometric sequence, jump by r / (1 - r) times the last step.
             k = np.unravel_index(np.argmax(np.abs(change) / np.maximum(watched_se, 1e-300)), change.shape)
-            if not measured and last is not None and abs(change[k]) > 5 * watched_se[k] and 0.1 < r[k] < 1:
+            # Not on a two-rate range: there the moments move with the slow part's relaxation over ~L steps, which
+            # a jump of a pass's noisy slow covariance only throws into swings (T = 1000 LSTM rule: Q_c 58-117).
+            if (not measured and last is not None and source.stride == 1 and abs(change[k]) > 5 * watched_se[k]
+                    and 0.1 < r[k] < 1):
                 w = min(r[k], EXTRAPOLATE) / (1 - min(r[k], EXTRAPOLATE))
                 gamma = {node: tuple(new + w * (new - old) for new, old in zip(gamma[node], used[node]))
                          for node in gamma}
@@ -524,8 +626,9 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                       "Q": mean[:, 1].tolist(), "C": mean[:, 2].tolist(), "standard_error_Q": se[:, 1].tolist(),
                       "standard_error_C": se[:, 2].tolist(), "drifting": drifting,
                       "short": short, "clipped": clipped, "seconds": time.process_time() - started})
-        if short and source.lags < max_lags:  # the window is shorter than the correlation time: double it
-            measured, measured_steps = [], []  # (also while measuring: the correlations have outgrown the range)
+        if (short or confirm) and source.lags < max_lags:  # the window is shorter than the correlation time
+            # (also while measuring: the correlations have outgrown the range)
+            confirm, measured, measured_steps = False, [], []
             old_lags, lags = source.lags, min(2 * source.lags, max_lags)
             (old_stride, _), (stride, fast) = layout(old_lags), layout(lags)
             gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
@@ -573,18 +676,33 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                 if not _agree(measured):
                     del measured[:max(1, m // 4)], measured_steps[:max(1, m // 4)]
                 elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
+                    # Without quenched sources nothing holds the correlations past the range: the fields' are
+                    # cut there, the measured ones follow the cut, and the passes agree at a value that grows
+                    # with the range (T = 1000 LSTM rule: Q_c 59 / 82 / ~115 at L = 2^16 / 2^17 / 2^19; LSTM
+                    # mu_f = 5: 145 at 2048). Converged only once doubling the range leaves the moments where
+                    # they were.
+                    if static is not None:
+                        now = (*_pooled(measured), source.lags)
+                        ranges.append({"lags": now[2], "Q": now[0][:, 1].tolist(),
+                                       "standard_error_Q": now[1][:, 1].tolist()})
+                        if confirming is None or not _same(confirming, now):
+                            if source.lags >= max_lags:
+                                reason = "lags"
+                                break
+                            confirming, confirm = now, True
+                            continue
                     converged = True
                     break
             reason = "drift"
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
-    if converged and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
+    if converged and static is None and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
         mean, se = _pooled(measured)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
-            "static_fraction": source.static_fraction,
+            "static_fraction": source.static_fraction, "ranges": ranges,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}

@@ -147,7 +147,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
         values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
         stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "stride", "population", "reason", "clipped",
-                                                "static_fraction")}
+                                                "static_fraction", "ranges")}
         if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
