@@ -14,7 +14,8 @@ import pytest
 
 from symmft.cell.params import resolve
 from symmft import Status, analyze_tied, load_cell, simulate
-from symmft.theory.stationary import COARSE_LAGS, StreamingFields, kernel, layout, solve_stationary
+from symmft.theory.spectral import COARSE_LAGS, StreamingFields, kernel, layout
+from symmft.theory.stationary import solve_stationary
 
 from tolerances import SIMULATION_SIGMAS, TIED_RELATIVE
 
@@ -122,14 +123,14 @@ def test_two_rate_solver_matches_the_default_path_and_tied_networks(monkeypatch)
     # 3% or 5 combined standard errors. Measured (benchmarks/RESULTS.md §7.2a): default 147.9(6), forced two-
     # rate 149.3(1.1) (P = 2000); width-2000 networks (long_network.py, t = 2000-8000) 147.9(1.2). The cross
     # moment is not asserted (c* ~0.05 here, and it creeps for many passes at these points).
-    import symmft.theory.stationary as stationary
+    import symmft.theory.spectral as spectral  # the sampler's constants: the solver reads them at call time
 
     cell = load_cell("lstm")
     h = {k: float(v) for k, v in resolve(cell, {"mu_f": 5.0, "c_x": 0.5}).items()}
     default = solve_stationary(cell, h, lags=64, population=2000, seed=0, max_steps=2 ** 17)
-    monkeypatch.setattr(stationary, "TWO_RATE", 1024)
-    monkeypatch.setattr(stationary, "COARSE_LAGS", 128)
-    monkeypatch.setattr(stationary, "FAST_LAGS", 256)
+    monkeypatch.setattr(spectral, "TWO_RATE", 1024)
+    monkeypatch.setattr(spectral, "COARSE_LAGS", 128)
+    monkeypatch.setattr(spectral, "FAST_LAGS", 256)
     two = solve_stationary(cell, h, lags=64, population=2000, seed=1, max_steps=2 ** 17)
     assert default["converged"] and two["converged"] and two["stride"] > 1
     for s in range(2):

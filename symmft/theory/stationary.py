@@ -6,20 +6,14 @@ the causal solver (whose cost grows like T^2). Stage: called by :func:`symmft.th
 How: in the stationary state each recurrent field is a stationary Gaussian process: for the vector v, the a/b
 pair has auto-covariance gamma(tau) = <v_t v_{t+tau}> (both copies) and cross-covariance kappa(tau) =
 <v^a_t v^b_{t+tau}> (symmetrised: the copies are exchangeable). Its sum and difference modes (a +- b)/sqrt(2)
-are independent with covariances gamma +- kappa. Each mode is a static part (one draw per unit: the population
-mean's square, or with quenched biases the plateau at long lags) plus a decaying part up to lag L, drawn as white
-noise convolved with the minimum-phase square root of its spectrum (a causal kernel of length L). The convolution
-is streamed block by block (overlap-add, FFT: O(log L) per sample), so the fields are seamless across blocks and
-the units run on for as long as needed: they are never restarted from zero. Every pass (a whole number of blocks)
-re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the last L samples) and the
-next pass draws from them: the map gamma -> gamma iterated to self-consistency (with Aitken's extrapolation)
-while the units stay warm, so a memory longer than a pass costs passes, not a longer window. L doubles while
-the decaying part has not decayed by L/2 (the window adapts to the measured correlation time). Beyond TWO_RATE
-lags the sampler is two-rate: the slow part of each mode is a process on a grid of L / COARSE_LAGS steps (grid
-white noise through the minimum-phase root of the covariance of block means: the noise's history filtered by the
-current root every block), linearly interpolated, and the fast kernel (>= FAST_LAGS lags) carries what that
-leaves of the fine lags; the lagged products are kept at full rate over the fast range and as block means on
-the grid, so memory per unit no longer grows with L (up to MAX_LAGS = 2^20). The static part is the population
+are independent with covariances gamma +- kappa, each drawn by :mod:`symmft.theory.spectral` (a static part
+plus a decaying part through the minimum-phase root of its spectrum, streamed block by block, two-rate beyond
+TWO_RATE lags), so the units run on for as long as needed: they are never restarted from zero. Every pass (a
+whole number of blocks) re-estimates gamma and kappa from the pass's own v (lagged products by FFT against the
+last L samples) and the next pass draws from them: the map gamma -> gamma iterated to self-consistency (with
+Aitken's extrapolation on one-rate ranges) while the units stay warm, so a memory longer than a pass costs
+passes, not a longer window. L doubles while the decaying part has not decayed by L/2 (the window adapts to
+the measured correlation time), up to MAX_LAGS = 2^20. The static part is the population
 mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
 and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
@@ -36,9 +30,10 @@ import time
 from typing import Callable
 
 import numpy as np
-from scipy import fft
 
 from symmft.cell.trace import Cell
+from symmft.theory import spectral  # its constants are read at call time (tests shrink them)
+from symmft.theory.spectral import LaggedProducts, StreamingFields, layout, measured_reach
 from symmft.theory.site import Draws, SiteOps, consumers, moments
 
 GROUPS = 16
@@ -47,11 +42,7 @@ MIN_PASS = 1024  # steps per pass at least: moments and lagged products average 
 MEASURE = 6  # passes at least that the result averages once settled (their spread is part of its error)
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
-FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
 MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory per unit no longer grows with it)
-TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
-COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
-FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
 #: With quenched sources (:func:`quenched`), two-rate and a plateau above this share of a field's variance:
 #: NOT_CONVERGED (reason "static"). The plateau is drawn as a permanent per-unit field; that is right for what
 #: quenched biases fix (a large share, but reached within a short lag range: LSTM mu_f = 2-4 with rho2 = 0.1,
@@ -71,63 +62,6 @@ REASONS = {
               "transient (--steps T) is exact",
     "nan": "the moments became NaN or infinite",
 }
-SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
-
-
-def kernel(g: np.ndarray, static: float | None = None) -> tuple[np.ndarray, float, float]:
-    """The causal convolution kernel (length L) whose white-noise output has covariance g - plateau tapered to
-    zero at lag L; the plateau (a static per-unit part, >= 0); the clipped (negative) spectral weight.
-
-    g: covariance at lags 0..L-1. The plateau is ``static`` when given (the population mean's square when nothing is
-    quenched, :func:`quenched`; 0 for a fast remainder whose slow part the grid carries), else g's mean over its
-    last quarter; the decaying part is tapered by a cos^2 ramp over [L/2, L) so that its spectrum is smooth. The
-    kernel is the minimum-phase square root of that spectrum (cepstral method, on a circle of 4L against the
-    cepstrum's aliasing): causal, with its weight on the most recent noise, so that when the covariance is re-
-    estimated between passes the fields follow within their own correlation time (a zero-phase root would lag by L
-    steps). A covariance supported on lags < L has a minimum-phase root supported on < L (Fejer-Riesz): the kernel's
-    length is L, exact to ~1e-9.
-    """
-    L = len(g)
-    plateau = max(0.0, float(g[3 * L // 4:].mean()) if static is None else float(static))
-    taper = np.ones(L)
-    taper[L // 2:] = np.cos(0.5 * np.pi * np.linspace(0.0, 1.0, L - L // 2)) ** 2
-    d = (g - plateau) * taper
-    n = 4 * L
-    spectrum = fft.rfft(np.concatenate([d, np.zeros(n - 2 * L + 1), d[:0:-1]])).real
-    clipped = float(-spectrum.clip(max=0).sum() / max(spectrum.clip(min=0).sum(), 1e-300))
-    top = spectrum.max()
-    if top <= 0:
-        return np.zeros(L), plateau, clipped
-    cepstrum = fft.irfft(0.5 * np.log(spectrum.clip(min=1e-12 * top)), n)
-    cepstrum[1:n // 2] *= 2  # fold onto positive quefrencies: the causal, minimum-phase factor
-    cepstrum[n // 2 + 1:] = 0.0
-    return fft.irfft(np.exp(fft.rfft(cepstrum)), n)[:L], plateau, clipped
-
-
-def layout(lags: int) -> tuple[int, int]:
-    """(stride, fast) for a lag range: up to TWO_RATE one rate (stride 1, the whole range at full rate); beyond,
-    the slow part on a grid of COARSE_LAGS points of ``stride`` steps and the fast remainder at full rate over
-    ``fast`` >= 4 strides lags."""
-    if lags <= TWO_RATE:
-        return 1, lags
-    stride = lags // COARSE_LAGS
-    return stride, max(FAST_LAGS, 4 * stride)
-
-
-def slow_covariance(grid: np.ndarray, stride: int, length: int) -> np.ndarray:
-    """The covariance at lags 0..length-1 of a process on a grid of ``stride`` steps with covariance ``grid``
-    (grid lags 0, 1, ...; its last value beyond), linearly interpolated between grid points, averaged over the
-    phase within a stride: sum over grid lags k of grid(|k|) w(tau - k s), w the hat function's autocorrelation /
-    s (the B-spline of order 3 on the grid). The fast remainder is the covariance minus this, so the two parts
-    add up exactly at lags < length."""
-    s = stride
-    hat = 1.0 - np.abs(np.arange(-(s - 1), s)) / s
-    w = np.correlate(hat, hat, "full") / s  # lags -(2s - 2) .. 2s - 2
-    k = np.abs(np.arange(-2, length // s + 3))
-    impulses = np.zeros((len(k) - 1) * s + 1)
-    impulses[::s] = grid[np.minimum(k, len(grid) - 1)]
-    smooth = np.convolve(impulses, w, mode="same")  # index i is lag (i - 2s)
-    return smooth[2 * s:2 * s + length]
 
 
 def adequate(g: np.ndarray, variance: float | None = None, static: float | None = None) -> bool:
@@ -139,257 +73,6 @@ def adequate(g: np.ndarray, variance: float | None = None, static: float | None 
     plateau = g[3 * L // 4:].mean() if static is None else static
     variance = abs(g[0]) if variance is None else abs(variance)
     return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * variance))
-
-
-class _Lagged:
-    """Sums over a stream of blocks of x_t y_{t-tau}, tau < lags, over series: auto (a a + b b) and cross
-    (a b + b a) for arrays (copy, ...series, time). FFT against a buffer of each series' last ``lags`` samples."""
-
-    def __init__(self, shape: tuple, lags: int, cross: bool):
-        self.lags, self.cross = lags, cross
-        self.buffer = np.zeros((*shape, lags), dtype=np.float32)
-        self.auto_sum, self.cross_sum, self.pairs = np.zeros(lags), np.zeros(lags), np.zeros(lags)
-        self.seen = 0  # samples streamed so far: the buffer's older part is zero, not data, until it is full
-
-    def add(self, block: np.ndarray) -> None:
-        L, B = self.lags, block.shape[-1]
-        n = fft.next_fast_len(2 * L + B, real=True)
-        x = np.concatenate([self.buffer, block], axis=-1).reshape(2, -1, L + B)
-        acc = np.zeros((2, n // 2 + 1), dtype=np.complex128)
-        for s in range(0, x.shape[1], FFT_SERIES):
-            X = fft.rfft(x[:, s:s + FFT_SERIES], n, axis=-1, workers=2)
-            y = np.zeros_like(x[:, s:s + FFT_SERIES])
-            y[..., L:] = x[:, s:s + FFT_SERIES, L:]
-            Y = fft.rfft(y, n, axis=-1, workers=2)
-            acc[0] += (Y * X.conj()).sum(axis=(0, 1))
-            if self.cross:
-                acc[1] += (Y[0] * X[1].conj() + Y[1] * X[0].conj()).sum(axis=0)
-        out = fft.irfft(acc, n, axis=-1)[:, :L]
-        self.auto_sum += out[0]
-        self.cross_sum += out[1]
-        self.pairs += np.clip(B + min(self.seen, L) - np.arange(L), 0, B)  # t - tau within the data seen
-        self.seen += B
-        self.buffer = x[..., B:].reshape(self.buffer.shape).copy()
-
-    def take(self, series: int) -> tuple[np.ndarray, np.ndarray]:
-        """(auto, cross) means per series, copy and pair since the last take (NaN at lags no pair reached yet);
-        resets the sums."""
-        norm = np.where(self.pairs > 0, 2 * series * self.pairs, np.nan)
-        out = self.auto_sum / norm, self.cross_sum / norm
-        self.auto_sum, self.cross_sum, self.pairs = np.zeros(self.lags), np.zeros(self.lags), np.zeros(self.lags)
-        return out
-
-    def resize(self, lags: int, units: int | None = None, coarsen: int = 1) -> None:
-        """Another lag range (the buffer keeps its latest samples; older ones unknown: zero), optionally only the
-        first ``units`` of the second-to-last series axis, and ``coarsen`` > 1: the samples become means over
-        groups of that many (a coarser grid: the buffer ends on a group boundary)."""
-        buffer = self.buffer if units is None else self.buffer[..., :units, :]
-        if coarsen > 1:
-            buffer = buffer.reshape(*buffer.shape[:-1], -1, coarsen).mean(axis=-1)
-            self.seen //= coarsen
-        buffer = buffer[..., max(0, buffer.shape[-1] - lags):]
-        pad = np.zeros((*buffer.shape[:-1], lags - buffer.shape[-1]), dtype=np.float32)
-        self.buffer = np.concatenate([pad, buffer], axis=-1)
-        self.seen = min(self.seen, buffer.shape[-1])  # samples of data, not padding
-        self.lags, self.auto_sum, self.cross_sum, self.pairs = lags, np.zeros(lags), np.zeros(lags), np.zeros(lags)
-
-
-def _short(d: np.ndarray, variance: float) -> np.ndarray:
-    """The fast remainder d up to the shortest power-of-two range (>= 8) beyond whose half it stays below SHORT of
-    the variance: what the slow part leaves at longer lags is the measured covariance's noise (wiggles of ~1e-3
-    over hundreds of lags at the T = 1000 LSTM rule), which as part of the fast kernel would have a negative
-    spectrum at low frequencies."""
-    small = np.abs(d) <= SHORT * abs(variance)
-    beyond = np.flatnonzero(~small)
-    last = beyond[-1] if len(beyond) else 0  # the last lag above the cut
-    L = 8
-    while L // 2 <= last and L < len(d):
-        L *= 2
-    return d[:L]
-
-
-def _filtered(kernels: list[np.ndarray], noise: np.ndarray, steps: int) -> np.ndarray:
-    """The last ``steps`` samples of each mode's white noise ``noise`` (k, 2, S, history + steps; oldest first)
-    through that mode's causal kernel, the whole history filtered by the kernel given now: (k, 2, S, steps)."""
-    n = noise.shape[-1]
-    size = fft.next_fast_len(n + max(len(c) for c in kernels), real=True)
-    out = np.empty((*noise.shape[:-1], steps), dtype=np.float32)
-    for m, c in enumerate(kernels):
-        spectrum = fft.rfft(c, size)
-        for s in range(0, noise.shape[2], FFT_SERIES):
-            y = fft.irfft(fft.rfft(noise[:, m, s:s + FFT_SERIES], size, axis=-1, workers=2) * spectrum, size,
-                          axis=-1, workers=2)
-            out[:, m, s:s + FFT_SERIES] = y[..., n - steps:n]
-    return out
-
-
-def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
-    """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
-    the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
-    adds to the coming samples, updated in place; float32, FFT_SERIES series per call."""
-    K = carry.shape[-1] + 1
-    n = fft.next_fast_len(steps + K - 1, real=True)
-    spectra = [fft.rfft(c, n) for c in kernels]
-    out = np.empty((*carry.shape[:-1], steps), dtype=np.float32)
-    for m in range(2):
-        for s in range(0, carry.shape[2], FFT_SERIES):
-            z = rng.standard_normal((carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps), dtype=np.float32)
-            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)[..., :steps + K - 1]
-            y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]
-            out[:, m, s:s + FFT_SERIES] = y[..., :steps]
-            carry[:, m, s:s + FFT_SERIES] = y[..., steps:]
-    return out
-
-
-class StreamingFields:
-    """The recurrent fields of every unit, one block of steps at a time (a :class:`~symmft.theory.site.FieldSource`
-    for the steps of the current block); records each vector's values for the lagged products.
-
-    Each mode's field is a fast part (white noise through a causal kernel of ``fast`` lags, overlap-add) plus a
-    slow part. One rate (stride 1): the slow part is a static draw per unit (the plateau). Two-rate (stride > 1):
-    the static draw plus a process on the grid of ``stride`` steps -- grid white noise through the minimum-phase
-    root of the coarse covariance's decaying part (:func:`kernel` on the grid: the same construction, COARSE_LAGS
-    grid lags), applied every block to the grid noise's whole history -- linearly interpolated between grid
-    points; the fast kernel then carries what the interpolated slow part leaves of the fine lags
-    (:func:`slow_covariance`)."""
-
-    def __init__(self, maps: dict, shape: tuple[int, int], lags: int, rng: np.random.Generator):
-        self.maps, self.shape, self.rng = maps, shape, rng
-        self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
-        self.carry: dict[int, np.ndarray] = {}
-        # The grid's white noise, its last COARSE_LAGS - 1 points: each block filters the whole history by the
-        # kernel of the moment, so a re-estimated slow covariance acts at once. Streamed by overlap-add instead
-        # (each noise filtered once, by the kernel of its own time) the slow field followed a change only over
-        # L steps: at the T = 1000 LSTM rule and L = 2^19 Q_c took ~3x10^5 steps to settle, the networks ~7x10^4.
-        self.grid_noise: dict[int, np.ndarray] = {}
-        self.last: dict[int, np.ndarray | None] = {node: None for node in maps}  # slow part at the block's start
-        self.lags = 0
-        self.set_lags(lags)
-        self.t = 0
-
-    def set_lags(self, lags: int) -> None:
-        """Lag range ``lags``: kernels of ``fast`` lags, blocks of ``fast`` steps; carries kept (zero-padded when
-        longer, cut when shorter). The grid's noise history: fresh (stationary) for a new grid process; when the
-        grid turns r times coarser (the range doubled), its latest points summed by r / sqrt(r) onto the new
-        grid's (white noise of the same variance; the slow field stays nearly continuous), older ones fresh."""
-        stride, fast = layout(lags)
-        old_stride = layout(self.lags)[0] if self.lags else stride
-        self.lags, self.stride, self.fast, self.block = lags, stride, fast, fast
-        for node, k in self.maps.items():
-            old = self.carry.get(node)
-            carry = np.zeros((k, 2, *self.shape, fast - 1), dtype=np.float32)
-            if old is not None:
-                n = min(old.shape[-1], fast - 1)
-                carry[..., :n] = old[..., :n]
-            self.carry[node] = carry
-            if stride != old_stride or node not in self.grid_noise:
-                noise = self.rng.standard_normal((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
-                if old_stride > 1 and stride > old_stride:
-                    r = stride // old_stride
-                    kept = (COARSE_LAGS - 1) // r
-                    old_noise = self.grid_noise[node][..., -kept * r:]
-                    noise[..., -kept:] = old_noise.reshape(*old_noise.shape[:-1], kept, r).sum(axis=-1) / math.sqrt(r)
-                else:
-                    self.last[node] = None
-                self.grid_noise[node] = noise
-
-    def keep(self, units: int) -> None:
-        """Keep the first ``units`` units of every group."""
-        self.shape = (self.shape[0], units)
-        self.static = {node: a[..., :units] for node, a in self.static.items()}
-        self.carry = {node: a[..., :units, :].copy() for node, a in self.carry.items()}
-        self.grid_noise = {node: a[..., :units, :].copy() for node, a in self.grid_noise.items()}
-        self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
-
-    def draw(self, gamma: dict, static: dict | None = None) -> float:
-        """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
-        cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
-        NaN where not yet measured) and their static parts ``static`` ({node: (auto, cross)}; None: each
-        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight."""
-        B, s = self.block, self.stride
-        clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
-        self.values, self.recorded = {}, {}
-        for node, k in self.maps.items():
-            auto, cross, coarse_auto, coarse_cross = gamma[node]
-            fast, slow, statics = [], [], []
-            for sign in (1.0, -1.0):
-                g = auto + sign * cross
-                given = None if static is None else static[node][0] + sign * static[node][1]
-                if s == 1:
-                    c, plateau, cl = kernel(g, given)
-                else:
-                    G = coarse_auto + sign * coarse_cross
-                    reach = _reach(G)  # not yet measured beyond
-                    if given is None:  # the plateau rule: the grid kernel is as long as what is measured
-                        G = G[:max(8, 2 ** int(math.log2(max(reach, 1))))].copy()  # (a power of two, tapered)
-                        G[np.isnan(G)] = G[np.isfinite(G)][-1] if np.isfinite(G).any() else g[0]
-                    else:  # no plateau to hold the rest: the measured decay continued (a cut feeds back, below)
-                        G = _continued(G, reach, given)
-                    # A block mean's variance G(0) also holds the fast part (its sum / stride): on the grid that
-                    # would be white noise, which interpolated is a bump of width 2 strides that the fast
-                    # remainder would have to cancel with negative weight. The grid takes the slow part's own
-                    # G(0), extrapolated from G(1), G(2); the fast part keeps the rest.
-                    G[0] = min(G[0], 2 * G[1] - G[2])
-                    root, plateau, cl_slow = kernel(G, given)
-                    grid = plateau + np.correlate(root, root, "full")[len(root) - 1:]  # what the grid carries
-                    c, _, cl = kernel(_short(g - slow_covariance(grid, s, len(g)), g[0]), static=0.0)
-                    slow.append(root)
-                    cl = max(cl, cl_slow)
-                fast.append(c)
-                statics.append(plateau)
-                clipped = max(clipped, cl)
-                self.static_fraction = max(self.static_fraction, plateau / max(abs(float(g[0])), 1e-300))
-            modes = _stream(self.rng, fast, self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
-            modes = modes.reshape(k, 2, *self.shape, B)
-            root = np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
-            if s == 1:
-                modes += (root * self.static[node])[..., None]
-            else:  # the slow part: grid points over the block, interpolated from the last one
-                fresh = self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32)
-                noise = np.concatenate([self.grid_noise[node], fresh], axis=-1)
-                self.grid_noise[node] = noise[..., B // s:]
-                points = _filtered(slow, noise.reshape(k, 2, -1, noise.shape[-1]), B // s)
-                points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
-                start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
-                points = np.concatenate([start, points], axis=-1)
-                self.last[node] = points[..., -1].copy()
-                theta = np.arange(s, dtype=np.float32) / s
-                modes += (points[..., :-1, None] * (1 - theta) + points[..., 1:, None] * theta).reshape(modes.shape)
-            modes *= np.float32(1 / math.sqrt(2))
-            values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
-            np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
-            np.subtract(modes[:, 0], modes[:, 1], out=values[:, 1])
-            self.values[node] = values
-            self.recorded[node] = np.empty((2, *self.shape, B), dtype=np.float32)
-        return clipped
-
-    def begin(self, t: int) -> None:
-        self.t = t
-
-    def fields(self, node: int, v: np.ndarray) -> np.ndarray:
-        self.recorded[node][..., self.t] = v
-        return self.values[node][..., self.t]
-
-
-def _continued(G: np.ndarray, reach: int, static: float) -> np.ndarray:
-    """The coarse covariance G with its unmeasured lags (>= ``reach``: NaN since the grid last changed) continued
-    by the measured decay above ``static``: exponential at the rate between lags reach/2 and reach (at least
-    1/reach: never held or grown), from the mean of the last measured eighth. Cutting the kernel at the measured
-    reach instead (tapered to ``static`` from reach/2) shortens the fields' correlations, which shortens the
-    measured ones: the loop settles on the cut (the T = 1000 LSTM rule: Q_c 59 at L = 2^16, 81 at 2^18, 100 at
-    2^19 against tied networks' ~115, with the reach -- a grid point per stride of steps -- filling for L steps
-    after each change of grid)."""
-    G = G.copy()
-    if reach >= len(G):
-        return G
-    if reach < 16:  # too little to fit: hold what was last measured, decaying over the reach
-        last, rate = (float(G[reach - 1]) if reach else 0.0) - static, 1.0 / max(reach, 1)
-    else:
-        a, b = G[reach // 2 - reach // 16:reach // 2].mean() - static, G[reach - reach // 8:reach].mean() - static
-        last = b
-        rate = max(math.log(a / b) / (15 * reach / 32), 1.0 / reach) if a > 0 and b > 0 else 1.0 / reach  # centres
-    G[reach:] = static + max(last, 0.0) * np.exp(-rate * (np.arange(reach, len(G)) - reach + reach // 16))
-    return G
 
 
 def quenched(h: dict) -> bool:
@@ -411,14 +94,8 @@ def _budget(maps: dict, lags: int) -> int:
     k = sum(maps.values())
     per_unit = 4 * fast * (8 * k + 8 * len(maps))
     if stride > 1:
-        per_unit += 4 * COARSE_LAGS * (2 * k + 8 * len(maps))
+        per_unit += 4 * spectral.COARSE_LAGS * (2 * k + 8 * len(maps))
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
-
-
-def _reach(g: np.ndarray) -> int:
-    """How many leading lags of ``g`` are measured (finite)."""
-    finite = np.isfinite(g)
-    return len(g) if finite.all() else int(np.argmin(finite))
 
 
 def _regrid(values: tuple, old: int, new: int) -> tuple:
@@ -433,7 +110,7 @@ def _regrid(values: tuple, old: int, new: int) -> tuple:
         lags, known = np.concatenate([lags, np.arange(len(coarse))[beyond] * s0]), np.concatenate([fine, coarse[beyond]])
     ok = np.isfinite(known)
     at = lambda x: np.interp(x, lags[ok], known[ok])  # noqa: E731 (np.interp holds the last value beyond)
-    return at(np.arange(f1)), (at(np.arange(COARSE_LAGS) * s1) if s1 > 1 else np.zeros(0))
+    return at(np.arange(f1)), (at(np.arange(spectral.COARSE_LAGS) * s1) if s1 > 1 else np.zeros(0))
 
 
 def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -514,14 +191,16 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         auto, cross = (initial or {}).get(node, (np.zeros(1), np.zeros(1)))
         auto, cross = np.asarray(auto, float), np.zeros(len(cross)) if identical else np.asarray(cross, float)
         at = [lambda x, g=g: np.interp(x, np.arange(len(g)), g) for g in (auto, cross)]  # the last value beyond
-        grid = np.arange(COARSE_LAGS) * stride if stride > 1 else np.zeros(0)
+        grid = np.arange(spectral.COARSE_LAGS) * stride if stride > 1 else np.zeros(0)
         gamma[node] = (at[0](np.arange(fast)), at[1](np.arange(fast)), at[0](grid), at[1](grid))
     # Lagged products: at full rate up to the fast range, and (two-rate) of block means on the coarse grid.
-    lagged = {node: _Lagged((2, *shape), fast, cross=not identical) for node in maps}
-    coarse = {node: _Lagged((2, *shape), COARSE_LAGS, cross=not identical) for node in maps} if stride > 1 else {}
+    lagged = {node: LaggedProducts((2, *shape), fast, cross=not identical) for node in maps}
+    coarse = ({node: LaggedProducts((2, *shape), spectral.COARSE_LAGS, cross=not identical) for node in maps}
+              if stride > 1 else {})
     watch = min(per_group, max(1, 256 // GROUPS))  # units per group whose states give the two-time function
-    two_time = [_Lagged((2, GROUPS, watch), fast, cross=False) for _ in cell.states]
-    two_time_coarse = [_Lagged((2, GROUPS, watch), COARSE_LAGS, cross=False) for _ in cell.states] if stride > 1 else []
+    two_time = [LaggedProducts((2, GROUPS, watch), fast, cross=False) for _ in cell.states]
+    two_time_coarse = ([LaggedProducts((2, GROUPS, watch), spectral.COARSE_LAGS, cross=False) for _ in cell.states]
+                       if stride > 1 else [])
     state_two_time_coarse = None
     # The static part of each field: without quenched sources only the population mean's square (ergodic units);
     # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
@@ -585,10 +264,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         if source.stride == 1:
             covered, filling = all(adequate(g[0], static=plateau[node]) for node, g in gamma.items()), False
         else:
-            reach = min(_reach(g[2]) for g in gamma.values())
-            covered = reach >= min(64, COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0], plateau[node])
+            reach = min(measured_reach(g[2]) for g in gamma.values())
+            covered = reach >= min(64, spectral.COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0], plateau[node])
                                                             for node, g in gamma.items())
-            filling = not covered and reach < COARSE_LAGS
+            filling = not covered and reach < spectral.COARSE_LAGS
         if not np.all(np.isfinite(mean)):
             reason = "nan"
             break
@@ -642,14 +321,14 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             if stride > 1:  # the coarse grid: from the fine samples (one rate until now) or a grid twice as coarse
                 for node in maps:
                     if old_stride == 1:
-                        coarse[node] = _Lagged((2, *shape), old_lags, cross=not identical)
+                        coarse[node] = LaggedProducts((2, *shape), old_lags, cross=not identical)
                         coarse[node].buffer, coarse[node].seen = lagged[node].buffer, lagged[node].seen
-                    coarse[node].resize(COARSE_LAGS, per_group, coarsen=stride // old_stride)
+                    coarse[node].resize(spectral.COARSE_LAGS, per_group, coarsen=stride // old_stride)
                 for i in range(len(cell.states)):
                     if old_stride == 1:
-                        two_time_coarse.append(_Lagged((2, GROUPS, watch), old_lags, cross=False))
+                        two_time_coarse.append(LaggedProducts((2, GROUPS, watch), old_lags, cross=False))
                         two_time_coarse[i].buffer, two_time_coarse[i].seen = two_time[i].buffer, two_time[i].seen
-                    two_time_coarse[i].resize(COARSE_LAGS, min(watch, per_group), coarsen=stride // old_stride)
+                    two_time_coarse[i].resize(spectral.COARSE_LAGS, min(watch, per_group), coarsen=stride // old_stride)
             for lag in lagged.values():
                 lag.resize(fast, per_group)
             for lag in two_time:
