@@ -189,9 +189,9 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
     if status != Status.OK or len(pooled) < length + 1:
         nan = np.full(length, np.nan)
         return TiedGain(length, nan, nan, moments, Status.NAN if status == Status.OK else status, G * p)
-    parts = np.array(per_part)
+    by_part = np.array(per_part)  # (t, part): each independent part's own log gain
     log_gain = np.array(pooled[1:]) - pooled[0]
-    spread = (parts[1:] - parts[0]).std(axis=1, ddof=1) / math.sqrt(parts.shape[1])
+    spread = (by_part[1:] - by_part[0]).std(axis=1, ddof=1) / math.sqrt(by_part.shape[1])
     return TiedGain(length, log_gain, spread, moments, status, G * p)
 
 
