@@ -198,8 +198,8 @@ def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
     # 1/n; real torch LSTMs ~116). The old plateau rule's passes agreed at 183-222. Tolerance: 10% on Q_c (the
     # width extrapolation 112 and the width-500 values 117-124 are inside; the solver's own standard error at
     # P = 1000 is ~3%), 2% on Q_h (networks 0.279-0.284). The reference is the networks', not this code's.
-    # Measured: OK, Q_c 118.4(3.3), Q_h 0.2815, L = 2^19 confirmed against 2^18 (110.9(2.3)); 199 s CPU, 190 s
-    # wall at load ~2.2 (before the FFTs were sized by the kernels, another realization: 110.2(3.0), 208 s).
+    # Measured: OK, Q_c 116.3(3.8), Q_h 0.2809, L = 2^19 confirmed against 2^18 (121.1(4.8)); 162 s CPU (before
+    # the early call of short ranges with damping: 118.4(3.3), 199 s; before the FFTs by kernel: 110.2(3.0), 208 s).
     import json
     from pathlib import Path
     cell = load_cell("lstm")

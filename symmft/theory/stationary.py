@@ -13,7 +13,8 @@ whole number of blocks) re-estimates gamma and kappa from the pass's own v (lagg
 last L samples) and the next pass draws from them: the map gamma -> gamma iterated to self-consistency (with
 Aitken's extrapolation on one-rate ranges) while the units stay warm, so a memory longer than a pass costs
 passes, not a longer window. L doubles while the decaying part has not decayed by L/2 (the window adapts to
-the measured correlation time), up to MAX_LAGS = 2^20. The static part is the population
+the measured correlation time; without quenched sources called as soon as lag L/2 is measured, with the drawn
+covariance damped on two-rate ranges, DAMP), up to MAX_LAGS = 2^20. The static part is the population
 mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
 and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
