@@ -33,6 +33,32 @@ def test_streamed_kernel_reproduces_the_covariance():
     assert np.allclose(line + plateau, g[:L // 2], rtol=0, atol=1e-7)
 
 
+def test_stream_with_short_kernels_is_the_direct_convolution():
+    # The overlap-add stream sizes its FFTs by the block's kernels, not by the carry's reach (a fast remainder of
+    # 8 lags under a carry of 1023: RESULTS §7.2a). Reference: every block's own white noise convolved directly
+    # (np.convolve, float64) with the kernel of its block -- long, then short, then long again -- and the pieces
+    # added at their offsets, so what the long kernel left in the carry must reach the short blocks and nothing
+    # stale beyond the short kernel may. The same draws (a twin generator, the stream's draw order: mode, then
+    # the series' chunk). Tolerance: float32 FFTs of unit-variance noise, ~1e-6 relative of values ~1: 1e-4.
+    from symmft.theory.spectral import _stream
+    k, S, steps, K = 2, 3, 1024, 1024
+    rng_kernels = np.random.default_rng(5)
+    plan = [K, 8, 8, K, 8]
+    kernels = [[rng_kernels.standard_normal(n) * 0.9 ** np.arange(n) for _ in range(2)] for n in plan]
+    carry = np.zeros((k, 2, S, K - 1), dtype=np.float32)
+    rng, twin = np.random.default_rng(7), np.random.default_rng(7)
+    got = np.concatenate([_stream(rng, ks, carry, steps) for ks in kernels], axis=-1)
+    want = np.zeros((k, 2, S, steps * len(plan) + K))
+    for b, ks in enumerate(kernels):
+        for m in range(2):
+            z = twin.standard_normal((k, S, steps), dtype=np.float32).astype(float)
+            for i in range(k):
+                for j in range(S):
+                    piece = np.convolve(z[i, j], ks[m])
+                    want[i, m, j, b * steps:b * steps + len(piece)] += piece
+    np.testing.assert_allclose(got, want[..., :steps * len(plan)], rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("plateau", [0.03, 0.0])
 def test_two_rate_sampler_reproduces_the_covariance(plateau):
     # Beyond 4096 lags the fields are a slow part (static draw + a process on a coarse grid, interpolated) plus a
@@ -172,7 +198,8 @@ def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
     # 1/n; real torch LSTMs ~116). The old plateau rule's passes agreed at 183-222. Tolerance: 10% on Q_c (the
     # width extrapolation 112 and the width-500 values 117-124 are inside; the solver's own standard error at
     # P = 1000 is ~3%), 2% on Q_h (networks 0.279-0.284). The reference is the networks', not this code's.
-    # Measured: OK, Q_c 110.2(3.0), Q_h 0.2787, L = 2^19 confirmed against 2^18; ~200 s CPU.
+    # Measured: OK, Q_c 116.3(3.8), Q_h 0.2809, L = 2^19 confirmed against 2^18 (121.1(4.8)); 162 s CPU (before
+    # the early call of short ranges with damping: 118.4(3.3), 199 s; before the FFTs by kernel: 110.2(3.0), 208 s).
     import json
     from pathlib import Path
     cell = load_cell("lstm")

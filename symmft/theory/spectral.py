@@ -169,18 +169,26 @@ def _filtered(kernels: list[np.ndarray], noise: np.ndarray, steps: int) -> np.nd
 def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
     """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
     the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
-    adds to the coming samples, updated in place; float32, FFT_SERIES series per call."""
-    K = carry.shape[-1] + 1
-    n = fft.next_fast_len(steps + K - 1, real=True)
+    adds to the coming samples, updated in place; float32, FFT_SERIES series per call.
+
+    The FFTs are as long as this block's kernels need (steps + their length - 1), not the carry's reach: once
+    two-rate the fast remainder is cut to a few lags (:func:`_short`: 8 at the T = 1000 LSTM rule, against
+    2048-4096 of carry), which halves the sampler's FFTs (RESULTS §7.2a). Needs ``steps`` >= the carry's length
+    (a block is at least as long as the kernels' range)."""
+    K, reach = carry.shape[-1] + 1, max(len(c) for c in kernels)
+    if steps < K - 1 or reach > K:
+        raise ValueError(f"_stream: {steps} steps with a carry of {K - 1} and kernels of {reach} lags")
+    n = fft.next_fast_len(steps + reach - 1, real=True)
     spectra = [fft.rfft(c, n) for c in kernels]
     out = np.empty((*carry.shape[:-1], steps), dtype=np.float32)
     for m in range(2):
         for s in range(0, carry.shape[2], FFT_SERIES):
             z = rng.standard_normal((carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps), dtype=np.float32)
-            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)[..., :steps + K - 1]
-            y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]
+            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)
+            y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]  # what earlier noise adds (within this block)
             out[:, m, s:s + FFT_SERIES] = y[..., :steps]
-            carry[:, m, s:s + FFT_SERIES] = y[..., steps:]
+            carry[:, m, s:s + FFT_SERIES, :reach - 1] = y[..., steps:steps + reach - 1]
+            carry[:, m, s:s + FFT_SERIES, reach - 1:] = 0.0
     return out
 
 

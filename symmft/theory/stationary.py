@@ -13,7 +13,8 @@ whole number of blocks) re-estimates gamma and kappa from the pass's own v (lagg
 last L samples) and the next pass draws from them: the map gamma -> gamma iterated to self-consistency (with
 Aitken's extrapolation on one-rate ranges) while the units stay warm, so a memory longer than a pass costs
 passes, not a longer window. L doubles while the decaying part has not decayed by L/2 (the window adapts to
-the measured correlation time), up to MAX_LAGS = 2^20. The static part is the population
+the measured correlation time; without quenched sources called as soon as lag L/2 is measured, with the drawn
+covariance damped on two-rate ranges, DAMP), up to MAX_LAGS = 2^20. The static part is the population
 mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
 and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
@@ -42,6 +43,12 @@ MIN_PASS = 1024  # steps per pass at least: moments and lagged products average 
 MEASURE = 6  # passes at least that the result averages once settled (their spread is part of its error)
 EXTRAPOLATE = 0.75  # the largest pass-to-pass ratio the acceleration trusts (a jump of at most 3x the step)
 ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-1 value, must be below this
+#: Without quenched sources, on two-rate ranges: the covariance the next pass draws from is this share the one the
+#: pass drew from and the rest the pass's own measurement (a fixed point of the map is one of the damped map). With
+#: the early call of short ranges it keeps the slow part from overshooting as the range grows: at the T = 1000
+#: LSTM rule the early call alone entered 2^18 while Q_c rose, overshot to ~150 and held there on 2^19; with
+#: both, OK 116.3(3.8) in 3.6x10^5 steps instead of 4.2-4.3x10^5 (RESULTS §7.2a).
+DAMP = 0.5
 MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory per unit no longer grows with it)
 #: With quenched sources (:func:`quenched`), two-rate and a plateau above this share of a field's variance:
 #: NOT_CONVERGED (reason "static"). The plateau is drawn as a permanent per-unit field; that is right for what
@@ -73,6 +80,15 @@ def adequate(g: np.ndarray, variance: float | None = None, static: float | None 
     plateau = g[3 * L // 4:].mean() if static is None else static
     variance = abs(g[0]) if variance is None else abs(variance)
     return bool(abs(g[L // 2] - plateau) <= max(ADEQUATE * abs(g[min(1, L - 1)] - plateau), 0.01 * variance))
+
+
+def _still_correlated(coarse: np.ndarray, static: float) -> bool:
+    """Whether a coarse covariance's decaying part (above ``static``) at lag L/2 (grid point COARSE_LAGS / 2,
+    measured) is still positive and above ADEQUATE of its value at the first grid point: a range that
+    :func:`adequate` will call short once the rest of the grid fills. One-sided: a negative value there may be
+    a swing of the moments over the pass, not a correlation."""
+    first, half = coarse[1] - static, coarse[len(coarse) // 2] - static
+    return bool(np.isfinite(half) and first > 0 and half > ADEQUATE * first)
 
 
 def quenched(h: dict) -> bool:
@@ -252,6 +268,10 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             state_two_time_coarse = np.array([lag.take(GROUPS * watch)[0] for lag in two_time_coarse])
         if identical:
             gamma = {node: (g[0], np.zeros_like(g[1]), g[2], np.zeros_like(g[3])) for node, g in gamma.items()}
+        if static is not None and source.stride > 1:  # damped (DAMP): where both are measured, same grids
+            gamma = {node: tuple(np.where(np.isfinite(new) & np.isfinite(old), (1 - DAMP) * new + DAMP * old, new)
+                                 if len(old) == len(new) else new for new, old in zip(gamma[node], used[node]))
+                     for node in gamma}
         if static is not None:  # the population means' squares: <v^a_t v^b_s> of ergodic units at long lags
             means = {node: total / (units * blocks * source.block) for node, total in totals.items()}
             static = {node: ((m[0] ** 2 + m[1] ** 2) / 2, 0.0 if identical else m[0] * m[1])
@@ -268,6 +288,12 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             covered = reach >= min(64, spectral.COARSE_LAGS) and all(adequate(g[2][:reach], g[0][0], plateau[node])
                                                             for node, g in gamma.items())
             filling = not covered and reach < spectral.COARSE_LAGS
+            if filling and static is not None and reach > spectral.COARSE_LAGS // 2:
+                # Without quenched sources: once lag L/2 is measured and the decaying part there is still above
+                # ADEQUATE of its lag-1 value, the range is short now. Waiting for the grid's other half to fill
+                # (L/2 steps) found the same, and at the T = 1000 LSTM rule spent ~1.4x10^5 of 4.2x10^5 steps
+                # on ranges up to 2^17 that were doubled anyway (RESULTS §7.2a; safe only damped: DAMP).
+                filling = not any(_still_correlated(g[2], static[node][0]) for node, g in gamma.items())
         if not np.all(np.isfinite(mean)):
             reason = "nan"
             break
