@@ -2,7 +2,7 @@
 
 Stage: ``Cell`` -> :func:`symmft.theory.dynamics.analyze` + :func:`symmft.theory.jacobian.jacobian_moments` on
 vectorized batches -> per point xi, lambda, m1, m2, spread, Q_s, status, judged by
-:class:`symmft.init.criteria.Criteria`. Used by the search (:mod:`symmft.init.search`), the baselines
+:class:`symmft.init.criteria.Criteria`. Used by the search (:mod:`symmft.init.box`, for :mod:`symmft.init.search`), the baselines
 (:mod:`symmft.init.baselines`) and phase diagrams (:mod:`symmft.init.phase`).
 """
 
