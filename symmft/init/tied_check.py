@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
@@ -141,12 +142,12 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
 
     Returns {"spread": their mean, "standard_error": their standard error (sd / sqrt(networks), ddof 1),
     floored at SPREAD_FLOOR x spread), "values": each network's, "seeds", "width",
-    "input_dim" (the networks'), "status": "OK", or "NAN" where a network's product overflowed or vanished (its
+    "input_dim" (the networks'), "cpu_seconds" (their process time), "status": "OK", or "NAN" where a network's product overflowed or vanished (its
     spread and the mean are then NaN: the spread criterion fails rather than passing on the others)}."""
     _positive("spread_width", width, 2)
     _positive("spread_networks", networks, 2)  # the standard error needs two
     m = SPREAD_INPUT_DIM if input_dim is None else input_dim
-    seeds = spread_seeds(seed, networks)
+    seeds, start = spread_seeds(seed, networks), time.process_time()
     spreads = np.array([jacobian_product_spectrum(cell, hyperparameters, width=width, steps=length, tied=True,
                                                   weights=weights, seed=s, input_dim=m)["spread"] for s in seeds])
     ok = bool(np.all(np.isfinite(spreads)))
@@ -154,7 +155,7 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
     scatter = float(spreads.std(ddof=1) / math.sqrt(networks))
     return {"spread": mean, "standard_error": max(scatter, SPREAD_FLOOR * mean) if ok else math.nan,
             "values": [float(v) for v in spreads], "seeds": seeds, "width": width, "input_dim": m,
-            "status": "OK" if ok else "NAN"}
+            "status": "OK" if ok else "NAN", "cpu_seconds": round(time.process_time() - start, 2)}
 
 
 def _positive(option: str, value, minimum: int) -> None:
