@@ -254,6 +254,31 @@ def test_spread_at_the_T1000_rule_fails_on_the_check_as_on_the_networks():
     assert tied.min() > 1.2 and check["values"]["spread"] == pytest.approx(tied.mean(), rel=0.05)
 
 
+def test_a_product_that_vanishes_is_a_failed_status_not_a_silent_nan():
+    """A vanilla RNN with nu2_h = 1e8 saturates every unit (tanh' = 0 in float64), so the product of its Jacobians
+    vanishes: network_spread reports status NAN with a NaN spread (judged as failed), and the check, whose tied gain
+    vanishes too, fails the status criterion without building networks."""
+    cell = load_cell("vanilla_rnn")
+    record = network_spread(cell, {"nu2_h": 1e8}, 20, width=30)
+    assert record["status"] == "NAN" and math.isnan(record["spread"]) and math.isnan(record["standard_error"])
+    assert "spread" in Criteria(20).failures({"spread": np.array([record["spread"]]), "xi": np.array([100.0]),
+                                              "m1": np.array([1.0]), "Q_h": np.array([0.5]),
+                                              "status": np.array([0])})[0]
+    check = tied_criteria(cell, {"nu2_h": 1e8}, 20, Criteria(20), population=500, spread_width=30)
+    assert check["fails"] == ["status:NAN"] and check["spread_networks"] is None
+    assert math.isnan(check["values"]["spread"])
+
+
+def test_check_refuses_bad_spread_options():
+    from symmft.errors import HyperparameterError
+
+    cell, h, T = _rule("export_client_lstm_T20.json")
+    with pytest.raises(HyperparameterError, match="spread_networks"):
+        tied_criteria(cell, h, T, Criteria(T), spread_networks=1)
+    with pytest.raises(HyperparameterError, match="spread_width"):
+        network_spread(cell, h, T, width=1.5)
+
+
 def test_product_spectrum_refuses_bad_options():
     """A recorded step must be a positive integer, as steps and seed must; the message names the option."""
     from symmft.errors import HyperparameterError

@@ -38,7 +38,7 @@ def add_parsers(sub) -> None:
             "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
             "symmft critical gru --length 100 --theory tied --input-dim 32",
             "symmft critical lstm --length 200 --theory tied --input-dim 4 --population 2000 -o rule_tied.json",
-            "symmft critical lstm --length 1000 --theory tied --input-dim 8 --spread-width 500 --spread-networks 3",
+            "symmft critical lstm --length 200 --theory tied --spread-width 500 --spread-networks 4",
         ],
         ("xi", "lambda", "m1, m2", "M*, Q*", "status"),
     )
@@ -107,6 +107,9 @@ def _critical(args) -> int:
     fixed = assignments(args.assignments)
     if args.width < 1 or (args.input_dim is not None and args.input_dim < 1):
         raise CommandLineError("--width and --input-dim must be >= 1")
+    if args.spread_width < 2 or args.spread_networks < 2:  # before the search, not after minutes of it
+        raise CommandLineError("--spread-width and --spread-networks must be >= 2 (the standard error needs two "
+                               "networks)")
     result = find_critical(cell, args.length, weights=args.weights, fixed=fixed, free=args.free,
                            bounds=_bounds(args.bound), min_second_moment=args.min_second_moment, progress=True)
     if args.theory == "tied":  # raises InfeasibleError (the reason) when no corrected rule holds
