@@ -62,7 +62,8 @@ SPREAD_WIDTH = 300
 #: T = 200 and T = 1000 rules; input products are not differentiated, so m costs only its matrix-vector product).
 SPREAD_INPUT_DIM = 4096
 #: Relative floor of the spread's standard error: the finite-width bias the networks' scatter does not measure
-#: (widths 300-2000 agree within ~2%), and a guard against two networks agreeing by chance.
+#: (widths 300-1000 agree within ~2%, where one network scatters by 0.3-0.6% at T >= 200), and a guard against
+#: two networks agreeing by chance (their scatter has one degree of freedom; near the threshold use more).
 SPREAD_FLOOR = 0.02
 
 
