@@ -134,7 +134,8 @@ def test_check_judges_the_spread_on_the_product_of_its_tied_networks():
     """The tied check's spread is the mean over its networks of m2/m1^2 - 1 of the exact product: rebuilt here from
     the documented seeds (spread_seeds) and input size (SPREAD_INPUT_DIM at infinite m), the product taken by
     torch autograd, equal to rounding (1e-9 relative, float64 both). The free sum the check judged before is kept
-    as spread_free, and its standard error is at least the documented floor."""
+    as spread_free, and the spread's standard error is at least the documented floors (2%; 0.3 / width per
+    network)."""
     cell, h, T = _rule("export_client_lstm_T20.json")
     check = tied_criteria(cell, h, T, Criteria(T), population=1000, spread_width=40, spread_networks=2, seed=5)
     record = check["spread_networks"]
@@ -144,7 +145,7 @@ def test_check_judges_the_spread_on_the_product_of_its_tied_networks():
     assert check["values"]["spread"] == pytest.approx(np.mean(torch_spreads), rel=1e-9)
     spread_free = float(evaluate_points(cell, h, weights="orthogonal", length=T)["spread"][0])
     assert check["values"]["spread_free"] == pytest.approx(spread_free, rel=0.05)  # tied moments, not untied ones
-    assert check["standard_error"]["spread"] >= 0.02 * check["values"]["spread"]
+    assert check["standard_error"]["spread"] >= max(0.02 * check["values"]["spread"], 0.3 / (40 * math.sqrt(2)))
 
 
 def test_spread_at_the_T20_rule_is_the_networks():

@@ -29,7 +29,7 @@ is never seen by a sequence of that length and does not enter:
   over the criterion's window; ``lambda`` is that rate, exp(log S/(T - 1)).
 
 Standard errors: Q_s from the spread of the theory's independent groups; m1 from the groups' own log gains; the
-spread from the networks' scatter, floored at SPREAD_FLOOR of its value (:func:`network_spread`); spread_free by
+spread from the networks' scatter, floored (:func:`network_spread`); spread_free by
 moving each state moment up by its standard error at every step (fully correlated over steps: conservative) and
 adding the shifts in quadrature; xi from the jackknife of log S over groups. A criterion whose
 slack is within UNCERTAIN standard errors of its threshold, on either side, is listed in ``uncertain`` and not in
@@ -61,10 +61,12 @@ SPREAD_WIDTH = 300
 #: Input size of those networks where the layer's is infinite (the spread does not move above m ~ 100 at the
 #: T = 200 and T = 1000 rules; input products are not differentiated, so m costs only its matrix-vector product).
 SPREAD_INPUT_DIM = 4096
-#: Relative floor of the spread's standard error: the finite-width bias the networks' scatter does not measure
-#: (widths 300-1000 agree within ~2%, where one network scatters by 0.3-0.6% at T >= 200), and a guard against
-#: two networks agreeing by chance (their scatter has one degree of freedom; near the threshold use more).
+#: Floors of the spread's standard error. Relative: the finite-width bias the networks' scatter does not measure
+#: (widths 300-1000 agree within ~2% at T = 1000, where one network scatters by 0.3-0.6%). Absolute, per network
+#: SPREAD_NOISE / width: one network's own sampling noise, 0.1-0.37 / width measured at the T = 20 and 200 rules
+#: (widths 200-600). Both guard against two networks agreeing by chance (their scatter has one degree of freedom).
 SPREAD_FLOOR = 0.02
+SPREAD_NOISE = 0.3
 
 
 def moments_at_step(analysis: TiedAnalysis, step: int | slice) -> TiedAnalysis:
@@ -142,7 +144,7 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
     ``input_dim`` (None: infinite, modelled by SPREAD_INPUT_DIM inputs).
 
     Returns {"spread": their mean, "standard_error": their standard error (sd / sqrt(networks), ddof 1),
-    floored at SPREAD_FLOOR x spread), "values": each network's, "seeds", "width",
+    floored at SPREAD_FLOOR x spread and at SPREAD_NOISE / (width sqrt(networks))), "values": each network's, "seeds", "width",
     "input_dim" (the networks'), "cpu_seconds" (their process time), "status": "OK", or "NAN" where a network's product overflowed or vanished (its
     spread and the mean are then NaN: the spread criterion fails rather than passing on the others)}."""
     _positive("spread_width", width, 2)
@@ -154,7 +156,8 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
     ok = bool(np.all(np.isfinite(spreads)))
     mean = float(spreads.mean()) if ok else math.nan
     scatter = float(spreads.std(ddof=1) / math.sqrt(networks))
-    return {"spread": mean, "standard_error": max(scatter, SPREAD_FLOOR * mean) if ok else math.nan,
+    floor = max(SPREAD_FLOOR * mean, SPREAD_NOISE / (width * math.sqrt(networks)))
+    return {"spread": mean, "standard_error": max(scatter, floor) if ok else math.nan,
             "values": [float(v) for v in spreads], "seeds": seeds, "width": width, "input_dim": m,
             "status": "OK" if ok else "NAN", "cpu_seconds": round(time.process_time() - start, 2)}
 
