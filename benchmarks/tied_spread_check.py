@@ -50,7 +50,8 @@ def check_row(name: str, input_dim: int | None) -> dict:
     total = time.process_time() - t0
     nets = c["spread_networks"] or {}
     return {"rule": name, "T": T, "input_dim": input_dim, "cpu_seconds": total,
-            "networks_cpu_seconds": nets.get("cpu_seconds"), "before_cpu_seconds": total - nets.get("cpu_seconds", 0),
+            "networks_cpu_seconds": nets.get("cpu_seconds"),
+            "before_cpu_seconds": total - nets.get("cpu_seconds", 0),
             "spread": c["values"]["spread"], "spread_error": c["standard_error"]["spread"],
             "spread_free": c["values"]["spread_free"], "spread_free_error": c["standard_error"]["spread_free"],
             "networks": nets, "fails": c["fails"], "uncertain": c["uncertain"], "load": os.getloadavg()[0]}
@@ -66,8 +67,9 @@ def sweep_row(name: str, width: int, input_dim: int | None, count: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 epilog="example: python benchmarks/tied_spread_check.py --sections check --rules lstm20")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="example: python benchmarks/tied_spread_check.py --sections check --rules lstm20")
     ap.add_argument("--sections", nargs="+", choices=("check", "widths", "inputs"), default=["check"])
     ap.add_argument("--rules", nargs="+", default=["lstm20", "gru20", "lstm200", "janet200"])
     ap.add_argument("--input-dims", nargs="+", default=["inf"],
@@ -83,7 +85,8 @@ def main() -> None:
         jobs += [("check", lambda n=n, m=m: check_row(n, None if m == "inf" else int(m)))
                  for n in args.rules for m in args.input_dims]
     if "widths" in args.sections:
-        jobs += [("widths", lambda n=n, w=w: sweep_row(n, w, None, args.networks)) for n in args.rules for w in args.widths]
+        jobs += [("widths", lambda n=n, w=w: sweep_row(n, w, None, args.networks))
+                 for n in args.rules for w in args.widths]
     if "inputs" in args.sections:
         jobs += [("inputs", lambda n=n, m=m: sweep_row(n, 300, m, args.networks))
                  for n in args.rules for m in args.sweep_inputs]

@@ -57,7 +57,8 @@ def two_probe_part(a: float, b: float, steps: int, n: int, rng: np.random.Genera
     return float(x @ x / n), float(y @ y / n), float(x @ y / n)
 
 
-def two_probe_spread(a: float, b: float, steps: int, n: int, parts: int, rng: np.random.Generator) -> tuple[float, float]:
+def two_probe_spread(a: float, b: float, steps: int, n: int, parts: int,
+                     rng: np.random.Generator) -> tuple[float, float]:
     """n E[q_xy^2] / E[q_xx]^2 - 1 over ``parts`` independent parts, and its standard error (the parts' scatter)."""
     q = np.array([two_probe_part(a, b, steps, n, rng) for _ in range(parts)])
     m1 = q[:, :2].mean()

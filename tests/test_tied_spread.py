@@ -140,7 +140,8 @@ def test_check_judges_the_spread_on_the_product_of_its_tied_networks():
     check = tied_criteria(cell, h, T, Criteria(T), population=1000, spread_width=40, spread_networks=2, seed=5)
     record = check["spread_networks"]
     assert record["seeds"] == spread_seeds(5, 2) and record["input_dim"] == SPREAD_INPUT_DIM
-    torch_spreads = [_torch_spread(*_network_and_inputs(cell, h, 40, s, T, SPREAD_INPUT_DIM), T) for s in record["seeds"]]
+    torch_spreads = [_torch_spread(*_network_and_inputs(cell, h, 40, s, T, SPREAD_INPUT_DIM), T)
+                     for s in record["seeds"]]
     assert record["values"] == pytest.approx(torch_spreads, rel=1e-9)
     assert check["values"]["spread"] == pytest.approx(np.mean(torch_spreads), rel=1e-9)
     spread_free = float(evaluate_points(cell, h, weights="orthogonal", length=T)["spread"][0])

@@ -75,7 +75,7 @@ def add_parsers(sub) -> None:
                    help="tied: most tied evaluations the correction may spend (default: %(default)s)")
     p.add_argument("--spread-width", type=int, default=SPREAD_WIDTH, metavar="N",
                    help="tied: width of the tied networks whose exact product of the T memory Jacobians judges the "
-                   "spread (within 1%% of width 1000 from 300 on; cost ~ N^3 T: at T = 1000 ~8 s CPU a network "
+                   "spread (within ~2%% of width 1000 from 300 on; cost ~ N^3 T: at T = 1000 ~8 s CPU a network "
                    "at 300, ~30 s at 500), e.g. --spread-width 500 (default: %(default)s)")
     p.add_argument("--spread-networks", type=int, default=SPREAD_NETWORKS, metavar="K",
                    help="tied: how many such networks (>= 2; the spread is their mean, its standard error from their "

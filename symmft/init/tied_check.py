@@ -18,22 +18,23 @@ is never seen by a sequence of that length and does not enter:
   Beside it ``m1_free``, the geometric mean of the free-probability m1(t) at the tied moments of step t, which
   treats the steps' Jacobians as free (the tied product exceeds it by ~3e-4 per step: docs/criteria.md);
 - the spread, m2/m1^2 - 1 of the squared singular values of the same product, is judged on finite tied
-  networks (:func:`network_spread`: the exact product by :func:`symmft.network.spectrum.jacobian_product_spectrum`,
-  ``spread_networks`` networks of width ``spread_width``). It is an O(1/N) fluctuation of the overlap of two
-  forward tangents (docs/criteria.md, "The spread on the tied network"), which no single-site quantity of the
-  tied DMFT gives; a DMFT that samples it is as costly as a network of its part's width, and the network is
-  exact. ``spread_free`` is the former value, sum_t (m2(t)/m1(t)^2 - 1) from the free-probability moments at the
-  tied moments of each step (1.2x low at T = 20, 53x at T = 1000: benchmarks/RESULTS.md);
+  networks (:func:`network_spread`: the exact product by
+  :func:`symmft.network.spectrum.jacobian_product_spectrum`, ``spread_networks`` networks of width
+  ``spread_width``). It is an O(1/N) fluctuation of the overlap of two forward tangents (docs/criteria.md, "Why
+  no infinite-width quantity gives it"), which no single-site quantity of the tied DMFT gives; a DMFT that
+  samples it is as costly as a network of its part's width, and the network is exact. ``spread_free`` is the
+  former value, sum_t (m2(t)/m1(t)^2 - 1) from the free-probability moments at the tied moments of each step
+  (1.2x low at T = 20, 53x at T = 1000: benchmarks/RESULTS.md);
 - xi: what survives of a kick to the distance between two sequences after step T, followed for T more steps
   (docs/tied.md §2, "lambda, xi"): xi = -(T - 1)/log(D(2T)/D(T + 1)), the single rate with the same survival
   over the criterion's window; ``lambda`` is that rate, exp(log S/(T - 1)).
 
 Standard errors: Q_s from the spread of the theory's independent groups; m1 from the groups' own log gains; the
-spread from the networks' scatter, floored (:func:`network_spread`); spread_free by
-moving each state moment up by its standard error at every step (fully correlated over steps: conservative) and
-adding the shifts in quadrature; xi from the jackknife of log S over groups. A criterion whose
-slack is within UNCERTAIN standard errors of its threshold, on either side, is listed in ``uncertain`` and not in
-``fails``: the population cannot decide it, and more population (``--population``) does.
+spread from the networks' scatter, floored (:func:`network_spread`); spread_free by moving each state moment up by
+its standard error at every step (fully correlated over steps: conservative) and adding the shifts in
+quadrature; xi from the jackknife of log S over groups. A criterion whose slack is within UNCERTAIN standard
+errors of its threshold, on either side, is listed in ``uncertain`` and not in ``fails``: the population cannot
+decide it, and more population (``--population``, or ``--spread-networks`` for the spread) does.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from symmft.theory.tied import TiedAnalysis, analyze_tied
 #: Standard errors within which a criterion's slack counts as undecided by the Monte Carlo population.
 UNCERTAIN = 2.0
 #: Tied networks that judge the spread, and their width (benchmarks/RESULTS.md, "The spread judged on tied
-#: networks": within 1% of width 1000 from width 300 on; width 300 costs ~8 s CPU a network at T = 1000).
+#: networks": within ~2% of width 1000 from width 300 on; width 300 costs ~8 s CPU a network at T = 1000).
 SPREAD_NETWORKS = 2
 SPREAD_WIDTH = 300
 #: Input size of those networks where the layer's is infinite (the spread does not move above m ~ 100 at the
@@ -144,9 +145,10 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
     ``input_dim`` (None: infinite, modelled by SPREAD_INPUT_DIM inputs).
 
     Returns {"spread": their mean, "standard_error": their standard error (sd / sqrt(networks), ddof 1),
-    floored at SPREAD_FLOOR x spread and at SPREAD_NOISE / (width sqrt(networks))), "values": each network's, "seeds", "width",
-    "input_dim" (the networks'), "cpu_seconds" (their process time), "status": "OK", or "NAN" where a network's product overflowed or vanished (its
-    spread and the mean are then NaN: the spread criterion fails rather than passing on the others)}."""
+    floored at SPREAD_FLOOR x spread and at SPREAD_NOISE / (width sqrt(networks))), "values": each network's,
+    "seeds", "width", "input_dim" (the networks'), "cpu_seconds" (their process time), "status": "OK", or "NAN"
+    where a network's product overflowed or vanished (its spread and the mean are then NaN: the spread criterion
+    fails rather than passing on the others)}."""
     _positive("spread_width", width, 2)
     _positive("spread_networks", networks, 2)  # the standard error needs two
     m = SPREAD_INPUT_DIM if input_dim is None else input_dim
