@@ -247,7 +247,7 @@ def test_spread_at_the_T1000_rule_fails_on_the_check_as_on_the_networks():
     the free sum is 0.028 (untied: 0.020) and passes, while the tied networks' product spreads 1.48 (1.4824(17) at
     width 1000, 3 networks; 1.481(15) at 500; 1.492(4) at 300), 53 times more, beyond the threshold 1. The check
     judges it on its networks now and fails the spread (not uncertain: 1.49 +- 0.03 against 1); 2 separately
-    seeded width-500 networks agree within 5% (measured 1.466 and 1.495; the check's two 1.473 and 1.497). About
+    seeded width-500 networks agree within 5% (measured 1.466 and 1.495). About
     100 CPU s: the check ~36 s with its networks and 3 GB (the T = 1000 transient at population 1000), the two
     width-500 networks ~30 s each (8 minutes wall at load 8-9)."""
     cell, h, T = _rule("export_client_lstm_T1000.json")
