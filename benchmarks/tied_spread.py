@@ -6,8 +6,9 @@ What is compared, per rule (tests/data: LSTM and GRU T = 20, LSTM and the user's
 
 * the untied criterion, T (m2/m1^2 - 1) at the untied fixed point (``evaluate_points(..., length=T)``: what the
   search judges);
-* the tied check, sum_t (m2(t)/m1(t)^2 - 1) with the free-probability m1(t), m2(t) at the tied theory's moments
-  of steps t = 1..T (``symmft.init.tied_check.tied_criteria``, input size = the networks' width);
+* the tied check's free sum, sum_t (m2(t)/m1(t)^2 - 1) with the free-probability m1(t), m2(t) at the tied
+  theory's moments of steps t = 1..T (``symmft.init.tied_check.tied_criteria``'s ``spread_free``, input size =
+  the networks' width; the check itself now judges the spread on networks of its own, recorded as ``networks``);
 * two closed forms for the product of T factors with per-step relative variance s_t: free factors add it
   exactly (for free positive a, b, phi((ab)^2) = phi(a^2) phi(b)^2 + phi(a)^2 phi(b^2) - phi(a)^2 phi(b)^2, so
   m2/m1^2 - 1 is additive: the criterion's sum); commuting independent factors (diagonal matrices, the gates'
@@ -110,7 +111,9 @@ def compare(name: str, width: int, count: int, untied_count: int, population: in
            "shift": shift or {}, "hyperparameters": h,
            "untied_criterion": float(untied["spread"][0]), "stored_criterion": rule["criteria"]["spread"],
            "untied_commuting": commuting(float(untied["spread"][0]), T),
-           "tied_check": {"spread": check["values"]["spread"], "standard_error": check["standard_error"]["spread"],
+           # the check's free sum (what it judged before it judged its own networks, now "spread")
+           "tied_check": {"spread": check["values"]["spread_free"], "standard_error": check["standard_error"]["spread_free"],
+                          "networks": check["values"]["spread"],
                           "log_gain": check["values"]["log_gain"], "log_gain_error": check["standard_error"]["log_gain"],
                           "log_gain_free": check["values"]["log_gain_free"], "population": population,
                           "input_dim": width, "fails": check["fails"], "uncertain": check["uncertain"],

@@ -220,6 +220,7 @@ def test_simulate_json_reports_final_moments_per_state(capsys):
         (["analyze", "vanilla_rnn", "--grid", "nu2_h=0:1:3", "--set", "nu2_h=1", "--json"], "twice"),
         (["simulate", "vanilla_rnn", "--width", "0"], "width"),
         (["simulate", "vanilla_rnn", "--set", "c_x=2"], "c_x"),
+        (["critical", "lstm", "--length", "20", "--theory", "tied", "--spread-networks", "1"], "--spread-networks"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_error_and_no_traceback(capsys, argv, fragment):
