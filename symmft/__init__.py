@@ -22,7 +22,7 @@ import importlib
 #: ``.init``, ``.export``, ``.harness``, ``.report``, ``.cli``).
 _API = {
     # 1. the cell
-    "Cell": "symmft.cell.trace",
+    "Cell": "symmft.cell.graph",
     "load_cell": "symmft.cell.trace",
     "available_cells": "symmft.cell.trace",
     "hyperparameter_names": ("symmft.cell.params", "names"),

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import sympy as sp
 
-from symmft.cell.trace import NONLINEARITIES, Cell
+from symmft.cell.graph import NONLINEARITIES, Cell
 from symmft.errors import CellDefinitionError
 from symmft.theory.expectation import sigmoid
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from symmft.cell.trace import primary_states
+from symmft.cell.graph import primary_states
 from symmft.report.context import Context
 from symmft.report.document import Section
 from symmft.report.figures import equations

@@ -27,7 +27,7 @@ import numpy as np
 
 from symmft.cell import params as params_mod
 from symmft.backend import get_xp, to_numpy
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE, Analysis, correlation, time_scale

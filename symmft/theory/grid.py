@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from symmft.cell import params
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.analysis import Analysis
 from symmft.theory.dynamics import MAX_DPS, analyze

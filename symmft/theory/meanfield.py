@@ -36,7 +36,7 @@ import sympy as sp
 
 from symmft import cache
 from symmft.theory import store
-from symmft.cell.trace import NONLINEARITIES, Cell
+from symmft.cell.graph import NONLINEARITIES, Cell
 from symmft.errors import ClosureError
 from symmft.theory import conditional
 from symmft.theory.expansion import Expansion
