@@ -21,7 +21,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symmft import cache
-from symmft.theory import conditional, gaussian, store
+from symmft.theory import conditional, gaussian, gaussian_mp, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
@@ -207,9 +207,9 @@ def _mpmath_namespace(dps: int) -> dict:
 
     def expect(f, m, v):  # a group's integrand returns a tuple; a nested level's, one value
         if not isinstance(f(mpmath.mpf(m)), tuple):
-            return gaussian.expect1_mp(f, m, nonneg(v), dps=dps)
+            return gaussian_mp.expect1_mp(f, m, nonneg(v), dps=dps)
         n = len(f(mpmath.mpf(m)))
-        return tuple(gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(n))
+        return tuple(gaussian_mp.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(n))
 
     return {
         "tanh": mpmath.tanh,
@@ -222,9 +222,9 @@ def _mpmath_namespace(dps: int) -> dict:
         "mpf": mpmath.mpf,
         "E1": lambda f, m, v: expect(f, m, v),
         "E1n": lambda f, m, v: expect(f, m, v),
-        "EL": lambda f, T: gaussian.expect_loguniform_mp(f, T, dps=dps),
+        "EL": lambda f, T: gaussian_mp.expect_loguniform_mp(f, T, dps=dps),
         "broadcast": lambda *a: a,
-        "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
+        "E2": lambda f, g, m, v, k: gaussian_mp.expect2_mp(
             f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
         ),
         "ES": lambda f, a, b, s, m, v, k: _shared_mp(f, a, b, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps),
@@ -234,9 +234,9 @@ def _mpmath_namespace(dps: int) -> dict:
 def _shared_mp(f, a, b, m, v, k, dps: int) -> tuple:
     """The mpmath reference of gaussian.expect_shared: each expectation on its own (no shortcut at rho = 1)."""
     n_first = len(f(mpmath.mpf(0))) if f is not None else 0
-    ones = [gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, v, dps=dps) for i in range(n_first)]
+    ones = [gaussian_mp.expect1_mp(lambda x, i=i: f(x)[i], m, v, dps=dps) for i in range(n_first)]
     twos = [
-        gaussian.expect2_mp(lambda x, i=i: a(x)[i], lambda x, i=i: b(x)[i], m, v, k, dps=dps)
+        gaussian_mp.expect2_mp(lambda x, i=i: a(x)[i], lambda x, i=i: b(x)[i], m, v, k, dps=dps)
         for i in range(len(a(mpmath.mpf(0))))
     ]
     return (*ones, *twos)
