@@ -1,4 +1,4 @@
-"""The tracing ``ops`` namespace: a cell's ``step`` run once on :class:`Value`\ s records its computation graph.
+"""The tracing ``ops`` namespace: a cell's ``step``, run once on :class:`Value` objects, records its computation graph.
 
 Stage 1: :func:`symmft.cell.trace.load_cell` runs the cell file's ``step`` with a :class:`Tracer`; each operation
 adds a node to a ``networkx.MultiDiGraph`` (its operation, name, whether it is Gaussian in the mean-field limit,
