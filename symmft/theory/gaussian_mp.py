@@ -59,9 +59,7 @@ def _mp_nodes(kind: str, n: int, prec: int) -> list:
     return list(zip(*mpmath.mp.gauss_quadrature(n, kind)))
 
 
-
 cache.register("mpmath quadrature nodes", _mp_nodes.cache_clear)
-
 
 
 def _mp_rule(kinks) -> list:
