@@ -26,7 +26,7 @@ from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
 from symmft.theory.expectation import BOUND
-from symmft.theory.meanfield import MeanFieldMap
+from symmft.theory.meanfield_map import MeanFieldMap
 from symmft.theory.printing import MpmathPrinter, Printer, function_source, load_function, unique_nodes
 
 BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference

@@ -32,7 +32,8 @@ from symmft.cell.graph import Cell
 from symmft.theory.compile import CompiledMap, compile_map
 from symmft.errors import HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE, Analysis, correlation, time_scale
-from symmft.theory.meanfield import DEFAULT_CLOSURE, derive, map_closure, two_sequence_conditional
+from symmft.theory.closure import DEFAULT_CLOSURE, map_closure
+from symmft.theory.meanfield import derive, two_sequence_conditional
 from symmft.theory.fixedpoint import (TOLERANCE, diverged, leading_eigenvalue, leading_eigenvalue_mp, matrix,
                                       newton, newton_mp, stack)
 from symmft.theory.population import analyze_population
