@@ -198,6 +198,7 @@ def _correction(A, r, xp):
 
 
 def residual(r, x, xp):
+    """max |r| / (1 + max |x|) at every point (r, x are (k, N)): the quantity TOLERANCE bounds."""
     return xp.max(xp.abs(r), axis=0) / (1 + xp.max(xp.abs(x), axis=0))
 
 
@@ -205,6 +206,9 @@ def residual(r, x, xp):
 
 
 def newton_mp(F, Jac, x, max_iterations, tol, plain_steps=10):
+    """Solve x = F(x) at one point in mpmath: ``plain_steps`` plain iterations, then undamped Newton steps with
+    ``Jac(x)[1]`` (the Jacobian of a compiled map's ``*_jacobian``) until max |F(x) - x| <= tol (1 + max |x|).
+    Returns (x, converged)."""
     x = mpmath.matrix(x)
     for _ in range(plain_steps):
         x = mpmath.matrix(F(x))
@@ -219,6 +223,7 @@ def newton_mp(F, Jac, x, max_iterations, tol, plain_steps=10):
 
 
 def leading_eigenvalue_mp(J):
+    """The leading eigenvalue (by modulus) of J in mpmath: signed where real, its modulus where complex."""
     ev = mpmath.eig(mpmath.matrix(J), left=False, right=False)
     if isinstance(ev, tuple):  # mpmath returns (E, ER, EL) for a 1x1 matrix whatever the flags
         ev = ev[0]
