@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Callable
 
 from symmft.cell.graph import INPUT, NONLINEARITIES, OPS, AffineInput, AffineMap, Cell, primary_states
-from symmft.cell.tracer import Tracer
+from symmft.cell.tracer import Tracer, Value
 from symmft.errors import CellDefinitionError
 
-__all__ = ["BUILTIN_DIR", "INPUT", "NONLINEARITIES", "OPS", "AffineInput", "AffineMap", "Cell", "available_cells",
-           "load_cell", "primary_states", "resolve_cell_path"]
+__all__ = ["BUILTIN_DIR", "INPUT", "NONLINEARITIES", "OPS", "AffineInput", "AffineMap", "Cell", "Value",
+           "available_cells", "load_cell", "primary_states", "resolve_cell_path"]
 
 
 def _builtin_dir() -> Path:
