@@ -49,11 +49,11 @@ from symmft.cell import params as params_mod  # noqa: E402
 from symmft import load_cell  # noqa: E402
 from symmft.theory.compile import compile_map  # noqa: E402
 from symmft import analyze
-from symmft.theory.dynamics import _newton, _stack  # noqa: E402
+from symmft.theory.fixedpoint import newton, stack  # noqa: E402
 from symmft import derive  # noqa: E402
 
 MU_RANGE, NU2_RANGE = (-2.0, 6.0), (0.1, 4.0)
-TOLERANCE = 1e-13  # symmft's fixed-point tolerance (dynamics.TOLERANCE)
+TOLERANCE = 1e-13  # symmft's fixed-point tolerance (fixedpoint.TOLERANCE)
 TARGET = 1e-10  # per-integral relative error the node counts are tuned to
 LADDER = (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
           640, 768, 896, 1024, 1280, 1536, 1792, 2048)
@@ -210,10 +210,10 @@ def symmft_fixed_point(cell, h):
     cm = compile_map(derive(cell))
     hx = {k: np.broadcast_to(np.asarray(v, dtype=float), np.shape(h["mu_f"])).ravel() for k, v in h.items()}
     names = [s.name for s in cm.map.diagonal]
-    x0 = _stack([1.0 if n.startswith("Q") else 0.0 for n in names], (hx["mu_f"].size,), np)
+    x0 = stack([1.0 if n.startswith("Q") else 0.0 for n in names], (hx["mu_f"].size,), np)
     at = lambda idx: {k: v[idx] for k, v in hx.items()}  # noqa: E731
     q = [i for i, n in enumerate(names) if n.startswith("Q")]
-    return _newton(lambda x, idx: cm.diagonal(x, at(idx)), lambda x, idx: cm.diagonal_jacobian(x, at(idx)), x0, np,
+    return newton(lambda x, idx: cm.diagonal(x, at(idx)), lambda x, idx: cm.diagonal_jacobian(x, at(idx)), x0, np,
                    200, lambda x, idx: np.all(x[q] >= 0, axis=0))
 
 

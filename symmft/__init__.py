@@ -22,7 +22,7 @@ import importlib
 #: ``.init``, ``.export``, ``.harness``, ``.report``, ``.cli``).
 _API = {
     # 1. the cell
-    "Cell": "symmft.cell.trace",
+    "Cell": "symmft.cell.graph",
     "load_cell": "symmft.cell.trace",
     "available_cells": "symmft.cell.trace",
     "hyperparameter_names": ("symmft.cell.params", "names"),
@@ -30,7 +30,7 @@ _API = {
     # 2. the theory
     "derive": "symmft.theory.meanfield",
     "Derivation": "symmft.theory.meanfield",
-    "MeanFieldMap": "symmft.theory.meanfield",
+    "MeanFieldMap": "symmft.theory.meanfield_map",
     "analyze": "symmft.theory.dynamics",
     "analyze_grid": "symmft.theory.grid",
     "Analysis": "symmft.theory.analysis",
@@ -38,7 +38,7 @@ _API = {
     "analyze_tied": "symmft.theory.tied",
     "TiedAnalysis": "symmft.theory.tied",
     "analyze_point": "symmft.theory.point",
-    "CLOSURES": "symmft.theory.meanfield",
+    "CLOSURES": "symmft.theory.closure",
     "LAWS": "symmft.theory.conditional",
     "jacobian_moments": "symmft.theory.jacobian",
     # the finite network, the theory's independent check

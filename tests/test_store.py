@@ -47,7 +47,7 @@ def test_disk_cache_returns_what_a_fresh_derivation_gives_and_rebuilds_corrupted
     with monkeypatch.context() as m:  # a new process would load everything: no sympy derivation may run
         m.setattr(meanfield.Derivation, "run", _forbidden)
         m.setattr(jacobian, "_derive", _forbidden)
-        m.setattr(compile_module, "_source", _forbidden)
+        m.setattr(compile_module, "function_source", _forbidden)
         _assert_same(fresh, _derive_all(cell))
     for p in entries:  # truncated / overwritten files: ignored, derived again and rewritten whole
         p.write_bytes(b"not a pickle" if p.name.startswith("jacobian") else p.read_bytes()[:20])

@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import HyperparameterError
 
 GLOBAL_DEFAULTS = {"q_x": 1.0, "c_x": 1.0}

@@ -1,4 +1,4 @@
-"""Cells: a gated recurrent cell file, traced into a computation graph.
+"""Cells: a gated recurrent cell file, loaded and traced into a :class:`~symmft.cell.graph.Cell`.
 
 A cell file is plain Python (see ``cells/lstm.py``)::
 
@@ -7,12 +7,14 @@ A cell file is plain Python (see ``cells/lstm.py``)::
         ...
         return c_new, h_new
 
-``ops`` is a namespace of operations. :func:`load_cell` runs ``step`` once with a *tracing* ``ops`` whose
-values are graph nodes; the result is a :class:`Cell` holding a ``networkx.MultiDiGraph`` (every node records its
-operation, name, whether it is Gaussian in the mean-field limit and the ``file:line`` that created it) and the
+``ops`` is a namespace of operations. :func:`load_cell` checks the file (STATE, ``step``'s signature, what it
+returns), runs ``step`` once with a *tracing* ``ops`` (:mod:`symmft.cell.tracer`) whose values are graph nodes,
+and returns a :class:`Cell` (:mod:`symmft.cell.graph`) holding that ``networkx.MultiDiGraph`` (every node records
+its operation, name, whether it is Gaussian in the mean-field limit and the ``file:line`` that created it) and the
 step function itself, so the simulator can run the very same file with numeric ``ops``.
 
-This module is the first stage: cell file -> ``Cell``. It imports nothing else from symmft but errors.
+This module is the first stage: cell file -> ``Cell``. It imports nothing else from symmft but errors and the
+cell package. The names of :mod:`symmft.cell.graph` are importable from here too.
 """
 
 from __future__ import annotations
@@ -25,18 +27,15 @@ import inspect
 import keyword
 import traceback
 import types
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import networkx as nx
-
+from symmft.cell.graph import INPUT, NONLINEARITIES, OPS, AffineInput, AffineMap, Cell, primary_states
+from symmft.cell.tracer import Tracer, Value
 from symmft.errors import CellDefinitionError
 
-#: Elementwise nonlinearities a cell may use; each is defined once more in every interpreter (meanfield, simulate).
-NONLINEARITIES = ("sigmoid", "tanh", "erf")
-#: Every name an ``ops`` namespace offers to a cell file.
-OPS = ("affine",) + NONLINEARITIES
+__all__ = ["BUILTIN_DIR", "INPUT", "NONLINEARITIES", "OPS", "AffineInput", "AffineMap", "Cell", "Value",
+           "available_cells", "load_cell", "primary_states", "resolve_cell_path"]
 
 
 def _builtin_dir() -> Path:
@@ -51,84 +50,6 @@ def _builtin_dir() -> Path:
 
 #: Where built-in cells live (``load_cell("lstm")``).
 BUILTIN_DIR = _builtin_dir()
-INPUT = "x"
-
-
-@dataclass(frozen=True)
-class AffineInput:
-    """One vector multiplied by its own random matrix inside an affine map.
-
-    ``vector`` is ``"x"`` for the cell input (weights ~ N(0, sigma2_k/m)) or a state-derived name (weights ~
-    N(0, nu2/n)); ``hyperparameter`` is the variance name that scales that matrix; ``node`` the graph node.
-    """
-
-    vector: str
-    hyperparameter: str
-    node: int
-
-
-@dataclass(frozen=True)
-class AffineMap:
-    """``u^k = sum_v M_kv v + b_k``: one independent random matrix per input vector plus a bias vector."""
-
-    name: str
-    inputs: tuple[AffineInput, ...]
-    node: int
-    where: str
-
-    @property
-    def mean(self) -> str:
-        return f"mu_{self.name}"
-
-    @property
-    def bias_variance(self) -> str:
-        return f"rho2_{self.name}"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A traced cell: its graph, state names, affine maps and the original step function."""
-
-    name: str
-    path: Path
-    file_hash: str
-    states: tuple[str, ...]
-    graph: nx.MultiDiGraph  # multi: in ``v * v`` both arguments are edges from v
-    outputs: dict[str, int]  # new state name -> node
-    affines: tuple[AffineMap, ...]
-    step: Callable
-    doc: str
-
-    def hyperparameter_names(self) -> tuple[str, ...]:
-        """Every weight/bias hyperparameter of the cell, in definition order (without q_x, c_x)."""
-        names = []
-        for a in self.affines:
-            names += [i.hyperparameter for i in a.inputs] + [a.mean, a.bias_variance]
-        return tuple(names)
-
-    def affine(self, name: str) -> AffineMap:
-        return next(a for a in self.affines if a.name == name)
-
-    def where(self, node: int) -> str:
-        return self.graph.nodes[node]["where"]
-
-
-def primary_states(cell: Cell) -> tuple[str, ...]:
-    """States whose new value depends on no other state's new value (LSTM: ``("c",)``; one-state cells: all).
-
-    The others are *derived* (the LSTM's h' = o*tanh(c')); the memory Jacobian is taken over the primary ones.
-    """
-
-    def derived(state: str) -> bool:
-        node = cell.outputs[state]
-        upstream = nx.ancestors(cell.graph, node) | {node}
-        return any(cell.outputs[o] in upstream for o in cell.states if o != state)
-
-    primary = tuple(s for s in cell.states if not derived(s))
-    if not primary:
-        raise CellDefinitionError(f"{cell.path}: every state's new value depends on another state's new value "
-                                  f"({', '.join(cell.states)}), so no state is primary; return distinct values")
-    return primary
 
 
 # ---------------------------------------------------------------- loading
@@ -251,7 +172,7 @@ def load_cell(spec: str | Path) -> Cell:
         raise CellDefinitionError(
             f"{path}:{line}: step must take ({', '.join(expected)}) to match STATE; it takes ({', '.join(params)})"
         )
-    tracer = _Tracer(path)
+    tracer = Tracer(path)
     x = tracer.add("input", name=INPUT, where=f"{path}:{line}")
     prev = [tracer.add("state", name=s, where=f"{path}:{line}") for s in states]
     try:
@@ -294,210 +215,3 @@ def load_cell(spec: str | Path) -> Cell:
         step=step,
         doc=(module.__doc__ or "").strip(),
     )
-
-
-# ---------------------------------------------------------------- tracing
-
-
-class Value:
-    """A traced value: arithmetic on it adds nodes to the tracer's graph."""
-
-    __slots__ = ("tracer", "id")
-    __array_ufunc__ = None  # numpy must not swallow a Value: np.tanh(v) fails loudly instead
-
-    def __init__(self, tracer: "_Tracer", node: int):
-        self.tracer, self.id = tracer, node
-
-    def _bin(self, op: str, a, b) -> "Value":
-        return self.tracer.elementwise(op, a, b)
-
-    def __add__(self, o): return self._bin("add", self, o)
-    def __radd__(self, o): return self._bin("add", o, self)
-    def __sub__(self, o): return self._bin("sub", self, o)
-    def __rsub__(self, o): return self._bin("sub", o, self)
-    def __mul__(self, o): return self._bin("mul", self, o)
-    def __rmul__(self, o): return self._bin("mul", o, self)
-    def __neg__(self): return self._bin("mul", -1.0, self)
-    def __pos__(self): return self
-
-    def __bool__(self):
-        raise CellDefinitionError(f"{self.tracer.where()}: a cell value cannot be used in a Python condition (if/and/or)")
-
-    def __float__(self):  # math.tanh(v), float(v)
-        raise CellDefinitionError(
-            f"{self.tracer.where()}: a cell value is a vector, not a number; apply "
-            f"{', '.join('ops.' + n for n in NONLINEARITIES)} instead of math or numpy functions"
-        )
-
-    def _refuse(what: str, advice: str):
-        def method(self, *_):
-            raise CellDefinitionError(f"{self.tracer.where()}: {what} on a cell value is not supported: a cell value "
-                                      f"is a random vector of the traced network, not a number; {advice}")
-
-        return method
-
-    _compare = "Python control flow is traced once, so a cell cannot branch on its values: write the two cases " \
-        "as one expression with gates, e.g. g * a + (1 - g) * b with g = ops.sigmoid(...)"
-    __lt__ = __le__ = __gt__ = __ge__ = _refuse("a comparison (<, <=, >, >=)", _compare)
-    __eq__ = __ne__ = _refuse("a comparison (==, !=)", _compare)
-    __hash__ = object.__hash__
-    __abs__ = _refuse("abs()", "there is no ops.abs: use v * v for a magnitude, or a gate")
-    __int__ = __index__ = __round__ = _refuse("int()/round()", "a cell value has no single numeric value")
-    __iter__ = __getitem__ = __len__ = _refuse("iteration or indexing", "a cell value is one whole vector")
-    del _refuse, _compare
-
-    def __getattr__(self, name):
-        if name.startswith("__"):  # protocol probes (numpy, copy) must see a plain AttributeError
-            raise AttributeError(name)
-        ops = ", ".join("ops." + o for o in OPS)
-        hint = f"use ops.{name}(...)" if name in OPS else f"a cell may use {ops}, +, - and *"
-        raise CellDefinitionError(f"{self.tracer.where()}: cell values have no attribute {name!r}; {hint}")
-
-    def _unsupported(what: str, advice: str):
-        def method(self, *_):
-            raise CellDefinitionError(
-                f"{self.tracer.where()}: {what} is not supported in a cell ({advice}); "
-                f"only +, -, * and the ops {', '.join(OPS)} are"
-            )
-
-        return method
-
-    __truediv__ = __rtruediv__ = _unsupported("division '/'", "to divide by a constant c, multiply by 1/c")
-    __pow__ = __rpow__ = _unsupported("power '**'", "write v * v for a square")
-    __matmul__ = __rmatmul__ = _unsupported("matrix product '@'", "random matrices enter only through ops.affine")
-    del _unsupported
-
-
-class _Tracer:
-    """The symbolic ``ops`` namespace: each call adds a node to ``graph``."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.graph = nx.MultiDiGraph()
-        self.affines: list[AffineMap] = []
-
-    def where(self) -> str:
-        frame = inspect.currentframe()
-        line = None
-        while frame is not None:
-            if Path(frame.f_code.co_filename) == self.path:
-                line = frame.f_lineno
-                break
-            frame = frame.f_back
-        return f"{self.path}:{line}" if line else str(self.path)
-
-    def add(self, op: str, *, args=(), gaussian=False, where=None, **attrs) -> Value:
-        node = self.graph.number_of_nodes()
-        self.graph.add_node(node, op=op, gaussian=gaussian, where=where or self.where(), **attrs)
-        for position, a in enumerate(args):
-            self.graph.add_edge(a, node, position=position)
-        return Value(self, node)
-
-    def node_of(self, value, where: str) -> int:
-        if isinstance(value, Value):
-            if value.tracer is not self:
-                raise CellDefinitionError(f"{where}: a value from another cell was used")
-            return value.id
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return self.add("const", value=float(value), where=where).id
-        raise CellDefinitionError(f"{where}: expected a cell value or a number, got {type(value).__name__} {value!r}")
-
-    def _elementwise_arg(self, value, where: str) -> int:
-        node = self.node_of(value, where)
-        if self.graph.nodes[node]["op"] == "input":
-            raise CellDefinitionError(f"{where}: the input x can only enter the cell through ops.affine(name, x, ...)")
-        return node
-
-    def elementwise(self, op: str, *values) -> Value:
-        where = self.where()
-        args = [self._elementwise_arg(v, where) for v in values]
-        ops = [self.graph.nodes[a]["op"] for a in args]
-        # An affine output plus/times constants stays Gaussian (the mean-field law of a linear map of it).
-        gaussian = op in ("add", "sub", "mul") and sorted(
-            "g" if self.graph.nodes[a]["gaussian"] else ("c" if o == "const" else "o") for a, o in zip(args, ops)
-        ) == ["c", "g"]
-        return self.add(op, args=args, gaussian=gaussian, where=where)
-
-    def _nonlinearity(self, op: str) -> Callable[[Value], Value]:
-        def apply(value) -> Value:
-            where = self.where()
-            arg = self._elementwise_arg(value, where)
-            return self.add(op, args=[arg], where=where)
-
-        return apply
-
-    def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if name in NONLINEARITIES:
-            return self._nonlinearity(name)
-        raise CellDefinitionError(
-            f"{self.where()}: unknown operation ops.{name}; a cell may use {', '.join('ops.' + o for o in OPS)}, "
-            "+, -, * and numbers"
-        )
-
-    def affine(self, name: str, *vectors, **named_vectors) -> Value:
-        """``u = sum_v M_v v + b``: the cell input ``x`` and state-derived vectors, each with its own matrix."""
-        where = self.where()
-        if isinstance(name, Value):
-            raise CellDefinitionError(
-                f"{where}: ops.affine needs a name first (the map's name: it names its hyperparameters sigma2_<name>, "
-                f"nu2_<name>, mu_<name>), got a cell value: write e.g. ops.affine(\"u\", x, h)"
-            )
-        if not isinstance(name, str) or not name.isidentifier():
-            raise CellDefinitionError(f"{where}: ops.affine needs a name (an identifier) first, got {name!r}")
-        if any(a.name == name for a in self.affines):
-            raise CellDefinitionError(f"{where}: affine map {name!r} is defined twice (first at {self._affine(name).where})")
-        if not vectors and not named_vectors:
-            raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies no vector")
-        items = []  # (vector name or None, node)
-        for v in vectors:
-            node = self.node_of(v, where)
-            attrs = self.graph.nodes[node]
-            items.append((attrs["name"] if attrs["op"] in ("input", "state") else None, node))
-        for k, v in named_vectors.items():
-            node = self.node_of(v, where)
-            if (k == INPUT) != (self.graph.nodes[node]["op"] == "input"):  # "x" means the input, everywhere
-                raise CellDefinitionError(
-                    f"{where}: ops.affine({name!r}, ..., {k}=...): pass the input x positionally and do not name "
-                    "another vector 'x'"
-                )
-            items.append((k, node))
-        for vec, node in items:
-            if self.graph.nodes[node]["op"] == "const":
-                raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies a constant; biases are implicit")
-        derived = [vec for vec, node in items if self.graph.nodes[node]["op"] != "input"]
-        if len(derived) > 1 and None in derived:
-            raise CellDefinitionError(
-                f"{where}: ops.affine({name!r}) multiplies several state-derived vectors; pass the derived ones by "
-                f"keyword so each matrix has a name, e.g. ops.affine({name!r}, x, h, r=r)"
-            )
-        names = [vec for vec, _ in items]
-        if len(set(names)) != len(names):
-            raise CellDefinitionError(f"{where}: ops.affine({name!r}) multiplies {names} (a vector twice)")
-        inputs = []
-        for vec, node in items:
-            if self.graph.nodes[node]["op"] == "input":
-                hyper = f"sigma2_{name}"
-            elif len(derived) == 1:
-                hyper = f"nu2_{name}"
-            else:
-                hyper = f"nu2_{name}_{vec}"
-            inputs.append((vec or "v", hyper, node))
-        for _, hyper, _ in inputs:  # e.g. map "u" with vectors h, c (nu2_u_h) beside a map "u_h" (nu2_u_h)
-            other = next((a for a in self.affines if hyper in (i.hyperparameter for i in a.inputs)), None)
-            if other is not None:
-                raise CellDefinitionError(
-                    f"{where}: ops.affine({name!r}) would name its matrix variance {hyper}, which map {other.name!r} "
-                    f"(at {other.where}) already uses; rename one of the maps"
-                )
-        out = self.add("affine", args=[n for *_, n in inputs], gaussian=True, name=name, where=where)
-        for vec, hyper, node in inputs:
-            self.graph.edges[node, out.id, 0].update(vector=vec, hyperparameter=hyper)
-        self.affines.append(
-            AffineMap(name, tuple(AffineInput(v, h, n) for v, h, n in inputs), out.id, where)
-        )
-        return out
-
-    def _affine(self, name: str) -> AffineMap:
-        return next(a for a in self.affines if a.name == name)

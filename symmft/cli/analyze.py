@@ -23,7 +23,8 @@ from symmft.theory.grid import TWO_SEQUENCE_WORK, analyze_grid, check_cost
 from symmft.errors import Status
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
-from symmft.theory.meanfield import CLOSURES, DEFAULT_CLOSURE, two_sequence_conditional
+from symmft.theory.closure import CLOSURES, DEFAULT_CLOSURE
+from symmft.theory.meanfield import two_sequence_conditional
 from symmft.theory.stationary import REASONS
 from symmft.theory.tied import analyze_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,

@@ -48,7 +48,8 @@ import sys
 from pathlib import Path
 
 from symmft.backend import BACKENDS
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.harness.kernel import cuda_stage_source, numpy_stage_source
 from symmft.harness.schedule import PRE, STEP, Product, Schedule, Stage, Value, build
 

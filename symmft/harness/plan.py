@@ -27,7 +27,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from symmft import backend, cache
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.harness.codegen import GENERATOR_VERSION, generate
 from symmft.errors import BackendError, SymmftError
 

@@ -31,12 +31,9 @@ from dataclasses import dataclass, field
 import networkx as nx
 import sympy as sp
 
-from symmft.cell.trace import NONLINEARITIES, Cell
+from symmft.cell.graph import NONLINEARITIES, Cell
 from symmft.errors import CellDefinitionError
-from symmft.theory.expectation import sigmoid
-
-FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
-assert set(FUNCTIONS) == set(NONLINEARITIES)
+from symmft.theory.expectation import FUNCTIONS
 _NUMERIC = {"sigmoid": lambda v: 1.0 / (1.0 + math.exp(-v)), "tanh": math.tanh, "erf": math.erf}
 PRE, STEP = "pre", "step"
 BIAS = "bias"

@@ -40,7 +40,8 @@ import numpy as np
 from symmft import cache
 from symmft.backend import BACKENDS, get_xp, to_numpy
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.init.search import (BASELINES, Criteria, InfeasibleError, baseline_hyperparameters, evaluate_points,
                                  find_critical, gate_roles, read_rule)
 from symmft.errors import SymmftError

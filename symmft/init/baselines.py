@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.init.criteria import Criteria
 from symmft.init.evaluate import evaluate_points, gate_roles
 from symmft.errors import HyperparameterError, Status

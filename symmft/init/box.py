@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import HyperparameterError, Status
 from symmft.init.criteria import Criteria
 from symmft.init.evaluate import evaluate_points, gate_roles

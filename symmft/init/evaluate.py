@@ -12,7 +12,7 @@ import numpy as np
 
 from symmft import cache
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell, primary_states
+from symmft.cell.graph import Cell, primary_states
 from symmft.errors import ClosureError, Status
 from symmft.theory.dynamics import analyze
 from symmft.theory.grid import CHUNK

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.init.evaluate import CHUNK, evaluate_points
 from symmft.extras import pyplot
 from symmft.errors import HyperparameterError, Status, SymmftError

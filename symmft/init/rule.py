@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.init.criteria import Criteria
 from symmft.errors import SymmftError
 from symmft.serialize import jsonable

@@ -35,7 +35,8 @@ from symmft.cell import params as params_mod
 from symmft.init.baselines import BASELINES, baseline_hyperparameters, evaluate_baselines, loguniform_moments, rows_json
 from symmft.init.box import (RETRY_ITERATIONS, THOROUGH_ITERATIONS, SearchProblem, check_free, default_bounds,
                              default_free, is_variance)
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.init.criteria import Criteria
 from symmft.init.evaluate import CHUNK, evaluate_points, gate_roles
 from symmft.errors import HyperparameterError

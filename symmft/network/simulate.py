@@ -28,7 +28,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from symmft import backend
-from symmft.cell.trace import AffineInput, AffineMap, Cell, load_cell
+from symmft.cell.graph import AffineInput, AffineMap, Cell
+from symmft.cell.trace import load_cell
 from symmft.errors import CellDefinitionError, HyperparameterError
 from symmft.cell.params import chrono_maps, resolve
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import BUILTIN_DIR, Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import BUILTIN_DIR, load_cell
 from symmft.errors import HyperparameterError, SymmftError
 from symmft.report import cell, initialization, network, phase, statics, training
 from symmft.report import theory as derivation

@@ -7,7 +7,8 @@ from pathlib import Path
 import networkx as nx
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import BUILTIN_DIR, Cell, primary_states
+from symmft.cell.graph import Cell, primary_states
+from symmft.cell.trace import BUILTIN_DIR
 from symmft.extras import pyplot
 from symmft.report.context import Context
 from symmft.report.document import Section

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from symmft.cell import params as params_mod
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import SymmftError
 from symmft.init.baselines import evaluate_baselines
 from symmft.init.rule import CriticalResult

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import sympy as sp
 
-from symmft.cell.trace import primary_states
+from symmft.cell.graph import primary_states
 from symmft.report.context import Context
 from symmft.report.document import Section
 from symmft.report.figures import equations
 from symmft.theory.expectation import E1, E2
 from symmft.theory.jacobian import derive_jacobian
-from symmft.theory.meanfield import MeanFieldMap, derive
+from symmft.theory.meanfield import derive
+from symmft.theory.meanfield_map import MeanFieldMap
 
 #: sympy's LaTeX for a variance name (nu2_f -> \nu_{2 f}), rewritten as the variance it is (\nu^2_{f}).
 VARIANCE = re.compile(r"\\(nu|sigma|rho)_\{2 ?([^}]*)\}")

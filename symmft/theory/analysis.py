@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import Status
 from symmft.serialize import jsonable
 

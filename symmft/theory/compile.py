@@ -2,11 +2,12 @@
 
 Stage: mean-field map (sympy) -> :class:`CompiledMap` -> :mod:`symmft.theory.dynamics`.
 
-A backend is a namespace (sympy's lambdify idiom): the expression is printed once and executed against a table
-that binds ``tanh``, ``sigmoid``, ``erf`` and the Gaussian expectations ``E1``/``E2`` to numpy, CuPy or mpmath
-implementations (:mod:`symmft.theory.gaussian`). Every function name is checked against the table before compiling, so
-a missing implementation fails here, not at call time. Besides the maps, their Jacobians with respect to the keys
-are differentiated symbolically (through ``E1``/``E2`` by Price's theorem) and compiled the same way.
+A backend is a namespace (sympy's lambdify idiom): the expression is printed once (:mod:`symmft.theory.printing`)
+and executed against a table that binds ``tanh``, ``sigmoid``, ``erf`` and the Gaussian expectations ``E1``/``E2``
+to numpy, CuPy or mpmath implementations (:mod:`symmft.theory.gaussian`, :mod:`symmft.theory.gaussian_mp`). Every
+function name is checked against the table before compiling, so a missing implementation fails here, not at call
+time. Besides the maps, their Jacobians with respect to the keys are differentiated symbolically (through
+``E1``/``E2`` by Price's theorem) and compiled the same way.
 """
 
 from __future__ import annotations
@@ -18,141 +19,17 @@ from typing import Callable
 import mpmath
 import numpy as np
 import sympy as sp
-from sympy.printing.str import StrPrinter
 
 from symmft import cache
-from symmft.theory import conditional, gaussian, store
+from symmft.theory import conditional, gaussian, gaussian_mp, store
 from symmft.backend import BACKENDS as ARRAY_BACKENDS
 from symmft.backend import get_xp
 from symmft.errors import BackendError
-from symmft.theory.expansion import Expansion
-from symmft.theory.expectation import BOUND, E1, E2, EL, integrand
-from symmft.theory.meanfield import MeanFieldMap
+from symmft.theory.expectation import BOUND
+from symmft.theory.meanfield_map import MeanFieldMap
+from symmft.theory.printing import MpmathPrinter, Printer, function_source, load_function, unique_nodes
 
 BACKENDS = (*ARRAY_BACKENDS, "mpmath")  # mpmath: one point at high precision, the reference
-
-
-class _Printer(StrPrinter):
-    """Python source for lambdify: Lambdas become Python lambdas, E1/E2 calls into the namespace."""
-
-    printmethod = "_symmft_code"  # not StrPrinter's _sympystr, which E1/E2 use for human-readable text
-
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self._scope: list[str] = []  # integration variables of the enclosing integrands, innermost last
-        self._shared = 0  # names of shared-node groups (_s0, _s1, ...), unique across one generated source
-        self._expansion = Expansion()
-        self._nested = False  # printing the integrand of a nested expectation (see _print_Pow)
-
-    def share_nodes(self, exprs: list) -> tuple[list[tuple[str, str]], list]:
-        """Nested expectations of one integrand that share their Gaussian, evaluated as ONE call on shared nodes.
-
-        Returns (bindings [(name, source of the grouped call)], ``exprs`` with each member replaced by
-        ``name[i]``). An integrand of a nested law (a chain rule through its levels, a Jacobian's moments) holds
-        tens of inner expectations over the same Gaussian, differing only in the function integrated; called
-        one by one, each generates its own nodes over every outer node."""
-        members: dict = {}
-        for e in exprs:
-            for f in _outer_expectations(e):
-                lam, m, v = f.args
-                members.setdefault((lam.variables, m, v), []).append(f)
-        replace, bindings = {}, []
-        for (variables, m, v), group in members.items():
-            (x,) = variables
-            integrands = [f.args[0].expr for f in group]
-            innermost = not any(F.has(E1, E2, EL) for F in integrands)
-            split = innermost and any(F.free_symbols - {x} for F in integrands)
-            if len(group) < 2 and not split:
-                continue
-            name = f"_s{self._shared}"
-            self._shared += 1
-            if split:
-                # the innermost level, evaluated at every node of every level: each integrand is split into
-                # functions of its own variable times coefficients of the outer ones (an outer level's variable,
-                # the grid's values), so that only the functions of x are evaluated on its nodes
-                basis: dict = {}
-                values = []
-                for F in integrands:
-                    value = sp.S.Zero
-                    for monomial, coefficient in self._expansion.terms(F).items():
-                        inner = sp.Mul(*[f**k for f, k in monomial if f.has(x)])
-                        outer = sp.Mul(coefficient, *[f**k for f, k in monomial if not f.has(x)])
-                        if inner == 1:
-                            value += outer
-                        else:
-                            value += outer * sp.Symbol(f"{name}[{basis.setdefault(inner, len(basis))}]")
-                    values.append(value)
-                replace.update(dict(zip(group, values)))
-                integrands = list(basis)
-                if not integrands:
-                    continue
-            else:
-                replace.update({f: sp.Symbol(f"{name}[{i}]") for i, f in enumerate(group)})
-            together = E1(sp.Lambda(variables, sp.Tuple(*integrands)), m, v, evaluate=False)
-            bindings.append((name, self._print(together)))
-        return bindings, [e.xreplace(replace) if replace else e for e in exprs]
-
-    def _print_Pow(self, expr, rational=False):
-        # inside a nested expectation (evaluated on every node of every level) an integer power is a chain of
-        # multiplications: numpy's float power has no fast path beyond squares and costs ~4x a tanh
-        if self._nested and expr.exp.is_Integer and 3 <= expr.exp <= 16:
-            return f"ipow({self._print(expr.base)}, {int(expr.exp)})"
-        return super()._print_Pow(expr, rational)
-
-    def _print_Lambda(self, expr):
-        (x,) = expr.variables  # its own variable: an inner level of a nested expectation reads the outer ones'
-        self._scope.append(str(x))
-        nested, self._nested = self._nested, True
-        try:
-            innermost = not expr.expr.has(E1, E2, EL)
-            if not innermost or (len(self._scope) < 3 and not isinstance(expr.expr, sp.Tuple)):
-                bindings, (body,) = self.share_nodes([expr.expr]) if expr.expr.has(E1) else ([], [expr.expr])
-                if bindings:
-                    if not body.has(E1, E2, EL):  # every inner expectation bound: the rest once per node too
-                        assignments, (body,) = sp.cse(body, symbols=sp.numbered_symbols(f"_{x}_"))
-                        bindings += [(v, self._print(e)) for v, e in assignments]
-                    bound = "".join(f"({name} := {call}), " for name, call in bindings)
-                    return f"(lambda {x}: ({bound}{self._print(body)})[-1])"
-                return f"(lambda {x}: {self._print(expr.expr)})"
-            # the innermost level of a deep nested expectation: the costly one (every node of every level), so its
-            # repeated subexpressions are computed once, bound by assignment expressions
-            names = sp.numbered_symbols(f"_{x}_")
-            assignments, (reduced,) = sp.cse(expr.expr, symbols=names)
-            if not assignments:
-                return f"(lambda {x}: {self._print(reduced)})"
-            bound = "".join(f"({v} := {self._print(e)}), " for v, e in assignments)
-            return f"(lambda {x}: ({bound}{self._print(reduced)})[-1])"
-        finally:
-            self._scope.pop()
-            self._nested = nested
-
-    def _print_Function(self, expr):
-        name = expr.func.__name__
-        args = [self._print(a) for a in expr.args]
-        if expr.func is E1 and isinstance(expr.args[0], sp.Lambda) and expr.args[0].expr.free_symbols - set(expr.args[0].variables):
-            # a nested expectation whose integrand holds grid-shaped values (the conditional closure's outer
-            # variable, hyperparameters): its nodes must be evaluated over the whole grid at once, and its mean
-            # takes the enclosing level's node shape even where it does not depend on it (0*variable), so that
-            # every level adds exactly one leading axis
-            name = "E1n"
-            args[1] = f"({args[1]}) + 0*{self._scope[-1]}" if self._scope else args[1]
-        return f"{name}({', '.join(args)})"
-
-    def _print_Pi(self, expr):
-        return "pi"
-
-    def _print_Exp1(self, expr):
-        return "exp(1)"
-
-
-class _MpmathPrinter(_Printer):
-    """Exact rationals and floats as mpf, so 30-digit evaluation is not spoiled by binary constants."""
-
-    def _print_Rational(self, expr):
-        return f"(mpf({expr.p})/mpf({expr.q}))"
-
-    def _print_Float(self, expr):
-        return f"mpf('{expr}')"
 
 
 def _numeric_namespace(xp) -> dict:
@@ -207,9 +84,9 @@ def _mpmath_namespace(dps: int) -> dict:
 
     def expect(f, m, v):  # a group's integrand returns a tuple; a nested level's, one value
         if not isinstance(f(mpmath.mpf(m)), tuple):
-            return gaussian.expect1_mp(f, m, nonneg(v), dps=dps)
+            return gaussian_mp.expect1_mp(f, m, nonneg(v), dps=dps)
         n = len(f(mpmath.mpf(m)))
-        return tuple(gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(n))
+        return tuple(gaussian_mp.expect1_mp(lambda x, i=i: f(x)[i], m, nonneg(v), dps=dps) for i in range(n))
 
     return {
         "tanh": mpmath.tanh,
@@ -222,9 +99,9 @@ def _mpmath_namespace(dps: int) -> dict:
         "mpf": mpmath.mpf,
         "E1": lambda f, m, v: expect(f, m, v),
         "E1n": lambda f, m, v: expect(f, m, v),
-        "EL": lambda f, T: gaussian.expect_loguniform_mp(f, T, dps=dps),
+        "EL": lambda f, T: gaussian_mp.expect_loguniform_mp(f, T, dps=dps),
         "broadcast": lambda *a: a,
-        "E2": lambda f, g, m, v, k: gaussian.expect2_mp(
+        "E2": lambda f, g, m, v, k: gaussian_mp.expect2_mp(
             f, g, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps=dps
         ),
         "ES": lambda f, a, b, s, m, v, k: _shared_mp(f, a, b, m, nonneg(v), min(max(k, -nonneg(v)), nonneg(v)), dps),
@@ -234,9 +111,9 @@ def _mpmath_namespace(dps: int) -> dict:
 def _shared_mp(f, a, b, m, v, k, dps: int) -> tuple:
     """The mpmath reference of gaussian.expect_shared: each expectation on its own (no shortcut at rho = 1)."""
     n_first = len(f(mpmath.mpf(0))) if f is not None else 0
-    ones = [gaussian.expect1_mp(lambda x, i=i: f(x)[i], m, v, dps=dps) for i in range(n_first)]
+    ones = [gaussian_mp.expect1_mp(lambda x, i=i: f(x)[i], m, v, dps=dps) for i in range(n_first)]
     twos = [
-        gaussian.expect2_mp(lambda x, i=i: a(x)[i], lambda x, i=i: b(x)[i], m, v, k, dps=dps)
+        gaussian_mp.expect2_mp(lambda x, i=i: a(x)[i], lambda x, i=i: b(x)[i], m, v, k, dps=dps)
         for i in range(len(a(mpmath.mpf(0))))
     ]
     return (*ones, *twos)
@@ -250,7 +127,7 @@ def _check_functions(exprs, namespace, backend):
             "independent mpmath reference in tests/test_laws.py)"
         )
     # EC becomes nested E1 levels in the generated code (conditional.expand), whose integrands are EC's own
-    names = {type(f).__name__ for f in _unique_nodes(exprs)
+    names = {type(f).__name__ for f in unique_nodes(exprs)
              if isinstance(f, sp.Function) and not hasattr(f, "_symmft_code")
              and not isinstance(f, (conditional.EC, conditional.EC1))}
     missing = sorted(n for n in names if n not in namespace)
@@ -345,16 +222,16 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
         jcross = cross + [_derivative(e, k) for e in cross for k in c]
         _check_functions(jdiag + jcross, namespace, backend)
         out = {
-            "diagonal": _source("diagonal", d + h, diag, printer),
-            "cross": _source("cross", d + c + h, cross, printer),
-            "diagonal_jacobian": _source("diagonal_jacobian", d + h, jdiag, printer),
-            "cross_jacobian": _source("cross_jacobian", d + c + h, jcross, printer),
+            "diagonal": function_source("diagonal", d + h, diag, printer),
+            "cross": function_source("cross", d + c + h, cross, printer),
+            "diagonal_jacobian": function_source("diagonal_jacobian", d + h, jdiag, printer),
+            "cross_jacobian": function_source("cross_jacobian", d + c + h, jcross, printer),
         }
         if backend != "mpmath" and any(e.has(conditional.EC) for e in jcross):
             # at C = Q and c_x = 1 every EC collapses to one sequence's law (EC.eval)
             names = {s.name: s for s in d}
             identical = {k: names["Q" + k.name[1:]] for k in c} | {s: sp.S.One for s in h if s.name == "c_x"}
-            out["cross_jacobian_identical"] = _source(
+            out["cross_jacobian_identical"] = function_source(
                 "cross_jacobian_identical", d + h, [e.xreplace(identical) for e in jcross], printer)
         return out
 
@@ -362,11 +239,11 @@ def compile_map(mf: MeanFieldMap, backend: str = "numpy", *, dps: int = 30) -> C
     compiled = CompiledMap(
         map=mf,
         backend=backend,
-        _diag=_load("diagonal", src["diagonal"], namespace),
-        _cross=_load("cross", src["cross"], namespace),
-        _jdiag=_load("diagonal_jacobian", src["diagonal_jacobian"], namespace),
-        _jcross=_load("cross_jacobian", src["cross_jacobian"], namespace),
-        _jcross_identical=(_load("cross_jacobian_identical", src["cross_jacobian_identical"], namespace)
+        _diag=load_function("diagonal", src["diagonal"], namespace),
+        _cross=load_function("cross", src["cross"], namespace),
+        _jdiag=load_function("diagonal_jacobian", src["diagonal_jacobian"], namespace),
+        _jcross=load_function("cross_jacobian", src["cross_jacobian"], namespace),
+        _jcross_identical=(load_function("cross_jacobian_identical", src["cross_jacobian_identical"], namespace)
                            if "cross_jacobian_identical" in src else None),
     )
     _COMPILED[key] = compiled
@@ -390,18 +267,18 @@ def compile_expressions(
     def source() -> str:
         expressions = exprs() if callable(exprs) else exprs
         _check_functions(expressions, namespace, backend)
-        return _source(name, [a.name for a in args], expressions, printer)
+        return function_source(name, [a.name for a in args], expressions, printer)
 
     if key is None:
-        return _load(name, source(), namespace)
+        return load_function(name, source(), namespace)
     file_hash, options = key
-    return _load(name, store.cached(file_hash, f"compiled-{name}", (*options, backend), source), namespace)
+    return load_function(name, store.cached(file_hash, f"compiled-{name}", (*options, backend), source), namespace)
 
 
-def _namespace(backend: str, dps: int) -> tuple[dict, _Printer]:
+def _namespace(backend: str, dps: int) -> tuple[dict, Printer]:
     if backend == "mpmath":
-        return _mpmath_namespace(dps), _MpmathPrinter()
-    return _numeric_namespace(get_xp(backend)), _Printer()
+        return _mpmath_namespace(dps), MpmathPrinter()
+    return _numeric_namespace(get_xp(backend)), Printer()
 
 
 class _IntegerPower(sp.Function):
@@ -423,140 +300,3 @@ def _derivative(e: sp.Expr, key: sp.Symbol) -> sp.Expr:
     compound = lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and bool(p.base.free_symbols - BOUND)
     d = e.replace(compound, lambda p: _IntegerPower(p.base, p.exp)).diff(key)
     return d.replace(lambda f: isinstance(f, _IntegerPower), lambda f: f.args[0] ** f.args[1])
-
-
-# ---------------------------------------------------------------- code generation
-#
-# The maps' cost is the Gaussian expectations: a 4x4 LSTM Jacobian holds ~300 distinct E1 terms, most sharing
-# their Gaussian (mean, variance) and differing only in the integrand. The generated function therefore
-# evaluates, per distinct Gaussian, ONE integrand returning the tuple of all its functions (each gate's sigmoid
-# is computed once per node), then the expressions with every expectation replaced by a variable, after
-# common-subexpression elimination. Inner expectations (a closure variance holds E1 terms) come first.
-
-
-def _source(name: str, args: list, exprs: list, printer) -> str:
-    """Python source of ``def name(*args)`` returning the list of ``exprs``."""
-    args = [a if isinstance(a, str) else a.name for a in args]
-    exprs = [conditional.expand(e) for e in exprs]  # exact conditional laws: nested E1 levels
-    # E1/E2 atoms, innermost first; an expectation whose parameters hold u lives inside another's integrand
-    # (conditional closure)
-    expectations = [n for n in _unique_nodes(exprs) if isinstance(n, (E1, E2)) and not n.free_symbols & BOUND]
-    symbol: dict = {}
-    # one group per Gaussian: (mean, var) -> E1 members [(symbol, f)] and, per covariance, E2 members
-    groups: dict = {}
-    for i, atom in enumerate(expectations):
-        symbol[atom] = sp.Symbol(f"e{i}")
-        if isinstance(atom, E1):
-            mean, var = (a.xreplace(symbol) for a in atom.args[1:])
-            groups.setdefault((mean, var), ([], {}))[0].append((symbol[atom], integrand(atom.args[0])))
-        else:
-            mean, var, cov = (a.xreplace(symbol) for a in atom.args[2:])
-            pair = (symbol[atom], integrand(atom.args[0]), integrand(atom.args[1]))
-            groups.setdefault((mean, var), ([], {}))[1].setdefault(cov, []).append(pair)
-    lines = [f"def {name}({', '.join(args)}):"]
-    for g, ((mean, var), (ones, twos)) in enumerate(groups.items()):
-        params = f"{printer.doprint(mean)}, {printer.doprint(var)}"
-        nested = any(f.has(E1, E2, EL) for _, f in ones) or any(
-            a.has(E1, E2, EL) or b.has(E1, E2, EL) for pairs in twos.values() for _, a, b in pairs
-        )
-        if ones and (nested or not twos):
-            lines += _integrand(f"_f{g}", [f for _, f in ones], printer)
-            # a nested expectation's integrand holds grid-shaped arrays: evaluated nodewise over the whole grid
-            lines.append(f"    ({''.join(f'{s}, ' for s, _ in ones)}) = {'E1n' if nested else 'E1'}(_f{g}, {params})")
-            ones = []
-        if nested:  # as before grouping: one E2 call per pair
-            for j, (cov, pairs) in enumerate(twos.items()):
-                for k, (s, a, b) in enumerate(pairs):
-                    lines += _integrand(f"_a{g}_{j}_{k}", [a], printer) + _integrand(f"_b{g}_{j}_{k}", [b], printer)
-                    lines.append(f"    {s} = E2(lambda u: _a{g}_{j}_{k}(u)[0], lambda u: _b{g}_{j}_{k}(u)[0], "
-                                 f"{params}, {printer.doprint(cov)})")
-            twos = {}
-        for j, (cov, pairs) in enumerate(twos.items()):
-            first = "None"
-            if ones and j == 0:  # the E1 members ride on the first covariance's call
-                lines += _integrand(f"_f{g}", [f for _, f in ones], printer)
-                first = f"_f{g}"
-            lines += _integrand(f"_a{g}_{j}", [a for _, a, _ in pairs], printer)
-            lines += _integrand(f"_b{g}_{j}", [b for _, _, b in pairs], printer)
-            # at rho = 1 the pairs are the products f g: one integrand for all, shared subexpressions once
-            products = [f for _, f in ones] * (j == 0) + [a * b for _, a, b in pairs]
-            lines += _integrand(f"_s{g}_{j}", products, printer)
-            targets = [s for s, _ in ones] * (j == 0) + [s for s, _, _ in pairs]
-            lines.append(
-                f"    ({''.join(f'{s}, ' for s in targets)}) = "
-                f"ES({first}, _a{g}_{j}, _b{g}_{j}, _s{g}_{j}, {params}, {printer.doprint(cov)})"
-            )
-    if (any("E1n(" in line for line in lines) or any(e.has(EL) for e in exprs)) and len(args) > 1:
-        # nodewise integrands, and the log-uniform rule's nodes (one leading axis, gaussian.expect_loguniform),
-        # close over the arguments: give them all the grid's shape (gaussian.expect1_nodewise)
-        lines.insert(1, f"    {', '.join(args)}, = broadcast({', '.join(args)})")
-    body = [e.xreplace(symbol) for e in exprs]
-    assignments, reduced = sp.cse(body, symbols=sp.numbered_symbols("x"), ignore=tuple(BOUND))  # bound in lambdas
-    lines += [f"    {v} = {printer.doprint(x)}" for v, x in assignments]
-    lines.append(f"    return [{', '.join(printer.doprint(x) for x in reduced)}]")
-    return "\n".join(lines)
-
-
-def _outer_expectations(e: sp.Expr) -> list:
-    """The E1 nodes of ``e`` not inside another E1 (nor inside a Lambda of another kind), whose parameters hold no
-    expectation: the candidates for one integrand's shared nodes."""
-    out, stack, seen = [], [e], set()
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if isinstance(node, E1):
-            if isinstance(node.args[0], sp.Lambda) and not any(a.has(E1, E2, EL) for a in node.args[1:]):
-                out.append(node)
-        elif not isinstance(node, (sp.Lambda, E2, EL)):
-            stack.extend(node.args)
-    return sorted(out, key=sp.default_sort_key)
-
-
-def _unique_nodes(exprs: list) -> list:
-    """Every distinct subexpression of ``exprs``, children before parents, in the order of their first appearance
-    in a post-order traversal; a repeated subtree is walked once (the maps are DAGs with much sharing, which
-    ``sp.postorder_traversal`` walks as trees)."""
-    seen, out = set(), []
-    for e in exprs:
-        stack = [(e, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                out.append(node)
-            elif node not in seen:
-                seen.add(node)
-                stack.append((node, True))
-                stack.extend((a, False) for a in reversed(node.args))
-    return out
-
-
-def _load(name: str, source: str, namespace: dict) -> Callable:
-    """The function ``name`` defined by ``source``, executed against ``namespace``."""
-    scope = dict(namespace)
-    exec(compile(source, f"<symmft {name}>", "exec"), scope)
-    function = scope[name]
-    function.source = source  # inspectable: print(compiled._jdiag.source)
-    return function
-
-
-def _integrand(name: str, functions: list, printer) -> list[str]:
-    """A nested def returning the tuple of ``functions`` of u, with shared subexpressions computed once (not
-    across a nested expectation, whose own integrand binds another u; nested expectations over one Gaussian
-    share their nodes instead: ``_Printer.share_nodes``)."""
-    nested = any(f.has(E1, E2, EL) for f in functions)
-    assignments, reduced = ([], functions) if nested else sp.cse(functions, symbols=sp.numbered_symbols("y"))
-    lines = [f"    def {name}(u):"]
-    printer._scope.append("u")
-    if nested:
-        printer._nested = True
-        bindings, reduced = printer.share_nodes(reduced)
-        lines += [f"        {v} = {call}" for v, call in bindings]
-        if not any(f.has(E1, E2, EL) for f in reduced):  # every nested expectation is bound above
-            assignments, reduced = sp.cse(reduced, symbols=sp.numbered_symbols("y"))
-    lines += [f"        {v} = {printer.doprint(x)}" for v, x in assignments]
-    lines.append(f"        return ({''.join(printer.doprint(x) + ', ' for x in reduced)})")
-    printer._scope.pop()
-    printer._nested = False
-    return lines

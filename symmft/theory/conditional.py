@@ -270,7 +270,7 @@ class EC1(sp.Function):
 
     def nested(self) -> sp.Expr:
         """The nested E1 levels: c, then X | c (the innermost, whose integrand the code generator splits into
-        functions of X times coefficients of c: ``compile._Printer.share_nodes``)."""
+        functions of X times coefficients of c: ``printing.Printer.share_nodes``)."""
         H, t, x, coef, mean, var = self._parts()
         cond = self.args[2]
         body = E1(sp.Lambda(x, H), mean, var)

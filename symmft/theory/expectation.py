@@ -10,12 +10,17 @@ the maps (fixed-point Newton steps, the eigenvalue lambda) with no finite differ
 at construction when they exist (polynomials by Isserlis' theorem, E[erf]); everything else is left for the
 numeric backends of :mod:`symmft.theory.compile`.
 
-Also defines ``sigmoid`` as a sympy function (derivative sigmoid*(1 - sigmoid)).
+Also defines ``sigmoid`` as a sympy function (derivative sigmoid*(1 - sigmoid)), ``FUNCTIONS`` (each nonlinearity
+of a cell as a sympy function) and :func:`gaussian_product_moment` (Isserlis' theorem for symbolic moments).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import sympy as sp
+
+from symmft.cell.graph import NONLINEARITIES
 
 #: The integration variable of every Lambda, shared so that equal integrands compare (and CSE) equal.
 u = sp.Symbol("u", real=True)
@@ -45,6 +50,36 @@ class sigmoid(sp.Function):
 
     def _eval_evalf(self, prec):
         return (1 / (1 + sp.exp(-self.args[0]))).evalf(prec)
+
+
+#: Each nonlinearity a cell may use (:data:`symmft.cell.graph.NONLINEARITIES`) as a sympy function.
+FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
+assert set(FUNCTIONS) == set(NONLINEARITIES)  # a new nonlinearity needs its sympy function here
+
+
+def gaussian_product_moment(names: list, mean_of: Callable, second_moment: Callable) -> sp.Expr:
+    """E[s1 s2 ... sk] of jointly Gaussian variables (Isserlis' theorem), from their means ``mean_of(s)`` and
+    second moments ``second_moment(s, t)`` = E[s t] (symbols); the meanfield Derivation's moments of the previous state beyond
+    second order under its Gaussian closure (needed by the Jacobian's m2, not by the fixed point)."""
+    mean = {s: mean_of(s) for s in names}
+
+    def central(rest: list) -> sp.Expr:  # E[prod (s_i - M_i)]
+        if not rest:
+            return sp.S.One
+        if len(rest) == 1:
+            return sp.S.Zero
+        first, others = rest[0], rest[1:]
+        return sp.Add(*[
+            (second_moment(first, o) - mean[first] * mean[o]) * central(others[:j] + others[j + 1 :])
+            for j, o in enumerate(others)
+        ])
+
+    total = sp.S.Zero
+    for mask in range(2 ** len(names)):  # expand prod (M_i + x_i) over which factors are centered
+        chosen = [s for i, s in enumerate(names) if mask >> i & 1]
+        rest = [s for i, s in enumerate(names) if not mask >> i & 1]
+        total += sp.Mul(*[mean[s] for s in rest]) * central(chosen)
+    return total
 
 
 def _central_moment(i: int, j: int, v, k):

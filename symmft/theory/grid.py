@@ -14,11 +14,11 @@ from dataclasses import replace
 import numpy as np
 
 from symmft.cell import params
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.analysis import Analysis
 from symmft.theory.dynamics import MAX_DPS, analyze
-from symmft.theory.meanfield import DEFAULT_CLOSURE
+from symmft.theory.closure import DEFAULT_CLOSURE
 from symmft.progress import progress as show_progress
 
 #: Points per vectorized ``analyze`` call: large, since each call costs ~50 map evaluations of fixed Python overhead

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symmft import cache
-from symmft.cell.trace import Cell, primary_states
+from symmft.cell.graph import Cell, primary_states
 from symmft.errors import ClosureError
 from symmft.theory import store
-from symmft.theory.meanfield import MeanFieldMap, Derivation, derive
+from symmft.theory.meanfield import Derivation, derive
+from symmft.theory.meanfield_map import MeanFieldMap
 
 KINDS = ("memory", "full")
 WEIGHTS = ("gaussian", "orthogonal")

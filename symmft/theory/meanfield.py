@@ -1,6 +1,8 @@
 """Mean-field maps derived from a cell graph (docs/theory.md §2), automatically for any cell.
 
-Stage: ``Cell`` (graph) -> :class:`MeanFieldMap` (sympy) -> :mod:`symmft.theory.compile`.
+Stage: ``Cell`` (graph) -> :class:`~symmft.theory.meanfield_map.MeanFieldMap` (sympy) -> :mod:`symmft.theory.compile`.
+The map's type (:mod:`symmft.theory.meanfield_map`) and the closure vocabulary (:mod:`symmft.theory.closure`) are
+leaf modules; their names are importable from here too.
 
 At one coordinate and one step, the cell's new state is an expression in three kinds of atoms, each present in
 two copies (input sequences a and b):
@@ -29,93 +31,30 @@ Nothing here is written per cell.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import networkx as nx
 import sympy as sp
 
 from symmft import cache
 from symmft.theory import store
-from symmft.cell.trace import NONLINEARITIES, Cell
+from symmft.cell.graph import Cell
 from symmft.errors import ClosureError
 from symmft.theory import conditional
 from symmft.theory.expansion import Expansion
-from symmft.theory.expectation import E1, EL, gaussian_expectation, sigmoid, u
+from symmft.theory.closure import CLOSURES, DEFAULT_CLOSURE, MAP_CLOSURES, map_closure
+from symmft.theory.expectation import E1, EL, FUNCTIONS, gaussian_expectation, gaussian_product_moment, u
+from symmft.theory.meanfield_map import MeanFieldMap
 from symmft.cell.params import chrono_names, names as hyperparameter_names
 
-FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "erf": sp.erf}
-assert set(FUNCTIONS) == set(NONLINEARITIES)
-#: The closures a user can choose (``--closure``); ``auto`` is the default (docs/laws.md, *Cost*): ``exact`` at one
-#: point and on a grid of identical inputs (c_x = 1 at every point: the criteria, searches and phase diagrams),
-#: where a two-sequence conditional law is needed only at C = Q, where it is one sequence's (k + 1 levels);
-#: ``exact-diagonal`` (exact for the fixed point, moment closure for c*, lambda: labelled) on a grid with c_x != 1,
-#: whose two-sequence law is a 2k + 2-level quadrature, ~100x the moment closure's cost (the GRU: 0.18 s a point).
-CLOSURES = ("auto", "exact", "exact-diagonal", "gaussian", "population")
-#: The closures a mean-field map can be derived with.
-MAP_CLOSURES = ("exact", "exact-diagonal", "gaussian")
-DEFAULT_CLOSURE = "auto"
-
-
-def map_closure(closure: str, grid: bool, backend: str = "numpy", identical: bool = True) -> str:
-    """The map closure that ``closure`` means at one point (``grid`` False) or on a grid, for ``backend``;
-    ``identical``: the two input sequences are identical (c_x = 1) at every point.
-
-    "auto" is "exact" at a point and on a grid of identical inputs, "exact-diagonal" on a grid with c_x != 1
-    somewhere, and "gaussian" with mpmath (whose nested adaptive quadrature at 30 digits takes minutes per
-    conditional expectation).
-    """
-    if closure not in CLOSURES + MAP_CLOSURES:
-        raise ClosureError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
-    if closure == "auto":
-        if backend == "mpmath":
-            return "gaussian"
-        return "exact-diagonal" if grid and not identical else "exact"
-    return closure
+# the closure vocabulary and the map's type live in leaf modules; importable from here as before
+__all__ = ["CLOSURES", "DEFAULT_CLOSURE", "MAP_CLOSURES", "Derivation", "FUNCTIONS", "MeanFieldMap", "derive",
+           "hyperparameter_symbol", "map_closure", "two_sequence_conditional"]
 
 
 def hyperparameter_symbol(name: str) -> sp.Symbol:
+    """The sympy symbol of hyperparameter ``name`` (real: one spelling from the CLI to the maps)."""
     return sp.Symbol(name, real=True)
-
-
-@dataclass(frozen=True)
-class MeanFieldMap:
-    """The derived map: ``update[key]`` is the new value of each key, in keys and hyperparameters.
-
-    ``diagonal`` keys (means, second moments) depend on diagonal keys only; ``cross`` keys (cross moments between
-    the two input sequences) on both. ``laws`` holds, per affine map, (mean, variance, cross covariance) for display;
-    ``nonlinearity_laws``, per nonlinearity ("file:line tanh(argument)"), the law its expectations used
-    (:data:`symmft.theory.conditional.LAWS`).
-    """
-
-    cell: Cell
-    closure: str
-    chrono: frozenset  # affine maps whose bias holds the chrono term beta_k log U
-    diagonal: tuple[sp.Symbol, ...]
-    cross: tuple[sp.Symbol, ...]
-    update: dict
-    laws: dict
-    hyperparameters: tuple[sp.Symbol, ...]
-    nonlinearity_laws: dict
-
-    def equations(self) -> list[tuple[sp.Symbol, sp.Expr]]:
-        """(key, new value) pairs in order: diagonal keys then cross keys."""
-        return [(k, self.update[k]) for k in self.diagonal + self.cross]
-
-    def text(self) -> str:
-        """The recursions as readable text (``symmft derive``)."""
-        lines = [f"# mean-field map of cell {self.cell.name!r} ({self.closure} closure; weights independent across steps)"]
-        lines += [f"# law of {k}: {v}" for k, v in self.nonlinearity_laws.items()]
-        lines.append("# Gaussian laws of the affine maps: mean, variance V, cross covariance K")
-        for k, (m, v, c) in self.laws.items():
-            lines.append(f"u_{k}: mean = {m};  V = {v};  K = {c}")
-        lines.append("# recursions (primed = next step)")
-        lines += [f"{k}' = {expr}" for k, expr in self.equations()]
-        return "\n".join(lines)
-
-    def latex(self) -> str:
-        """The recursions as LaTeX (one aligned equation per key)."""
-        rows = [rf"{sp.latex(k)}' &= {sp.latex(e)}" for k, e in self.equations()]
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
 def derive(cell: Cell, closure: str = "exact", chrono: frozenset = frozenset()) -> MeanFieldMap:
@@ -487,32 +426,11 @@ class Derivation:
                     f"cell {self.cell.name}: a cross moment beyond second order ({' * '.join(s for s, _ in atoms)}) "
                     "is needed; only second-order cross moments are tracked"
                 )
-            return self._gaussian_state_moment([s for s, _ in atoms])
+            # beyond second order (the Jacobian's m2): Isserlis' theorem under the previous state's Gaussian closure
+            return gaussian_product_moment([s for s, _ in atoms], lambda s: self.key("M", s),
+                                           lambda s, t: self.key("Q", s, t))
         (s, cs), (t, ct) = atoms
         return self.key("Q" if cs == ct else "C", s, t)
-
-    def _gaussian_state_moment(self, states: list[str]) -> sp.Expr:
-        """E[s1 s2 ... sk] beyond second order under the Gaussian closure of the previous state (Isserlis'
-        theorem with the tracked means and covariances); needed by the Jacobian's m2, not by the fixed point."""
-        mean = {s: self.key("M", s) for s in states}
-
-        def central(rest: list[str]) -> sp.Expr:  # E[prod (s_i - M_i)]
-            if not rest:
-                return sp.S.One
-            if len(rest) == 1:
-                return sp.S.Zero
-            first, others = rest[0], rest[1:]
-            return sp.Add(*[
-                (self.key("Q", first, o) - mean[first] * mean[o]) * central(others[:j] + others[j + 1 :])
-                for j, o in enumerate(others)
-            ])
-
-        total = sp.S.Zero
-        for mask in range(2 ** len(states)):  # expand prod (M_i + x_i) over which factors are centered
-            chosen = [s for i, s in enumerate(states) if mask >> i & 1]
-            rest = [s for i, s in enumerate(states) if not mask >> i & 1]
-            total += sp.Mul(*[mean[s] for s in rest]) * central(chosen)
-        return total
 
     def closure_law(self, arg: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
         """Gaussian closure: (mean, variance, cross covariance) of a non-Gaussian argument X (a-copy)."""

@@ -20,12 +20,12 @@ from dataclasses import replace
 import numpy as np
 
 from symmft.cell import params
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import Status
 from symmft.theory.analysis import Analysis
 from symmft.theory.conditional import APPROXIMATE
 from symmft.theory.dynamics import analyze
-from symmft.theory.meanfield import DEFAULT_CLOSURE
+from symmft.theory.closure import DEFAULT_CLOSURE
 from symmft.theory.population import analyze_population
 
 #: Units of the population check: 16 groups of 1,000 (the least that keeps the rate fits above the noise);

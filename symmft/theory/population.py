@@ -67,7 +67,7 @@ import math
 import numpy as np
 from scipy.special import erf
 
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.theory.analysis import DIVERGENCE, Analysis, time_scale
 from symmft.errors import CellDefinitionError, HyperparameterError, Status
 from symmft.cell.params import chrono_maps

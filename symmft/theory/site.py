@@ -30,7 +30,7 @@ import numpy as np
 from scipy import fft
 
 from symmft.backend import array_module, scipy_for
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import CellDefinitionError
 
 X = object()  # the cell input: it only enters through ops.affine

@@ -32,7 +32,7 @@ import networkx as nx
 import numpy as np
 
 from symmft.cell.elementwise import DERIVATIVES, arguments, evaluate
-from symmft.cell.trace import Cell, primary_states
+from symmft.cell.graph import Cell, primary_states
 from symmft.errors import ClosureError, HyperparameterError, Status
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node

@@ -36,7 +36,8 @@ import numpy as np
 
 from symmft.backend import BACKENDS, to_numpy
 from symmft.cell import params
-from symmft.cell.trace import Cell, load_cell
+from symmft.cell.graph import Cell
+from symmft.cell.trace import load_cell
 from symmft.errors import BackendError, HyperparameterError, Status
 from symmft.serialize import jsonable
 from symmft.theory.analysis import DIVERGENCE, time_scale

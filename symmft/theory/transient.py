@@ -36,7 +36,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from symmft.backend import array_module, get_xp, random_generator, scipy_for, to_numpy
-from symmft.cell.trace import Cell
+from symmft.cell.graph import Cell
 from symmft.errors import HyperparameterError
 from symmft.theory.site import Draws, SiteOps, consumers, input_node, lagged, moments
 
