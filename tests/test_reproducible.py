@@ -14,6 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import sympy as sp
+
+from symmft.theory.expectation import E1, E2, EL, sigmoid, u
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: A derivation printed (the LSTM map's text), the exact conditional law evaluated (GRU, two input sequences),
@@ -79,3 +83,15 @@ def test_outputs_are_the_same_under_every_hash_seed_with_and_without_the_disk_ca
     for i, argv in enumerate(COMMANDS):
         assert written[i] == fresh[i], f"{' '.join(argv)}: hash seed 1 (cache written) differs from 0 (cache off)"
         assert read[i] == fresh[i], f"{' '.join(argv)}: hash seed 2 (cache read) differs from 0 (cache off)"
+
+
+def test_a_product_of_expectations_is_the_same_expression_in_either_order():
+    # the cause: a Lambda argument left the expectations non-commutative, so sympy kept a product in the order it
+    # was built, and that order followed the iteration of frozensets of sympy objects (string hashes)
+    m, v, k, T = sp.symbols("m v k T", real=True)
+    a = E1(sp.Lambda(u, sigmoid(u)), m, v)
+    b = E2(sp.Lambda(u, sp.tanh(u)), sp.Lambda(u, sp.tanh(u)), m, v, k)
+    c = EL(sp.Lambda(u, sigmoid(u + m)), T)
+    assert a.is_commutative and b.is_commutative and c.is_commutative
+    assert (a * b * c).args == (c * b * a).args == (b * a * c).args
+    assert a * b - b * a == 0
