@@ -31,7 +31,7 @@ import sympy as sp
 
 from symmft import cache
 from symmft.theory.expansion import Expansion
-from symmft.theory.expectation import E1, LEVELS, u
+from symmft.theory.expectation import E1, LEVELS, Expectation, u
 
 #: The laws a nonlinearity's expectations can use, as the output names them (docs/laws.md).
 EXACT_GAUSSIAN = "exact Gaussian"  # a function of one affine output, or of a sum of independent ones
@@ -127,7 +127,7 @@ def _means_and_variances(laws: sp.Tuple) -> sp.Tuple:
     return sp.Tuple(*[p for i in range(0, len(laws), 3) for p in laws[i : i + 2]])
 
 
-class EC(sp.Function):
+class EC(Expectation):
     """E[H(c_a, c_b, X_a, X_b)] for an argument X Gaussian given conditioning atoms c (two input sequences).
 
     Arguments: Lambda((t_1..t_k, s_1..s_k, x, y), H); Lambda((t_1..t_k), (offset, a_1..a_J)) giving
@@ -225,7 +225,7 @@ class EC(sp.Function):
 _NESTED = cache.memory("nested conditional laws")
 
 
-class EC1(sp.Function):
+class EC1(Expectation):
     """E[H(c, X)] for an argument X Gaussian given conditioning atoms c (one input sequence): the one-copy
     counterpart of :class:`EC`.
 

@@ -8,8 +8,7 @@ An expression is distributed over its sums into a dict {monomial: coefficient}, 
 (factor, integer power) pairs, with plain dict and set operations; only the factors (nonlinearities, atoms,
 nested expectations: a few hundred distinct ones in a GRU Jacobian) go through ``sp.expand``, once each (sympy's
 deep expansion expands inside them). The terms are those of ``sp.expand(e)``, which spent most of the GRU
-Jacobian's derivation rebuilding every partial product as a sympy Mul. (They are sometimes fewer: sympy can leave
-two copies of one monomial uncombined when its factors hold Lambdas that sort inconsistently; their sum is equal.)
+Jacobian's derivation rebuilding every partial product as a sympy Mul.
 """
 
 from __future__ import annotations

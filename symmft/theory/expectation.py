@@ -104,7 +104,18 @@ def _polynomial_expectation(F, G, m, v, k):
     return sp.Add(*[c * _central_moment(i, j, v, k) for (i, j), c in poly.terms()])
 
 
-class E1(sp.Function):
+class Expectation(sp.Function):
+    """Base of every Gaussian expectation (E1, E2, EL and the conditional laws EC, EC1): a real number, so
+    commutative. sympy cannot infer that from a Lambda argument and would leave a product of expectations
+    non-commutative, in the order it was built: ``a*b`` and ``b*a`` would be different expressions (missed by
+    CSE, not combined in sums), and the order would follow the iteration order of sets of sympy objects, which
+    Python's string hashes (``PYTHONHASHSEED``) change from process to process; the generated code then summed
+    in another order, and the numbers changed in the last digits. Commutative, a product is sorted canonically."""
+
+    is_commutative = True
+
+
+class E1(Expectation):
     """E[F(u)] for u ~ N(m, v); arguments (Lambda(u, F), m, v)."""
 
     nargs = 3
@@ -149,7 +160,7 @@ class E1(sp.Function):
         return f"E[{printer._print(lam(u))}; u~N({printer._print(m)}, {printer._print(v)})]"
 
 
-class E2(sp.Function):
+class E2(Expectation):
     """E[F(u_a) G(u_b)] for a correlated pair; arguments (Lambda(u, F), Lambda(u, G), m, v, k)."""
 
     nargs = 5
@@ -219,7 +230,7 @@ def gaussian_expectation(F_a, F_b, mean, var, cov):
     return E2(sp.Lambda(u, F_a), sp.Lambda(u, F_b), mean, var, cov)
 
 
-class EL(sp.Function):
+class EL(Expectation):
     """E[F(L)] for L = log U, U ~ Uniform[1, T - 1] (the chrono bias of Tallec & Ollivier); args (Lambda(u, F), T).
 
     The density of L on [0, log(T - 1)] is e^l / (T - 2).

@@ -275,7 +275,7 @@ class Derivation:
                     nested = self._conditional([coeff, *factors], [None, *powers], closures, affine)
                     if nested is not None:
                         return nested
-                    node = next((self._where(x) for x in closures), self.cell.name)
+                    node = min((self._where(x) for x in closures), default=self.cell.name)
                     raise ClosureError(
                         f"{node}: the Gaussian closure needs the nonlinearity's argument to be independent of the other "
                         f"factors it multiplies, but they share {', '.join(sorted(bi & bj))} in "
@@ -330,7 +330,9 @@ class Derivation:
         if any(slot["b"] != 1 for slot in list(closures.values()) + list(affine.values())):
             return None
         closure = {f: self._closure_args[p[0]][0] for f, p in zip(factors, powers) if p and p[0] in self._closure_args}
-        for arg, slot in closures.items():
+        # in a canonical order: ``closures`` follows the monomial's frozenset, whose order changes with Python's
+        # string hashes, and which closure is integrated first shapes the nested expression
+        for arg, slot in sorted(closures.items(), key=lambda item: sp.default_sort_key(item[0])):
             factors = [f for f in factors if closure.get(f) != arg]  # the factors of F(arg) are integrated below
             held = set().union(*(self._affine_in(f) for f in factors))
             own = frozenset(a for a in self._linear_atoms(arg) if a not in held)
