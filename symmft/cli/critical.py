@@ -7,6 +7,7 @@ import sys
 
 from symmft.cell.trace import load_cell
 from symmft.init.search import BASELINES, DEGENERATE, evaluate_baselines, find_critical, rows_json
+from symmft.init.tied_check import SPREAD_NETWORKS, SPREAD_WIDTH
 from symmft.init.tied_search import MAX_EVALUATIONS, find_critical_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_file, print_json,
                                print_table)
@@ -37,6 +38,7 @@ def add_parsers(sub) -> None:
             "symmft critical gru_reset_before --length 500 --bound mu_z=0:8 --width 256 --input-dim 28",
             "symmft critical gru --length 100 --theory tied --input-dim 32",
             "symmft critical lstm --length 200 --theory tied --input-dim 4 --population 2000 -o rule_tied.json",
+            "symmft critical lstm --length 1000 --theory tied --input-dim 8 --spread-width 500 --spread-networks 3",
         ],
         ("xi", "lambda", "m1, m2", "M*, Q*", "status"),
     )
@@ -60,7 +62,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--theory", choices=("untied", "tied"), default="untied",
                    help="untied (default): criteria on the paper's maps; tied: the untied rule is then judged on "
                    "the tied network's theory (docs/tied.md) over the transient t <= T of a sequence from the zero "
-                   "state, with --input-dim as the layer's input size, and corrected "
+                   "state, with --input-dim as the layer's input size (the spread on the exact Jacobian product "
+                   "of finite tied networks: --spread-width, --spread-networks), and corrected "
                    "there by a few tied evaluations along the write and memory gates' bias means until every "
                    "criterion holds, or refused with the reason (docs/criteria.md 'On the tied network'); the "
                    "rule written and printed is then the tied one, with Monte Carlo standard errors (JSON key "
@@ -70,6 +73,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="tied: the one seed of every tied evaluation (default: %(default)s)")
     p.add_argument("--max-evaluations", type=int, default=MAX_EVALUATIONS, metavar="K",
                    help="tied: most tied evaluations the correction may spend (default: %(default)s)")
+    p.add_argument("--spread-width", type=int, default=SPREAD_WIDTH, metavar="N",
+                   help="tied: width of the tied networks whose exact product of the T memory Jacobians judges the "
+                   "spread (within 1%% of width 1000 from 300 on; cost ~ N^3 T: at T = 1000 ~8 s CPU a network "
+                   "at 300, ~30 s at 500), e.g. --spread-width 500 (default: %(default)s)")
+    p.add_argument("--spread-networks", type=int, default=SPREAD_NETWORKS, metavar="K",
+                   help="tied: how many such networks (>= 2; the spread is their mean, its standard error from their "
+                   "scatter), e.g. --spread-networks 4 (default: %(default)s)")
     p.add_argument("-o", "--output", metavar="RULE.json", help="write the init rule (JSON)")
     p.add_argument("--json", action="store_true",
                    help="print {rule, baselines} as JSON (rule: cell, cell_file_hash, length, weights, "
@@ -101,7 +111,8 @@ def _critical(args) -> int:
                            bounds=_bounds(args.bound), min_second_moment=args.min_second_moment, progress=True)
     if args.theory == "tied":  # raises InfeasibleError (the reason) when no corrected rule holds
         result = find_critical_tied(cell, args.length, rule=result, input_dim=args.input_dim,
-                                    population=args.population, seed=args.seed, max_evaluations=args.max_evaluations)
+                                    population=args.population, seed=args.seed, max_evaluations=args.max_evaluations,
+                                    spread_width=args.spread_width, spread_networks=args.spread_networks)
     baselines = evaluate_baselines(cell, args.length, width=args.width, input_dim=args.input_dim)
     written = str(result.write_rule(args.output)) if args.output else None
     rule = result.to_json()
@@ -170,6 +181,17 @@ def _print_tied(tied: dict, th: dict) -> None:
     rows = [["xi", pm("xi"), f">= {th['xi_min']}"],
             ["m1 = G(T)^(1/T)", pm("m1", ".1e"), f"|T log m1| <= {th['max_log_gain']:g}: in [{th['m1_range'][0]:.6g}, {th['m1_range'][1]:.6g}]"],
             *([["m1 if the steps were free", pm("m1_free", ".1e"), "not judged (docs/criteria.md)"]] if "m1_free" in v else []),
-            ["spread T(m2/m1^2 - 1)", pm("spread"), f"<= {th['max_spread']:g}"]]
+            [_spread_label(tied.get("spread_networks")), pm("spread"), f"<= {th['max_spread']:g}"],
+            *([["spread if the steps were free", pm("spread_free"), "not judged (docs/criteria.md)"]]
+              if "spread_free" in v else [])]
     rows += [[k, pm(k), f"<= {th['max_second_moment']:g}"] for k in v if k.startswith("Q_")]
     print_table(["tied theory at the rule", "value", "criterion"], rows)
+
+
+def _spread_label(networks: dict | None) -> str:
+    """The judged spread's row name: which tied networks gave it (and their status if one overflowed)."""
+    if not networks:
+        return "spread m2/m1^2 - 1 (no tied network: the tied run failed)"
+    status = "" if networks["status"] == "OK" else f", {networks['status']}: a product overflowed or vanished"
+    return (f"spread m2/m1^2 - 1 ({len(networks['values'])} tied networks, width {networks['width']}, "
+            f"input size {networks['input_dim']}{status})")

@@ -16,16 +16,22 @@ is never seen by a sequence of that length and does not enter:
   tied network's mean squared gain of the product of the T memory Jacobians from step 1
   (:func:`symmft.theory.tangent.tied_gain`, forward tangents in the tied DMFT; |T log m1| <= g is |log G| <= g).
   Beside it ``m1_free``, the geometric mean of the free-probability m1(t) at the tied moments of step t, which
-  treats the steps' Jacobians as free (the tied product exceeds it by ~3e-4 per step: docs/criteria.md). The
-  spread is sum_t (m2(t)/m1(t)^2 - 1) from the same free-probability moments (an approximation for the tied
-  network: benchmarks/RESULTS.md §7 measures its error);
+  treats the steps' Jacobians as free (the tied product exceeds it by ~3e-4 per step: docs/criteria.md);
+- the spread, m2/m1^2 - 1 of the squared singular values of the same product, is judged on finite tied
+  networks (:func:`network_spread`: the exact product by :func:`symmft.network.spectrum.jacobian_product_spectrum`,
+  ``spread_networks`` networks of width ``spread_width``). It is an O(1/N) fluctuation of the overlap of two
+  forward tangents (docs/criteria.md, "The spread on the tied network"), which no single-site quantity of the
+  tied DMFT gives; a DMFT that samples it is as costly as a network of its part's width, and the network is
+  exact. ``spread_free`` is the former value, sum_t (m2(t)/m1(t)^2 - 1) from the free-probability moments at the
+  tied moments of each step (1.2x low at T = 20, 53x at T = 1000: benchmarks/RESULTS.md);
 - xi: what survives of a kick to the distance between two sequences after step T, followed for T more steps
   (docs/tied.md §2, "lambda, xi"): xi = -(T - 1)/log(D(2T)/D(T + 1)), the single rate with the same survival
   over the criterion's window; ``lambda`` is that rate, exp(log S/(T - 1)).
 
 Standard errors: Q_s from the spread of the theory's independent groups; m1 from the groups' own log gains; the
-spread by moving each state moment up by its standard error at every step (fully correlated over steps:
-conservative) and adding the shifts in quadrature; xi from the jackknife of log S over groups. A criterion whose
+spread from the networks' scatter, floored at SPREAD_FLOOR of its value (:func:`network_spread`); spread_free by
+moving each state moment up by its standard error at every step (fully correlated over steps: conservative) and
+adding the shifts in quadrature; xi from the jackknife of log S over groups. A criterion whose
 slack is within UNCERTAIN standard errors of its threshold, on either side, is listed in ``uncertain`` and not in
 ``fails``: the population cannot decide it, and more population (``--population``) does.
 """
@@ -38,14 +44,25 @@ import math
 import numpy as np
 
 from symmft.cell.trace import Cell
-from symmft.errors import Status
+from symmft.errors import HyperparameterError, Status
 from symmft.init.criteria import Criteria
+from symmft.network.spectrum import jacobian_product_spectrum
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.tangent import tied_gain
 from symmft.theory.tied import TiedAnalysis, analyze_tied
 
 #: Standard errors within which a criterion's slack counts as undecided by the Monte Carlo population.
 UNCERTAIN = 2.0
+#: Tied networks that judge the spread, and their width (benchmarks/RESULTS.md, "The spread judged on tied
+#: networks": within 1% of width 1000 from width 300 on; width 300 costs ~8 s CPU a network at T = 1000).
+SPREAD_NETWORKS = 2
+SPREAD_WIDTH = 300
+#: Input size of those networks where the layer's is infinite (the spread does not move above m ~ 100 at the
+#: T = 200 and T = 1000 rules; input products are not differentiated, so m costs only its matrix-vector product).
+SPREAD_INPUT_DIM = 4096
+#: Relative floor of the spread's standard error: the finite-width bias the networks' scatter does not measure
+#: (widths 300-2000 agree within ~2%), and a guard against two networks agreeing by chance.
+SPREAD_FLOOR = 0.02
 
 
 def moments_at_step(analysis: TiedAnalysis, step: int | slice) -> TiedAnalysis:
@@ -58,15 +75,23 @@ def moments_at_step(analysis: TiedAnalysis, step: int | slice) -> TiedAnalysis:
 
 
 def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Criteria, *, weights: str = "orthogonal",
-                  input_dim: int | None = None, population: int = 4000, seed: int = 0) -> dict:
+                  input_dim: int | None = None, population: int = 4000, seed: int = 0,
+                  spread_width: int = SPREAD_WIDTH, spread_networks: int = SPREAD_NETWORKS) -> dict:
     """The quantities the criteria judge, from the tied theory at ``hyperparameters`` for sequences of ``length``
-    T, and the criteria that fail. Returns {"judged_on": "transient", "values": {xi, lambda, m1, m1_free,
-    log_gain, log_gain_free, m1_at_T, m2, variance, spread, Q_s...}, "standard_error": {same keys where known},
-    "fails": [...], "uncertain": [...], "settled": whether the transient reached its stationary state, "status":
-    the tied analysis' status name, "population": units, "response_steps": the steps xi's window covers}."""
+    T (the spread from ``spread_networks`` tied networks of width ``spread_width``: :func:`network_spread`), and
+    the criteria that fail. Returns {"judged_on": "transient", "values": {xi, lambda, m1, m1_free, log_gain,
+    log_gain_free, m1_at_T, m2, variance, spread, spread_free, Q_s...}, "standard_error": {same keys where
+    known}, "fails": [...], "uncertain": [...], "settled": whether the transient reached its stationary state,
+    "status": the tied analysis' status name, "population": units, "response_steps": the steps xi's window
+    covers, "spread_networks": :func:`network_spread`'s record (None where the tied run failed and no network
+    was built)}. A network whose product overflows or vanishes makes the spread NaN and failed, its record's
+    status saying so."""
+    _positive("spread_width", spread_width, 2)
+    _positive("spread_networks", spread_networks, 2)
     a = analyze_tied(cell, hyperparameters, steps=length, input_dim=input_dim, weights=weights,
                      population=population, seed=seed, stationary=False, response=max(6, length))
     values, se = _jacobian_criteria(a, weights, length)
+    values["spread_free"], se["spread_free"] = values.pop("spread"), se.pop("spread")
     gain = tied_gain(cell, a.hyperparameters, length, input_dim=input_dim, population=population, seed=seed)
     log_gain, log_gain_se = gain.total
     values.update(m1_free=values["m1"], log_gain_free=length * math.log(values["m1"]), log_gain=log_gain,
@@ -86,11 +111,55 @@ def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Crit
     status = Status.OK if a.status == Status.NOT_CONVERGED else a.status
     if status == Status.OK and gain.status != Status.OK:
         status = gain.status
+    networks = None  # a failed tied run fails the status criterion; no network is built for it
+    values["spread"] = se["spread"] = math.nan
+    if status == Status.OK:
+        networks = network_spread(cell, a.hyperparameters, length, weights=weights, input_dim=input_dim,
+                                  width=spread_width, networks=spread_networks, seed=seed)
+        values["spread"], se["spread"] = networks["spread"], networks["standard_error"]
     ev = {**{k: np.array([v]) for k, v in values.items()}, "status": np.array([int(status)])}
     uncertain = _uncertain(criteria, length, values, se) if status == Status.OK else []
     return {"judged_on": "transient", "settled": a.status == Status.OK, "values": values, "standard_error": se,
             "fails": [f for f in criteria.failures(ev)[0] if f not in uncertain], "uncertain": uncertain,
-            "status": a.status.name, "population": a.extras["population"], "response_steps": response["steps"]}
+            "status": a.status.name, "population": a.extras["population"], "response_steps": response["steps"],
+            "spread_networks": networks}
+
+
+def spread_seeds(seed: int, networks: int) -> list[int]:
+    """The seeds of :func:`network_spread`'s networks for the check's ``seed``: a stream of their own, so they
+    share no random numbers with the tied theory's population (which ``seed`` seeds directly)."""
+    return [int(s) for s in np.random.SeedSequence([seed, 0x5B8EAD]).generate_state(networks)]
+
+
+def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: str = "orthogonal",
+                   input_dim: int | None = None, width: int = SPREAD_WIDTH, networks: int = SPREAD_NETWORKS,
+                   seed: int = 0) -> dict:
+    """m2/m1^2 - 1 of the squared singular values of the product of the ``length`` memory Jacobians of
+    ``networks`` tied networks of ``width`` (exact products from the zero state,
+    :func:`~symmft.network.spectrum.jacobian_product_spectrum`; seeds :func:`spread_seeds`), input size
+    ``input_dim`` (None: infinite, modelled by SPREAD_INPUT_DIM inputs).
+
+    Returns {"spread": their mean, "standard_error": their standard error (sd / sqrt(networks), ddof 1),
+    floored at SPREAD_FLOOR x spread), "values": each network's, "seeds", "width",
+    "input_dim" (the networks'), "status": "OK", or "NAN" where a network's product overflowed or vanished (its
+    spread and the mean are then NaN: the spread criterion fails rather than passing on the others)}."""
+    _positive("spread_width", width, 2)
+    _positive("spread_networks", networks, 2)  # the standard error needs two
+    m = SPREAD_INPUT_DIM if input_dim is None else input_dim
+    seeds = spread_seeds(seed, networks)
+    spreads = np.array([jacobian_product_spectrum(cell, hyperparameters, width=width, steps=length, tied=True,
+                                                  weights=weights, seed=s, input_dim=m)["spread"] for s in seeds])
+    ok = bool(np.all(np.isfinite(spreads)))
+    mean = float(spreads.mean()) if ok else math.nan
+    scatter = float(spreads.std(ddof=1) / math.sqrt(networks))
+    return {"spread": mean, "standard_error": max(scatter, SPREAD_FLOOR * mean) if ok else math.nan,
+            "values": [float(v) for v in spreads], "seeds": seeds, "width": width, "input_dim": m,
+            "status": "OK" if ok else "NAN"}
+
+
+def _positive(option: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise HyperparameterError(f"option {option} must be an integer >= {minimum}, got {value!r}")
 
 
 def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict, dict]:

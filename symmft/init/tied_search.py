@@ -50,7 +50,7 @@ from symmft.errors import HyperparameterError
 from symmft.init.evaluate import evaluate_points, gate_roles
 from symmft.init.rule import CriticalResult
 from symmft.init.search import InfeasibleError, default_bounds, find_critical
-from symmft.init.tied_check import UNCERTAIN, tied_criteria
+from symmft.init.tied_check import SPREAD_NETWORKS, SPREAD_WIDTH, UNCERTAIN, tied_criteria
 
 #: Tied evaluations a correction may spend (each a transient of T steps over the population: O(P T^2)).
 MAX_EVALUATIONS = 8
@@ -61,7 +61,8 @@ SLOPE_STEP = 1e-3
 def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | dict | None = None,
                        input_dim: int | None = None, weights: str = "orthogonal", population: int = 4000,
                        seed: int = 0, max_evaluations: int = MAX_EVALUATIONS, safety: float = 2.0,
-                       bounds: dict | None = None, **search) -> CriticalResult:
+                       bounds: dict | None = None, spread_width: int = SPREAD_WIDTH,
+                       spread_networks: int = SPREAD_NETWORKS, **search) -> CriticalResult:
     """A rule for sequences of ``length`` T whose criteria hold on the tied theory (module docstring).
 
     ``rule``: the untied rule to start from, or its JSON (:func:`~symmft.init.rule.read_rule`); default
@@ -84,7 +85,8 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
     elif rule.cell.file_hash != cell.file_hash or rule.length != length:
         raise HyperparameterError(f"the starting rule is for cell {rule.cell.name}, T = {rule.length}; "
                                   f"asked for {cell.name}, T = {length}")
-    problem = _Correction(cell, rule, input_dim, rule.weights, population, seed, max_evaluations, safety, bounds or {})
+    problem = _Correction(cell, rule, input_dim, rule.weights, population, seed, max_evaluations, safety, bounds or {},
+                          spread_width, spread_networks)
     point, verdict = problem.run()
     moved = {n: [rule.hyperparameters[n], point[n]] for n in point if point[n] != rule.hyperparameters[n]}
     tied = {"status": "corrected" if moved else "holds", "judged_on": verdict["judged_on"],
@@ -93,7 +95,8 @@ def find_critical_tied(cell: Cell | str, length: int, *, rule: CriticalResult | 
             "uncertain": verdict["uncertain"], "tied_status": verdict["status"],
             "untied_hyperparameters": dict(rule.hyperparameters), "untied_prediction": dict(rule.predicted),
             "corrections": moved, "evaluations": problem.history, "input_dim": input_dim,
-            "population": verdict["population"], "seed": seed, "seconds": round(time.perf_counter() - start, 2)}
+            "population": verdict["population"], "seed": seed, "spread_networks": verdict["spread_networks"],
+            "seconds": round(time.perf_counter() - start, 2)}
     notes = [n for n in rule.notes if not n.startswith("predictions assume weights redrawn")]  # answered here
     if moved:
         moves = ", ".join(f"{n}: {a:.4g} -> {b:.4g}" for n, (a, b) in moved.items())
@@ -118,6 +121,8 @@ class _Correction:
     budget: int
     safety: float
     bounds: dict
+    spread_width: int
+    spread_networks: int
     history: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
@@ -142,7 +147,8 @@ class _Correction:
         if len(self.history) >= self.budget:
             raise _BudgetSpent
         v = tied_criteria(self.cell, point, self.rule.length, self.criteria, weights=self.weights,
-                          input_dim=self.input_dim, population=self.population, seed=self.seed)
+                          input_dim=self.input_dim, population=self.population, seed=self.seed,
+                          spread_width=self.spread_width, spread_networks=self.spread_networks)
         self.history.append({"point": {n: point[n] for n in self.knobs},
                              "m1": v["values"]["m1"], "xi": v["values"]["xi"], "spread": v["values"]["spread"],
                              "Q_max": max(x for k, x in v["values"].items() if k.startswith("Q_")),
