@@ -14,11 +14,11 @@ point, this script measures
 
 at the rule and with one change at a time: the memory gate's bias mu_f, the write gate's mu_i, a common factor on
 every recurrent variance nu2_*, each nu2_k alone, the output gate's mu_o and nu2_o. ``--path KNOB`` adds a 1-D scan
-of one knob (shifts, or factors for nu2). Every row is cached in the output JSON by (rule, change): a rerun
-measures only the missing ones.
+of one knob (shifts, or factors for nu2); ``--rule-file`` a written rule's point (the corrected one). Every row
+is cached in the output JSON by (rule, change): a rerun measures only the missing ones; ``--table`` prints them.
 
 Run from the repository root, e.g. ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/tied_spread_knobs.py --rules
-lstm200 lstm1000`` (T = 1000: ~15 s CPU a network at width 300 and ~30 s a tied check at population 1000).
+lstm200 lstm1000`` (T = 1000: ~10 s CPU a network at width 300, ~60 s a tied check at population 1000).
 """
 
 from __future__ import annotations
@@ -89,6 +89,21 @@ def measure(cell, h: dict, T: int, width: int, networks: int, population: int) -
     return out
 
 
+def table(rows: list[dict]) -> str:
+    """The cached rows as Markdown: per rule and change, the networks' spread and log G, and the check's log G,
+    xi and Q_max; beside each spread its ratio to the rule's."""
+    lines = ["| rule | change | networks' spread | networks' log G | check's log G | check's xi | check's Q_max |",
+             "|---|---|---|---|---|---|---|"]
+    base = {r["rule"]: r for r in rows if r["change"] == "rule"}
+    for r in rows:
+        n, c, b = r["networks"], r["check"], base.get(r["rule"])
+        ratio = f" (x{n['spread'][0] / b['networks']['spread'][0]:.2f})" if b and r is not b else ""
+        lines.append(f"| T = {r['T']} | {r['change']} | {n['spread'][0]:.4g}({n['spread'][1]:.1g}){ratio} | "
+                     f"{n['log_m1'][0]:+.3f} | {c['log_gain'][0]:+.3f}({c['log_gain'][1]:.1g}) | {c['xi'][0]:.4g} | "
+                     f"{c['Q_max'][0]:.3g} ({c['Q_state']}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="example: python benchmarks/tied_spread_knobs.py --rules lstm200 lstm1000")
@@ -100,10 +115,17 @@ def main() -> None:
                     help="a 1-D scan: knob and comma-separated shifts (mu_*) or factors (nu2, nu2_*), "
                          "e.g. --path mu_i -1.5,-2")
     ap.add_argument("--only-path", action="store_true", help="measure only the --path points")
+    ap.add_argument("--rule-file", action="append", default=[], metavar="RULE.json",
+                    help="also measure the point of a written rule (e.g. the tied rule of `symmft critical --theory "
+                         "tied -o`), as a row of the stored rule of the same T with change 'RULE.json'")
     ap.add_argument("--output", default=str(ROOT / "benchmarks/results/tied_spread_knobs.json"))
+    ap.add_argument("--table", action="store_true", help="print the cached rows as a Markdown table and stop")
     args = ap.parse_args()
     path = Path(args.output)
     out = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if args.table:
+        print(table(out["rows"]))
+        return
     out.update(machine=machine(), source=source_version(), options=vars(args))
     done = {(r["rule"], r["change"]) for r in out["rows"]}
     changes = [] if args.only_path else list(CHANGES)
@@ -116,10 +138,12 @@ def main() -> None:
         cell = load_cell(rule["cell"])
         h0 = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
         T = int(rule["length"])
-        for label, change in changes:
+        written = [Path(f) for f in args.rule_file if json.loads(Path(f).read_text())["length"] == T]
+        for label, change in changes + [(f.name, f) for f in written]:
             if (name, label) in done:
                 continue
-            h = changed(h0, change)
+            h = ({k: float(v) for k, v in resolve(cell, json.loads(change.read_text())["hyperparameters"]).items()}
+                 if isinstance(change, Path) else changed(h0, change))
             row = {"rule": name, "T": T, "change": label, "width": args.width, "population": args.population,
                    "point": {k: h[k] for k in h if k.startswith(("mu_", "nu2_"))}, "load": os.getloadavg(),
                    **measure(cell, h, T, args.width, args.networks, args.population)}
