@@ -140,7 +140,7 @@ def test_spread_the_write_gate_cannot_lower_is_refused_naming_it():
     assert "no correction could be tried" in text and "corrected along mu_i" in text
 
 
-@pytest.mark.slow  # ~5 CPU min: the untied search, 3-5 tied evaluations at T = 1000, four width-300 networks
+@pytest.mark.slow  # 90 s CPU (5.5 min wall at load 8): the untied search, 2 tied evaluations at T = 1000, 4 networks
 def test_T1000_rule_corrected_by_the_critical_command_has_tied_networks_spread_below_one(tmp_path):
     # The T = 1000 LSTM rule's tied networks have spread 1.48 > 1 (the free sum the untied search judges: 0.02).
     # `symmft critical --theory tied` judges the spread on tied networks and lowers mu_i until it holds.
