@@ -18,11 +18,12 @@ hyperparameters and a secant converges although each value carries Monte Carlo e
    log(Q_max / safety), accepted below Q_max / sqrt(safety).
 3. A spread above its bound along the *write* gate's bias mean too (docs/criteria.md, "The correction"): the
    tied network's spread is the units' cross-correlations built up by the recurrent coupling reused every step,
-   ~ (T b)^2 for a coupling b, and b ~ E[i] through the write gate (benchmarks/RESULTS.md, "Which knob corrects the
-   tied spread": log spread falls 1.9 per unit of mu_i at the T = 200 and 1000 LSTM rules, while mu_f barely moves
-   it). A secant on log spread toward log(max_spread / safety), accepted below max_spread / sqrt(safety); its first
-   step uses the untied criterion's slope (the free sum ~ T b^2 falls with the same b). A cell without a free
-   write gate: the free parameter other than the memory knob the untied spread is most sensitive to.
+   ~ (T b)^2 for a coupling b, and b ~ E[i] through the write gate (benchmarks/RESULTS.md, "Which knob corrects
+   the tied spread": log spread falls 1.9 per unit of mu_i at the T = 200 LSTM rule, 1.2-1.4 at T = 1000, and
+   does not move with mu_f; of the knobs that lower it, mu_i costs the other criteria least). A secant on log
+   spread toward log(max_spread / safety), accepted below max_spread / sqrt(safety); its first step uses the
+   untied criterion's slope (the free sum ~ T b^2 falls with the same b). A cell without a free write gate: the
+   free parameter other than the memory knob the untied spread is most sensitive to.
 4. A mean gain outside its range, or a forward memory xi < T, along the *memory* gate's bias mean (LSTM mu_f,
    GRU mu_z; a cell without one: the free parameter the untied m1 is most sensitive to; a longer memory raises
    both m1 and xi): a secant on log m1 toward the untied search's target m1* = exp(-1/(2 safety T)), accepted
@@ -31,10 +32,10 @@ hyperparameters and a secant converges although each value carries Monte Carlo e
    tied evaluations are spent.
 
 Anything else -- a failed tied status, the spread failing with no knob to move it, xi failing with m1 at its
-target, a knob at the edge of its box, the budget spent -- raises :class:`~symmft.init.search.InfeasibleError` naming the best point, the
-failing criteria with their tied values and standard errors, and what to change. The result's margins are those
-of the untied search at the untied point: they are not recomputed on the tied theory (each would need tied
-evaluations), and the rule's notes say so when the point moved.
+target, a knob at the edge of its box, the budget spent -- raises :class:`~symmft.init.search.InfeasibleError`
+naming the best point, the failing criteria with their tied values and standard errors, and what to change. The
+result's margins are those of the untied search at the untied point: they are not recomputed on the tied theory
+(each would need tied evaluations), and the rule's notes say so when the point moved.
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ def _log_m1(verdict: dict) -> float:
 
 
 def _log_spread(verdict: dict) -> float:
-    return math.log(verdict["values"]["spread"])
+    return math.log(max(verdict["values"]["spread"], 1e-300))  # as Criteria.slacks: a vanishing spread passes
 
 
 def _log_q_max(verdict: dict) -> float:
