@@ -21,9 +21,10 @@ hyperparameters and a secant converges although each value carries Monte Carlo e
    ~ (T b)^2 for a coupling b, and b ~ E[i] through the write gate (benchmarks/RESULTS.md, "Which knob corrects
    the tied spread": log spread falls 1.9 per unit of mu_i at the T = 200 LSTM rule, 1.2-1.4 at T = 1000, and
    does not move with mu_f; of the knobs that lower it, mu_i costs the other criteria least). A secant on log
-   spread toward log(max_spread / safety), accepted below max_spread / sqrt(safety); its first step uses the
-   untied criterion's slope (the free sum ~ T b^2 falls with the same b). A cell without a free write gate: the
-   free parameter other than the memory knob the untied spread is most sensitive to.
+   spread toward log(max_spread / safety), accepted within a factor sqrt(safety) of it (two-sided: the least
+   move that holds with room); its first step uses the untied criterion's slope (the free sum ~ T b^2 falls with
+   the same b). A cell without a free write gate: the free parameter other than the memory knob the untied
+   spread is most sensitive to (a variance moves by factors).
 4. A mean gain outside its range, or a forward memory xi < T, along the *memory* gate's bias mean (LSTM mu_f,
    GRU mu_z; a cell without one: the free parameter the untied m1 is most sensitive to; a longer memory raises
    both m1 and xi): a secant on log m1 toward the untied search's target m1* = exp(-1/(2 safety T)), accepted
@@ -177,9 +178,10 @@ class _Correction:
                 elif "spread" in fails:
                     if self.spread_knob is None or not math.isfinite(verdict["values"]["spread"]):
                         break  # nothing to move, or a network's product overflowed: refused
+                    # two-sided, unlike Q's: the least move from the untied rule's optimum that holds with room
                     point, verdict = self._secant(point, verdict, self.spread_knob, "spread", _log_spread,
                                                   math.log(self.criteria.max_spread / self.safety),
-                                                  lambda g: g <= 0.5 * math.log(self.safety))
+                                                  lambda g: abs(g) <= 0.5 * math.log(self.safety))
                 elif {"m1", "xi"} & set(fails) and self.m1_knob is not None:  # a longer memory raises both
                     tolerance = self.criteria.m1_tolerance / (2 * self.safety)
                     point, verdict = self._secant(point, verdict, self.m1_knob, "m1", _log_m1, math.log(self.m1_target),
@@ -197,29 +199,41 @@ class _Correction:
     def _secant(self, point: dict, verdict: dict, knob: str, quantity: str, value, target: float,
                 accept) -> tuple[dict, dict]:
         """Move ``knob`` until ``accept(value - target)``, the box edge, or a failed evaluation; first step from
-        the untied slope of the same ``quantity`` ("m1", "Q" or "spread"), then secant steps on the tied values."""
+        the untied slope of the same ``quantity`` ("m1", "Q" or "spread"), then secant steps on the tied values.
+        A variance (nu2_*, sigma2_*, rho2_*) moves by factors, along its log: the judged quantities go like powers
+        of it (the spread ~ nu2_g, benchmarks/RESULTS.md), so their logs are near linear there, and a step cannot
+        overshoot to 0, which would cut the coupling it scales (measured on the JANET user cell, tests)."""
         lo, hi = self.box[knob]
-        p0, g0 = point[knob], value(verdict) - target
-        slope = self._untied_slope(point, knob, quantity)
+        by_factor = knob.startswith(("nu2_", "sigma2_", "rho2_")) and point[knob] > 0
+        to_y = (lambda p: math.log(p) if p > 0 else -math.inf) if by_factor else float
+        y_lo, y_hi = to_y(lo), to_y(hi)
+        y0, g0 = to_y(point[knob]), value(verdict) - target
+        slope = self._untied_slope(point, knob, quantity) * (point[knob] if by_factor else 1.0)  # d/dy
         if not (np.isfinite(slope) and slope != 0):
             slope = 1.0 if knob == self.q_knob else 0.1  # direction only: each quantity rises with its gate
-        best = (abs(g0), point, verdict)
-        p1 = float(np.clip(p0 - g0 / slope, lo, hi))
-        for _ in range(self.budget):
-            if p1 == p0 or accept(g0):
-                break
-            trial = {**point, knob: p1}
-            v1 = self.judge(trial)
-            if any(f.startswith("status:") for f in v1["fails"]):
-                break
-            g1 = value(v1) - target
-            if not math.isfinite(g1):  # e.g. a network's product overflowed: keep the best finite point
-                break
-            if abs(g1) < best[0] or accept(g1):
-                best = (abs(g1), trial, v1)
-            if accept(g1) or g1 == g0:
-                break
-            p0, g0, p1 = p1, g1, float(np.clip(p1 - g1 * (p1 - p0) / (g1 - g0), lo, hi))
+        def rank(g: float, v: dict) -> tuple:  # fewer criteria failing first, then nearer the target
+            return (*self._violation(v)[:2], abs(g))
+
+        best = (rank(g0, verdict), point, verdict)
+        y1 = float(np.clip(y0 - g0 / slope, y_lo, y_hi))
+        try:
+            for _ in range(self.budget):
+                if y1 == y0 or accept(g0):
+                    break
+                trial = {**point, knob: math.exp(y1) if by_factor else y1}
+                v1 = self.judge(trial)
+                if any(f.startswith("status:") for f in v1["fails"]):
+                    break
+                g1 = value(v1) - target
+                if not math.isfinite(g1):  # e.g. a network's product overflowed: keep the best finite point
+                    break
+                if accept(g1) or rank(g1, v1) < best[0]:
+                    best = (rank(g1, v1), trial, v1)
+                if accept(g1) or g1 == g0:
+                    break
+                y0, g0, y1 = y1, g1, float(np.clip(y1 - g1 * (y1 - y0) / (g1 - g0), y_lo, y_hi))
+        except _BudgetSpent:  # spent on the way: a point that already holds is still the answer
+            pass
         return best[1], best[2]
 
     def _violation(self, verdict: dict) -> tuple:
