@@ -25,6 +25,7 @@ FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
 TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
 COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
 FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
+DIRECT = 32  # kernels up to this many lags are applied by direct convolution (cheaper than two FFTs)
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
@@ -166,30 +167,46 @@ def _filtered(kernels: list[np.ndarray], noise: np.ndarray, steps: int) -> np.nd
     return out
 
 
-def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
+def _stream(noise, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
     """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
-    the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
-    adds to the coming samples, updated in place; float32, FFT_SERIES series per call.
+    the two modes. ``noise``: the block's standard normals (k, 2, S, steps), or a generator to draw them from
+    (mode, then FFT_SERIES series at a time); ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S,
+    K - 1): what earlier noise still adds to the coming samples, updated in place; float32.
 
-    The FFTs are as long as this block's kernels need (steps + their length - 1), not the carry's reach: once
-    two-rate the fast remainder is cut to a few lags (:func:`_short`: 8 at the T = 1000 LSTM rule, against
-    2048-4096 of carry), which halves the sampler's FFTs (RESULTS §7.2a). Needs ``steps`` >= the carry's length
+    The convolutions are as long as this block's kernels need (steps + their length - 1), not the carry's reach:
+    once two-rate the fast remainder is cut to a few lags (:func:`_short`: 8 at the T = 1000 LSTM rule, against
+    2048-4096 of carry), which halves the sampler's FFTs (RESULTS §7.2a); kernels of at most DIRECT lags are
+    applied directly (a few multiply-adds a sample instead of two FFTs). Needs ``steps`` >= the carry's length
     (a block is at least as long as the kernels' range)."""
     K, reach = carry.shape[-1] + 1, max(len(c) for c in kernels)
     if steps < K - 1 or reach > K:
         raise ValueError(f"_stream: {steps} steps with a carry of {K - 1} and kernels of {reach} lags")
     n = fft.next_fast_len(steps + reach - 1, real=True)
-    spectra = [fft.rfft(c, n) for c in kernels]
+    spectra = [fft.rfft(c, n) for c in kernels] if reach > DIRECT else None
     out = np.empty((*carry.shape[:-1], steps), dtype=np.float32)
     for m in range(2):
         for s in range(0, carry.shape[2], FFT_SERIES):
-            z = rng.standard_normal((carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps), dtype=np.float32)
-            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)
+            shape = (carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps)
+            z = (noise.standard_normal(shape, dtype=np.float32) if isinstance(noise, np.random.Generator)
+                 else noise[:, m, s:s + FFT_SERIES])
+            if spectra is None:
+                y = _direct(z, kernels[m].astype(np.float32))
+            else:
+                y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)
             y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]  # what earlier noise adds (within this block)
             out[:, m, s:s + FFT_SERIES] = y[..., :steps]
             carry[:, m, s:s + FFT_SERIES, :reach - 1] = y[..., steps:steps + reach - 1]
             carry[:, m, s:s + FFT_SERIES, reach - 1:] = 0.0
     return out
+
+
+def _direct(z: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The full convolution of every series z (..., steps) with the short kernel c, along the last axis."""
+    y = np.zeros((*z.shape[:-1], z.shape[-1] + len(c) - 1), dtype=np.float32)
+    term = np.empty_like(z)
+    for j, cj in enumerate(c):
+        y[..., j:j + z.shape[-1]] += np.multiply(z, cj, out=term)
+    return y
 
 
 class StreamingFields:
@@ -252,11 +269,24 @@ class StreamingFields:
         self.grid_noise = {node: a[..., :units, :].copy() for node, a in self.grid_noise.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
-    def draw(self, gamma: dict, static: dict | None = None) -> float:
+    def noise_shapes(self) -> dict[str, tuple]:
+        """The standard normals a block needs ({name: shape}, for :meth:`draw`'s ``noise``): per vector node the
+        fine noise of its modes and, two-rate, the grid's fresh points."""
+        B, s = self.block, self.stride
+        shapes = {}
+        for node, k in self.maps.items():
+            shapes[f"fine {node}"] = (k, 2, self.shape[0] * self.shape[1], B)
+            if s > 1:
+                shapes[f"grid {node}"] = (k, 2, *self.shape, B // s)
+        return shapes
+
+    def draw(self, gamma: dict, static: dict | None = None, noise: dict | None = None) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
         cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
         NaN where not yet measured) and their static parts ``static`` ({node: (auto, cross)}; None: each
-        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight."""
+        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight. ``noise``: the block's
+        standard normals (:meth:`noise_shapes`; e.g. drawn ahead in another thread), else drawn here from the
+        generator given at construction."""
         B, s = self.block, self.stride
         clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
         self.values, self.recorded = {}, {}
@@ -290,22 +320,26 @@ class StreamingFields:
                 statics.append(plateau)
                 clipped = max(clipped, cl)
                 self.static_fraction = max(self.static_fraction, plateau / max(abs(float(g[0])), 1e-300))
-            modes = _stream(self.rng, fast, self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
+            modes = _stream(self.rng if noise is None else noise[f"fine {node}"], fast,
+                            self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
             modes = modes.reshape(k, 2, *self.shape, B)
             root = np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
             if s == 1:
                 modes += (root * self.static[node])[..., None]
             else:  # the slow part: grid points over the block, interpolated from the last one
-                fresh = self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32)
-                noise = np.concatenate([self.grid_noise[node], fresh], axis=-1)
-                self.grid_noise[node] = noise[..., B // s:]
-                points = _filtered(slow, noise.reshape(k, 2, -1, noise.shape[-1]), B // s)
+                fresh = (self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32) if noise is None
+                         else noise[f"grid {node}"])
+                history = np.concatenate([self.grid_noise[node], fresh], axis=-1)
+                self.grid_noise[node] = history[..., B // s:]
+                points = _filtered(slow, history.reshape(k, 2, -1, history.shape[-1]), B // s)
                 points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
                 start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
                 points = np.concatenate([start, points], axis=-1)
                 self.last[node] = points[..., -1].copy()
                 theta = np.arange(s, dtype=np.float32) / s
-                modes += (points[..., :-1, None] * (1 - theta) + points[..., 1:, None] * theta).reshape(modes.shape)
+                within = modes.reshape(*points.shape[:-1], B // s, s)  # a view: the block's steps per grid interval
+                within += points[..., :-1, None]
+                within += np.diff(points, axis=-1)[..., None] * theta
             modes *= np.float32(1 / math.sqrt(2))
             values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
             np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
