@@ -59,8 +59,8 @@ def test_block_ops_step_as_the_site_ops():
     # The same block of fields and input normals (float32, as the solver draws them), the same biases: the LSTM's
     # states after every step, by BlockOps (affine maps and gates precomputed per chunk, float32) and by SiteOps
     # (per step, float64 from the same numbers). c_x = 0.3 mixes the copies' inputs; two chunks of 128 and a
-    # part. Tolerance: float32 rounding of the affine values and gates (~1e-7 relative), grown by the recurrence
-    # over 300 steps: 1e-5 absolute on states of order 0.1-3.
+    # part. Tolerance: float32 rounding of the affine values (~1e-7 relative; the gates are float64), grown by the
+    # recurrence over 300 steps: 1e-5 absolute on states of order 0.1-3.
     cell = load_cell("lstm")
     h = {k: float(v) for k, v in resolve(cell, {"mu_f": 3.0, "c_x": 0.3, "rho2_f": 0.2, "q_x": 0.7}).items()}
     G, U, B = 2, 5, 300

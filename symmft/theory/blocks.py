@@ -13,6 +13,10 @@ the steps; :class:`BlockOps` computes it vectorized over CHUNK steps at a time (
 fields), and likewise a sigmoid or tanh applied directly to an affine map's value. The cell's own ``step`` then
 runs per step only what depends on its states (LSTM: c = f c + i g, h = o tanh c), with ~6 array operations
 instead of ~60 (the per-step Python was ~30% of the solver's time at 2 x 1008 units).
+
+Precision: the affine values are float32 (the fields already were: ~1e-7 relative), the gates float64 from them.
+Gates in float32 would round f = sigmoid(u) near 1 to 6e-8: at the T = 1000 LSTM rule (mu_f = 9.6, 1 - f ~ 7e-5)
+that is 6e-4 rms of 1 - f and a bias of -8e-5 in its mean (from float32 u: 2e-7 and 1e-11; RESULTS §7.2a).
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ class BlockOps(SiteOps):
             return compute(u)
         key = (kind, given[0])
         if key not in self._gates:
-            self._gates[key] = compute(self._u[given[0]])
+            self._gates[key] = compute(self._u[given[0]].astype(np.float64))  # (see the module's note)
         return self._gates[key][self._t]
 
     def sigmoid(self, u):
