@@ -1,22 +1,19 @@
 """The stationary solver's steps a block at a time: its random numbers drawn ahead, its affine maps precomputed.
 
 What: two helpers of :mod:`symmft.theory.stationary` (docs/tied.md §4; RESULTS §7.2a). :class:`BlockNormals`
-gives the standard normals of one block of steps at a time -- block i's from its own generator, so the numbers
-are a function of the seed, the block and the shapes asked for only -- and draws the next block's in a second
-thread while the caller runs this one (numpy's fills release the GIL): the same seed gives the same numbers with
-or without the thread. :class:`BlockOps` are the single-site ``ops`` (:class:`~symmft.theory.site.SiteOps`)
+gives the standard normals of one block of steps at a time, in the order the per-step solver drew them, and
+draws the next block's in a second thread while the caller runs this one (numpy's fills release the GIL): the
+same seed gives the same numbers with or without the thread, and as before. :class:`BlockOps` are the single-site ``ops`` (:class:`~symmft.theory.site.SiteOps`)
 for fields that a :class:`~symmft.theory.spectral.StreamingFields` drew for the whole block before its steps.
 
 How: a stationary field does not depend on the vector it multiplies (that is only recorded, for the lagged
 products), so every affine map's value over the block -- bias, input term and recurrent fields -- is known before
-the steps; :class:`BlockOps` computes it vectorized over CHUNK steps at a time (time-major, float32 like the
-fields), and likewise a sigmoid or tanh applied directly to an affine map's value. The cell's own ``step`` then
+the steps; :class:`BlockOps` computes it vectorized over CHUNK steps at a time (time-major), and likewise a sigmoid or tanh applied directly to an affine map's value. The cell's own ``step`` then
 runs per step only what depends on its states (LSTM: c = f c + i g, h = o tanh c), with ~6 array operations
 instead of ~60 (the per-step Python was ~30% of the solver's time at 2 x 1008 units).
 
-Precision: the affine values are float32 (the fields already were: ~1e-7 relative), the gates float64 from them.
-Gates in float32 would round f = sigmoid(u) near 1 to 6e-8: at the T = 1000 LSTM rule (mu_f = 9.6, 1 - f ~ 7e-5)
-that is 6e-4 rms of 1 - f and a bias of -8e-5 in its mean (from float32 u: 2e-7 and 1e-11; RESULTS §7.2a).
+Precision: as the per-step ops, float64 (the fields float32). Gates in float32 would round f = sigmoid(u) near 1
+to 6e-8: at the T = 1000 LSTM rule (mu_f = 9.6, 1 - f ~ 7e-5) 6e-4 rms of 1 - f and a bias of -8e-5 in its mean.
 """
 
 from __future__ import annotations
@@ -29,43 +26,65 @@ import numpy as np
 from symmft.errors import CellDefinitionError
 from symmft.theory.site import X, SiteOps
 
-CHUNK = 128  # steps whose affine maps and gates are precomputed together (small arrays: ~1 MB per map)
+CHUNK = 128  # steps whose affine maps and gates are precomputed together (small arrays: ~2 MB per map)
 
 
 class BlockNormals:
-    """Standard normals (float32) for one block at a time: :meth:`take` ({name: shape}) -> {name: array}, drawn in
-    that order from block i's own generator (SFC64 of ``SeedSequence(seed, spawn_key=(i,))``: independent of the
-    solver's other draws, which come from ``SeedSequence(seed)``). ``threaded``: after each take the next block's
-    are drawn in a background thread with the same shapes, and used if the next take asks for those (else drawn
-    again, the same numbers): results do not depend on ``threaded``. :meth:`close` waits for that thread."""
+    """The standard normals of one block at a time from the solver's generator, in the order the per-step solver
+    drew them (so a seed gives the realization it gave before: the T = 1000 LSTM rule's passes depend on it,
+    RESULTS §7.2a). :meth:`take` (a plan: ``(name, shape, dtype, per_mode)`` entries in drawing order) -> {name:
+    array}; ``per_mode``: a (k, 2, S, steps) array drawn as :func:`~symmft.theory.spectral._stream` draws it,
+    mode by mode and FFT_SERIES series at a time. ``threaded``: after each take the next block's are drawn in a
+    background thread with the same plan (numpy's fills release the GIL), used if the next take asks for that
+    plan; otherwise, and before anything else draws from the generator (:meth:`rewind`), the generator is set back
+    to where the block drawn ahead began. The numbers do not depend on ``threaded``."""
 
-    def __init__(self, seed: int, threaded: bool = True):
-        self.seed, self.threaded, self.index = int(seed), threaded, 0
-        self._next: tuple | None = None  # (index, shapes, thread, its result box)
+    def __init__(self, rng: np.random.Generator, threaded: bool = True):
+        self.rng, self.threaded = rng, threaded
+        self._next: tuple | None = None  # (plan, generator state before it, thread, its result box)
 
-    def _draw(self, index: int, shapes: tuple) -> dict[str, np.ndarray]:
-        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(self.seed, spawn_key=(index,))))
-        return {name: rng.standard_normal(shape, dtype=np.float32) for name, shape in shapes}
-
-    def take(self, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-        key = tuple((name, tuple(int(n) for n in shape)) for name, shape in shapes.items())
-        ahead = self._next
-        self.close()
-        out = ahead[3].get("out") if ahead is not None and ahead[:2] == (self.index, key) else None
-        out = self._draw(self.index, key) if out is None else out  # (a failed thread left nothing: drawn here)
-        self.index += 1
-        if self.threaded:
-            box: dict = {}
-            index = self.index
-            thread = threading.Thread(target=lambda: box.update(out=self._draw(index, key)), daemon=True)
-            thread.start()
-            self._next = (index, key, thread, box)
+    def _draw(self, plan: tuple) -> dict[str, np.ndarray]:
+        from symmft.theory import spectral  # FFT_SERIES read at call time, as _stream does
+        out = {}
+        for name, shape, dtype, per_mode in plan:
+            if not per_mode:
+                out[name] = self.rng.standard_normal(shape, dtype=dtype)
+                continue
+            a = out[name] = np.empty(shape, dtype=dtype)
+            for m in range(2):
+                for s in range(0, shape[2], spectral.FFT_SERIES):
+                    piece = a[:, m, s:s + spectral.FFT_SERIES]
+                    piece[...] = self.rng.standard_normal(piece.shape, dtype=dtype)
         return out
 
-    def close(self) -> None:
-        """Wait for the block being drawn ahead (if any) and drop it."""
+    def take(self, plan: list) -> dict[str, np.ndarray]:
+        key = tuple((name, tuple(int(n) for n in shape), np.dtype(dtype).str, bool(per_mode))
+                    for name, shape, dtype, per_mode in plan)
+        ahead = self._next
+        if ahead is not None and ahead[0] == key:
+            ahead[2].join()
+            self._next = None
+            out = ahead[3].get("out")
+            if out is None:  # the thread failed: draw here, from where it began
+                self.rng.bit_generator.state = ahead[1]
+                out = self._draw(key)
+        else:
+            self.rewind()
+            out = self._draw(key)
+        if self.threaded:
+            box: dict = {}
+            state = self.rng.bit_generator.state
+            thread = threading.Thread(target=lambda: box.update(out=self._draw(key)), daemon=True)
+            thread.start()
+            self._next = (key, state, thread, box)
+        return out
+
+    def rewind(self) -> None:
+        """Drop the block drawn ahead (waiting for its thread) and set the generator back to where it began: call
+        before anything else draws from the generator."""
         if self._next is not None:
             self._next[2].join()
+            self.rng.bit_generator.state = self._next[1]
             self._next = None
 
 
@@ -100,12 +119,13 @@ class BlockOps(SiteOps):
         self._seen: set[int] = set()
 
     def input_shape(self, steps: int) -> tuple[int, ...]:
-        """The shape of a block's input normals (:meth:`begin_block`)."""
-        return (len(self.input_maps), 2, *self.shape, steps)
+        """The shape of a block's input normals (:meth:`begin_block`): (step, copy, map, group, unit), what
+        :meth:`SiteOps._draw_inputs` drew step by step (float64)."""
+        return (steps, 2, len(self.input_maps), *self.shape)
 
     def begin_block(self, inputs: np.ndarray) -> None:
-        """A new block: the source has drawn its fields; ``inputs`` are standard normals of :meth:`input_shape`
-        (map, copy, group, unit, step), the copies mixed here to the a/b correlation c_x."""
+        """A new block: the source has drawn its fields; ``inputs`` are standard normals of :meth:`input_shape`,
+        the copies mixed here to the a/b correlation c_x (as SiteOps does)."""
         c = self.h["c_x"]
         self._z = inputs
         if c != 0.0:
@@ -113,15 +133,20 @@ class BlockOps(SiteOps):
             self._z[:, 1] = c * inputs[:, 0] + math.sqrt(max(1.0 - c * c, 0.0)) * inputs[:, 1]
 
     def prepare(self, t0: int, t1: int) -> None:
-        """Steps t0..t1-1 of the block: every affine map's value, (step, copy, group, unit) float32."""
+        """Steps t0..t1-1 of the block: every affine map's value, (step, copy, group, unit), by the operations
+        :meth:`SiteOps.affine` does per step, in its order and precision (float64; a field times its factor in
+        float32): the same numbers."""
         self._t0, self._u, self._gates = t0, {}, {}
         values = self.source.values
         for name, terms in self._terms.items():
-            u = np.broadcast_to(self.bias[name].astype(np.float32)[None, :, :, None], (2, *self.shape, t1 - t0)).copy()
+            u = np.empty((t1 - t0, 2, *self.shape))
+            u[...] = self.bias[name]
             for node, factor, row in terms:
-                part = self._z[row, ..., t0:t1] if node is None else values[node][row, ..., t0:t1]
-                u += np.float32(factor) * part
-            self._u[name] = np.ascontiguousarray(np.moveaxis(u, -1, 0))
+                if node is None:
+                    u += factor * self._z[t0:t1, :, row]
+                else:
+                    u += np.float32(factor) * np.moveaxis(values[node][row, ..., t0:t1], -1, 0)
+            self._u[name] = u
         self._rec = {node: np.empty((t1 - t0, 2, *self.shape), dtype=np.float32) for node in self.consumers}
 
     def flush(self) -> None:
@@ -147,7 +172,7 @@ class BlockOps(SiteOps):
             return compute(u)
         key = (kind, given[0])
         if key not in self._gates:
-            self._gates[key] = compute(self._u[given[0]].astype(np.float64))  # (see the module's note)
+            self._gates[key] = compute(self._u[given[0]])
         return self._gates[key][self._t]
 
     def sigmoid(self, u):

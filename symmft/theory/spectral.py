@@ -301,23 +301,25 @@ class StreamingFields:
         self.grid_noise = {node: a[..., :units, :].copy() for node, a in self.grid_noise.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
-    def noise_shapes(self) -> dict[str, tuple]:
-        """The standard normals a block needs ({name: shape}, for :meth:`draw`'s ``noise``): per vector node the
-        fine noise of its modes and, two-rate, the grid's fresh points."""
+    def noise_plan(self) -> list[tuple]:
+        """The standard normals a block needs, in the order :meth:`draw` would draw them from the generator:
+        (name, shape, dtype, per mode) for :class:`~symmft.theory.blocks.BlockNormals` (:meth:`draw`'s
+        ``noise``): per vector node the fine noise of its modes (as :func:`_stream` draws it) and, two-rate, the
+        grid's fresh points."""
         B, s = self.block, self.stride
-        shapes = {}
+        plan = []
         for node, k in self.maps.items():
-            shapes[f"fine {node}"] = (k, 2, self.shape[0] * self.shape[1], B)
+            plan.append((f"fine {node}", (k, 2, self.shape[0] * self.shape[1], B), np.float32, True))
             if s > 1:
-                shapes[f"grid {node}"] = (k, 2, *self.shape, B // s)
-        return shapes
+                plan.append((f"grid {node}", (k, 2, *self.shape, B // s), np.float32, False))
+        return plan
 
     def draw(self, gamma: dict, static: dict | None = None, noise: dict | None = None) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
         cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
         NaN where not yet measured) and their static parts ``static`` ({node: (auto, cross)}; None: each
         covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight. ``noise``: the block's
-        standard normals (:meth:`noise_shapes`; e.g. drawn ahead in another thread), else drawn here from the
+        standard normals (:meth:`noise_plan`; e.g. drawn ahead in another thread), else drawn here from the
         generator given at construction."""
         B, s = self.block, self.stride
         clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance

@@ -19,13 +19,13 @@ mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: th
 and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
-blocks, the block's normals (and the next block's, drawn ahead) and lag buffers, ~(48 k + 16 i + 32) bytes per
-unit and full-rate lag for k matrices per vector and i maps reading the input, capped by MEMORY_BYTES (the population is reduced to fit and the caller told).
-Infinite input size only (finite m conditions on one input sequence, which is not stationary: use the
+blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector, capped by
+MEMORY_BYTES (the population is reduced to fit and the caller told); beyond it the block's normals and the next
+block's, 32 (k + i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m conditions on one input sequence, which is not stationary: use the
 transient). docs/tied.md §4.
 
-Speed (:mod:`symmft.theory.blocks`): every block's standard normals come from the block's own generator and are
-drawn a block ahead in a second thread (the same seed gives the same numbers with ``prefetch=False``), and the
+Speed (:mod:`symmft.theory.blocks`): every block's standard normals are drawn a block ahead in a second thread,
+in the order the per-step solver drew them (the same seed gives the same numbers, with ``prefetch=False`` too), and the
 steps run a chunk at a time with the affine maps and gates precomputed; at the T = 1000 LSTM rule the solver's
 own thread then takes ~0.17 ms a step against ~0.37 (RESULTS §7.2a).
 """
@@ -108,15 +108,17 @@ def quenched(h: dict) -> bool:
     return bool(chrono or any(v > 0 for k, v in h.items() if k.startswith("rho2_")))
 
 
-def _budget(maps: dict, lags: int, inputs: int = 0) -> int:
+def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
     block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid noise history (2 x COARSE_LAGS); per
     vector its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
-    buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); the block's normals for every
-    matrix and each of the ``inputs`` maps reading x, this block's and the next's (2 x 2 x fast); float32."""
+    buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32. Not counted (so that the
+    population, hence a seed's realization, is what it was before they were drawn a block ahead): the block's
+    normals and the next block's, 2 x (16 k + 16 i) x fast bytes per unit for the i maps reading x (inputs in
+    float64), ~1.6 GB at L = 2^20, P = 1000 for the LSTM."""
     stride, fast = layout(lags)
     k = sum(maps.values())
-    per_unit = 4 * fast * (8 * k + 8 * len(maps) + 4 * (k + inputs))
+    per_unit = 4 * fast * (8 * k + 8 * len(maps))
     if stride > 1:
         per_unit += 4 * spectral.COARSE_LAGS * (2 * k + 8 * len(maps))
     return max(GROUPS * 2, int(MEMORY_BYTES / per_unit))
@@ -231,14 +233,13 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     lags = max(8, int(lags))
     max_lags = max(lags, int(max_lags))
     wanted = max(2, -(-int(population) // GROUPS))
-    inputs = sum(any(i.hyperparameter.startswith("sigma2_") for i in a.inputs) for a in cell.affines)
-    per_group = min(wanted, max(2, _budget(maps, lags, inputs) // GROUPS))
+    per_group = min(wanted, max(2, _budget(maps, lags) // GROUPS))
     shape = (GROUPS, per_group)
     rng = np.random.Generator(np.random.SFC64(seed))
     draws = Draws(rng, GROUPS)
     source = StreamingFields(maps, shape, lags, rng)
     ops = BlockOps(cell, run_h, source, draws, shape)
-    normals = BlockNormals(seed, threaded=prefetch)  # the blocks' own normals, drawn a block ahead
+    normals = BlockNormals(rng, threaded=prefetch)  # the blocks' normals, drawn a block ahead
     states = [np.zeros((2, *shape)) for _ in cell.states]
     stride, fast = layout(lags)
     gamma = {}
@@ -270,7 +271,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         totals = {node: np.zeros(2) for node in maps}  # per copy: the sum of v over units and the pass's steps
         for b in range(blocks):
             B = source.block
-            noise = normals.take({**source.noise_shapes(), "inputs": ops.input_shape(B)})
+            noise = normals.take([*source.noise_plan(), ("inputs", ops.input_shape(B), np.float64, False)])
             clipped = max(clipped, source.draw(gamma, static, noise))
             ops.begin_block(noise.pop("inputs"))
             del noise
@@ -376,10 +377,11 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             gamma = {node: tuple(x for pair in zip(_regrid((g[0], g[2]), old_lags, lags),  # (auto, cross) fine,
                                                    _regrid((g[1], g[3]), old_lags, lags)) for x in pair)  # coarse
                      for node, g in gamma.items()}
-            per_group = min(per_group, max(2, _budget(maps, lags, inputs) // GROUPS))  # fewer units if memory demands
+            per_group = min(per_group, max(2, _budget(maps, lags) // GROUPS))  # fewer units if memory demands
             states = [s[..., :per_group] for s in states]
             ops.keep(per_group)
             source.keep(per_group)
+            normals.rewind()  # the generator's next numbers are set_lags' (as they were before the block ahead)
             source.set_lags(lags)
             if stride > 1:  # the coarse grid: from the fine samples (one rate until now) or a grid twice as coarse
                 for node in maps:
@@ -438,7 +440,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             reason = "drift"
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
-    normals.close()
+    normals.rewind()
     if converged and static is None and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
