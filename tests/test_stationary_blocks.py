@@ -124,11 +124,12 @@ def test_block_ops_step_as_the_site_ops():
 def test_solver_result_does_not_depend_on_the_prefetch_thread():
     # The stationary solver with its normals drawn a block ahead in a thread and drawn in turn: the same numbers,
     # so the same result to the bit (LSTM mu_f = 3 from 8 lags: ranges doubled, so the drawn-ahead block is
-    # discarded at every change of the block's shape).
+    # dropped and the generator rewound at every change of the block's shape, before set_lags draws).
     from symmft.theory.stationary import solve_stationary
     cell = load_cell("lstm")
     h = {k: float(v) for k, v in resolve(cell, {"mu_f": 3.0, "c_x": 0.5}).items()}
-    runs = [solve_stationary(cell, h, lags=8, population=128, seed=3, max_steps=3072, prefetch=p) for p in (True, False)]
+    runs = [solve_stationary(cell, h, lags=8, population=128, seed=3, max_steps=3072, prefetch=p)
+            for p in (True, False)]
     assert runs[0]["steps"] == runs[1]["steps"] and runs[0]["lags"] > 8
     np.testing.assert_array_equal(runs[0]["mean"], runs[1]["mean"])
     for node in runs[0]["gamma"]:

@@ -1,16 +1,18 @@
 """The stationary solver's steps a block at a time: its random numbers drawn ahead, its affine maps precomputed.
 
-What: two helpers of :mod:`symmft.theory.stationary` (docs/tied.md §4; RESULTS §7.2a). :class:`BlockNormals`
+What: two helpers of :mod:`symmft.theory.stationary` (docs/tied.md §4; RESULTS §7.2b). :class:`BlockNormals`
 gives the standard normals of one block of steps at a time, in the order the per-step solver drew them, and
 draws the next block's in a second thread while the caller runs this one (numpy's fills release the GIL): the
-same seed gives the same numbers with or without the thread, and as before. :class:`BlockOps` are the single-site ``ops`` (:class:`~symmft.theory.site.SiteOps`)
-for fields that a :class:`~symmft.theory.spectral.StreamingFields` drew for the whole block before its steps.
+same seed gives the same numbers with or without the thread, and as before. :class:`BlockOps` are the
+single-site ``ops`` (:class:`~symmft.theory.site.SiteOps`) for fields that a
+:class:`~symmft.theory.spectral.StreamingFields` drew for the whole block before its steps.
 
 How: a stationary field does not depend on the vector it multiplies (that is only recorded, for the lagged
 products), so every affine map's value over the block -- bias, input term and recurrent fields -- is known before
-the steps; :class:`BlockOps` computes it vectorized over CHUNK steps at a time (time-major), and likewise a sigmoid or tanh applied directly to an affine map's value. The cell's own ``step`` then
-runs per step only what depends on its states (LSTM: c = f c + i g, h = o tanh c), with ~6 array operations
-instead of ~60 (the per-step Python was ~30% of the solver's time at 2 x 1008 units).
+the steps; :class:`BlockOps` computes it vectorized over CHUNK steps at a time (time-major), and likewise a
+sigmoid or tanh applied directly to an affine map's value. The cell's own ``step`` then runs per step only what
+depends on its states (LSTM: c = f c + i g, h = o tanh c), with ~6 array operations instead of ~60 (the
+per-step Python was ~30% of the solver's time at 2 x 1008 units).
 
 Precision: as the per-step ops, float64 (the fields float32). Gates in float32 would round f = sigmoid(u) near 1
 to 6e-8: at the T = 1000 LSTM rule (mu_f = 9.6, 1 - f ~ 7e-5) 6e-4 rms of 1 - f and a bias of -8e-5 in its mean.

@@ -21,13 +21,13 @@ and without quenched sources a result must not move when the range doubles (docs
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector, capped by
 MEMORY_BYTES (the population is reduced to fit and the caller told); beyond it the block's normals and the next
-block's, 32 (k + i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m conditions on one input sequence, which is not stationary: use the
-transient). docs/tied.md §4.
+block's, 32 (k + i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m
+conditions on one input sequence, which is not stationary: use the transient). docs/tied.md §4.
 
 Speed (:mod:`symmft.theory.blocks`): every block's standard normals are drawn a block ahead in a second thread,
-in the order the per-step solver drew them (the same seed gives the same numbers, with ``prefetch=False`` too), and the
-steps run a chunk at a time with the affine maps and gates precomputed; at the T = 1000 LSTM rule the solver's
-own thread then takes ~0.17 ms a step against ~0.37 (RESULTS §7.2a).
+in the order the per-step solver drew them (the same seed gives the same numbers, with ``prefetch=False`` too),
+and the steps run a chunk at a time with the affine maps and gates precomputed; at the T = 1000 LSTM rule the
+solver's own thread then takes ~0.16 ms a step against ~0.37 (RESULTS §7.2b).
 """
 
 from __future__ import annotations
