@@ -121,16 +121,22 @@ def test_block_ops_step_as_the_site_ops():
         np.testing.assert_allclose(source.recorded[node], reference_source.recorded[node], rtol=0, atol=1e-6)
 
 
-def test_solver_result_does_not_depend_on_the_prefetch_thread():
+def test_solver_result_does_not_depend_on_the_prefetch_thread(monkeypatch):
     # The stationary solver with its normals drawn a block ahead in a thread and drawn in turn: the same numbers,
-    # so the same result to the bit (LSTM mu_f = 3 from 8 lags: ranges doubled, so the drawn-ahead block is
-    # dropped and the generator rewound at every change of the block's shape, before set_lags draws).
+    # so the same result to the bit. LSTM mu_f = 3 from 8 lags with the two-rate thresholds lowered (32 lags, a
+    # grid of 16 points), so that the range doubles through the two-rate sampler: the drawn-ahead block is
+    # dropped at every change of the block's shape and the generator rewound before set_lags draws the new grid's
+    # noise from it.
+    import symmft.theory.spectral as spectral
     from symmft.theory.stationary import solve_stationary
+    monkeypatch.setattr(spectral, "TWO_RATE", 32)
+    monkeypatch.setattr(spectral, "COARSE_LAGS", 16)
+    monkeypatch.setattr(spectral, "FAST_LAGS", 16)
     cell = load_cell("lstm")
     h = {k: float(v) for k, v in resolve(cell, {"mu_f": 3.0, "c_x": 0.5}).items()}
-    runs = [solve_stationary(cell, h, lags=8, population=128, seed=3, max_steps=3072, prefetch=p)
+    runs = [solve_stationary(cell, h, lags=8, population=128, seed=3, max_steps=4096, prefetch=p)
             for p in (True, False)]
-    assert runs[0]["steps"] == runs[1]["steps"] and runs[0]["lags"] > 8
+    assert runs[0]["steps"] == runs[1]["steps"] and runs[0]["stride"] > 1 and runs[0]["lags"] >= 128
     np.testing.assert_array_equal(runs[0]["mean"], runs[1]["mean"])
     for node in runs[0]["gamma"]:
         np.testing.assert_array_equal(runs[0]["gamma"][node][0], runs[1]["gamma"][node][0])
