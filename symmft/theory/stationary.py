@@ -273,8 +273,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             B = source.block
             noise = normals.take([*source.noise_plan(), ("inputs", ops.input_shape(B), np.float64, False)])
             clipped = max(clipped, source.draw(gamma, static, noise))
-            ops.begin_block(noise.pop("inputs"))
-            del noise
+            ops.begin_block(noise["inputs"])
             history = np.empty((len(states), 2, GROUPS, watch, B), dtype=np.float32)
             states = _run_block(ops, states, record, history, first_half=blocks * B // 2 - b * B)
             for node, lag in lagged.items():
