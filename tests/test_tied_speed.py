@@ -86,7 +86,7 @@ def test_two_rate_sampler_reproduces_the_covariance(plateau):
     static = None if plateau else {0: (0.0, 0.0)}
     for _ in range(T // source.block + 4):
         source.draw(gamma, static)
-        blocks.append(source.values[0][0].reshape(-1, source.block))  # (2 copies x 256 units, block)
+        blocks.append(source.values[0][0].reshape(-1, source.block).copy())  # (2 copies x 256 units, block)
     x = np.concatenate(blocks[4:], axis=-1)  # after the fast carries have filled
     auto = np.fft.irfft(np.abs(np.fft.rfft(x, 2 * T, axis=-1)) ** 2, 2 * T, axis=-1)[:, :6001] / (T - np.arange(6001))
     for tau in (0, 1, 2, 5, 20, 100, 400, 1000, 3000, 6000):
