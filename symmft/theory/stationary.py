@@ -21,7 +21,7 @@ and without quenched sources a result must not move when the range doubles (docs
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector, capped by
 MEMORY_BYTES (the population is reduced to fit and the caller told); beyond it the block's normals and the next
-block's, 32 (k + i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m
+block's, (16 k + 32 i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m
 conditions on one input sequence, which is not stationary: use the transient). docs/tied.md §4.
 
 Speed (:mod:`symmft.theory.blocks`): every block's standard normals are drawn a block ahead in a second thread,
@@ -114,7 +114,7 @@ def _budget(maps: dict, lags: int) -> int:
     vector its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
     buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32. Not counted (so that the
     population, hence a seed's realization, is what it was before they were drawn a block ahead): the block's
-    normals and the next block's, 2 x (16 k + 16 i) x fast bytes per unit for the i maps reading x (inputs in
+    normals and the next block's, 2 x (8 k + 16 i) x fast bytes per unit for the i maps reading x (inputs in
     float64), ~1.6 GB at L = 2^20, P = 1000 for the LSTM."""
     stride, fast = layout(lags)
     k = sum(maps.values())
