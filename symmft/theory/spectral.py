@@ -25,6 +25,8 @@ FFT_SERIES = 256  # series per FFT call (bounds the complex workspace)
 TWO_RATE = 4096  # beyond this lag range the slow part of the covariance goes on a coarse grid
 COARSE_LAGS = 512  # points of the coarse grid (its stride is lags / COARSE_LAGS: >= 16 steps once two-rate)
 FAST_LAGS = 1024  # the shortest full-rate range once two-rate (at least 4 strides)
+ROWS = 16  # series per direct convolution step (cache-sized)
+DIRECT = 32  # kernels up to this many lags are applied by direct convolution (cheaper than two FFTs)
 SHORT = 0.01  # two-rate: the fast remainder is cut where it stays below this fraction of the variance (noise)
 
 
@@ -166,30 +168,76 @@ def _filtered(kernels: list[np.ndarray], noise: np.ndarray, steps: int) -> np.nd
     return out
 
 
-def _stream(rng: np.random.Generator, kernels: list[np.ndarray], carry: np.ndarray, steps: int) -> np.ndarray:
+def _stream(noise, kernels: list[np.ndarray], carry: np.ndarray, steps: int, live: int | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
     """White noise through each mode's causal kernel, overlap-add: the next ``steps`` samples (k, 2, S, steps) of
-    the two modes. ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S, K - 1): what earlier noise still
-    adds to the coming samples, updated in place; float32, FFT_SERIES series per call.
+    the two modes. ``noise``: the block's standard normals (k, 2, S, steps), or a generator to draw them from
+    (mode, then FFT_SERIES series at a time); ``kernels``: the modes' kernels (length K), ``carry`` (k, 2, S,
+    K - 1): what earlier noise still adds to the coming samples, updated in place (zero beyond its first ``live``
+    lags when given: afterwards, beyond the kernels' length - 1); float32, into ``out`` when given.
 
-    The FFTs are as long as this block's kernels need (steps + their length - 1), not the carry's reach: once
-    two-rate the fast remainder is cut to a few lags (:func:`_short`: 8 at the T = 1000 LSTM rule, against
-    2048-4096 of carry), which halves the sampler's FFTs (RESULTS §7.2a). Needs ``steps`` >= the carry's length
-    (a block is at least as long as the kernels' range)."""
+    The convolutions are as long as this block's kernels need (steps + their length - 1), not the carry's reach:
+    once two-rate the fast remainder is cut to a few lags (:func:`_short`: 8 at the T = 1000 LSTM rule, against
+    2048-4096 of carry), which halves the sampler's FFTs (RESULTS §7.2a); kernels of at most DIRECT lags are
+    applied directly, into the output (a few multiply-adds a sample instead of two FFTs and a copy). Needs
+    ``steps`` >= the carry's length (a block is at least as long as the kernels' range)."""
     K, reach = carry.shape[-1] + 1, max(len(c) for c in kernels)
+    live = K - 1 if live is None else min(int(live), K - 1)
     if steps < K - 1 or reach > K:
         raise ValueError(f"_stream: {steps} steps with a carry of {K - 1} and kernels of {reach} lags")
     n = fft.next_fast_len(steps + reach - 1, real=True)
-    spectra = [fft.rfft(c, n) for c in kernels]
-    out = np.empty((*carry.shape[:-1], steps), dtype=np.float32)
+    spectra = [fft.rfft(c, n) for c in kernels] if reach > DIRECT else None
+    out = np.empty((*carry.shape[:-1], steps), dtype=np.float32) if out is None else out
     for m in range(2):
         for s in range(0, carry.shape[2], FFT_SERIES):
-            z = rng.standard_normal((carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps), dtype=np.float32)
-            y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)
-            y[..., :K - 1] += carry[:, m, s:s + FFT_SERIES]  # what earlier noise adds (within this block)
-            out[:, m, s:s + FFT_SERIES] = y[..., :steps]
-            carry[:, m, s:s + FFT_SERIES, :reach - 1] = y[..., steps:steps + reach - 1]
-            carry[:, m, s:s + FFT_SERIES, reach - 1:] = 0.0
+            shape = (carry.shape[0], carry[:, m, s:s + FFT_SERIES].shape[1], steps)
+            z = (noise.standard_normal(shape, dtype=np.float32) if isinstance(noise, np.random.Generator)
+                 else noise[:, m, s:s + FFT_SERIES])
+            o, c = out[:, m, s:s + FFT_SERIES], carry[:, m, s:s + FFT_SERIES]
+            if spectra is None:
+                tail = np.zeros((*shape[:2], reach - 1), dtype=np.float32)
+                for i in range(shape[0]):  # (k: out's rows of one map are contiguous)
+                    _direct(z[i], np.asarray(kernels[m], dtype=np.float32), o[i], tail[i])
+            else:
+                y = fft.irfft(fft.rfft(z, n, axis=-1, workers=2) * spectra[m], n, axis=-1, workers=2)
+                o[...] = y[..., :steps]
+                tail = y[..., steps:steps + reach - 1]
+            o[..., :live] += c[..., :live]  # what earlier noise adds (within this block)
+            c[..., :reach - 1] = tail
+            c[..., reach - 1:max(live, reach - 1)] = 0.0
     return out
+
+
+def _direct(z: np.ndarray, c: np.ndarray, out: np.ndarray, tail: np.ndarray) -> None:
+    """The full convolution of every series z (rows, steps) with the short kernel c along the last axis: its
+    first ``steps`` samples into ``out``, the rest added to ``tail`` (rows, len(c) - 1); ROWS series at a time
+    (their sums stay in cache: twice as fast as whole arrays at 2 x 1008 units)."""
+    steps = z.shape[-1]
+    term = np.empty((min(ROWS, len(z)), steps), dtype=np.float32)
+    for r in range(0, len(z), ROWS):
+        a, b, t = z[r:r + ROWS], out[r:r + ROWS], term[:len(z[r:r + ROWS])]
+        np.multiply(a, c[0], out=b)
+        for j in range(1, len(c)):
+            b[:, j:] += np.multiply(a[:, :steps - j], c[j], out=t[:, :steps - j])
+            tail[r:r + ROWS, :j] += a[:, steps - j:] * c[j]
+
+
+def _interpolated(points: np.ndarray, stride: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Grid points (..., n + 1) linearly interpolated at the stride's n x stride steps from the first point on:
+    as a product with the (n + 1, n x stride) matrix of hat weights (one BLAS call, no temporaries of the
+    block's size) while n is small, into ``out`` when given; else per grid interval."""
+    n = points.shape[-1] - 1
+    theta = np.arange(stride, dtype=np.float32) / stride
+    if n > 16:
+        out = np.empty((*points.shape[:-1], n, stride), dtype=np.float32)
+        np.multiply(np.diff(points, axis=-1)[..., None], theta, out=out)
+        out += points[..., :-1, None]
+        return out.reshape(*points.shape[:-1], n * stride)
+    weights = np.zeros((n + 1, n * stride), dtype=np.float32)
+    for i in range(n):
+        weights[i, i * stride:(i + 1) * stride] = 1 - theta
+        weights[i + 1, i * stride:(i + 1) * stride] += theta
+    return np.matmul(points, weights, out=out)
 
 
 class StreamingFields:
@@ -208,6 +256,8 @@ class StreamingFields:
         self.maps, self.shape, self.rng = maps, shape, rng
         self.static = {node: rng.standard_normal((k, 2, *shape)).astype(np.float32) for node, k in maps.items()}
         self.carry: dict[int, np.ndarray] = {}
+        self.live: dict[int, int] = {}  # how many leading lags of each carry may be nonzero
+        self._held: dict[int, dict] = {}  # each node's block arrays (values and recorded: until the next draw)
         # The grid's white noise, its last COARSE_LAGS - 1 points: each block filters the whole history by the
         # kernel of the moment, so a re-estimated slow covariance acts at once. Streamed by overlap-add instead
         # (each noise filtered once, by the kernel of its own time) the slow field followed a change only over
@@ -233,6 +283,7 @@ class StreamingFields:
                 n = min(old.shape[-1], fast - 1)
                 carry[..., :n] = old[..., :n]
             self.carry[node] = carry
+            self.live.pop(node, None)
             if stride != old_stride or node not in self.grid_noise:
                 noise = self.rng.standard_normal((k, 2, *self.shape, COARSE_LAGS - 1), dtype=np.float32)
                 if old_stride > 1 and stride > old_stride:
@@ -252,11 +303,26 @@ class StreamingFields:
         self.grid_noise = {node: a[..., :units, :].copy() for node, a in self.grid_noise.items()}
         self.last = {node: None if a is None else a[..., :units].copy() for node, a in self.last.items()}
 
-    def draw(self, gamma: dict, static: dict | None = None) -> float:
+    def noise_plan(self) -> list[tuple]:
+        """The standard normals a block needs, in the order :meth:`draw` would draw them from the generator:
+        (name, shape, dtype, per mode) for :class:`~symmft.theory.blocks.BlockNormals` (:meth:`draw`'s
+        ``noise``): per vector node the fine noise of its modes (as :func:`_stream` draws it) and, two-rate, the
+        grid's fresh points."""
+        B, s = self.block, self.stride
+        plan = []
+        for node, k in self.maps.items():
+            plan.append((f"fine {node}", (k, 2, self.shape[0] * self.shape[1], B), np.float32, True))
+            if s > 1:
+                plan.append((f"grid {node}", (k, 2, *self.shape, B // s), np.float32, False))
+        return plan
+
+    def draw(self, gamma: dict, static: dict | None = None, noise: dict | None = None) -> float:
         """Fields for the next block from the covariances ``gamma`` ({node: (auto, cross, coarse auto, coarse
         cross)}: lags 0..fast-1, and means over blocks of a stride at grid lags 0..COARSE_LAGS-1 when two-rate,
         NaN where not yet measured) and their static parts ``static`` ({node: (auto, cross)}; None: each
-        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight."""
+        covariance's plateau, :func:`kernel`); returns the largest clipped spectral weight. ``noise``: the block's
+        standard normals (:meth:`noise_plan`; e.g. drawn ahead in another thread), else drawn here from the
+        generator given at construction. ``values`` and ``recorded`` are overwritten by the next draw."""
         B, s = self.block, self.stride
         clipped, self.static_fraction = 0.0, 0.0  # the largest plateau drawn as a static field, / variance
         self.values, self.recorded = {}, {}
@@ -290,29 +356,48 @@ class StreamingFields:
                 statics.append(plateau)
                 clipped = max(clipped, cl)
                 self.static_fraction = max(self.static_fraction, plateau / max(abs(float(g[0])), 1e-300))
-            modes = _stream(self.rng, fast, self.carry[node].reshape(k, 2, -1, self.fast - 1), B)
+            # Every part carries the copies' 1 / sqrt(2) (a, b = (plus +- minus) / sqrt(2)): folded into the
+            # kernels, the static and the grid points, so the block's arrays are not passed over for it.
+            half = np.float32(1 / math.sqrt(2))
+            fast = [np.asarray(c) * half for c in fast]
+            buffers = self._buffers(node, k)
+            modes = _stream(self.rng if noise is None else noise[f"fine {node}"], fast,
+                            self.carry[node].reshape(k, 2, -1, self.fast - 1), B, self.live.get(node),
+                            buffers["modes"].reshape(k, 2, -1, B))
+            self.live[node] = max(len(c) for c in fast) - 1
             modes = modes.reshape(k, 2, *self.shape, B)
-            root = np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
+            root = half * np.sqrt(np.array(statics, dtype=np.float32)).reshape(1, 2, 1, 1)
             if s == 1:
                 modes += (root * self.static[node])[..., None]
             else:  # the slow part: grid points over the block, interpolated from the last one
-                fresh = self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32)
-                noise = np.concatenate([self.grid_noise[node], fresh], axis=-1)
-                self.grid_noise[node] = noise[..., B // s:]
-                points = _filtered(slow, noise.reshape(k, 2, -1, noise.shape[-1]), B // s)
-                points = points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
+                fresh = (self.rng.standard_normal((k, 2, *self.shape, B // s), dtype=np.float32) if noise is None
+                         else noise[f"grid {node}"])
+                history = np.concatenate([self.grid_noise[node], fresh], axis=-1)
+                self.grid_noise[node] = history[..., B // s:]
+                points = _filtered(slow, history.reshape(k, 2, -1, history.shape[-1]), B // s)
+                points = half * points.reshape(k, 2, *self.shape, B // s) + (root * self.static[node])[..., None]
                 start = points[..., :1] if self.last[node] is None else self.last[node][..., None]
                 points = np.concatenate([start, points], axis=-1)
                 self.last[node] = points[..., -1].copy()
-                theta = np.arange(s, dtype=np.float32) / s
-                modes += (points[..., :-1, None] * (1 - theta) + points[..., 1:, None] * theta).reshape(modes.shape)
-            modes *= np.float32(1 / math.sqrt(2))
-            values = np.empty_like(modes)  # copies a, b = (plus +- minus) / sqrt(2)
+                modes += _interpolated(points, s, buffers["slow"] if B // s <= 16 else None)
+            values = buffers["values"]  # copies a, b = (plus +- minus) / sqrt(2)
             np.add(modes[:, 0], modes[:, 1], out=values[:, 0])
             np.subtract(modes[:, 0], modes[:, 1], out=values[:, 1])
             self.values[node] = values
-            self.recorded[node] = np.empty((2, *self.shape, B), dtype=np.float32)
+            self.recorded[node] = buffers["recorded"]
         return clipped
+
+    def _buffers(self, node: int, k: int) -> dict[str, np.ndarray]:
+        """The block's arrays for a node, kept from block to block while their shape holds (fresh arrays of a
+        block's size cost the system time of filling their pages: ~0.2 of the step at 2 x 1008 units)."""
+        shape = (k, 2, *self.shape, self.block)
+        held = self._held.get(node)
+        if held is None or held["values"].shape != shape:
+            held = self._held[node] = {name: np.empty(shape, dtype=np.float32) for name in ("modes", "values")}
+            held["recorded"] = np.empty(shape[1:], dtype=np.float32)
+        if self.stride > 1 and "slow" not in held:  # the interpolated slow part, two-rate
+            held["slow"] = np.empty(shape, dtype=np.float32)
+        return held
 
     def begin(self, t: int) -> None:
         self.t = t

@@ -19,9 +19,15 @@ mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: th
 and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
-blocks and lag buffers, ~(24 k + 32) L bytes per unit for k matrices per vector, capped by MEMORY_BYTES (the
-population is reduced to fit and the caller told). Infinite input size only (finite m conditions on one input
-sequence, which is not stationary: use the transient). docs/tied.md §4.
+blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector, capped by
+MEMORY_BYTES (the population is reduced to fit and the caller told); beyond it the block's normals and the next
+block's, (16 k + 32 i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m
+conditions on one input sequence, which is not stationary: use the transient). docs/tied.md §4.
+
+Speed (:mod:`symmft.theory.blocks`): every block's standard normals are drawn a block ahead in a second thread,
+in the order the per-step solver drew them (the same seed gives the same numbers, with ``prefetch=False`` too),
+and the steps run a chunk at a time with the affine maps and gates precomputed; at the T = 1000 LSTM rule the
+solver's own thread then takes ~0.16 ms a step against ~0.37 (RESULTS §7.2b).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import numpy as np
 from symmft.cell.trace import Cell
 from symmft.theory import spectral  # its constants are read at call time (tests shrink them)
 from symmft.theory.spectral import LaggedProducts, StreamingFields, layout, measured_reach
-from symmft.theory.site import Draws, SiteOps, consumers, moments
+from symmft.theory.blocks import CHUNK, BlockNormals, BlockOps
+from symmft.theory.site import Draws, consumers
 
 GROUPS = 16
 MEMORY_BYTES = 1.5e9  # noise carries, field blocks, lag buffers (float32)
@@ -105,7 +112,10 @@ def _budget(maps: dict, lags: int) -> int:
     """Units per copy that fit MEMORY_BYTES at this lag range: per unit and matrix two modes' carries and the
     block's modes, slow part and fields (~4 x 2 x fast), two-rate the grid noise history (2 x COARSE_LAGS); per
     vector its recorded block, lag buffer and the FFT's input (~4 x 2 copies x fast) and, two-rate, the coarse lag
-    buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32."""
+    buffer, its pass of block means and FFT input (~4 x 2 copies x COARSE_LAGS); float32. Not counted (so that the
+    population, hence a seed's realization, is what it was before they were drawn a block ahead): the block's
+    normals and the next block's, 2 x (8 k + 16 i) x fast bytes per unit for the i maps reading x (inputs in
+    float64), ~1.6 GB at L = 2^20, P = 1000 for the LSTM."""
     stride, fast = layout(lags)
     k = sum(maps.values())
     per_unit = 4 * fast * (8 * k + 8 * len(maps))
@@ -166,9 +176,37 @@ def _agree(measured: list[np.ndarray]) -> bool:
     return bool(np.all(np.abs(diff)[:, 1:] <= np.maximum(2 * np.maximum(paired_se, spread)[:, 1:], 0.005 * q)))
 
 
+def _run_block(ops: BlockOps, states: list[np.ndarray], record: np.ndarray, history: np.ndarray,
+               first_half: int) -> list[np.ndarray]:
+    """The steps of one block (its fields drawn), CHUNK at a time: the states after it. Adds each step's
+    moments (:func:`~symmft.theory.site.moments`, computed per chunk) to ``record`` (the pass's halves: steps
+    before ``first_half`` to the first) and the watched units' states to ``history`` (state, copy, group, unit,
+    step)."""
+    B, watch = history.shape[-1], history.shape[-2]
+    with np.errstate(all="ignore"):
+        for t0 in range(0, B, CHUNK):
+            t1 = min(B, t0 + CHUNK)
+            ops.prepare(t0, t1)
+            run = [np.empty((t1 - t0, *s.shape)) for s in states]
+            for t in range(t0, t1):
+                states = ops.step(t, states)
+                for i, s in enumerate(states):
+                    run[i][t - t0] = s
+            ops.flush()
+            per_step = np.stack([np.stack([s.mean(axis=(1, 3)), (s * s).mean(axis=(1, 3)),
+                                           (s[:, 0] * s[:, 1]).mean(axis=-1)], axis=-1) for s in run], axis=2)
+            split = min(max(first_half - t0, 0), t1 - t0)
+            record[0] += per_step[:split].sum(axis=0)
+            record[1] += per_step[split:].sum(axis=0)
+            for i, s in enumerate(run):
+                history[i, ..., t0:t1] = np.moveaxis(s[..., :watch], 0, -1)
+    return states
+
+
 def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: int, max_lags: int = MAX_LAGS,
                      max_steps: int = 2 ** 20, initial: dict | None = None,
-                     progress: Callable[[dict], None] | None = None, target_error: float | None = None) -> dict:
+                     progress: Callable[[dict], None] | None = None, target_error: float | None = None,
+                     prefetch: bool = True) -> dict:
     """Run the streaming sampler, re-estimating the field covariances every pass, until the second and cross
     moments move by less than 3 standard errors or 0.5% between passes (geometric extrapolation of what is
     left), the pass is free of drift, the lag range covers the decaying covariances and the clipped spectral weight is < 1%; or
@@ -178,6 +216,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     seconds, ...}.
     ``target_error``: once converged, keep averaging passes until every Q's standard error is at most this
     fraction of it (or ``max_steps``): the run length sized to the error asked for.
+    ``prefetch``: draw the next block's random numbers in a second thread (the results do not depend on it).
 
     Returns moments (S, 3) mean and standard error, the states' two-time functions (lags < the fast range, and
     two-rate on the grid), the stride and fast range, the largest fraction of a field's variance drawn as a
@@ -199,7 +238,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     rng = np.random.Generator(np.random.SFC64(seed))
     draws = Draws(rng, GROUPS)
     source = StreamingFields(maps, shape, lags, rng)
-    ops = SiteOps(cell, run_h, source, draws, shape)
+    ops = BlockOps(cell, run_h, source, draws, shape)
+    normals = BlockNormals(rng, threaded=prefetch)  # the blocks' normals, drawn a block ahead
     states = [np.zeros((2, *shape)) for _ in cell.states]
     stride, fast = layout(lags)
     gamma = {}
@@ -230,15 +270,12 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         clipped, pending, pending_states = 0.0, {node: [] for node in coarse}, [[] for _ in two_time_coarse]
         totals = {node: np.zeros(2) for node in maps}  # per copy: the sum of v over units and the pass's steps
         for b in range(blocks):
-            clipped = max(clipped, source.draw(gamma, static))
             B = source.block
+            noise = normals.take([*source.noise_plan(), ("inputs", ops.input_shape(B), np.float64, False)])
+            clipped = max(clipped, source.draw(gamma, static, noise))
+            ops.begin_block(noise["inputs"])
             history = np.empty((len(states), 2, GROUPS, watch, B), dtype=np.float32)
-            with np.errstate(all="ignore"):
-                for t in range(B):
-                    states = ops.step(t, states)
-                    record[int(2 * (b * B + t) >= blocks * B)] += moments(states)
-                    for i, s in enumerate(states):
-                        history[i, ..., t] = s[:, :, :watch]
+            states = _run_block(ops, states, record, history, first_half=blocks * B // 2 - b * B)
             for node, lag in lagged.items():
                 lag.add(source.recorded[node])
                 totals[node] += source.recorded[node].sum(axis=(1, 2, 3), dtype=np.float64)
@@ -343,6 +380,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             states = [s[..., :per_group] for s in states]
             ops.keep(per_group)
             source.keep(per_group)
+            normals.rewind()  # the generator's next numbers are set_lags' (as they were before the block ahead)
             source.set_lags(lags)
             if stride > 1:  # the coarse grid: from the fine samples (one rate until now) or a grid twice as coarse
                 for node in maps:
@@ -401,6 +439,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             reason = "drift"
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
+    normals.rewind()
     if converged and static is None and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
