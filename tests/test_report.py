@@ -24,6 +24,9 @@ from symmft.cell import params
 from symmft import (load_cell, export_source, evaluate_baselines, phase_diagram, find_critical, simulate,
     empirical_jacobian_moments, build_report, analyze, jacobian_moments, derive)
 from symmft.export.spec import ExportError
+from symmft.init.tied_check import SPREAD_INPUT_DIM, spread_seeds
+from symmft.network.spectrum import jacobian_product_spectrum
+from symmft.report.document import num
 from symmft.report import build as build_module
 from symmft.report.build import SECTIONS
 from symmft.report.context import QUICK
@@ -48,7 +51,8 @@ def step(x, h, ops):
 #: code path (build_report(quick=True)) with coarser grids, smaller networks and a lighter search. The README's
 #: real --quick LSTM report runs in the slow test of tests/test_cli.py and in benchmarks/report_time.py.
 SMALL = dataclasses.replace(QUICK, phase_points=(6, 5), width=64, steps=30, seeds=2, spectrum_width=48,
-                            spectrum_samples=2, population=1000, search={"coarse": 8, "starts": 1, "max_iterations": 4})
+                            spectrum_samples=2, population=1000, search={"coarse": 8, "starts": 1, "max_iterations": 4},
+                            spread_width=40)
 
 
 def quick_report(spec, out):
@@ -105,6 +109,28 @@ def assert_complete(out):
     return results, html, markdown
 
 
+def assert_tied_spread_is_the_networks(shown: dict, markdown: str, cell, h: dict, weights: str, untied: float,
+                                       width: int, networks: int, length: int = T) -> None:
+    """The report's spread on tied networks against jacobian_product_spectrum called here on the same networks
+    (the tied check's documented seeds, spread_seeds(0, n), and its model of infinite input size), its standard
+    error and verdict recomputed from the documented rule (scatter over networks floored at 2% and at 0.3 /
+    (width sqrt(n))), and the row as the Markdown shows it."""
+    values = [jacobian_product_spectrum(cell, h, width=width, steps=length, tied=True, weights=weights, seed=s,
+                                        input_dim=SPREAD_INPUT_DIM)["spread"] for s in spread_seeds(0, networks)]
+    mean = sum(values) / networks
+    se = max(float(np.std(values, ddof=1)) / math.sqrt(networks), 0.02 * mean, 0.3 / (width * math.sqrt(networks)))
+    assert shown["available"] and shown["values"] == values and shown["width"] == width
+    assert shown["spread"] == pytest.approx(mean, rel=1e-12) and shown["standard_error"] == pytest.approx(se, rel=1e-12)
+    assert same(shown["untied"], untied)
+    ratio = mean / untied if untied > 0 else math.nan
+    assert same(shown["ratio"], ratio)
+    verdict = ("undecided" if abs(mean - 1) <= 2 * se else "meets" if mean <= 1 else "fails")
+    assert shown["verdict"].split(" ")[0] == verdict
+    row = (f"| tied networks ({networks} of width {width}, input size {SPREAD_INPUT_DIM}) | {num(shown['spread'])} | "
+           f"{num(shown['standard_error'])} | {num(ratio)} | <= 1 | {shown['verdict']} |")
+    assert row in markdown and f"| untied (free-probability sum) | {num(untied)} | - | 1 | <= 1 |" in markdown
+
+
 def assert_numbers_are_the_library_s(results, markdown, cell):
     """Every number section by section, recomputed with the library for the inputs the report states."""
     s = results["sections"]
@@ -117,6 +143,8 @@ def assert_numbers_are_the_library_s(results, markdown, cell):
     assert shown_rule["criteria"] == jsonable({**rule.predicted, "status": "OK"})
     assert shown_rule["margins"] == jsonable(rule.margins)
     assert s["6"]["results"]["baselines"] == jsonable(evaluate_baselines(cell, T, width=128))
+    assert_tied_spread_is_the_networks(s["6"]["results"]["tied_spread"], markdown, cell, rule.hyperparameters,
+                                       rule.weights, rule.predicted["spread"], SMALL.spread_width, 2)
 
     for point, h in (("defaults", params.resolve(cell, {})), ("rule", rule.hyperparameters)):
         shown = s["3"]["results"][point]["untied"]
