@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,6 +204,7 @@ def test_quick_report_of_a_builtin_cell_shows_every_section_and_the_library_numb
         except ExportError as e:
             assert exports[target] == {"error": str(e)} and str(e) in markdown
     assert "not available" in html or results["sections"]["3"]["results"]["defaults"]["tied"]["available"]
+    assert f"<td>tied networks (2 of width {SMALL.spread_width}, input size {SPREAD_INPUT_DIM})</td>" in html
 
 
 def test_quick_report_of_a_user_cell_written_here(user_report):
@@ -306,9 +308,49 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
     assert tied(ctx, ctx.defaults)["available"] is False
 
 
+def test_spread_on_tied_networks_where_the_untied_sum_is_far_too_low(monkeypatch):
+    """An LSTM with a saturated forget gate for T = 100, where the untied sum says the spread criterion holds
+    (0.40) and the tied networks break it (2.8, measured: 7x): the row shows the networks' value
+    (jacobian_product_spectrum here), the ratio and the verdict "fails", in Markdown and HTML. Without the tied
+    check the row says why it is missing, and a product that vanishes is judged failed, not silently NaN."""
+    import sys
+
+    from symmft.init.evaluate import evaluate_points
+    from symmft.report import initialization
+    from symmft.report.context import Context
+    from symmft.report.document import Section
+    from symmft.report.render import html_report, markdown_report
+
+    cell, h, length, width = load_cell("lstm"), {"mu_f": 5.0, "mu_i": -3.0}, 100, 60
+    untied = float(evaluate_points(cell, h, length=length)["spread"][0])
+    rule = {"hyperparameters": h, "weights": "orthogonal", "criteria": {"spread": untied},
+            "thresholds": {"max_spread": 1.0}}
+    ctx = Context(cell, length, dataclasses.replace(SMALL, spread_width=width))
+    section = Section(6, "The initialization")
+    initialization._tied_spread(ctx, section, rule)
+    shown = jsonable(section.results["tied_spread"])
+    markdown = markdown_report("r", [], [section], Path("."))
+    assert untied < 1 < shown["spread"] and shown["verdict"] == "fails" and shown["ratio"] > 5
+    assert_tied_spread_is_the_networks(shown, markdown, cell, h, "orthogonal", untied, width, 2, length)
+    assert f"<td>{num(shown['spread'])}</td><td>{num(shown['standard_error'])}</td>" in html_report("r", [], [section])
+    assert "docs/criteria.md" in markdown
+
+    vanishing = {**rule, "hyperparameters": {"nu2_h": 1e8}}  # every unit saturated: the product vanishes
+    section = Section(6, "The initialization")
+    initialization._tied_spread(Context(load_cell("vanilla_rnn"), 20, ctx.profile), section, vanishing)
+    assert section.results["tied_spread"]["verdict"].startswith("fails") and "| NaN |" in markdown_report(
+        "r", [], [section], Path("."))
+
+    monkeypatch.setitem(sys.modules, "symmft.init.tied_check", None)  # the tied check not installed
+    section = Section(6, "The initialization")
+    initialization._tied_spread(ctx, section, rule)
+    assert section.results["tied_spread"] == {"available": False, "reason": section.results["tied_spread"]["reason"]}
+    assert section.results["tied_spread"]["reason"].startswith("not available: this symmft cannot import")
+    assert "The spread on finite tied networks: not available" in markdown_report("r", [], [section], Path("."))
+
+
 def test_trainability_section_reads_a_confirm_sweep(tmp_path):
     # the committed LSTM sweep of benchmarks/results/trainability (symmft confirm's own output)
-    from pathlib import Path
 
     from symmft.harness.confirm import table
     from symmft.report import training
