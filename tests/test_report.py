@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,9 @@ from symmft.cell import params
 from symmft import (load_cell, export_source, evaluate_baselines, phase_diagram, find_critical, simulate,
     empirical_jacobian_moments, build_report, analyze, jacobian_moments, derive)
 from symmft.export.spec import ExportError
+from symmft.init.tied_check import SPREAD_INPUT_DIM, spread_seeds
+from symmft.network.spectrum import jacobian_product_spectrum
+from symmft.report.document import num
 from symmft.report import build as build_module
 from symmft.report.build import SECTIONS
 from symmft.report.context import QUICK
@@ -48,7 +52,8 @@ def step(x, h, ops):
 #: code path (build_report(quick=True)) with coarser grids, smaller networks and a lighter search. The README's
 #: real --quick LSTM report runs in the slow test of tests/test_cli.py and in benchmarks/report_time.py.
 SMALL = dataclasses.replace(QUICK, phase_points=(6, 5), width=64, steps=30, seeds=2, spectrum_width=48,
-                            spectrum_samples=2, population=1000, search={"coarse": 8, "starts": 1, "max_iterations": 4})
+                            spectrum_samples=2, population=1000, search={"coarse": 8, "starts": 1, "max_iterations": 4},
+                            spread_width=40)
 
 
 def quick_report(spec, out):
@@ -105,6 +110,28 @@ def assert_complete(out):
     return results, html, markdown
 
 
+def assert_tied_spread_is_the_networks(shown: dict, markdown: str, cell, h: dict, weights: str, untied: float,
+                                       width: int, networks: int, length: int = T) -> None:
+    """The report's spread on tied networks against jacobian_product_spectrum called here on the same networks
+    (the tied check's documented seeds, spread_seeds(0, n), and its model of infinite input size), its standard
+    error and verdict recomputed from the documented rule (scatter over networks floored at 2% and at 0.3 /
+    (width sqrt(n))), and the row as the Markdown shows it."""
+    values = [jacobian_product_spectrum(cell, h, width=width, steps=length, tied=True, weights=weights, seed=s,
+                                        input_dim=SPREAD_INPUT_DIM)["spread"] for s in spread_seeds(0, networks)]
+    mean = sum(values) / networks
+    se = max(float(np.std(values, ddof=1)) / math.sqrt(networks), 0.02 * mean, 0.3 / (width * math.sqrt(networks)))
+    assert shown["available"] and shown["values"] == values and shown["width"] == width
+    assert shown["spread"] == pytest.approx(mean, rel=1e-12) and shown["standard_error"] == pytest.approx(se, rel=1e-12)
+    assert same(shown["untied"], untied)
+    ratio = mean / untied if untied > 0 else math.nan
+    assert same(shown["ratio"], ratio)
+    verdict = ("undecided" if abs(mean - 1) <= 2 * se else "meets" if mean <= 1 else "fails")
+    assert shown["verdict"].split(" ")[0] == verdict
+    row = (f"| tied networks ({networks} of width {width}, input size {SPREAD_INPUT_DIM}) | {num(shown['spread'])} | "
+           f"{num(shown['standard_error'])} | {num(ratio)} | <= 1 | {shown['verdict']} |")
+    assert row in markdown and f"| untied (free-probability sum) | {num(untied)} | - | 1 | <= 1 |" in markdown
+
+
 def assert_numbers_are_the_library_s(results, markdown, cell):
     """Every number section by section, recomputed with the library for the inputs the report states."""
     s = results["sections"]
@@ -117,6 +144,8 @@ def assert_numbers_are_the_library_s(results, markdown, cell):
     assert shown_rule["criteria"] == jsonable({**rule.predicted, "status": "OK"})
     assert shown_rule["margins"] == jsonable(rule.margins)
     assert s["6"]["results"]["baselines"] == jsonable(evaluate_baselines(cell, T, width=128))
+    assert_tied_spread_is_the_networks(s["6"]["results"]["tied_spread"], markdown, cell, rule.hyperparameters,
+                                       rule.weights, rule.predicted["spread"], SMALL.spread_width, 2)
 
     for point, h in (("defaults", params.resolve(cell, {})), ("rule", rule.hyperparameters)):
         shown = s["3"]["results"][point]["untied"]
@@ -175,6 +204,7 @@ def test_quick_report_of_a_builtin_cell_shows_every_section_and_the_library_numb
         except ExportError as e:
             assert exports[target] == {"error": str(e)} and str(e) in markdown
     assert "not available" in html or results["sections"]["3"]["results"]["defaults"]["tied"]["available"]
+    assert f"<td>tied networks (2 of width {SMALL.spread_width}, input size {SPREAD_INPUT_DIM})</td>" in html
 
 
 def test_quick_report_of_a_user_cell_written_here(user_report):
@@ -278,9 +308,49 @@ def test_tied_column_shows_the_tied_theory_where_installed_and_says_not_availabl
     assert tied(ctx, ctx.defaults)["available"] is False
 
 
+def test_spread_on_tied_networks_where_the_untied_sum_is_far_too_low(monkeypatch):
+    """An LSTM with a saturated forget gate for T = 100, where the untied sum says the spread criterion holds
+    (0.40) and the tied networks break it (2.8, measured: 7x): the row shows the networks' value
+    (jacobian_product_spectrum here), the ratio and the verdict "fails", in Markdown and HTML. Without the tied
+    check the row says why it is missing, and a product that vanishes is judged failed, not silently NaN."""
+    import sys
+
+    from symmft.init.evaluate import evaluate_points
+    from symmft.report import initialization
+    from symmft.report.context import Context
+    from symmft.report.document import Section
+    from symmft.report.render import html_report, markdown_report
+
+    cell, h, length, width = load_cell("lstm"), {"mu_f": 5.0, "mu_i": -3.0}, 100, 60
+    untied = float(evaluate_points(cell, h, length=length)["spread"][0])
+    rule = {"hyperparameters": h, "weights": "orthogonal", "criteria": {"spread": untied},
+            "thresholds": {"max_spread": 1.0}}
+    ctx = Context(cell, length, dataclasses.replace(SMALL, spread_width=width))
+    section = Section(6, "The initialization")
+    initialization._tied_spread(ctx, section, rule)
+    shown = jsonable(section.results["tied_spread"])
+    markdown = markdown_report("r", [], [section], Path("."))
+    assert untied < 1 < shown["spread"] and shown["verdict"] == "fails" and shown["ratio"] > 5
+    assert_tied_spread_is_the_networks(shown, markdown, cell, h, "orthogonal", untied, width, 2, length)
+    assert f"<td>{num(shown['spread'])}</td><td>{num(shown['standard_error'])}</td>" in html_report("r", [], [section])
+    assert "docs/criteria.md" in markdown
+
+    vanishing = {**rule, "hyperparameters": {"nu2_h": 1e8}}  # every unit saturated: the product vanishes
+    section = Section(6, "The initialization")
+    initialization._tied_spread(Context(load_cell("vanilla_rnn"), 20, ctx.profile), section, vanishing)
+    assert section.results["tied_spread"]["verdict"].startswith("fails") and "| NaN |" in markdown_report(
+        "r", [], [section], Path("."))
+
+    monkeypatch.setitem(sys.modules, "symmft.init.tied_check", None)  # the tied check not installed
+    section = Section(6, "The initialization")
+    initialization._tied_spread(ctx, section, rule)
+    assert section.results["tied_spread"] == {"available": False, "reason": section.results["tied_spread"]["reason"]}
+    assert section.results["tied_spread"]["reason"].startswith("not available: this symmft cannot import")
+    assert "The spread on finite tied networks: not available" in markdown_report("r", [], [section], Path("."))
+
+
 def test_trainability_section_reads_a_confirm_sweep(tmp_path):
     # the committed LSTM sweep of benchmarks/results/trainability (symmft confirm's own output)
-    from pathlib import Path
 
     from symmft.harness.confirm import table
     from symmft.report import training

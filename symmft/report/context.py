@@ -38,13 +38,17 @@ class Profile:
     # Steps per unit the tied theory's stationary solver may take (None: analyze_tied's default). At a long-memory
     # rule it needs ~10^5 (a minute); a quick report bounds it and shows NOT_CONVERGED where that is too few.
     stationary_steps: int | None = None
+    # The spread measured on finite tied networks of the rule (symmft.init.tied_check.network_spread): networks of
+    # this width, this many (None: the tied check's defaults, 2 of width 300: ~2.6 s CPU a network at T = 300).
+    spread_width: int | None = None
+    spread_networks: int | None = None
 
 
 #: ``--quick``: a few minutes on 2 CPU cores for an LSTM (benchmarks/RESULTS.md, "symmft report").
 QUICK = Profile("quick", (20, 16), 256, 120, 3, 160, 2, 5000, {"coarse": 12, "starts": 1, "max_iterations": 6},
                 stationary_steps=2 ** 14)
 #: The full report: finer grids, wider networks, more seeds, the search at its default effort.
-FULL = Profile("full", (48, 40), 1000, 300, 5, 400, 4, 20000)
+FULL = Profile("full", (48, 40), 1000, 300, 5, 400, 4, 20000, spread_networks=4)
 
 
 class TiedUnavailable(SymmftError):
