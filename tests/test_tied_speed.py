@@ -213,3 +213,21 @@ def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
     assert res["converged"], res["reason"]
     assert abs(q_c / 115.0 - 1) <= 0.10, f"Q_c = {q_c:.1f}, networks ~115"
     assert abs(q_h / 0.2795 - 1) <= 0.02, f"Q_h = {q_h:.4f}, networks ~0.2795"
+
+
+@pytest.mark.slow
+def test_stationary_solver_at_the_T1000_rule_is_honest_at_another_seed():
+    # The same rule at seed 1: the solver's passes swing between ~70 and ~200 over 10^5-step stretches (the common
+    # gamma's noise fed back, RESULTS §7.2b), so a run may end anywhere in that range; what must hold is that an
+    # OK's reported error covers the networks' ~115 (3 standard errors, the batch means' error of
+    # stationary._between), or the status is not OK. The reference is the networks', not this code's.
+    import json
+    from pathlib import Path
+    cell = load_cell("lstm")
+    rule = json.loads((Path(__file__).parent / "data" / "lstm_rule_T1064_networks.json").read_text())
+    h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
+    res = solve_stationary(cell, h, lags=64, population=1000, seed=1, max_steps=2 ** 21)
+    c = cell.states.index("c")
+    q_c, se = float(res["mean"][c, 1]), float(res["standard_error"][c, 1])
+    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, se, "ranges", res["ranges"])
+    assert not res["converged"] or abs(q_c - 115.0) <= 3 * se + 0.02 * 115.0, f"OK with Q_c = {q_c:.1f}({se:.1f})"
