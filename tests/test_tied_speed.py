@@ -189,6 +189,16 @@ def test_in_place_leading_solve_matches_scipy():
     np.testing.assert_allclose(got, solve_triangular(L[:j, :j], b, lower=True), rtol=1e-12, atol=1e-14)
 
 
+def _t1000_rule() -> tuple:
+    """The LSTM and the T = 1000 rule's hyperparameters (tests/data/lstm_rule_T1064_networks.json: rho2 = 0 on
+    every map, c_x = 1), whose tied networks were measured (RESULTS §7.2a)."""
+    import json
+    from pathlib import Path
+    cell = load_cell("lstm")
+    rule = json.loads((Path(__file__).parent / "data" / "lstm_rule_T1064_networks.json").read_text())
+    return cell, {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
+
+
 @pytest.mark.slow
 def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
     # At the T = 1000 LSTM rule whose tied networks were measured (tests/data/lstm_rule_T1064_networks.json, the
@@ -201,15 +211,26 @@ def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
     # Measured: OK, Q_c 116.3(3.8), Q_h 0.2809, L = 2^19 confirmed against 2^18 (121.1(4.8)); 162 s CPU (before
     # the early call of short ranges with damping: 118.4(3.3), 199 s; before the FFTs by kernel: 110.2(3.0), 208 s);
     # the same to 6 digits in 108-122 s CPU, 63-77 s wall on 2 cores since the steps run a block at a time. Seed 0
-    # only: at seed 1 (and with another random stream) the passes rose to 155-170 on 2^18 (RESULTS §7.2b).
-    import json
-    from pathlib import Path
-    cell = load_cell("lstm")
-    rule = json.loads((Path(__file__).parent / "data" / "lstm_rule_T1064_networks.json").read_text())
-    h = {k: float(v) for k, v in resolve(cell, rule["hyperparameters"]).items()}
+    # only: at seeds 1-3 the passes rise to 160-200 on 2^18-2^19 and the run ends NOT_CONVERGED at the cap
+    # (the next test; RESULTS §7.2b).
+    cell, h = _t1000_rule()
     res = solve_stationary(cell, h, lags=64, population=1000, seed=0, max_steps=2 ** 21)
     q_c, q_h = (float(res["mean"][cell.states.index(s), 1]) for s in ("c", "h"))
     print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, "Q_h", q_h, "ranges", res["ranges"])
     assert res["converged"], res["reason"]
     assert abs(q_c / 115.0 - 1) <= 0.10, f"Q_c = {q_c:.1f}, networks ~115"
     assert abs(q_h / 0.2795 - 1) <= 0.02, f"Q_h = {q_h:.4f}, networks ~0.2795"
+
+
+@pytest.mark.slow
+def test_stationary_solver_at_the_T1000_rule_is_honest_at_another_seed():
+    # The same rule at seed 1: the solver's passes swing between ~70 and ~200 over 10^5-step stretches (the common
+    # gamma's noise fed back, RESULTS §7.2b), so a run may end anywhere in that range; what must hold is that an
+    # OK's reported error covers the networks' ~115 (3 standard errors, the batch means' error of
+    # stationary._between), or the status is not OK. The reference is the networks', not this code's.
+    cell, h = _t1000_rule()
+    res = solve_stationary(cell, h, lags=64, population=1000, seed=1, max_steps=2 ** 21)
+    c = cell.states.index("c")
+    q_c, se = float(res["mean"][c, 1]), float(res["standard_error"][c, 1])
+    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, se, "ranges", res["ranges"])
+    assert not res["converged"] or abs(q_c - 115.0) <= 3 * se + 0.02 * 115.0, f"OK with Q_c = {q_c:.1f}({se:.1f})"

@@ -176,6 +176,22 @@ def _agree(measured: list[np.ndarray]) -> bool:
     return bool(np.all(np.abs(diff)[:, 1:] <= np.maximum(2 * np.maximum(paired_se, spread)[:, 1:], 0.005 * q)))
 
 
+def _between(earlier: tuple, later: tuple, measured: list[np.ndarray]) -> np.ndarray:
+    """The standard error (S, 3) of a result (``later``: mean, standard error) confirmed against the one at half
+    the range (``earlier``), from batch means: the larger of the pooled one (:func:`_pooled`), the two ranges' results as two batches (|difference| / sqrt(2): once the
+    range no longer moves the result they estimate the same number) and the confirming range's two halves of
+    passes as two (|difference| / 2). Why: every group draws from the common gamma, and at long memories its
+    noise fed back is a slow common mode that neither the groups' spread nor the spread of passes shorter than
+    its correlation time can see (T = 1000 LSTM rule, P = 1000: a run's passes swing between ~70 and ~200 over
+    10^5-step stretches while one range's pooled error is 4-20; RESULTS §7.2b). The batches are as long as the
+    measurements (>= L/4 steps each); with one degree of freedom each they are a floor, not a precise error."""
+    series = np.array(measured).mean(axis=1)  # (passes, S, 3): each pass's mean over the groups
+    half = len(series) // 2
+    halves = np.abs(series[-half:].mean(axis=0) - series[:half].mean(axis=0)) / 2
+    ranges = np.abs(later[0] - earlier[0]) / math.sqrt(2)
+    return np.maximum(later[1], np.maximum(ranges, halves))
+
+
 def _run_block(ops: BlockOps, states: list[np.ndarray], record: np.ndarray, history: np.ndarray,
                first_half: int) -> list[np.ndarray]:
     """The steps of one block (its fields drawn), CHUNK at a time: the states after it. Adds each step's
@@ -262,7 +278,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
     static = None if quenched(h) else {node: (0.0, 0.0) for node in maps}
     previous, change, converged, reason = None, None, False, "max_steps"
-    confirming, confirm, ranges = None, False, []  # no quenched source: the result at half the range
+    confirming, confirm, ranges, honest = None, False, [], None  # no quenched source: the result at half the range
     steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
     while steps < max_steps:
         blocks = max(1, -(-max(MIN_PASS, source.lags // 32) // source.block))  # two-rate: the coarse FFTs per pass
@@ -434,6 +450,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
                                 break
                             confirming, confirm = now, True
                             continue
+                        honest = _between(confirming, now, measured)
                     converged = True
                     break
             reason = "drift"
@@ -444,6 +461,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
         mean, se = _pooled(measured)
+    if honest is not None:
+        se = honest  # confirmed by doubling the range: the batch means' error (:func:`_between`)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
             "static_fraction": source.static_fraction, "ranges": ranges,
