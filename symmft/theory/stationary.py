@@ -178,9 +178,9 @@ def _agree(measured: list[np.ndarray]) -> bool:
 
 def _between(earlier: tuple, later: tuple, measured: list[np.ndarray]) -> np.ndarray:
     """The standard error (S, 3) of a result (``later``: mean, standard error) confirmed against the one at half
-    the range (``earlier``), from batch means: the larger of the pooled one (:func:`_pooled`), the two ranges' results as two batches (|difference| / sqrt(2): once the
-    range no longer moves the result they estimate the same number) and the confirming range's two halves of
-    passes as two (|difference| / 2). Why: every group draws from the common gamma, and at long memories its
+    the range (``earlier``), from batch means: the larger of the pooled one (:func:`_pooled`), the two ranges'
+    results as two batches (|difference| / sqrt(2): once the range no longer moves the result they estimate the
+    same number) and the confirming range's two halves of passes as two (|difference| / 2). Why: every group draws from the common gamma, and at long memories its
     noise fed back is a slow common mode that neither the groups' spread nor the spread of passes shorter than
     its correlation time can see (T = 1000 LSTM rule, P = 1000: a run's passes swing between ~70 and ~200 over
     10^5-step stretches while one range's pooled error is 4-20; RESULTS §7.2b). The batches are as long as the
