@@ -7,6 +7,7 @@ Numeric failure on a grid is never an exception: it is a :class:`Status` value p
 from __future__ import annotations
 
 import enum
+import numbers
 
 
 class SymmftError(Exception):
@@ -19,6 +20,14 @@ class CellDefinitionError(SymmftError):
 
 class HyperparameterError(SymmftError, ValueError):
     """A hyperparameter name or value is invalid; the message names the parameter."""
+
+
+def integer_option(option: str, value, minimum: int = 1) -> int:
+    """``value`` as an int, or a :class:`HyperparameterError` naming ``option`` unless it is an integer (Python's
+    or numpy's, not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise HyperparameterError(f"option {option} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class ClosureError(SymmftError):

@@ -46,7 +46,7 @@ import time
 import numpy as np
 
 from symmft.cell.trace import Cell
-from symmft.errors import HyperparameterError, Status
+from symmft.errors import Status, integer_option
 from symmft.init.criteria import Criteria
 from symmft.network.spectrum import jacobian_product_spectrum
 from symmft.theory.jacobian import jacobian_moments
@@ -91,8 +91,8 @@ def tied_criteria(cell: Cell, hyperparameters: dict, length: int, criteria: Crit
     covers, "spread_networks": :func:`network_spread`'s record (None where the tied run failed and no network
     was built)}. A network whose product overflows or vanishes makes the spread NaN and failed, its record's
     status saying so."""
-    _positive("spread_width", spread_width, 2)
-    _positive("spread_networks", spread_networks, 2)
+    integer_option("spread_width", spread_width, 2)
+    integer_option("spread_networks", spread_networks, 2)
     a = analyze_tied(cell, hyperparameters, steps=length, input_dim=input_dim, weights=weights,
                      population=population, seed=seed, stationary=False, response=max(6, length))
     values, se = _jacobian_criteria(a, weights, length)
@@ -149,8 +149,8 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
     "seeds", "width", "input_dim" (the networks'), "cpu_seconds" (their process time), "status": "OK", or "NAN"
     where a network's product overflowed or vanished (its spread and the mean are then NaN: the spread criterion
     fails rather than passing on the others)}."""
-    _positive("spread_width", width, 2)
-    _positive("spread_networks", networks, 2)  # the standard error needs two
+    integer_option("spread_width", width, 2)
+    integer_option("spread_networks", networks, 2)  # the standard error needs two
     m = SPREAD_INPUT_DIM if input_dim is None else input_dim
     seeds, start = spread_seeds(seed, networks), time.process_time()
     spreads = np.array([jacobian_product_spectrum(cell, hyperparameters, width=width, steps=length, tied=True,
@@ -162,11 +162,6 @@ def network_spread(cell: Cell, hyperparameters: dict, length: int, *, weights: s
     return {"spread": mean, "standard_error": max(scatter, floor) if ok else math.nan,
             "values": [float(v) for v in spreads], "seeds": seeds, "width": width, "input_dim": m,
             "status": "OK" if ok else "NAN", "cpu_seconds": round(time.process_time() - start, 2)}
-
-
-def _positive(option: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise HyperparameterError(f"option {option} must be an integer >= {minimum}, got {value!r}")
 
 
 def _jacobian_criteria(a: TiedAnalysis, weights: str, length: int) -> tuple[dict, dict]:

@@ -30,7 +30,7 @@ import numpy as np
 from symmft import backend
 from symmft.cell.graph import AffineInput, AffineMap, Cell
 from symmft.cell.trace import load_cell
-from symmft.errors import CellDefinitionError, HyperparameterError
+from symmft.errors import CellDefinitionError, HyperparameterError, integer_option
 from symmft.cell.params import chrono_maps, resolve
 
 WEIGHTS = ("gaussian", "orthogonal")
@@ -59,8 +59,8 @@ class Network:
                  rng: Any = 0, xp: Any = None):
         self.cell = cell if isinstance(cell, Cell) else load_cell(cell)
         self.hyperparameters = _scalar_hyperparameters(self.cell, hyperparameters)
-        self.width = _positive_int("width", width)
-        self.input_dim = self.width if input_dim is None else _positive_int("input_dim", input_dim)
+        self.width = integer_option("width", width)
+        self.input_dim = self.width if input_dim is None else integer_option("input_dim", input_dim)
         if weights not in WEIGHTS:
             raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
         if not isinstance(tied, bool):
@@ -234,8 +234,8 @@ def simulate(cell: Cell | str | Path, hyperparameters: Mapping[str, Any] | None 
     xp: numpy (default), cupy, or their names. Deterministic given ``seed`` and the backend.
     """
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
-    steps = _positive_int("steps", steps, minimum=0)
-    batch = _positive_int("batch", batch)
+    steps = integer_option("steps", steps, minimum=0)
+    batch = integer_option("batch", batch)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise HyperparameterError(f"option seed must be an integer, got {seed!r}")
     xp = _xp(xp)
@@ -313,12 +313,6 @@ def _scalar_hyperparameters(cell: Cell, values: Mapping[str, Any] | None) -> dic
                                       f"{np.shape(v)}; loop over the grid and simulate each point")
     chrono_maps(cell, hp)  # beta_k without a chrono_length is an error
     return {k: float(v) for k, v in hp.items()}
-
-
-def _positive_int(option: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise HyperparameterError(f"option {option} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _is_input(hyperparameter: str) -> bool:

@@ -36,7 +36,7 @@ import numpy as np
 from symmft.cell.elementwise import DERIVATIVES, arguments, evaluate
 from symmft.cell.trace import Cell, load_cell
 from symmft.cell.trace import primary_states as _primary_states
-from symmft.errors import CellDefinitionError, HyperparameterError, Status
+from symmft.errors import CellDefinitionError, HyperparameterError, Status, integer_option
 from symmft.network.simulate import Network
 
 KINDS = ("memory", "full")
@@ -86,9 +86,9 @@ def empirical_jacobian_moments(cell: Cell | str | Path, hyperparameters: Mapping
     """
     cell = _cell(cell)
     names = jacobian_states(cell, kind)
-    samples, burn_in = _int("samples", samples), _int("burn_in", burn_in)
+    samples, burn_in = integer_option("samples", samples), integer_option("burn_in", burn_in)
     rows, spectra = [], []
-    for run in np.random.SeedSequence(_int("seed", seed, 0)).spawn(samples):
+    for run in np.random.SeedSequence(integer_option("seed", seed, 0)).spawn(samples):
         nets, x, states = _stationary(cell, hyperparameters, width, burn_in, tied, weights, run)
         net_prev, net, x_prev, x_t = next(nets), next(nets), next(x), next(x)
         J = jacobian(net, x_prev, x_t, states, kind=kind, net_prev=net_prev)
@@ -120,13 +120,13 @@ def jacobian_product_growth(cell: Cell | str | Path, hyperparameters: Mapping[st
     """
     cell = _cell(cell)
     names = jacobian_states(cell, kind)
-    steps, burn_in = _int("steps", steps), _int("burn_in", burn_in)
+    steps, burn_in = integer_option("steps", steps), integer_option("burn_in", burn_in)
     N = len(names) * width
-    run, probe_rng = np.random.SeedSequence(_int("seed", seed, 0)).spawn(2)
+    run, probe_rng = np.random.SeedSequence(integer_option("seed", seed, 0)).spawn(2)
     if probes is None:
         V = np.eye(N)
     else:
-        V = np.random.default_rng(probe_rng).standard_normal((N, _int("probes", probes)))
+        V = np.random.default_rng(probe_rng).standard_normal((N, integer_option("probes", probes)))
         V /= np.linalg.norm(V, axis=0)
     nets, x, states = _stationary(cell, hyperparameters, width, burn_in, tied, weights, run)
     states, tangents = _advance(next(nets), next(x), states, {}, kind, reseed=_blocks(V, names, width))
@@ -173,15 +173,15 @@ def jacobian_product_spectrum(cell: Cell | str | Path, hyperparameters: Mapping[
     """
     cell = _cell(cell)
     names = jacobian_states(cell, kind)
-    steps = _int("steps", steps)
+    steps = integer_option("steps", steps)
     N = len(names) * width
-    run, _ = np.random.SeedSequence(_int("seed", seed, 0)).spawn(2)  # jacobian_product_growth's network and inputs
+    run, _ = np.random.SeedSequence(integer_option("seed", seed, 0)).spawn(2)  # jacobian_product_growth's network and inputs
     nets, x, states = _stationary(cell, hyperparameters, width, 1, tied, weights, run, input_dim)
     states, tangents = _advance(next(nets), next(x), states, {}, kind, reseed=_blocks(np.eye(N), names, width))
     log_scale = 0.0
     options = {"N": N, "states": names, "width": width, "steps": steps, "tied": tied, "weights": weights,
                "seed": seed, "kind": kind, "input_dim": width if input_dim is None else input_dim}
-    record = {_int("record", t) for t in record}
+    record = {integer_option("record", t) for t in record}
     spread_at = {}
     for step in range(1, steps + 1):
         with np.errstate(all="ignore"):  # a diverging network becomes a status
@@ -349,8 +349,3 @@ def _stack(tangents: Mapping[str, Any], names: tuple[str, ...], n: int, K: int) 
 def _cell(cell: Cell | str | Path) -> Cell:
     return cell if isinstance(cell, Cell) else load_cell(cell)
 
-
-def _int(option: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise HyperparameterError(f"option {option} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

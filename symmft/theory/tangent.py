@@ -33,7 +33,7 @@ import numpy as np
 
 from symmft.cell.elementwise import DERIVATIVES, arguments, evaluate
 from symmft.cell.graph import Cell, primary_states
-from symmft.errors import ClosureError, HyperparameterError, Status
+from symmft.errors import ClosureError, Status, integer_option
 from symmft.theory.analysis import DIVERGENCE
 from symmft.theory.site import Draws, consumers, input_node
 from symmft.theory.transient import PARTS, CausalFields, part_means
@@ -161,8 +161,8 @@ def tied_gain(cell: Cell, h: dict, length: int, *, input_dim: int | None = None,
     independent sub-populations."""
     for name, value, least in (("length", length, 1), ("population", population, 32), ("input_dim", input_dim, 1),
                                ("parts", parts, 2)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
-            raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
+        if value is not None:
+            integer_option(name, value, least)
     run = TangentProcess(cell, h, length + 1, population=population, seed=seed, input_dim=input_dim, parts=parts)
     G, p = run.shape
     states = {s: np.zeros(run.shape) for s in cell.states}

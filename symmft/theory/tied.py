@@ -38,7 +38,7 @@ from symmft.backend import BACKENDS, to_numpy
 from symmft.cell import params
 from symmft.cell.graph import Cell
 from symmft.cell.trace import load_cell
-from symmft.errors import BackendError, HyperparameterError, Status
+from symmft.errors import BackendError, HyperparameterError, Status, integer_option
 from symmft.serialize import jsonable
 from symmft.theory.analysis import DIVERGENCE, time_scale
 from symmft.theory.population import _decay_rate
@@ -131,8 +131,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
         raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
                                ("window", window, 64), ("max_steps", max_steps, 1), ("response", response, 6)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
-            raise HyperparameterError(f"option {name} must be an integer >= {least}, got {value!r}")
+        if value is not None:
+            integer_option(name, value, least)
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
     run = Transient(cell, h, horizon + response, population=population, seed=seed, input_dim=input_dim,
                     backend=backend)
