@@ -57,7 +57,7 @@ ADEQUATE = 0.05  # the decaying covariance at lag L/2, as a fraction of its lag-
 #: undamped loop keeps feeding the rise after the networks have levelled off: at the T = 1000 LSTM rule the passes
 #: follow width-2000 networks to ~100 by 4.6x10^4 steps, then go on to 140-200 (at P = 1000 and 4000 alike). At
 #: 0.5, seeds 1-3 overshot so and ended NOT_CONVERGED after 1.5-1.7x10^6 steps; at 0.8, seeds 0-7 end OK in
-#: 1.9-2.6x10^5 steps, Q_c 105.7-123.1 (mean 113.3, scatter 6.6, reported errors 4.0-12.2) where the networks give
+#: 1.9-2.6x10^5 steps, Q_c 105.7-123.1 (mean 113.2, scatter 6.9, reported errors 4.0-12.2) where the networks give
 #: 112-117; at 0.875 the approach from below is slow enough that two ranges agreed at 96 and 102 (RESULTS §7.2c).
 DAMP = 0.8
 MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory per unit no longer grows with it)
