@@ -200,37 +200,24 @@ def _t1000_rule() -> tuple:
 
 
 @pytest.mark.slow
-def test_stationary_solver_at_the_T1000_rule_matches_tied_networks():
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_stationary_solver_at_the_T1000_rule_matches_tied_networks(seed):
     # At the T = 1000 LSTM rule whose tied networks were measured (tests/data/lstm_rule_T1064_networks.json, the
     # rule of benchmarks/results/trainability_T1000; rho2 = 0 on every map, c_x = 1): width-500..2000 tied
     # networks level off at Q_c ~115, Q_h ~0.28 (benchmarks/RESULTS.md §7.2, §7.2a: width 2000 114.7 / 0.2791,
     # width 500 117.3 / 0.2799 over 0.8-3.2x10^5 steps, falling a little with the width: ~112 extrapolated in
-    # 1/n; real torch LSTMs ~116). The old plateau rule's passes agreed at 183-222. Tolerance: 10% on Q_c (the
-    # width extrapolation 112 and the width-500 values 117-124 are inside; the solver's own standard error at
-    # P = 1000 is ~3%), 2% on Q_h (networks 0.279-0.284). The reference is the networks', not this code's.
-    # Measured: OK, Q_c 116.3(3.8), Q_h 0.2809, L = 2^19 confirmed against 2^18 (121.1(4.8)); 162 s CPU (before
-    # the early call of short ranges with damping: 118.4(3.3), 199 s; before the FFTs by kernel: 110.2(3.0), 208 s);
-    # the same to 6 digits in 108-122 s CPU, 63-77 s wall on 2 cores since the steps run a block at a time. Seed 0
-    # only: at seeds 1-3 the passes rise to 160-200 on 2^18-2^19 and the run ends NOT_CONVERGED at the cap
-    # (the next test; RESULTS §7.2b).
+    # 1/n; real torch LSTMs ~116). The reference is the networks', not this code's. At P = 1000 the solver's
+    # result scatters by ~6% from seed to seed (its slowest units, the top 1% holding ~20% of Q_c, are ~10
+    # units), and its reported error follows (seeds 0-7, RESULTS §7.2c: Q_c 105.7-123.1, mean 113.2, scatter
+    # 6.9, errors 4.0-12.2; the farthest, seed 2's 105.7(4.0), is 2.4 errors from 115, 1.6 from the networks' 112). So each seed must end OK with Q_c within 3 of
+    # its reported standard errors plus 2% (the networks' own 112-117) of 115, and Q_h within 2% (networks
+    # 0.279-0.284). Before the damping was raised to 0.8 (stationary.DAMP) seeds 1-3 overshot to 160-200 and ended
+    # NOT_CONVERGED after 1.5-1.7x10^6 steps; now ~2x10^5 steps, 65-85 s CPU each.
     cell, h = _t1000_rule()
-    res = solve_stationary(cell, h, lags=64, population=1000, seed=0, max_steps=2 ** 21)
+    res = solve_stationary(cell, h, lags=64, population=1000, seed=seed, max_steps=2 ** 21)
     q_c, q_h = (float(res["mean"][cell.states.index(s), 1]) for s in ("c", "h"))
-    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, "Q_h", q_h, "ranges", res["ranges"])
+    se = float(res["standard_error"][cell.states.index("c"), 1])
+    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, se, "Q_h", q_h, "ranges", res["ranges"])
     assert res["converged"], res["reason"]
-    assert abs(q_c / 115.0 - 1) <= 0.10, f"Q_c = {q_c:.1f}, networks ~115"
+    assert abs(q_c - 115.0) <= 3 * se + 0.02 * 115.0, f"Q_c = {q_c:.1f}({se:.1f}), networks ~115"
     assert abs(q_h / 0.2795 - 1) <= 0.02, f"Q_h = {q_h:.4f}, networks ~0.2795"
-
-
-@pytest.mark.slow
-def test_stationary_solver_at_the_T1000_rule_is_honest_at_another_seed():
-    # The same rule at seed 1: the solver's passes swing between ~70 and ~200 over 10^5-step stretches (the common
-    # gamma's noise fed back, RESULTS §7.2b), so a run may end anywhere in that range; what must hold is that an
-    # OK's reported error covers the networks' ~115 (3 standard errors, the batch means' error of
-    # stationary._between), or the status is not OK. The reference is the networks', not this code's.
-    cell, h = _t1000_rule()
-    res = solve_stationary(cell, h, lags=64, population=1000, seed=1, max_steps=2 ** 21)
-    c = cell.states.index("c")
-    q_c, se = float(res["mean"][c, 1]), float(res["standard_error"][c, 1])
-    print("converged", res["converged"], "reason", res["reason"], "Q_c", q_c, se, "ranges", res["ranges"])
-    assert not res["converged"] or abs(q_c - 115.0) <= 3 * se + 0.02 * 115.0, f"OK with Q_c = {q_c:.1f}({se:.1f})"

@@ -56,7 +56,9 @@ DRIFT_SIGMAS = 5  # a drift counts beyond this many standard errors (7 degrees o
 DRIFT_TOLERANCE = 0.01  # ... if the change it projects beyond the tail exceeds this fraction of the moment
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
 STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memory budget demands): each also averages over its passes
-STATIONARY_STEPS = 2 ** 17  # the spectral solver's budget of steps: ~70 s CPU for the LSTM (mu_f = 5 converges in 7x10^4)
+#: The spectral solver's budget of steps per unit: the T = 1000 LSTM rule converges in 1.9-2.6x10^5 (~3 min CPU
+#: at the P = 2288 its memory budget leaves), the LSTM at mu_f = 5 in 7x10^4.
+STATIONARY_STEPS = 2 ** 19
 
 
 @dataclass(frozen=True)
