@@ -81,15 +81,14 @@ def add_parsers(sub) -> None:
                    help="tied: units of the Monte Carlo population (default: %(default)s)")
     p.add_argument("--stationary-steps", type=_integer, default=None, metavar="N",
                    help="tied: the stationary solver's budget of steps per unit, used when the transient's tail is "
-                   f"still relaxing (a long memory); raise it when the solver ends NOT_CONVERGED for max_steps or "
-                   f"drift, e.g. --stationary-steps 1000000 (the T = 1000 LSTM rule needs 4-15x10^5; the cost "
+                   "still relaxing (a long memory); raise it when the solver ends NOT_CONVERGED for max_steps or "
+                   "drift, e.g. --stationary-steps 1000000 (the T = 1000 LSTM rule needs 4-15x10^5; the cost "
                    f"grows in proportion) (default: {STATIONARY_STEPS})")
     p.add_argument("--stationary-population", type=_integer, default=None, metavar="P",
                    help="tied: the stationary solver's units (at least 32; it reduces them further when its "
                    f"{MEMORY_BYTES / 1e9:g} GB memory budget demands, and says so); raise it when the solver ends "
-                   "NOT_CONVERGED for "
-                   f"clipped, e.g. --stationary-population 8000 (default: the smaller of --population and "
-                   f"{STATIONARY_POPULATION})")
+                   "NOT_CONVERGED for clipped, e.g. --stationary-population 8000 (default: the smaller of "
+                   f"--population and {STATIONARY_POPULATION})")
     p.add_argument("--seed", type=int, default=0, help="tied: random seed (default: %(default)s)")
     p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
                    help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it "

@@ -118,8 +118,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     state is NOT_CONVERGED if not reached in it). ``stationary_population``: the solver's units (None:
     min(population, STATIONARY_POPULATION); the solver reduces it further when its memory budget demands, and
     ``extras["stationary_solver"]`` gives both ``population`` and ``requested_population``). ``stationary``
-    False: never (a drifting tail is then reported as NOT_CONVERGED). ``response``: the most steps the kicked replicas are followed after step T (lambda's
-    window; ``extras["response"]`` summarises the whole followed window: its survival and the xi it implies,
+    False: never (a drifting tail is then reported as NOT_CONVERGED). ``response``: the most steps the kicked
+    replicas are followed after step T (lambda's window; ``extras["response"]`` summarises the whole followed window: its survival and the xi it implies,
     docs/tied.md §2). A long memory needs a response of its own length (the tied check uses T); each step costs
     about two transient steps at that time. ``backend``: "numpy" or "cupy" for the causal transient (a seed
     fixes each backend's draws: the two agree within standard errors, not bit for bit; the stationary solver
