@@ -320,13 +320,19 @@ def test_tied_status_names_what_to_raise_for_each_stationary_reason_and_a_relaxi
     from symmft.cli.analyze import _stationary_lines
     from symmft.theory.stationary import REASONS
 
-    report = {"steps": 3072, "max_steps": 2048, "population": 512, "requested_population": 4000, "lags": 64}
+    report = {"steps": 3072, "max_steps": 2048, "population": 512, "requested_population": 512, "lags": 64}
     for reason in REASONS:
         first, last = _stationary_lines({**report, "reason": reason})
-        assert "on 512 units (--stationary-population, cut from 4000 to fit its memory budget)" in first
+        assert first == ("stationary solver ran 3072 of 2048 steps (--stationary-steps) on 512 units "
+                         "(--stationary-population), lag range 64")
         option = {"max_steps": "--stationary-steps (this run: 2048)", "drift": "--stationary-steps (this run: 2048)",
                   "clipped": "--stationary-population (this run: 512)"}.get(reason)
         assert last == f"stationary solver: {reason} -- {REASONS[reason]}" + (f"; raise {option}" if option else "")
+    # Units cut by the memory budget: said, and a clipped run is not told to ask for more units (they do not fit).
+    first, last = _stationary_lines({**report, "requested_population": 4000, "reason": "clipped"})
+    assert "on 512 units (--stationary-population, cut from 4000 to fit its memory budget)" in first
+    assert last.endswith("; more units do not fit at lag range 64 (its memory budget cut 4000 to 512): raise "
+                         "--stationary-steps (this run: 2048)"), last
     # With a finite input size the stationary solver is not used: a relaxing tail says to run more --steps
     # (the untied status message's --max-iterations does not apply to the tied theory).
     code, out, _ = run(capsys, "analyze", "vanilla_rnn", "--theory", "tied", "--steps", "2", "--input-dim", "4",

@@ -268,7 +268,15 @@ def _stationary_lines(report: dict | None) -> list[str]:
         line = f"stationary solver: {reason} -- {REASONS.get(reason, reason)}"
         if reason in STATIONARY_REMEDIES:
             option, key = STATIONARY_REMEDIES[reason]
-            line += f"; raise {option} (this run: {report.get(key, '?')})"
+            if option == "--stationary-population" and cut:
+                # The budget ran out on a clipped pass (the reason is the last pass's), and more units do not fit
+                # at this range: more passes are what is left (the T = 1000 LSTM rule at the default budget).
+                option, key = "--stationary-steps", "max_steps"
+                line += (f"; more units do not fit at lag range {report['lags']} (its memory budget cut {wanted} to "
+                         f"{population}): ")
+            else:
+                line += "; "
+            line += f"raise {option} (this run: {report.get(key, '?')})"
         lines.append(line)
     return lines
 
