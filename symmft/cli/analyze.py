@@ -82,8 +82,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--stationary-steps", type=_integer, default=None, metavar="N",
                    help="tied: the stationary solver's budget of steps per unit, used when the transient's tail is "
                    "still relaxing (a long memory); raise it when the solver ends NOT_CONVERGED for max_steps or "
-                   "drift, e.g. --stationary-steps 1000000 (the T = 1000 LSTM rule needs 4-15x10^5; the cost "
-                   f"grows in proportion) (default: {STATIONARY_STEPS})")
+                   "drift, e.g. --stationary-steps 1000000 (a memory of ~10^5 steps, as at the T = 1000 LSTM rule, "
+                   f"takes 10^5-10^6; the cost grows in proportion) (default: {STATIONARY_STEPS})")
     p.add_argument("--stationary-population", type=_integer, default=None, metavar="P",
                    help="tied: the stationary solver's units (at least 32; it reduces them further when its "
                    f"{MEMORY_BYTES / 1e9:g} GB memory budget demands, and says so); raise it when the solver ends "
