@@ -17,7 +17,7 @@ import pytest
 from scipy import integrate
 
 from symmft.cli.main import main
-from tolerances import CLASSICAL
+from tolerances import CLASSICAL, SIMULATION_SIGMAS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -221,6 +221,14 @@ def test_simulate_json_reports_final_moments_per_state(capsys):
         (["simulate", "vanilla_rnn", "--width", "0"], "width"),
         (["simulate", "vanilla_rnn", "--set", "c_x=2"], "c_x"),
         (["critical", "lstm", "--length", "20", "--theory", "tied", "--spread-networks", "1"], "--spread-networks"),
+        (["analyze", "vanilla_rnn", "--stationary-steps", "1000"], "--stationary-steps belongs to the tied theory"),
+        (["analyze", "vanilla_rnn", "--stationary-population", "1000"], "--stationary-population belongs to"),
+        (["analyze", "vanilla_rnn", "--theory", "tied", "--stationary-steps", "0"], "option --stationary-steps"),
+        (["analyze", "vanilla_rnn", "--theory", "tied", "--stationary-steps", "1e6"], "option --stationary-steps"),
+        (["analyze", "vanilla_rnn", "--theory", "tied", "--stationary-population", "16"],
+         "option --stationary-population must be an integer >= 32, got 16"),
+        (["analyze", "vanilla_rnn", "--theory", "tied", "--stationary-population", "many"],
+         "option --stationary-population"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_error_and_no_traceback(capsys, argv, fragment):
@@ -252,22 +260,82 @@ def test_cache_command_shows_and_clears_the_disk_cache(capsys, tmp_path, monkeyp
     assert code == 0 and "derivations" in out and not (tmp_path / "derivations").exists()
 
 
-def test_tied_analyze_says_why_the_stationary_solver_did_not_converge(capsys, monkeypatch):
-    # The solver's own reason must reach the user, not only the generic NOT_CONVERGED message: a budget of 2048
-    # steps cannot hold the 6 measured passes of >= 1024 steps the solver requires at LSTM mu_f = 4, so the
-    # real solver (forced by window=, a tiny population for speed) must end NOT_CONVERGED with a reason, and the
-    # command must print that reason and its explanation.
-    import symmft.cli.analyze as analyze_cli
-    from symmft.theory.stationary import REASONS
-    from symmft.theory.tied import analyze_tied
+#: A vanilla RNN point whose tied stationary state the spectral solver reaches in ~7x10^3 steps (quenched biases:
+#: a short memory). --steps 2 is too short to show a settled tail (tied._still_relaxing needs 3), so the solver runs.
+TIED_VANILLA = ["analyze", "vanilla_rnn", "--theory", "tied", "--set", "nu2_h=1.5", "--set", "rho2_h=0.2",
+                "--set", "c_x=0.5", "--steps", "2", "--population", "2000", "--stationary-population", "1000"]
 
-    def small(*args, **kwargs):
-        return analyze_tied(*args, **{**kwargs, "population": 256, "window": 256, "max_steps": 2048})
 
-    monkeypatch.setattr(analyze_cli, "analyze_tied", small)
-    code, out, _ = run(capsys, "analyze", "lstm", "--theory", "tied", "--set", "mu_f=4")
+def vanilla_stationary(nu2: float, sigma2_qx: float, rho2: float, c_x: float) -> tuple[float, float]:
+    """Q* and c* of h = tanh(U h + W x + b) by Gauss-Hermite quadrature (no symmft code): a pre-activation has
+    variance nu2 Q + sigma2_qx + rho2, of which nu2 C + sigma2_qx c_x + rho2 the two sequences share. Exact for the
+    tied network too: its one-time moments see only the fields' equal-time covariances nu2 Q and nu2 C, as the
+    untied map does (docs/tied.md §1)."""
+    z, w = np.polynomial.hermite_e.hermegauss(120)
+    w = w / w.sum()
+    q = c = 0.5
+    for _ in range(400):  # a contraction (slopes <= ~0.6 here): converged far below float64 rounding
+        v, k = nu2 * q + sigma2_qx + rho2, nu2 * c + sigma2_qx * c_x + rho2
+        q = float(np.sum(w * np.tanh(math.sqrt(v) * z) ** 2))
+        inner = (w * np.tanh(math.sqrt(k) * z[:, None] + math.sqrt(v - k) * z)).sum(axis=1)  # E[tanh | shared]
+        c = float(np.sum(w * inner ** 2))
+    return q, c / q
+
+
+def test_tied_stationary_options_reach_the_solver_and_a_short_budget_names_the_option(capsys):
+    # The real solver with --stationary-steps 2048: two passes of 1024 steps cannot hold the 6 measured passes it
+    # requires, so it must end NOT_CONVERGED (drift or max_steps), and the command must print the reason, its
+    # explanation, and the option that lifts it with this run's value. --stationary-population 1000 must reach it
+    # (without the option it would run min(--population, 4000) = 2000; it rounds up to whole groups of 16).
+    from symmft.theory.stationary import GROUPS, REASONS
+
+    code, out, _ = run(capsys, *TIED_VANILLA, "--stationary-steps", "2048")
     assert code == 0
-    assert "status: NOT_CONVERGED" in out, out
+    assert "status: NOT_CONVERGED (the stationary solver did not converge" in out, out
+    ran = re.search(r"stationary solver ran (\d+) of 2048 steps \(--stationary-steps\) on (\d+) units", out)
+    assert ran and 2048 <= int(ran[1]) < 2048 + 1024 and 1000 <= int(ran[2]) < 1000 + GROUPS, out
     line = next(l for l in out.splitlines() if l.startswith("stationary solver: "))
     reason = line.removeprefix("stationary solver: ").split(" -- ")[0]
-    assert line == f"stationary solver: {reason} -- {REASONS[reason]}"
+    assert reason in ("drift", "max_steps"), line
+    assert line == f"stationary solver: {reason} -- {REASONS[reason]}; raise --stationary-steps (this run: 2048)"
+
+
+def test_tied_stationary_steps_enough_converge_to_the_closed_form(capsys):
+    # A larger budget converges, to the independent quadrature of the vanilla RNN's stationary moments within
+    # SIMULATION_SIGMAS of the solver's standard errors (measured: 1.1 of them at this seed, ~0.2% of Q).
+    code, out, _ = run(capsys, *TIED_VANILLA, "--stationary-steps", "16384", "--json")
+    assert code == 0
+    result = json.loads(out)
+    report = result["stationary_solver"]
+    assert result["status"] == "OK" and result["solver"] == "stationary", report
+    assert report["max_steps"] == 16384 and report["steps"] <= 16384 and report["requested_population"] == 1000
+    q, c = vanilla_stationary(1.5, 1.0, 0.2, 0.5)
+    assert abs(result["fixed_point"]["h"]["second_moment"] - q) <= SIMULATION_SIGMAS * result["standard_error_Q_h"]
+    assert abs(result["correlation"]["h"] - c) <= SIMULATION_SIGMAS * result["standard_error_correlation_h"]
+
+
+def test_tied_status_names_what_to_raise_for_each_stationary_reason_and_a_relaxing_transient(capsys):
+    # The remedy lines for every reason the solver can give (a report as analyze_tied returns it): an option where
+    # one lifts it, none where none does (REASONS says what to do), and a memory-budget cut of the units said.
+    from symmft.cli.analyze import _stationary_lines
+    from symmft.theory.stationary import REASONS
+
+    report = {"steps": 3072, "max_steps": 2048, "population": 512, "requested_population": 512, "lags": 64}
+    for reason in REASONS:
+        first, last = _stationary_lines({**report, "reason": reason})
+        assert first == ("stationary solver ran 3072 of 2048 steps (--stationary-steps) on 512 units "
+                         "(--stationary-population), lag range 64")
+        option = {"max_steps": "--stationary-steps (this run: 2048)", "drift": "--stationary-steps (this run: 2048)",
+                  "clipped": "--stationary-population (this run: 512)"}.get(reason)
+        assert last == f"stationary solver: {reason} -- {REASONS[reason]}" + (f"; raise {option}" if option else "")
+    # Units cut by the memory budget: said, and a clipped run is not told to ask for more units (they do not fit).
+    first, last = _stationary_lines({**report, "requested_population": 4000, "reason": "clipped"})
+    assert "on 512 units (--stationary-population, cut from 4000 to fit its memory budget)" in first
+    assert last.endswith("; more units do not fit at lag range 64 (its memory budget cut 4000 to 512): raise "
+                         "--stationary-steps (this run: 2048)"), last
+    # With a finite input size the stationary solver is not used: a relaxing tail says to run more --steps
+    # (the untied status message's --max-iterations does not apply to the tied theory).
+    code, out, _ = run(capsys, "analyze", "vanilla_rnn", "--theory", "tied", "--steps", "2", "--input-dim", "4",
+                       "--population", "256")
+    assert code == 0 and "status: NOT_CONVERGED (the transient's tail is still relaxing" in out, out
+    assert "run more --steps" in out and "max-iterations" not in out and "stationary solver ran" not in out

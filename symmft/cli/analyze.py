@@ -20,13 +20,13 @@ from symmft.theory.compile import BACKENDS
 from symmft.serialize import jsonable
 from symmft.theory.point import analyze_point
 from symmft.theory.grid import TWO_SEQUENCE_WORK, analyze_grid, check_cost
-from symmft.errors import Status
+from symmft.errors import Status, integer_option
 from symmft.theory.analysis import ZERO_SECOND_MOMENT
 from symmft.theory.jacobian import jacobian_moments
 from symmft.theory.closure import CLOSURES, DEFAULT_CLOSURE
 from symmft.theory.meanfield import two_sequence_conditional
-from symmft.theory.stationary import REASONS
-from symmft.theory.tied import analyze_tied
+from symmft.theory.stationary import MEMORY_BYTES, REASONS
+from symmft.theory.tied import STATIONARY_POPULATION, STATIONARY_STEPS, analyze_tied
 from symmft.cli.common import (CommandLineError, assignments, cell_argument, command, num, output_stem, print_json,
                                print_table, set_argument)
 
@@ -48,6 +48,7 @@ def add_parsers(sub) -> None:
             "symmft analyze vanilla_rnn --grid nu2_h=0.5:2:16 --grid sigma2_h=0:1:5 -o reports/vanilla",
             "symmft analyze lstm --theory tied --set mu_f=3 --steps 200 --json",
             "symmft analyze lstm --theory tied --set mu_f=3 --input-dim 28 --weights orthogonal",
+            "symmft analyze lstm --theory tied --set mu_f=5 --stationary-steps 1000000 --stationary-population 8000",
         ],
         ("M*, Q*", "c*", "lambda", "xi", "chi_1", "diagonal lambda", "m1, m2", "closure", "status"),
     )
@@ -78,6 +79,16 @@ def add_parsers(sub) -> None:
                    help="tied: the input size m (default: infinite); finite m correlates a unit's gate drives")
     p.add_argument("--population", type=int, default=20000, metavar="P",
                    help="tied: units of the Monte Carlo population (default: %(default)s)")
+    p.add_argument("--stationary-steps", type=_integer, default=None, metavar="N",
+                   help="tied: the stationary solver's budget of steps per unit, used when the transient's tail is "
+                   "still relaxing (a long memory); raise it when the solver ends NOT_CONVERGED for max_steps or "
+                   "drift, e.g. --stationary-steps 1000000 (a memory of ~10^5 steps, as at the T = 1000 LSTM rule, "
+                   f"ends OK in 2-3x10^5; the cost grows in proportion) (default: {STATIONARY_STEPS})")
+    p.add_argument("--stationary-population", type=_integer, default=None, metavar="P",
+                   help="tied: the stationary solver's units (at least 32; it reduces them further when its "
+                   f"{MEMORY_BYTES / 1e9:g} GB memory budget demands, and says so); raise it when the solver ends "
+                   "NOT_CONVERGED for clipped, e.g. --stationary-population 8000 (default: the smaller of "
+                   f"--population and {STATIONARY_POPULATION})")
     p.add_argument("--seed", type=int, default=0, help="tied: random seed (default: %(default)s)")
     p.add_argument("--closure", default=DEFAULT_CLOSURE, choices=CLOSURES,
                    help="law of non-Gaussian nonlinearity arguments: auto = exact wherever quadrature can do it "
@@ -105,7 +116,7 @@ def _analyze(args) -> int:
     values = assignments(args.assignments)
     if args.theory == "tied":
         return _analyze_tied(args, cell, values)
-    for option in ("steps", "input_dim"):
+    for option in ("steps", "input_dim", "stationary_steps", "stationary_population"):
         if getattr(args, option) is not None:
             raise CommandLineError(f"--{option.replace('_', '-')} belongs to the tied theory: add --theory tied")
     specs: dict[str, tuple] = {}
@@ -184,10 +195,14 @@ def _analyze_tied(args, cell, values: dict) -> int:
     if args.backend == "mpmath":
         raise CommandLineError("--theory tied is a Monte Carlo population: --backend numpy (CPU) or cupy (GPU), "
                                "not mpmath")
+    max_steps = integer_option("--stationary-steps", STATIONARY_STEPS if args.stationary_steps is None
+                               else args.stationary_steps)
+    population = (None if args.stationary_population is None
+                  else integer_option("--stationary-population", args.stationary_population, 32))
     start = time.perf_counter()
     analysis = analyze_tied(cell, values, steps=args.steps, input_dim=args.input_dim,
                             weights=args.weights or "gaussian", population=args.population, seed=args.seed,
-                            backend=args.backend)
+                            backend=args.backend, max_steps=max_steps, stationary_population=population)
     seconds = time.perf_counter() - start
     result = analysis.to_json()
     moments = _jacobian(args, analysis, result)
@@ -197,10 +212,9 @@ def _analyze_tied(args, cell, values: dict) -> int:
     se = analysis.standard_error
     print(f"{cell.name}: tied-weight theory (population {analysis.extras['population']}, "
           f"input size {args.input_dim or 'infinite'}, {args.backend} backend, {seconds:.2f} s)")
-    print(f"status: {analysis.status.name} ({analysis.status.message})")
-    reason = (analysis.extras.get("stationary_solver") or {}).get("reason")
-    if reason:
-        print(f"stationary solver: {reason} -- {REASONS.get(reason, reason)}")
+    print(f"status: {analysis.status.name} ({_tied_status(analysis)})")
+    for line in _stationary_lines(analysis.extras.get("stationary_solver")):
+        print(line)
     print()
     rows = [[s, f"{num(analysis.fixed_point[f'M_{s}'])} +- {se[f'M_{s}']:.2g}",
              f"{num(analysis.fixed_point[f'Q_{s}'])} +- {se[f'Q_{s}']:.2g}",
@@ -212,6 +226,59 @@ def _analyze_tied(args, cell, values: dict) -> int:
         print(f"\nJacobian ({args.jacobian}, {args.weights} weights, tied statistics): m1 {float(moments['m1']):.8g}   "
               f"m2 {float(moments['m2']):.8g}   variance {float(moments['variance']):.8g}")
     return 0
+
+
+def _integer(text: str) -> int | str:
+    """An option's integer, or its text unchanged for :func:`symmft.errors.integer_option` to refuse in one line
+    (argparse's own refusal prints the whole usage first)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+#: The option to raise when the stationary solver ends NOT_CONVERGED for a reason (stationary.REASONS says why),
+#: and the solver report's key that holds this run's value of it.
+STATIONARY_REMEDIES = {"max_steps": ("--stationary-steps", "max_steps"), "drift": ("--stationary-steps", "max_steps"),
+                       "clipped": ("--stationary-population", "population")}
+
+
+def _tied_status(analysis) -> str:
+    """The tied status in words: NOT_CONVERGED says which solver did not settle (the untied message's
+    --max-iterations does not apply)."""
+    if analysis.status != Status.NOT_CONVERGED:
+        return analysis.status.message
+    if analysis.extras.get("solver") == "stationary":
+        return "the stationary solver did not converge: see its reason below"
+    return ("the transient's tail is still relaxing and the stationary solver was not used (finite --input-dim): "
+            "run more --steps")
+
+
+def _stationary_lines(report: dict | None) -> list[str]:
+    """What the stationary solver did, when it ran: its steps and units against the options that set them, and
+    if it did not converge why, with the option to raise."""
+    if not report:
+        return []
+    population, wanted = report["population"], report.get("requested_population", report["population"])
+    cut = f", cut from {wanted} to fit its memory budget" if population < wanted else ""
+    lines = [f"stationary solver ran {report['steps']} of {report.get('max_steps', '?')} steps (--stationary-steps) on "
+             f"{population} units (--stationary-population{cut}), lag range {report['lags']}"]
+    reason = report.get("reason")
+    if reason:
+        line = f"stationary solver: {reason} -- {REASONS.get(reason, reason)}"
+        if reason in STATIONARY_REMEDIES:
+            option, key = STATIONARY_REMEDIES[reason]
+            if option == "--stationary-population" and cut:
+                # The budget ran out on a clipped pass (the reason is the last pass's), and more units do not fit
+                # at this range: more passes are what is left (the T = 1000 LSTM rule at the default budget).
+                option, key = "--stationary-steps", "max_steps"
+                line += (f"; more units do not fit at lag range {report['lags']} (its memory budget cut {wanted} to "
+                         f"{population}): ")
+            else:
+                line += "; "
+            line += f"raise {option} (this run: {report.get(key, '?')})"
+        lines.append(line)
+    return lines
 
 
 def _write_analysis(analysis, result: dict, axes: dict[str, np.ndarray], output: str) -> list[str]:

@@ -105,8 +105,8 @@ class TiedAnalysis:
 def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps: int | None = None,
                  input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
                  seed: int = 0, window: int | None = None, stationary: bool = True,
-                 max_steps: int = STATIONARY_STEPS, response: int = MEASURE,
-                 backend: str = "numpy") -> TiedAnalysis:
+                 max_steps: int = STATIONARY_STEPS, stationary_population: int | None = None,
+                 response: int = MEASURE, backend: str = "numpy") -> TiedAnalysis:
     """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
 
     ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
@@ -117,9 +117,11 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     only when the transient's tail is still drifting, with a window of 8 x its length rounded up to a power of
     2); the solver doubles that lag range while the measured correlations need it, up to
     :data:`~symmft.theory.stationary.MAX_LAGS`. ``max_steps``: its budget of steps per unit (the stationary
-    state is NOT_CONVERGED if not reached in it). ``stationary`` False: never (a drifting tail is then reported
-    as NOT_CONVERGED). ``response``: the most steps the kicked replicas are followed after step T (lambda's
-    window; ``extras["response"]`` summarises the whole followed window: its survival and the xi it implies,
+    state is NOT_CONVERGED if not reached in it). ``stationary_population``: the solver's units (None:
+    min(population, STATIONARY_POPULATION); the solver reduces it further when its memory budget demands, and
+    ``extras["stationary_solver"]`` gives both ``population`` and ``requested_population``). ``stationary``
+    False: never (a drifting tail is then reported as NOT_CONVERGED). ``response``: the most steps the kicked
+    replicas are followed after step T (lambda's window; ``extras["response"]`` summarises the whole followed window: its survival and the xi it implies,
     docs/tied.md §2). A long memory needs a response of its own length (the tied check uses T); each step costs
     about two transient steps at that time. ``backend``: "numpy" or "cupy" for the causal transient (a seed
     fixes each backend's draws: the two agree within standard errors, not bit for bit; the stationary solver
@@ -132,7 +134,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     if weights not in WEIGHTS:
         raise HyperparameterError(f"option weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     for name, value, least in (("steps", steps, 1), ("input_dim", input_dim, 1), ("population", population, 32),
-                               ("window", window, 64), ("max_steps", max_steps, 1), ("response", response, 6)):
+                               ("window", window, 64), ("max_steps", max_steps, 1), ("response", response, 6),
+                               ("stationary_population", stationary_population, 32)):
         if value is not None:
             integer_option(name, value, least)
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
@@ -145,12 +148,14 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     lam, lam_se, response_report = _cross_rate(run, record[-1], response)
     if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
         window = window or 2 ** math.ceil(math.log2(8 * horizon))
-        st = solve_stationary(cell, h, lags=window // 4, population=min(population, STATIONARY_POPULATION), seed=seed,
+        wanted = min(population, STATIONARY_POPULATION) if stationary_population is None else stationary_population
+        st = solve_stationary(cell, h, lags=window // 4, population=wanted, seed=seed,
                               initial=run.field_covariances(window // 4), max_steps=max_steps)
         values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
         stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "stride", "population", "reason", "clipped",
                                                 "static_fraction", "ranges")}
+        stationary_report.update(requested_population=int(wanted), max_steps=int(max_steps))
         if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
