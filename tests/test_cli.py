@@ -282,14 +282,24 @@ def vanilla_stationary(nu2: float, sigma2_qx: float, rho2: float, c_x: float) ->
     return q, c / q
 
 
-def test_tied_stationary_options_reach_the_solver_and_a_short_budget_names_the_option(capsys):
+def test_tied_stationary_options_reach_the_solver_and_a_short_budget_names_the_option(capsys, monkeypatch):
     # The real solver with --stationary-steps 2048: two passes of 1024 steps cannot hold the 6 measured passes it
     # requires, so it must end NOT_CONVERGED (drift or max_steps), and the command must print the reason, its
     # explanation, and the option that lifts it with this run's value. --stationary-population 1000 must reach it
     # (without the option it would run min(--population, 4000) = 2000; it rounds up to whole groups of 16).
+    # Progress on stderr (a line per update here, where a real run prints one every 10 s): the transient's steps,
+    # then the solver's up to the steps it ran, with its lag range and Q.
+    import functools
+
+    import symmft.progress
+    import symmft.theory.tied as tied
     from symmft.theory.stationary import GROUPS, REASONS
 
-    code, out, _ = run(capsys, *TIED_VANILLA, "--stationary-steps", "2048")
+    monkeypatch.setattr(tied, "show_progress", functools.partial(symmft.progress.progress, every=0.0))
+    code, out, err = run(capsys, *TIED_VANILLA, "--stationary-steps", "2048")
+    assert re.search(r"symmft: tied transient vanilla_rnn: 2/2 steps \(100%\)", err), err
+    last = re.findall(r"symmft: tied stationary vanilla_rnn: (\d+)/2048 steps .*L=\d+, Q_h=[0-9.]+", err)
+    assert last and last[-1] == re.search(r"stationary solver ran (\d+) of", out)[1], err
     assert code == 0
     assert "status: NOT_CONVERGED (the stationary solver did not converge" in out, out
     ran = re.search(r"stationary solver ran (\d+) of 2048 steps \(--stationary-steps\) on (\d+) units", out)

@@ -202,7 +202,8 @@ def _analyze_tied(args, cell, values: dict) -> int:
     start = time.perf_counter()
     analysis = analyze_tied(cell, values, steps=args.steps, input_dim=args.input_dim,
                             weights=args.weights or "gaussian", population=args.population, seed=args.seed,
-                            backend=args.backend, max_steps=max_steps, stationary_population=population)
+                            backend=args.backend, max_steps=max_steps, stationary_population=population,
+                            progress=True)
     seconds = time.perf_counter() - start
     result = analysis.to_json()
     moments = _jacobian(args, analysis, result)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -39,6 +40,7 @@ from symmft.cell import params
 from symmft.cell.graph import Cell
 from symmft.cell.trace import load_cell
 from symmft.errors import BackendError, HyperparameterError, Status, integer_option
+from symmft.progress import progress as show_progress
 from symmft.serialize import jsonable
 from symmft.theory.analysis import DIVERGENCE, time_scale
 from symmft.theory.population import _decay_rate
@@ -55,6 +57,7 @@ TAIL = 0.25  # the stationary estimate from a transient averages its last quarte
 DRIFT_SIGMAS = 5  # a drift counts beyond this many standard errors (7 degrees of freedom: p ~ 0.002 a moment)
 DRIFT_TOLERANCE = 0.01  # ... if the change it projects beyond the tail exceeds this fraction of the moment
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
+PROGRESS_STEPS = 64  # transient steps between two updates of a progress bar
 STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memory budget demands): each also averages over its passes
 #: The spectral solver's budget of steps per unit: the T = 1000 LSTM rule converges in 1.9-2.6x10^5 (~3 min CPU
 #: at the P = 2288 its memory budget leaves), the LSTM at mu_f = 5 in 7x10^4.
@@ -106,7 +109,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
                  input_dim: int | None = None, weights: str = "gaussian", population: int = 20_000,
                  seed: int = 0, window: int | None = None, stationary: bool = True,
                  max_steps: int = STATIONARY_STEPS, stationary_population: int | None = None,
-                 response: int = MEASURE, backend: str = "numpy") -> TiedAnalysis:
+                 response: int = MEASURE, backend: str = "numpy", progress: bool = False) -> TiedAnalysis:
     """Tied-weight theory of ``cell`` at one point (scalar ``hyperparameters``; defaults as ``symmft params``).
 
     ``steps``: T, the transient t = 1..T from the zero state (``trajectory``); None runs DEFAULT_STEPS and
@@ -141,7 +144,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     horizon = int(steps) if steps is not None else DEFAULT_STEPS
     run = Transient(cell, h, horizon + response, population=population, seed=seed, input_dim=input_dim,
                     backend=backend)
-    record, keep = _advance_keeping(run, horizon)
+    with show_progress(horizon, f"tied transient {cell.name}", "step", enabled=progress) as bar:
+        record, keep = _advance_keeping(run, horizon, bar)
     values, se, status = _tail(record)
     stationary_report = None
     two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
@@ -149,8 +153,10 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
         window = window or 2 ** math.ceil(math.log2(8 * horizon))
         wanted = min(population, STATIONARY_POPULATION) if stationary_population is None else stationary_population
-        st = solve_stationary(cell, h, lags=window // 4, population=wanted, seed=seed,
-                              initial=run.field_covariances(window // 4), max_steps=max_steps)
+        with show_progress(max_steps, f"tied stationary {cell.name}", "step", enabled=progress) as bar:
+            st = solve_stationary(cell, h, lags=window // 4, population=wanted, seed=seed,
+                                  initial=run.field_covariances(window // 4), max_steps=max_steps,
+                                  progress=_pass_reporter(bar, cell.states))
         values, se, two_time, solver = st["mean"], st["standard_error"], list(st["two_time"]), "stationary"
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
         stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "stride", "population", "reason", "clipped",
@@ -191,17 +197,37 @@ def _point(cell: Cell, values: dict | None) -> dict:
     return {k: float(v) for k, v in h.items()}
 
 
-def _advance_keeping(run: Transient, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _advance_keeping(run: Transient, steps: int, bar=None) -> tuple[np.ndarray, np.ndarray]:
     """Advance ``run``; the moments, and the tail's state histories of the first TWO_TIME_UNITS units (both
-    copies) for the two-time correlation: (tail, state, 2, units)."""
+    copies) for the two-time correlation: (tail, state, 2, units). ``bar`` (:func:`symmft.progress.progress`)
+    is advanced as the steps are taken (PROGRESS_STEPS at a time before the tail)."""
     tail = max(2, int(TAIL * steps))
-    record = run.advance(steps - tail)
+    rows = []
+    for start in range(0, steps - tail, PROGRESS_STEPS):
+        rows.append(run.advance(min(PROGRESS_STEPS, steps - tail - start)))
+        if bar is not None:
+            bar.update(len(rows[-1]))
     groups = min(TWO_TIME_UNITS // run.ops.shape[1] + 1, run.ops.shape[0])  # enough groups for that many units
-    keep, rows = [], [record]
+    keep = []
     for _ in range(tail):
         rows.append(run.advance(1))
         keep.append(np.stack([to_numpy(s[:, :groups]).reshape(2, -1) for s in run.states]))
+        if bar is not None:
+            bar.update(1)
     return np.concatenate(rows), np.array(keep)
+
+
+def _pass_reporter(bar, states: tuple) -> Callable[[dict], None]:
+    """A :func:`~symmft.theory.stationary.solve_stationary` ``progress`` callback that advances ``bar`` by the
+    pass's steps and shows the lag range and each state's second moment."""
+    done = [0]
+
+    def report(info: dict) -> None:
+        bar.update(info["steps"] - done[0])
+        done[0] = info["steps"]
+        bar.set_postfix(L=info["lags"], **{f"Q_{s}": f"{q:.4g}" for s, q in zip(states, info["Q"])})
+
+    return report
 
 
 def _tail(record: np.ndarray) -> tuple[np.ndarray, np.ndarray, Status]:
