@@ -16,7 +16,8 @@ passes, not a longer window. L doubles while the decaying part has not decayed b
 the measured correlation time; without quenched sources called as soon as lag L/2 is measured, with the drawn
 covariance damped on two-rate ranges, DAMP), up to MAX_LAGS = 2^20. The static part is the population
 mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
-and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
+and without quenched sources a result must not move when the range doubles (docs/tied.md §4); a measured nonzero
+mean of a multiplied vector counts as a quenched source (the fixed part (U 1) mean(v) of every unit's field). Identical inputs
 (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
 independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
 blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector, capped by
@@ -280,7 +281,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     static per-unit part (``static_fraction``: without quenched sources mean(v)^2 / variance; with them the
     plateau's share, above :data:`STATIC_TRUSTED` on a two-rate range NOT_CONVERGED, reason ``static``), each
     range's pooled Q and its error where a result was confirmed by doubling the range (``ranges``: without
-    quenched sources, docs/tied.md §4), passes, steps, the final L, population (per copy; reduced if
+    quenched sources, docs/tied.md §4), ``mean_source`` (the vector node whose measured mean made a run without
+    quenched biases draw the plateau, :func:`_mean_source`; None if none), passes, steps, the final L, population (per copy; reduced if
     MEMORY_BYTES demanded it), clipped weight, the relative drift of Q and C within the last pass, the last field
     covariances ``gamma``, and ``converged`` with ``reason`` when it is False. The second and cross moments are
     both watched for convergence and drift."""

@@ -151,6 +151,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
         stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "stride", "population", "reason", "clipped",
                                                 "static_fraction", "ranges")}
+        stationary_report["mean_source"] = st["mean_source"] is not None  # a measured mean drew the plateau
         if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
