@@ -16,12 +16,13 @@ passes, not a longer window. L doubles while the decaying part has not decayed b
 the measured correlation time; without quenched sources called as soon as lag L/2 is measured, with the drawn
 covariance damped on two-rate ranges, DAMP), up to MAX_LAGS = 2^20. The static part is the population
 mean's square unless something is quenched per unit (rho2 > 0, a chrono bias: then the covariance's plateau),
-and without quenched sources a result must not move when the range doubles (docs/tied.md §4). Identical inputs
-(c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver), so they are run as
-independent units instead (twice the population for the same cost). Memory: float32 noise carries, field
-blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector, capped by
-MEMORY_BYTES (the population is reduced to fit and the caller told); beyond it the block's normals and the next
-block's, (16 k + 32 i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m
+and without quenched sources a result must not move when the range doubles (docs/tied.md §4); a measured
+nonzero mean of a multiplied vector counts as a quenched source (the fixed part (U 1) mean(v) of every unit's
+field). Identical inputs (c_x = 1): the two copies are one trajectory (C = Q exactly, as in the causal solver),
+so they are run as independent units instead (twice the population for the same cost). Memory: float32 noise
+carries, field blocks and lag buffers, ~(32 k + 32) bytes per unit and full-rate lag for k matrices per vector,
+capped by MEMORY_BYTES (the population is reduced to fit and the caller told); beyond it the block's normals and
+the next block's, (16 k + 32 i) bytes for i maps reading the input (:func:`_budget`). Infinite input size only (finite m
 conditions on one input sequence, which is not stationary: use the transient). docs/tied.md §4.
 
 Speed (:mod:`symmft.theory.blocks`): every block's standard normals are drawn a block ahead in a second thread,
@@ -68,6 +69,12 @@ MAX_LAGS = 2 ** 20  # the longest lag range (two-rate beyond TWO_RATE: memory pe
 #: drawn so without quenched sources, the T = 1000 LSTM rule (~0.6-0.7 at L = 2^18) gave Q_c 183-222, growing
 #: with L, where tied networks level off at ~115 (docs/tied.md §5). Without quenched sources there is no plateau.
 STATIC_TRUSTED = 0.3
+#: Without quenched biases, a multiplied vector's population mean counts as a quenched source once a pass measures
+#: it above this share of the vector's variance and above MEAN_SIGMAS standard errors of the groups' means
+#: (:func:`_mean_source`): every unit's field then holds a fixed part (U 1) mean(v), so the units' long-time
+#: averages differ and the static part is the plateau (docs/tied.md §4), not mean(v)^2 alone.
+MEAN_SHARE = 0.01
+MEAN_SIGMAS = 5.0
 #: Why a solve ended NOT_CONVERGED (``reason``), in words for the command line.
 REASONS = {
     "lags": "the field correlations outlast the largest lag range the solver keeps (or, without quenched sources, "
@@ -102,6 +109,21 @@ def _still_correlated(coarse: np.ndarray, static: float) -> bool:
     return bool(np.isfinite(half) and first > 0 and half > ADEQUATE * first)
 
 
+def _plateau_reached(gamma: dict) -> bool:
+    """Whether, two-rate, every mode's fine covariance (auto +- cross) is at its plateau by half the fast range
+    (:func:`adequate` against the plateau the grid draws: the mean of the measured grid's last quarter, as
+    :meth:`~symmft.theory.spectral.StreamingFields.draw` takes it). Then the covariance is flat from there to
+    the whole range L, many times longer: a plateau reached within a one-rate range, as the quenched points
+    validated against networks have it, not a correlation still decaying past the range."""
+    for auto, cross, coarse_auto, coarse_cross in gamma.values():
+        for sign in (1.0, -1.0):
+            G = coarse_auto + sign * coarse_cross
+            reach = 2 ** int(math.log2(max(measured_reach(G), 8)))
+            if not adequate(auto + sign * cross, variance=auto[0], static=float(G[3 * reach // 4:reach].mean())):
+                return False
+    return True
+
+
 def quenched(h: dict) -> bool:
     """Whether the hyperparameters fix anything per unit beyond the recurrent matrices: a bias variance rho2_k > 0
     or a chrono bias (beta_k with chrono_length). Without such a source (and with iid inputs, as here) every unit
@@ -110,6 +132,22 @@ def quenched(h: dict) -> bool:
     (or a frozen pattern the dynamics does not keep: the T = 1000 LSTM rule, docs/tied.md §5), not a static field."""
     chrono = h.get("chrono_length", 0) and any(v != 0 for k, v in h.items() if k.startswith("beta_"))
     return bool(chrono or any(v > 0 for k, v in h.items() if k.startswith("rho2_")))
+
+
+def _mean_source(group_totals: dict, counts: int, gamma: dict) -> int | None:
+    """The first node whose pass mean of v is a quenched source (:data:`MEAN_SHARE`, :data:`MEAN_SIGMAS`), or
+    None. ``group_totals``: per node the sums of v over each group's units and the pass's steps, (2 copies,
+    GROUPS); ``counts``: the values in each such sum; ``gamma``: the pass's covariances (lag 0: the variance).
+    Why both bars: the share keeps a finite population's residual mean (~Q / P: the T = 1000 LSTM rule's
+    mean(h)^2 / Q_h ~ 1e-3) on the no-plateau path, and the standard error keeps noise off it (the groups are
+    independent given gamma)."""
+    for node, totals in group_totals.items():
+        per_group = totals.mean(axis=0) / counts  # (GROUPS,): each group's mean over both copies
+        m, se = per_group.mean(), per_group.std(ddof=1) / math.sqrt(len(per_group))
+        variance = float(gamma[node][0][0])
+        if np.isfinite(m) and abs(m) > MEAN_SIGMAS * se and m * m > MEAN_SHARE * abs(variance):
+            return node
+    return None
 
 
 def _budget(maps: dict, lags: int) -> int:
@@ -243,8 +281,9 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     static per-unit part (``static_fraction``: without quenched sources mean(v)^2 / variance; with them the
     plateau's share, above :data:`STATIC_TRUSTED` on a two-rate range NOT_CONVERGED, reason ``static``), each
     range's pooled Q and its error where a result was confirmed by doubling the range (``ranges``: without
-    quenched sources, docs/tied.md §4), passes, steps, the final L, population (per copy; reduced if
-    MEMORY_BYTES demanded it), clipped weight, the relative drift of Q and C within the last pass, the last field
+    quenched sources, docs/tied.md §4), ``mean_source`` (the vector node whose measured mean made a run without
+    quenched biases draw the plateau, :func:`_mean_source`; None if none), passes, steps, the final L,
+    population (per copy; reduced if MEMORY_BYTES demanded it), clipped weight, the relative drift of Q and C within the last pass, the last field
     covariances ``gamma``, and ``converged`` with ``reason`` when it is False. The second and cross moments are
     both watched for convergence and drift."""
     maps = {node: len(m) for node, m in consumers(cell).items()}
@@ -281,6 +320,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
     # The static part of each field: without quenched sources only the population mean's square (ergodic units);
     # with them the covariance's plateau (docs/tied.md §4). Zero until a pass has measured the mean.
     static = None if quenched(h) else {node: (0.0, 0.0) for node in maps}
+    mean_source = None  # the node whose measured mean switched a run without quenched biases to the plateau rule
     previous, change, converged, reason = None, None, False, "max_steps"
     confirming, confirm, ranges, honest = None, False, [], None  # no quenched source: the result at half the range
     steps, passes, mean, started, measured, measured_steps = 0, 0, None, time.process_time(), [], []
@@ -289,6 +329,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         record = np.zeros((2, GROUPS, len(cell.states), 3))  # the pass's two halves
         clipped, pending, pending_states = 0.0, {node: [] for node in coarse}, [[] for _ in two_time_coarse]
         totals = {node: np.zeros(2) for node in maps}  # per copy: the sum of v over units and the pass's steps
+        group_totals = {node: np.zeros((2, GROUPS)) for node in maps}  # the same per group (the mean's noise)
         for b in range(blocks):
             B = source.block
             noise = normals.take([*source.noise_plan(), ("inputs", ops.input_shape(B), np.float64, False)])
@@ -299,6 +340,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             for node, lag in lagged.items():
                 lag.add(source.recorded[node])
                 totals[node] += source.recorded[node].sum(axis=(1, 2, 3), dtype=np.float64)
+                group_totals[node] += source.recorded[node].sum(axis=(2, 3), dtype=np.float64)
             for i, lag in enumerate(two_time):
                 lag.add(history[i])
             for node in coarse:
@@ -329,6 +371,12 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             gamma = {node: tuple(np.where(np.isfinite(new) & np.isfinite(old), (1 - DAMP) * new + DAMP * old, new)
                                  if len(old) == len(new) else new for new, old in zip(gamma[node], used[node]))
                      for node in gamma}
+        if static is not None and mean_source is None:
+            # A measured nonzero mean is a quenched source (the fixed part (U 1) mean(v) of every unit's field):
+            # from the next pass on the static part is the plateau (docs/tied.md §4), as with quenched biases.
+            mean_source = _mean_source(group_totals, per_group * blocks * source.block, gamma)
+            if mean_source is not None:
+                static = None
         if static is not None:  # the population means' squares: <v^a_t v^b_s> of ergodic units at long lags
             means = {node: total / (units * blocks * source.block) for node, total in totals.items()}
             static = {node: ((m[0] ** 2 + m[1] ** 2) / 2, 0.0 if identical else m[0] * m[1])
@@ -461,7 +509,8 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             continue
         reason = "lags" if short else "clipped" if clipped >= 0.01 else "drift" if drifting else "max_steps"
     normals.rewind()
-    if converged and static is None and source.stride > 1 and source.static_fraction > STATIC_TRUSTED:
+    if (converged and static is None and source.stride > 1 and source.static_fraction > STATIC_TRUSTED
+            and not _plateau_reached(gamma)):
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
         mean, se = _pooled(measured)
@@ -469,7 +518,7 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
         se = honest  # confirmed by doubling the range: the batch means' error (:func:`_between`)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
-            "static_fraction": source.static_fraction, "ranges": ranges,
+            "static_fraction": source.static_fraction, "ranges": ranges, "mean_source": mean_source,
             "passes": passes, "steps": steps, "lags": source.lags, "population": GROUPS * per_group,
             "clipped": clipped, "drift": (d_mean / mean[:, 1:2]).tolist() if mean is not None else None,
             "converged": converged, "reason": None if converged else reason}

@@ -161,7 +161,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
         status = Status.OK if st["converged"] else Status.NOT_CONVERGED
         stationary_report = {k: st[k] for k in ("passes", "steps", "lags", "stride", "population", "reason", "clipped",
                                                 "static_fraction", "ranges")}
-        stationary_report.update(requested_population=int(wanted), max_steps=int(max_steps))
+        stationary_report.update(requested_population=int(wanted), max_steps=int(max_steps),
+                                 mean_source=st["mean_source"] is not None)  # a measured mean drew the plateau
         if not np.all(np.isfinite(values)):
             status = Status.NAN
     S = cell.states
