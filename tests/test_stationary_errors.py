@@ -1,4 +1,4 @@
-"""The standard error of a stationary result confirmed by doubling the range (``stationary._between``).
+"""The standard error of a stationary result confirmed by doubling the range (``passes.batch_error``).
 
 Synthetic pass series (no solver): every group shares a common mode (the common gamma's noise fed back) plus
 its own noise, so the truth (0) and the coverage of a 2-standard-error interval are known independently of the
@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from symmft.theory.stationary import GROUPS, _between, _pooled
+from symmft.theory import passes
+from symmft.theory.stationary import GROUPS
 
 
 def _passes(common: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -26,7 +27,7 @@ def _passes(common: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
 
 def _coverage(phi: float, runs: int = 400) -> tuple[float, float]:
     """Fraction of runs whose later range's mean is within 2 standard errors of the truth, with the pooled error
-    and with the batch means' (:func:`_between`): two ranges of 8 passes, 8 passes apart, on a common AR(1) mode
+    and with the batch means' (:func:`symmft.theory.passes.batch_error`): two ranges of 8 passes, 8 passes apart, on a common AR(1) mode
     of standard deviation 2 and pass-to-pass correlation phi."""
     rng = np.random.default_rng(3)
     pooled = batches = 0
@@ -35,10 +36,10 @@ def _coverage(phi: float, runs: int = 400) -> tuple[float, float]:
         c[0] = 2 * rng.standard_normal()
         for k in range(1, 24):
             c[k] = phi * c[k - 1] + 2 * math.sqrt(1 - phi ** 2) * rng.standard_normal()
-        earlier, measured = _pooled(_passes(c[:8], rng)), _passes(c[16:], rng)
-        later = _pooled(measured)
+        earlier, measured = passes.pooled(_passes(c[:8], rng)), _passes(c[16:], rng)
+        later = passes.pooled(measured)
         pooled += abs(later[0][0, 1]) <= 2 * later[1][0, 1]
-        batches += abs(later[0][0, 1]) <= 2 * _between(earlier, later, measured)[0, 1]
+        batches += abs(later[0][0, 1]) <= 2 * passes.batch_error(earlier, later, measured)[0, 1]
     return pooled / runs, batches / runs
 
 
@@ -62,7 +63,7 @@ def test_batch_means_error_by_hand():
         return m, s
 
     measured = [np.full((GROUPS, 1, 3), v) for v in (12.0, 12.0, 14.0, 14.0)]
-    assert math.isclose(_between(result(10, 0.4), result(13, 0.5), measured)[0, 1], 3 / math.sqrt(2))
-    assert math.isclose(_between(result(13, 0.4), result(13, 0.5), measured)[0, 1], 1.0)
+    assert math.isclose(passes.batch_error(result(10, 0.4), result(13, 0.5), measured)[0, 1], 3 / math.sqrt(2))
+    assert math.isclose(passes.batch_error(result(13, 0.4), result(13, 0.5), measured)[0, 1], 1.0)
     flat = [np.full((GROUPS, 1, 3), 13.0)] * 4
-    assert math.isclose(_between(result(13, 0.4), result(13, 0.5), flat)[0, 1], 0.5)
+    assert math.isclose(passes.batch_error(result(13, 0.4), result(13, 0.5), flat)[0, 1], 0.5)

@@ -43,6 +43,7 @@ from symmft.cell.trace import Cell
 from symmft.theory import spectral  # its constants are read at call time (tests shrink them)
 from symmft.theory.spectral import LaggedProducts, StreamingFields, layout, measured_reach
 from symmft.theory.blocks import CHUNK, BlockNormals, BlockOps
+from symmft.theory.passes import batch_error, halves_agree, pooled, ranges_agree
 from symmft.theory.site import Draws, consumers
 
 GROUPS = 16
@@ -179,59 +180,6 @@ def _regrid(values: tuple, old: int, new: int) -> tuple:
     ok = np.isfinite(known)
     at = lambda x: np.interp(x, lags[ok], known[ok])  # noqa: E731 (np.interp holds the last value beyond)
     return at(np.arange(f1)), (at(np.arange(spectral.COARSE_LAGS) * s1) if s1 > 1 else np.zeros(0))
-
-
-def _pooled(measured: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error over the measurement passes ((GROUPS, S, 3) each): the larger of the groups'
-    spread of their averages over all the passes (the groups are independent given gamma; a unit's slow part
-    persists from pass to pass, so the passes' own group errors do not average down when the memory is long)
-    and the passes' spread (which includes the common gamma's noise fed back)."""
-    passes = np.array(measured)
-    groups = passes.mean(axis=0)  # (GROUPS, S, 3): each group's average over the passes
-    group_se = groups.std(axis=0, ddof=1) / math.sqrt(GROUPS)
-    spread = passes.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(measured))
-    return groups.mean(axis=0), np.maximum(spread, group_se)
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    """Whether two results (mean, standard error, ...) agree in the second and cross moments: within 3 combined
-    standard errors or 2% of Q. What the check is for is a range that moves the answer by far more (the T = 1000
-    LSTM rule: Q_c 82 -> 106 -> 110 at L = 2^17 -> 2^18 -> 2^19); at 2 standard errors or 0.5% the LSTM at
-    mu_f = 3 (P = 1000) failed it at every range from 256 to 16384 (Q_c 2.75-2.80: standard errors that miss part
-    of the passes' correlation, and 4 moments compared each time), and ended NOT_CONVERGED."""
-    (m0, s0), (m1, s1) = a[:2], b[:2]
-    q = np.abs(m1[:, 1:2])
-    return bool(np.all(np.abs(m1 - m0)[:, 1:] <= np.maximum(3 * np.hypot(s0, s1)[:, 1:], 0.02 * q)))
-
-
-def _agree(measured: list[np.ndarray]) -> bool:
-    """Whether the first and second halves of the measured passes agree in the second and cross moments: within
-    2 standard errors of their difference or 0.5% of Q. The difference is paired by group (a unit's persistent
-    part cancels: a creep of 1% a pass at the T = 1000 LSTM rule hides in the groups' errors of 5%, not in their
-    differences), and its error is the larger of the groups' and the passes' (the common gamma's noise)."""
-    passes, m = np.array(measured), len(measured)
-    first, second = passes[:m // 2], passes[m - m // 2:]
-    paired = second.mean(axis=0) - first.mean(axis=0)  # (GROUPS, S, 3)
-    diff, paired_se = paired.mean(axis=0), paired.std(axis=0, ddof=1) / math.sqrt(GROUPS)
-    spread = np.hypot(*(half.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(len(half)) for half in (first, second)))
-    q = np.abs(passes.mean(axis=(0, 1))[:, 1:2])
-    return bool(np.all(np.abs(diff)[:, 1:] <= np.maximum(2 * np.maximum(paired_se, spread)[:, 1:], 0.005 * q)))
-
-
-def _between(earlier: tuple, later: tuple, measured: list[np.ndarray]) -> np.ndarray:
-    """The standard error (S, 3) of a result (``later``: mean, standard error) confirmed against the one at half
-    the range (``earlier``), from batch means: the larger of the pooled one (:func:`_pooled`), the two ranges'
-    results as two batches (|difference| / sqrt(2): once the range no longer moves the result they estimate the
-    same number) and the confirming range's two halves of passes as two (|difference| / 2). Why: every group draws from the common gamma, and at long memories its
-    noise fed back is a slow common mode that neither the groups' spread nor the spread of passes shorter than
-    its correlation time can see (T = 1000 LSTM rule, P = 1000: a run's passes swing between ~70 and ~200 over
-    10^5-step stretches while one range's pooled error is 4-20; RESULTS §7.2b). The batches are as long as the
-    measurements (>= L/4 steps each); with one degree of freedom each they are a floor, not a precise error."""
-    series = np.array(measured).mean(axis=1)  # (passes, S, 3): each pass's mean over the groups
-    half = len(series) // 2
-    halves = np.abs(series[-half:].mean(axis=0) - series[:half].mean(axis=0)) / 2
-    ranges = np.abs(later[0] - earlier[0]) / math.sqrt(2)
-    return np.maximum(later[1], np.maximum(ranges, halves))
 
 
 def _run_block(ops: BlockOps, states: list[np.ndarray], record: np.ndarray, history: np.ndarray,
@@ -484,25 +432,25 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             # pass's noise: the halves are compared only once the measured passes span a quarter of the lag range
             # (the T = 1000 LSTM rule: Q_c rose ~1% a pass for 10^5 steps and halves of 6 passes agreed).
             if m >= MEASURE and sum(measured_steps) >= source.lags // 4:
-                if not _agree(measured):
+                if not halves_agree(measured):
                     del measured[:max(1, m // 4)], measured_steps[:max(1, m // 4)]
-                elif target_error is None or np.all(_pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
+                elif target_error is None or np.all(pooled(measured)[1][:, 1] <= target_error * np.abs(mean[:, 1])):
                     # Without quenched sources nothing holds the correlations past the range: the fields' are
                     # cut there, the measured ones follow the cut, and the passes agree at a value that grows
                     # with the range (T = 1000 LSTM rule: Q_c 59 / 82 / ~115 at L = 2^16 / 2^17 / 2^19; LSTM
                     # mu_f = 5: 145 at 2048). Converged only once doubling the range leaves the moments where
                     # they were.
                     if static is not None:
-                        now = (*_pooled(measured), source.lags)
+                        now = (*pooled(measured), source.lags)
                         ranges.append({"lags": now[2], "Q": now[0][:, 1].tolist(),
                                        "standard_error_Q": now[1][:, 1].tolist()})
-                        if confirming is None or not _same(confirming, now):
+                        if confirming is None or not ranges_agree(confirming, now):
                             if source.lags >= max_lags:
                                 reason = "lags"
                                 break
                             confirming, confirm = now, True
                             continue
-                        honest = _between(confirming, now, measured)
+                        honest = batch_error(confirming, now, measured)
                     converged = True
                     break
             reason = "drift"
@@ -513,9 +461,9 @@ def solve_stationary(cell: Cell, h: dict, *, lags: int, population: int, seed: i
             and not _plateau_reached(gamma)):
         converged, reason = False, "static"  # its own criteria met, but on a plateau it cannot tell from a memory
     if len(measured) > 1:
-        mean, se = _pooled(measured)
+        mean, se = pooled(measured)
     if honest is not None:
-        se = honest  # confirmed by doubling the range: the batch means' error (:func:`_between`)
+        se = honest  # confirmed by doubling the range: the batch means' error (:func:`batch_error`)
     return {"mean": mean, "standard_error": se, "two_time": state_two_time, "gamma": gamma,
             "two_time_coarse": state_two_time_coarse, "stride": source.stride, "fast_lags": source.fast,
             "static_fraction": source.static_fraction, "ranges": ranges, "mean_source": mean_source,
