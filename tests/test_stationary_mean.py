@@ -41,6 +41,12 @@ def _assert_matches(values: list, errors: list, reference: tuple) -> None:
         assert abs(t - m) <= max(TIED_RELATIVE * abs(m), SIMULATION_SIGMAS * np.hypot(t_se, s)), (what, t, m, s)
 
 
+def _assert_analysis_matches(a, hp: dict) -> None:
+    """An analyze_tied result's Q and C of c and h against tied networks at ``hp`` (:func:`_assert_matches`)."""
+    values = [a.fixed_point[f"Q_{s}"] * (1.0 if k == "Q" else a.correlation[s]) for s in ("c", "h") for k in ("Q", "C")]
+    errors = [a.standard_error[f"{k}_{s}"] for s in ("c", "h") for k in ("Q", "C")]
+    _assert_matches(values, errors, _networks(hp))
+
 def test_nonzero_mean_is_a_quenched_source_and_matches_tied_networks():
     # LSTM mu_f = 4, mu_g = 1, c_x = 0.5: mean(h) ~0.47, mean(h)^2 ~0.22 of Q_h ~0.29, and the units' static parts
     # hold ~88% of h's variance. Before, the solver drew only mean(h)^2, the rest never decayed, and it doubled
@@ -66,10 +72,7 @@ def test_analyze_tied_at_a_mean_point_is_ok_on_a_two_rate_range():
     a = analyze_tied("lstm", MEAN_POINT, population=2000, window=4096)
     assert a.status == Status.OK and a.extras["solver"] == "stationary", a.extras.get("stationary_solver")
     assert a.extras["stationary_solver"]["stride"] > 1
-    values = [a.fixed_point[f"Q_{s}"] if k == "Q" else a.fixed_point[f"Q_{s}"] * a.correlation[s]
-              for s in ("c", "h") for k in ("Q", "C")]
-    errors = [a.standard_error[f"{k}_{s}"] for s in ("c", "h") for k in ("Q", "C")]
-    _assert_matches(values, errors, _networks(MEAN_POINT))
+    _assert_analysis_matches(a, MEAN_POINT)
 
 
 @pytest.mark.slow
@@ -84,10 +87,7 @@ def test_analyze_tied_at_a_small_mean_starts_short_and_is_ok():
     a = analyze_tied("lstm", hp, population=2000)
     assert a.status == Status.OK and a.extras["solver"] == "stationary", a.extras.get("stationary_solver")
     assert a.extras["stationary_solver"]["lags"] <= 4096  # one rate: not pushed into the two-rate regime
-    values = [a.fixed_point[f"Q_{s}"] if k == "Q" else a.fixed_point[f"Q_{s}"] * a.correlation[s]
-              for s in ("c", "h") for k in ("Q", "C")]
-    errors = [a.standard_error[f"{k}_{s}"] for s in ("c", "h") for k in ("Q", "C")]
-    _assert_matches(values, errors, _networks(hp))
+    _assert_analysis_matches(a, hp)
 
 def test_no_mean_path_is_unchanged(monkeypatch):
     # LSTM mu_f = 3 at mu_g = 0: mean(h) = 0 by symmetry, so the switch must not fire and the run must be the
