@@ -65,11 +65,11 @@ STATIONARY_STEPS = 2 ** 19
 #: The automatic window's cap: the solver starts at lag range window / 4 <= 64 and doubles it as the measured
 #: correlations need. Why short: its units start from the zero state, so at a long starting range their first passes
 #: see the rise as a long correlation and double the range into the two-rate regime, where a plateau's noise can keep
-#: the range from ever counting as adequate. At the LSTM with mu_f = 4, mu_g = 0.5, c_x = 0.5 (rho2 = 0) the start at
-#: 8 x the transient (L = 1024) ended NOT_CONVERGED (`clipped`) at 2^18 lags after 5.3x10^5 steps (396 s CPU); from
-#: 64 it is OK at L = 256 after 10^4 steps (25 s with the transient), Q_c 65.3(1.6) against width-2000 networks'
-#: 63.6(0.8); at mu_g = 1 the old start ended NOT_CONVERGED (`static`, two-rate), the short one OK at L = 64. At
-#: mu_f = 4 (rho2 = 0 and 0.1 on every map) and the T = 1000 rule (seeds 0, 1) both end OK, with values within
+#: the range from ever counting as adequate. At the LSTM with mu_f = 4, c_x = 0.5, rho2 = 0 and mu_g = 0.5 the start
+#: at 8 x the transient (L = 1024) ended NOT_CONVERGED (`static` at 16384 lags at the defaults; `clipped` at 2^18
+#: after 5.3x10^5 steps, 396 s CPU, at population 2000), from 64 OK at L = 256 after 10^4 steps (25 s with the
+#: transient), Q_c 65.3(1.6) against width-2000 networks' 63.6(0.8); at mu_g = 1 `static` at 8192 lags against OK at
+#: 64. At mu_f = 4 (rho2 = 0 and 0.1 on every map) and the T = 1000 rule (seeds 0, 1) both end OK, with values within
 #: errors and no more steps (benchmarks/RESULTS.md §7.2f). An explicit ``window`` is taken as given.
 STATIONARY_WINDOW = 256
 
