@@ -81,8 +81,9 @@ def test_analyze_tied_at_a_small_mean_starts_short_and_is_ok():
     # mu_g = 1. analyze_tied used to start the solver at 8 x the transient (L = 1024), whose first passes saw the
     # units' rise from zero as a long correlation and went two-rate, where the plateau's swing between passes never
     # let the range count as adequate: NOT_CONVERGED (`clipped`) at 2^18 lags after 5.3x10^5 steps (396 s CPU).
-    # Started at 64 lags (tied.STATIONARY_WINDOW) it stays one-rate: measured at population 2000 OK, see
-    # benchmarks/RESULTS.md §7.2f. Networks (width 2000, t = 1000-2000): Q_c 63.6(0.8), Q_h 0.2681(20).
+    # Started at 64 lags (tied.STATIONARY_WINDOW) it stays one-rate: OK at L = 512 after 13,312 steps (10 s CPU),
+    # Q_c 65.2(2.5), Q_h 0.2665(23), C_h 0.2148 (benchmarks/RESULTS.md §7.2f). Width-2000 networks (t = 1000-2000):
+    # Q_c 63.6(0.8), Q_h 0.2681(20), C_h 0.2164(20).
     hp = {**MEAN_POINT, "mu_g": 0.5}
     a = analyze_tied("lstm", hp, population=2000)
     assert a.status == Status.OK and a.extras["solver"] == "stationary", a.extras.get("stationary_solver")
