@@ -41,6 +41,12 @@ def _assert_matches(values: list, errors: list, reference: tuple) -> None:
         assert abs(t - m) <= max(TIED_RELATIVE * abs(m), SIMULATION_SIGMAS * np.hypot(t_se, s)), (what, t, m, s)
 
 
+def _assert_analysis_matches(a, hp: dict) -> None:
+    """An analyze_tied result's Q and C of c and h against tied networks at ``hp`` (:func:`_assert_matches`)."""
+    values = [a.fixed_point[f"Q_{s}"] * (1.0 if k == "Q" else a.correlation[s]) for s in ("c", "h") for k in ("Q", "C")]
+    errors = [a.standard_error[f"{k}_{s}"] for s in ("c", "h") for k in ("Q", "C")]
+    _assert_matches(values, errors, _networks(hp))
+
 def test_nonzero_mean_is_a_quenched_source_and_matches_tied_networks():
     # LSTM mu_f = 4, mu_g = 1, c_x = 0.5: mean(h) ~0.47, mean(h)^2 ~0.22 of Q_h ~0.29, and the units' static parts
     # hold ~88% of h's variance. Before, the solver drew only mean(h)^2, the rest never decayed, and it doubled
@@ -59,18 +65,30 @@ def test_nonzero_mean_is_a_quenched_source_and_matches_tied_networks():
 
 @pytest.mark.slow
 def test_analyze_tied_at_a_mean_point_is_ok_on_a_two_rate_range():
-    # analyze_tied starts the solver at 8192 lags here (the transient's tail still relaxes): two-rate, with a
-    # plateau of ~0.87 of h's variance, which the `static` refusal used to turn into NOT_CONVERGED although the
-    # fine covariance is flat from half the fast range to L (stationary._plateau_reached). Measured: Q_c 163.0(5.5),
-    # Q_h 0.2906(27), ~22 s CPU.
-    a = analyze_tied("lstm", MEAN_POINT, population=2000)
+    # window=4096: analyze_tied's former automatic start (L = 1024; now 64, where this point stays one-rate, RESULTS
+    # §7.2f), whose first passes take the range two-rate (8192), with a plateau of ~0.87 of h's variance, which
+    # the `static` refusal used to turn into NOT_CONVERGED although the fine covariance is flat from half the fast
+    # range to L (stationary._plateau_reached). Measured: Q_c 163.0(5.5), Q_h 0.2906(27), ~22 s CPU.
+    a = analyze_tied("lstm", MEAN_POINT, population=2000, window=4096)
     assert a.status == Status.OK and a.extras["solver"] == "stationary", a.extras.get("stationary_solver")
     assert a.extras["stationary_solver"]["stride"] > 1
-    values = [a.fixed_point[f"Q_{s}"] if k == "Q" else a.fixed_point[f"Q_{s}"] * a.correlation[s]
-              for s in ("c", "h") for k in ("Q", "C")]
-    errors = [a.standard_error[f"{k}_{s}"] for s in ("c", "h") for k in ("Q", "C")]
-    _assert_matches(values, errors, _networks(MEAN_POINT))
+    _assert_analysis_matches(a, MEAN_POINT)
 
+
+@pytest.mark.slow
+def test_analyze_tied_at_a_small_mean_starts_short_and_is_ok():
+    # LSTM mu_f = 4, mu_g = 0.5, c_x = 0.5 (rho2 = 0): the plateau (~0.8 of h's variance) is noisier than at
+    # mu_g = 1. analyze_tied used to start the solver at 8 x the transient (L = 1024), whose first passes saw the
+    # units' rise from zero as a long correlation and went two-rate, where the plateau's swing between passes never
+    # let the range count as adequate: NOT_CONVERGED (`clipped`) at 2^18 lags after 5.3x10^5 steps (396 s CPU).
+    # Started at 64 lags (tied.STATIONARY_WINDOW) it stays one-rate: OK at L = 512 after 13,312 steps (10 s CPU),
+    # Q_c 65.2(2.5), Q_h 0.2665(23), C_h 0.2148 (benchmarks/RESULTS.md §7.2f). Width-2000 networks (t = 1000-2000):
+    # Q_c 63.6(0.8), Q_h 0.2681(20), C_h 0.2164(20).
+    hp = {**MEAN_POINT, "mu_g": 0.5}
+    a = analyze_tied("lstm", hp, population=2000)
+    assert a.status == Status.OK and a.extras["solver"] == "stationary", a.extras.get("stationary_solver")
+    assert a.extras["stationary_solver"]["lags"] <= 4096  # one rate: not pushed into the two-rate regime
+    _assert_analysis_matches(a, hp)
 
 def test_no_mean_path_is_unchanged(monkeypatch):
     # LSTM mu_f = 3 at mu_g = 0: mean(h) = 0 by symmetry, so the switch must not fire and the run must be the

@@ -62,6 +62,16 @@ STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memor
 #: The spectral solver's budget of steps per unit: the T = 1000 LSTM rule converges in 1.9-2.6x10^5 (~3 min CPU
 #: at the P = 2288 its memory budget leaves), the LSTM at mu_f = 5 in 7x10^4.
 STATIONARY_STEPS = 2 ** 19
+#: The automatic window's cap: the solver starts at lag range window / 4 <= 64 and doubles it as the measured
+#: correlations need. Why short: its units start from the zero state, so at a long starting range their first passes
+#: see the rise as a long correlation and double the range into the two-rate regime, where a plateau's noise can keep
+#: the range from ever counting as adequate. At the LSTM with mu_f = 4, c_x = 0.5, rho2 = 0 and mu_g = 0.5 the start
+#: at 8 x the transient (L = 1024) ended NOT_CONVERGED (`static` at 16384 lags at the defaults; `clipped` at 2^18
+#: after 5.3x10^5 steps, 396 s CPU, at population 2000), from 64 OK at L = 256 after 10^4 steps (25 s with the
+#: transient), Q_c 65.3(1.6) against width-2000 networks' 63.6(0.8); at mu_g = 1 `static` at 8192 lags against OK at
+#: 64. At mu_f = 4 (rho2 = 0 and 0.1 on every map) and the T = 1000 rule (seeds 0, 1) both end OK, with values within
+#: errors and no more steps (benchmarks/RESULTS.md §7.2f). An explicit ``window`` is taken as given.
+STATIONARY_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,8 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     Monte Carlo population (standard errors shrink like 1/sqrt(population)); ``seed`` fixes every draw.
     ``window``: use the stationary spectral solver, starting with field covariances up to lag window/4 (None:
     only when the transient's tail is still drifting, with a window of 8 x its length rounded up to a power of
-    2); the solver doubles that lag range while the measured correlations need it, up to
+    2, at most STATIONARY_WINDOW = 256: a short start, see there); the solver doubles that lag range while the
+    measured correlations need it, up to
     :data:`~symmft.theory.stationary.MAX_LAGS`. ``max_steps``: its budget of steps per unit (the stationary
     state is NOT_CONVERGED if not reached in it). ``stationary_population``: the solver's units (None:
     min(population, STATIONARY_POPULATION); the solver reduces it further when its memory budget demands, and
@@ -151,7 +162,7 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     two_time, solver = [_two_time(keep[:, i]) for i in range(len(cell.states))], "transient"
     lam, lam_se, response_report = _cross_rate(run, record[-1], response)
     if window is not None or (stationary and status == Status.NOT_CONVERGED and input_dim is None):
-        window = window or 2 ** math.ceil(math.log2(8 * horizon))
+        window = window or min(STATIONARY_WINDOW, 2 ** math.ceil(math.log2(8 * horizon)))
         wanted = min(population, STATIONARY_POPULATION) if stationary_population is None else stationary_population
         with show_progress(max_steps, f"tied stationary {cell.name}", "step", enabled=progress) as bar:
             st = solve_stationary(cell, h, lags=window // 4, population=wanted, seed=seed,
