@@ -59,7 +59,7 @@ DRIFT_TOLERANCE = 0.01  # ... if the change it projects beyond the tail exceeds 
 TWO_TIME_UNITS = 2048  # units whose histories give the two-time correlation
 PROGRESS_STEPS = 64  # transient steps between two updates of a progress bar
 STATIONARY_POPULATION = 4000  # units in the spectral solver (fewer if its memory budget demands): each also averages over its passes
-#: The spectral solver's budget of steps per unit: the T = 1000 LSTM rule converges in 1.9-2.6x10^5 (~3 min CPU
+#: The spectral solver's budget of steps per unit: the T = 1000 LSTM rule converges in 1.8-2.6x10^5 (~2.5 min CPU
 #: at the P = 2288 its memory budget leaves), the LSTM at mu_f = 5 in 7x10^4.
 STATIONARY_STEPS = 2 ** 19
 #: The automatic window's cap: the solver starts at lag range window / 4 <= 64 and doubles it as the measured
