@@ -47,6 +47,7 @@ def _assert_analysis_matches(a, hp: dict) -> None:
     errors = [a.standard_error[f"{k}_{s}"] for s in ("c", "h") for k in ("Q", "C")]
     _assert_matches(values, errors, _networks(hp))
 
+
 def test_nonzero_mean_is_a_quenched_source_and_matches_tied_networks():
     # LSTM mu_f = 4, mu_g = 1, c_x = 0.5: mean(h) ~0.47, mean(h)^2 ~0.22 of Q_h ~0.29, and the units' static parts
     # hold ~88% of h's variance. Before, the solver drew only mean(h)^2, the rest never decayed, and it doubled
@@ -89,6 +90,7 @@ def test_analyze_tied_at_a_small_mean_starts_short_and_is_ok():
     assert a.status == Status.OK and a.extras["solver"] == "stationary", a.extras.get("stationary_solver")
     assert a.extras["stationary_solver"]["lags"] <= 4096  # one rate: not pushed into the two-rate regime
     _assert_analysis_matches(a, hp)
+
 
 def test_no_mean_path_is_unchanged(monkeypatch):
     # LSTM mu_f = 3 at mu_g = 0: mean(h) = 0 by symmetry, so the switch must not fire and the run must be the
