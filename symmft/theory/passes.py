@@ -52,14 +52,15 @@ def halves_agree(measured: list[np.ndarray]) -> bool:
 
 
 def batch_error(earlier: tuple, later: tuple, measured: list[np.ndarray]) -> np.ndarray:
-    """The standard error (S, 3) of a result (``later``: mean, standard error) confirmed against the one at half
-    the range (``earlier``), from batch means: the larger of the pooled one (:func:`pooled`), the two ranges'
-    results as two batches (|difference| / sqrt(2): once the range no longer moves the result they estimate the
-    same number) and the confirming range's two halves of passes as two (|difference| / 2). Why: every group
-    draws from the common gamma, and at long memories its noise fed back is a slow common mode that neither the groups' spread nor the spread of passes shorter than
-    its correlation time can see (T = 1000 LSTM rule, P = 1000: a run's passes swing between ~70 and ~200 over
-    10^5-step stretches while one range's pooled error is 4-20; RESULTS §7.2b). The batches are as long as the
-    measurements (>= L/4 steps each); with one degree of freedom each they are a floor, not a precise error."""
+    """The standard error (S, 3) of a result (``later``: mean, standard error) confirmed against the one at half the
+    range (``earlier``), from batch means: the larger of the pooled one (:func:`pooled`), the two ranges' results as
+    two batches (|difference| / sqrt(2): once the range no longer moves the result they estimate the same number)
+    and the confirming range's two halves of passes as two (|difference| / 2). Why: every group draws from the
+    common gamma, and at long memories its noise fed back is a slow common mode that neither the groups' spread nor
+    the spread of passes shorter than its correlation time can see (T = 1000 LSTM rule, P = 1000: a run's passes
+    swing between ~70 and ~200 over 10^5-step stretches while one range's pooled error is 4-20; RESULTS §7.2b). The
+    batches are as long as the measurements (>= L/4 steps each); with one degree of freedom each they are a floor,
+    not a precise error."""
     series = np.array(measured).mean(axis=1)  # (passes, S, 3): each pass's mean over the groups
     half = len(series) // 2
     halves = np.abs(series[-half:].mean(axis=0) - series[:half].mean(axis=0)) / 2

@@ -135,12 +135,12 @@ def analyze_tied(cell: Cell | str, hyperparameters: dict | None = None, *, steps
     min(population, STATIONARY_POPULATION); the solver reduces it further when its memory budget demands, and
     ``extras["stationary_solver"]`` gives both ``population`` and ``requested_population``). ``stationary``
     False: never (a drifting tail is then reported as NOT_CONVERGED). ``response``: the most steps the kicked
-    replicas are followed after step T (lambda's window; ``extras["response"]`` summarises the whole followed window: its survival and the xi it implies,
-    docs/tied.md §2). A long memory needs a response of its own length (the tied check uses T); each step costs
-    about two transient steps at that time. ``backend``: "numpy" or "cupy" for the causal transient (a seed
-    fixes each backend's draws: the two agree within standard errors, not bit for bit; the stationary solver
-    runs on numpy).
-    """
+    replicas are followed after step T (lambda's window; ``extras["response"]`` summarises the whole followed
+    window: its survival and the xi it implies, docs/tied.md §2). A long memory needs a response of its own
+    length (the tied check uses T); each step costs about two transient steps at that time. ``backend``:
+    "numpy" or "cupy" for the causal transient (a seed fixes each backend's draws: the two agree within standard
+    errors, not bit for bit; the stationary solver runs on numpy). ``progress``: show the transient's and the
+    solver's steps on stderr (:func:`symmft.progress.progress`)."""
     cell = cell if isinstance(cell, Cell) else load_cell(cell)
     h = _point(cell, hyperparameters)
     if backend not in BACKENDS:
@@ -209,23 +209,21 @@ def _point(cell: Cell, values: dict | None) -> dict:
     return {k: float(v) for k, v in h.items()}
 
 
-def _advance_keeping(run: Transient, steps: int, bar=None) -> tuple[np.ndarray, np.ndarray]:
+def _advance_keeping(run: Transient, steps: int, bar) -> tuple[np.ndarray, np.ndarray]:
     """Advance ``run``; the moments, and the tail's state histories of the first TWO_TIME_UNITS units (both
-    copies) for the two-time correlation: (tail, state, 2, units). ``bar`` (:func:`symmft.progress.progress`)
-    is advanced as the steps are taken (PROGRESS_STEPS at a time before the tail)."""
+    copies) for the two-time correlation: (tail, state, 2, units). ``bar`` (:func:`symmft.progress.progress`,
+    possibly disabled) is advanced as the steps are taken (PROGRESS_STEPS at a time before the tail)."""
     tail = max(2, int(TAIL * steps))
     rows = []
     for start in range(0, steps - tail, PROGRESS_STEPS):
         rows.append(run.advance(min(PROGRESS_STEPS, steps - tail - start)))
-        if bar is not None:
-            bar.update(len(rows[-1]))
+        bar.update(len(rows[-1]))
     groups = min(TWO_TIME_UNITS // run.ops.shape[1] + 1, run.ops.shape[0])  # enough groups for that many units
     keep = []
     for _ in range(tail):
         rows.append(run.advance(1))
         keep.append(np.stack([to_numpy(s[:, :groups]).reshape(2, -1) for s in run.states]))
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
     return np.concatenate(rows), np.array(keep)
 
 
